@@ -1,0 +1,520 @@
+//! Canonical forms of the request attributes the engine judges.
+//!
+//! What the engine judges must be exactly what the upstream receives, so every
+//! request attribute with more than one spelling is brought to one canonical
+//! form first. For each ambiguous input the engine either **rewrites** it (and
+//! the filter forwards the rewritten form) or **rejects** the request with a
+//! [`RequestError`] (the filter answers 400). Nothing ambiguous is judged as is.
+//!
+//! # The canonical path
+//!
+//! | input | action | example | guards against |
+//! |---|---|---|---|
+//! | not starting with `/` (absolute or asterisk form) | reject | `http://x/a`, `*` | rules written for origin-form paths |
+//! | fragment `#` | reject | `/public#/../admin` | CVE-2021-39156 |
+//! | query `?...` | split off, not judged, forwarded unchanged | `/a?b=c` → `/a` | query confused with path |
+//! | `%XX` of an unreserved character (`A-Z a-z 0-9 - . _ ~`) | decode, exactly once | `/%61dmin` → `/admin` | CVE-2019-9901 class |
+//! | `%2F`, `%5C` (encoded `/` and `\`) | reject | `/a%2F..%2Fadmin` | CVE-2021-31920, CVE-2021-29492 |
+//! | `%25` followed by two hex digits (double encoding) | reject | `/%252e%252e/admin` | double-decoding upstreams |
+//! | other `%XX` | kept encoded, hex upper-cased | `/caf%c3%a9` → `/caf%C3%A9` | case-variant escapes |
+//! | malformed `%` escape | reject | `/a%zz`, `/a%4` | parser differentials |
+//! | `%00`–`%1F`, `%7F`, raw control bytes, space, raw non-ASCII | reject | `/admin%00.png` | NUL truncation |
+//! | raw `\` | reject | `/public\..\admin` | upstreams that treat `\` as `/` |
+//! | `;` path parameters | reject | `/public/..;/admin` | Tomcat/Spring `..;` bypass, CVE-2021-39155 class |
+//! | repeated slashes | merged | `//admin` → `/admin` | CVE-2021-29492 class |
+//! | `.` and `..` segments (also `%2E`) | removed as RFC 3986 §5.2.4, never above `/` | `/a/../admin` → `/admin` | CVE-2019-9901 |
+//!
+//! The result contains only ASCII, has no empty, `.` or `..` segment, no
+//! escape of an unreserved character and only upper-case escapes: applying the
+//! procedure again yields the same path.
+//!
+//! # Methods, hosts and identities
+//!
+//! * Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is not `GET`.
+//!   A method that is not a token is rejected.
+//! * The authority is judged case-insensitively: it is lower-cased, a single
+//!   trailing dot is removed (`Example.COM.:80` → `example.com`, port 80), the
+//!   port is parsed as a decimal number in 1–65535. Userinfo, empty labels,
+//!   percent escapes, control characters and non-ASCII are rejected.
+//! * A principal is the SPIFFE id without `spiffe://` (Istio's form); its
+//!   namespace is taken only from the exact shape `<td>/ns/<ns>/sa/<sa>`.
+
+use std::borrow::Cow;
+
+use thiserror::Error;
+
+/// Why a request cannot be judged: it is malformed or ambiguous.
+///
+/// Each variant names the request attribute it is about; the filter answers
+/// such requests with 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RequestError {
+    /// The `:path` header is missing or empty.
+    #[error("path: missing")]
+    MissingPath,
+    /// The path does not start with `/` (absolute-form or asterisk-form target).
+    #[error("path: must start with '/'")]
+    NotOriginForm,
+    /// The path carries a fragment (`#`), which clients must never send.
+    #[error("path: fragment ('#') is not allowed")]
+    Fragment,
+    /// A `%` is not followed by two hexadecimal digits.
+    #[error("path: malformed percent-encoding")]
+    BadPercentEncoding,
+    /// `%2F` or `%5C`: an encoded slash or backslash.
+    #[error("path: encoded '/' or '\\' (%2F, %5C) is not allowed")]
+    EncodedSlash,
+    /// `%25` followed by two hex digits: a double-encoded escape.
+    #[error("path: double percent-encoding (%25XX) is not allowed")]
+    DoubleEncoding,
+    /// A raw backslash, which some upstreams treat as `/`.
+    #[error("path: '\\' is not allowed")]
+    Backslash,
+    /// A `;` path parameter, which some upstreams strip before routing.
+    #[error("path: ';' path parameters are not allowed")]
+    PathParameter,
+    /// A NUL or other control character, raw or encoded, or a raw space.
+    #[error("path: control character or space")]
+    ControlCharacter,
+    /// A raw byte outside ASCII (it must be percent-encoded).
+    #[error("path: raw non-ASCII byte (must be percent-encoded)")]
+    NonAscii,
+    /// The method is empty or not an RFC 9110 token.
+    #[error("method: not a valid token")]
+    InvalidMethod,
+    /// The authority is not a valid `host[:port]`.
+    #[error("authority: invalid host")]
+    InvalidHost,
+    /// The authority's port is not a decimal number in 1–65535.
+    #[error("authority: invalid port")]
+    InvalidPort,
+}
+
+/// A request path in canonical form, split from its query string.
+///
+/// Borrows the received path when it was already canonical, so the common case
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalPath<'a> {
+    path: Cow<'a, str>,
+    query: Option<&'a str>,
+}
+
+impl<'a> CanonicalPath<'a> {
+    /// The canonical path, without the query string. This is what rules match.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query string after `?`, unchanged; `None` when the target had no `?`.
+    pub fn query(&self) -> Option<&'a str> {
+        self.query
+    }
+
+    /// Whether canonicalization changed the path, i.e. the filter must forward
+    /// [`CanonicalPath::to_request_target`] instead of the received `:path`.
+    pub fn is_rewritten(&self) -> bool {
+        matches!(self.path, Cow::Owned(_))
+    }
+
+    /// The `:path` to forward upstream: the canonical path and the query.
+    pub fn to_request_target(&self) -> String {
+        match self.query {
+            Some(q) => format!("{}?{}", self.path, q),
+            None => self.path.to_string(),
+        }
+    }
+}
+
+/// Canonicalizes a request target (`:path`) as described in the
+/// [module documentation](self).
+pub fn canonicalize_path(target: &str) -> Result<CanonicalPath<'_>, RequestError> {
+    if target.is_empty() {
+        return Err(RequestError::MissingPath);
+    }
+    if !target.starts_with('/') {
+        return Err(RequestError::NotOriginForm);
+    }
+    if target.contains('#') {
+        return Err(RequestError::Fragment);
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    if let Some(q) = query {
+        // The query is not judged, but control characters never pass.
+        if q.bytes().any(|b| b.is_ascii_control()) {
+            return Err(RequestError::ControlCharacter);
+        }
+    }
+    if is_canonical(path)? {
+        return Ok(CanonicalPath {
+            path: Cow::Borrowed(path),
+            query,
+        });
+    }
+    let decoded = decode_unreserved(path)?;
+    Ok(CanonicalPath {
+        path: Cow::Owned(remove_dot_segments(&decoded)),
+        query,
+    })
+}
+
+/// Checks the bytes that are rejected in any case and tells whether the path
+/// is already canonical (the fast path: no escape, no empty or dot segment).
+fn is_canonical(path: &str) -> Result<bool, RequestError> {
+    let mut canonical = true;
+    for &b in path.as_bytes() {
+        match b {
+            b'%' => canonical = false,
+            b'\\' => return Err(RequestError::Backslash),
+            b';' => return Err(RequestError::PathParameter),
+            0..=0x20 | 0x7f => return Err(RequestError::ControlCharacter),
+            0x80..=0xff => return Err(RequestError::NonAscii),
+            _ => {}
+        }
+    }
+    if canonical {
+        // Segments after the leading '/': none may be empty (except a trailing
+        // slash) nor a dot segment.
+        let mut segments = path.split('/').skip(1).peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            if seg == "." || seg == ".." || (seg.is_empty() && !last) {
+                canonical = false;
+                break;
+            }
+        }
+    }
+    Ok(canonical)
+}
+
+const fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
+    let hi = hex_value(*bytes.get(at)?)?;
+    let lo = hex_value(*bytes.get(at + 1)?)?;
+    Some(hi << 4 | lo)
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Decodes escapes of unreserved characters, upper-cases the others and
+/// rejects the forbidden ones. The caller has already rejected raw `\`, `;`,
+/// control and non-ASCII bytes.
+fn decode_unreserved(path: &str) -> Result<String, RequestError> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'%' {
+            out.push(char::from(b));
+            i += 1;
+            continue;
+        }
+        let v = hex_pair(bytes, i + 1).ok_or(RequestError::BadPercentEncoding)?;
+        match v {
+            b'/' | b'\\' => return Err(RequestError::EncodedSlash),
+            0..=0x1f | 0x7f => return Err(RequestError::ControlCharacter),
+            b'%' if hex_pair(bytes, i + 3).is_some() => return Err(RequestError::DoubleEncoding),
+            v if is_unreserved(v) => out.push(char::from(v)),
+            v => {
+                out.push('%');
+                out.push(char::from(HEX_UPPER[usize::from(v >> 4)]));
+                out.push(char::from(HEX_UPPER[usize::from(v & 0xf)]));
+            }
+        }
+        i += 3;
+    }
+    Ok(out)
+}
+
+/// Merges repeated slashes and removes `.` and `..` segments; `..` never
+/// climbs above the root. A trailing slash (or trailing dot segment) leaves
+/// the path ending in `/`.
+fn remove_dot_segments(path: &str) -> String {
+    let mut stack: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        match seg {
+            "" | "." => trailing_slash = last,
+            ".." => {
+                stack.pop();
+                trailing_slash = last;
+            }
+            s => {
+                stack.push(s);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for seg in &stack {
+        out.push('/');
+        out.push_str(seg);
+    }
+    if stack.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    out
+}
+
+/// Checks that a method is an RFC 9110 token. Methods are case-sensitive and
+/// are not rewritten.
+pub fn validate_method(method: &str) -> Result<&str, RequestError> {
+    if !method.is_empty() && method.bytes().all(is_tchar) {
+        Ok(method)
+    } else {
+        Err(RequestError::InvalidMethod)
+    }
+}
+
+/// RFC 9110 `tchar`.
+pub(crate) const fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+        )
+}
+
+/// A request authority in canonical form: lower-case host without a trailing
+/// dot, and the port if the authority named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority<'a> {
+    host: Cow<'a, str>,
+    port: Option<u16>,
+}
+
+impl Authority<'_> {
+    /// The lower-case host name (or bracketed IPv6 literal) without trailing dot.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port the authority named, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
+/// Canonicalizes an `:authority` / `Host` value as described in the
+/// [module documentation](self).
+pub fn canonicalize_authority(authority: &str) -> Result<Authority<'_>, RequestError> {
+    let (host, port) = split_host_port(authority)?;
+    let port = port.map(parse_port).transpose()?;
+    let host = canonical_host(host)?;
+    Ok(Authority { host, port })
+}
+
+/// Splits `host[:port]`, with IPv6 literals in brackets.
+pub(crate) fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), RequestError> {
+    if authority.starts_with('[') {
+        let end = authority.find(']').ok_or(RequestError::InvalidHost)?;
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Ok((host, Some(port))),
+            None if rest.is_empty() => Ok((host, None)),
+            None => Err(RequestError::InvalidHost),
+        };
+    }
+    match authority.split_once(':') {
+        Some((_, port)) if port.contains(':') => Err(RequestError::InvalidHost),
+        Some((host, port)) => Ok((host, Some(port))),
+        None => Ok((authority, None)),
+    }
+}
+
+/// Parses a decimal port in 1–65535 (no sign, no leading `+`, at most 5 digits).
+pub(crate) fn parse_port(port: &str) -> Result<u16, RequestError> {
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RequestError::InvalidPort);
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(RequestError::InvalidPort),
+        Ok(p) => Ok(p),
+    }
+}
+
+/// Lower-cases a host and removes one trailing dot; rejects anything that is
+/// not a plausible DNS name, IPv4 or bracketed IPv6 literal.
+pub(crate) fn canonical_host(host: &str) -> Result<Cow<'_, str>, RequestError> {
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or(RequestError::InvalidHost)?;
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err(RequestError::InvalidHost);
+        }
+    } else {
+        let name = host.strip_suffix('.').unwrap_or(host);
+        let valid_label =
+            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name.split('.').all(valid_label) {
+            return Err(RequestError::InvalidHost);
+        }
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Ok(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Ok(Cow::Borrowed(host))
+    }
+}
+
+/// Returns the principal (Istio form) of a URI SAN: the SPIFFE id without its
+/// `spiffe://` scheme. Any other URI is not an identity.
+pub fn principal_from_uri_san(uri: &str) -> Option<&str> {
+    let p = uri.strip_prefix("spiffe://")?;
+    (!p.is_empty()).then_some(p)
+}
+
+/// The namespace of a principal of the exact shape `<td>/ns/<ns>/sa/<sa>`.
+pub fn namespace_of(principal: &str) -> Option<&str> {
+    let mut parts = principal.split('/');
+    let (td, ns_kw, ns, sa_kw, sa) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let well_formed =
+        parts.next().is_none() && !td.is_empty() && ns_kw == "ns" && !ns.is_empty() && sa_kw == "sa" && !sa.is_empty();
+    well_formed.then_some(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(p: &str) -> Result<String, RequestError> {
+        canonicalize_path(p).map(|c| c.path().to_string())
+    }
+
+    #[test]
+    fn already_canonical_paths_are_borrowed() {
+        for p in ["/", "/a", "/a/", "/a/b.c", "/a/...", "/a.b/c~d_e-f"] {
+            let c = canonicalize_path(p).unwrap();
+            assert_eq!(c.path(), p);
+            assert!(!c.is_rewritten(), "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_slashes() {
+        assert_eq!(canon("/a/../admin").unwrap(), "/admin");
+        assert_eq!(canon("/../../admin").unwrap(), "/admin");
+        assert_eq!(canon("/a/./b").unwrap(), "/a/b");
+        assert_eq!(canon("/a/b/..").unwrap(), "/a/");
+        assert_eq!(canon("/a/.").unwrap(), "/a/");
+        assert_eq!(canon("//admin").unwrap(), "/admin");
+        assert_eq!(canon("/a//b///").unwrap(), "/a/b/");
+        assert_eq!(canon("/..").unwrap(), "/");
+        assert_eq!(canon("/%2e%2E/admin").unwrap(), "/admin");
+        assert_eq!(canon("/a/.%2e/admin").unwrap(), "/admin");
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(canon("/%61dmin").unwrap(), "/admin");
+        assert_eq!(canon("/caf%c3%a9").unwrap(), "/caf%C3%A9");
+        assert_eq!(canon("/a%20b").unwrap(), "/a%20b");
+        assert_eq!(canon("/a%3fb").unwrap(), "/a%3Fb");
+        assert_eq!(canon("/100%25").unwrap(), "/100%25");
+        assert_eq!(canon("/a%2F..%2Fadmin"), Err(RequestError::EncodedSlash));
+        assert_eq!(canon("/a%5c"), Err(RequestError::EncodedSlash));
+        assert_eq!(canon("/%252e%252e/admin"), Err(RequestError::DoubleEncoding));
+        assert_eq!(canon("/a%zz"), Err(RequestError::BadPercentEncoding));
+        assert_eq!(canon("/a%4"), Err(RequestError::BadPercentEncoding));
+        assert_eq!(canon("/admin%00.png"), Err(RequestError::ControlCharacter));
+    }
+
+    #[test]
+    fn rejected_raw_bytes() {
+        assert_eq!(canon("/public\\..\\admin"), Err(RequestError::Backslash));
+        assert_eq!(canon("/public/..;/admin"), Err(RequestError::PathParameter));
+        assert_eq!(canon("/a\0"), Err(RequestError::ControlCharacter));
+        assert_eq!(canon("/a b"), Err(RequestError::ControlCharacter));
+        assert_eq!(canon("/caf\u{e9}"), Err(RequestError::NonAscii));
+        assert_eq!(canon("/public#/../admin"), Err(RequestError::Fragment));
+        assert_eq!(canon("/a?x#y"), Err(RequestError::Fragment));
+        assert_eq!(canon("http://x/admin"), Err(RequestError::NotOriginForm));
+        assert_eq!(canon("*"), Err(RequestError::NotOriginForm));
+        assert_eq!(canon(""), Err(RequestError::MissingPath));
+    }
+
+    #[test]
+    fn query_is_split_and_kept() {
+        let c = canonicalize_path("/a/../b?x=/../admin&y=%2F").unwrap();
+        assert_eq!(c.path(), "/b");
+        assert_eq!(c.query(), Some("x=/../admin&y=%2F"));
+        assert_eq!(c.to_request_target(), "/b?x=/../admin&y=%2F");
+        assert!(canonicalize_path("/a?\x01").is_err());
+    }
+
+    #[test]
+    fn authority() {
+        let a = canonicalize_authority("Reviews.Bookinfo.:9080").unwrap();
+        assert_eq!((a.host(), a.port()), ("reviews.bookinfo", Some(9080)));
+        let a = canonicalize_authority("[::1]:8080").unwrap();
+        assert_eq!((a.host(), a.port()), ("[::1]", Some(8080)));
+        let a = canonicalize_authority("reviews").unwrap();
+        assert_eq!((a.host(), a.port()), ("reviews", None));
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a@b",
+            "a b",
+            "a%41",
+            "a:b:c",
+            "[::1",
+            "\u{e9}.com",
+            "a/b",
+            ".",
+        ] {
+            assert!(canonicalize_authority(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["a:", "a:0", "a:65536", "a:+1", "a:123456", "a:1x"] {
+            assert_eq!(canonicalize_authority(bad), Err(RequestError::InvalidPort), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn principals_and_namespaces() {
+        assert_eq!(
+            principal_from_uri_san("spiffe://cluster.local/ns/a/sa/b"),
+            Some("cluster.local/ns/a/sa/b")
+        );
+        assert_eq!(principal_from_uri_san("https://cluster.local/ns/a/sa/b"), None);
+        assert_eq!(principal_from_uri_san("spiffe://"), None);
+        assert_eq!(namespace_of("cluster.local/ns/a/sa/b"), Some("a"));
+        assert_eq!(namespace_of("cluster.local/ns/a/sa/b/extra"), None);
+        assert_eq!(namespace_of("cluster.local/ns//sa/b"), None);
+        assert_eq!(namespace_of("cluster.local/nsx/a/sa/b"), None);
+        assert_eq!(namespace_of("weird"), None);
+    }
+
+    #[test]
+    fn methods() {
+        assert!(validate_method("GET").is_ok());
+        assert!(validate_method("get").is_ok());
+        assert!(validate_method("M-SEARCH").is_ok());
+        assert!(validate_method("").is_err());
+        assert!(validate_method("GET /").is_err());
+        assert!(validate_method("G\0T").is_err());
+    }
+}

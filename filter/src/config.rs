@@ -1,0 +1,283 @@
+//! The plugin configuration, version `v1alpha1`: the wire format.
+//!
+//! This is the JSON object an Istio `WasmPlugin`'s `pluginConfig` holds, the
+//! object the control service writes and the one users write by hand. These
+//! types only describe its shape; [`Engine::compile`](crate::Engine::compile)
+//! validates the values and builds the matcher. Field names are camelCase and
+//! unknown fields are an error.
+//!
+//! ```text
+//! PluginConfig ─┬─ mode, denyStatus
+//!               └─ policies[] ─┬─ name, selector, mode
+//!                              └─ rules[] ─┬─ from[]  (OR; fields inside AND)
+//!                                          ├─ to[]    (OR; fields inside AND)
+//!                                          └─ when[]  (AND)
+//! ```
+//!
+//! Absent and empty lists differ: an absent positive list (`paths`,
+//! `principals`, ...) does not constrain the request, while a present but empty
+//! one matches nothing. The control service relies on this: a workload selector
+//! that resolves to no principal yields `principals: []`, which admits nobody.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::ConfigError;
+
+/// The whole plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The mode of every policy that does not set its own. Absent = enforce.
+    #[serde(default, skip_serializing_if = "Mode::is_enforce")]
+    pub mode: Mode,
+    /// The HTTP status of a denied request, 400–599. Absent = 403.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral_opt")]
+    pub deny_status: Option<u16>,
+    /// The policies. Required; an empty list means no policy applies, so every
+    /// request passes.
+    pub policies: Vec<Policy>,
+}
+
+impl PluginConfig {
+    /// Parses the JSON text of a plugin configuration. Errors name the field
+    /// path, e.g. `policies[2].rules[0].to[0].paths[3]`.
+    pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::Syntax {
+                field,
+                source: e.into_inner(),
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// Serializes the configuration as compact JSON, as the control service
+    /// writes it.
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Whether a policy's verdicts are enforced or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Denied requests are answered with `denyStatus` and never reach the upstream.
+    #[default]
+    Enforce,
+    /// Dry run: evaluate, log and count as enforce would, but forward every request.
+    Audit,
+}
+
+impl Mode {
+    /// `true` for [`Mode::Enforce`].
+    pub fn is_enforce(&self) -> bool {
+        *self == Mode::Enforce
+    }
+
+    /// The lower-case name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// One allowlist: the rules that admit requests to the workloads it selects.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// Unique name, shown in logs, metrics and deny responses (for example
+    /// `bookinfo/reviews`). 1–253 characters of `A-Z a-z 0-9 . _ - / :`.
+    pub name: String,
+    /// Labels the proxy's own workload must carry (matchLabels). Absent or
+    /// empty = every workload the configuration is delivered to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+    /// Overrides the top-level mode for this policy. Absent = the top-level mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// The rules; a request is admitted if any rule of any applicable policy
+    /// matches it. Required; an empty list admits nothing.
+    pub rules: Vec<Rule>,
+}
+
+/// One rule: `from` AND `to` AND `when`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    /// Name unique within the policy. Absent = `rule-<index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Callers, OR. Absent = any caller, including anonymous ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<Source>>,
+    /// Operations, OR. Absent = any operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<Operation>>,
+    /// Header conditions, AND. Absent = no condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Vec<Condition>>,
+}
+
+/// A set of callers; every field given must match.
+///
+/// Identity comes from the mTLS peer certificate. A caller without one
+/// (plaintext) matches no entry that sets any field here, negative ones
+/// included: a rule that names identities never admits an anonymous caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Source {
+    /// Principals (`<trust-domain>/ns/<ns>/sa/<sa>`): exact, `prefix*`, `*suffix` or `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principals: Option<Vec<String>>,
+    /// The caller's principal must match none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_principals: Option<Vec<String>>,
+    /// Namespaces, taken from the principal: exact, `prefix*`, `*suffix` or `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
+    /// The caller's namespace must match none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_namespaces: Option<Vec<String>>,
+}
+
+/// A set of operations; every field given must match.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Operation {
+    /// Methods, exact and upper-case (`GET`), or `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Path patterns matched against the canonical path (see the crate docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    /// The canonical path must match none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_paths: Option<Vec<String>>,
+    /// Hosts, case-insensitive: `name`, `name:port`, `*.suffix`, `prefix*`, `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    /// The request's host must match none of these (a request without host fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_hosts: Option<Vec<String>>,
+    /// Destination ports (the port the proxy received the request on).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral_vec_opt"
+    )]
+    pub ports: Option<Vec<u16>>,
+}
+
+/// A condition on one request header.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Condition {
+    /// The header name, case-insensitive. Pseudo-headers are not allowed here.
+    pub header: String,
+    /// The header must be present and every value it carries (each repeated
+    /// field line, each comma-separated element) must match one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// No value the header carries may match any of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_values: Option<Vec<String>>,
+}
+
+/// Accepts integers written as `403` or, as protobuf `Struct` values arrive
+/// from istiod, `403.0`.
+fn integral<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    let as_int = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u16::MAX))
+            .map(|f| f as u64)
+    });
+    as_int
+        .and_then(|v| u16::try_from(v).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer in 0–65535, got {n}")))
+}
+
+fn integral_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    integral(d).map(Some)
+}
+
+fn integral_vec_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u16>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Int(#[serde(deserialize_with = "integral")] u16);
+    let v: Vec<Int> = Vec::deserialize(d)?;
+    Ok(Some(v.into_iter().map(|Int(p)| p).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        PluginConfig::from_json(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let json = r#"{
+          "mode": "enforce", "denyStatus": 403,
+          "policies": [{
+            "name": "bookinfo/reviews", "selector": {"app": "reviews"}, "mode": "audit",
+            "rules": [{
+              "name": "productpage-reads",
+              "from": [{"principals": ["cluster.local/ns/bookinfo/sa/productpage"], "notPrincipals": [],
+                        "namespaces": ["bookinfo"], "notNamespaces": []}],
+              "to": [{"methods": ["GET", "HEAD"], "paths": ["/reviews/*", "/health", "/api/{*}/items/{**}", "*.css"],
+                      "notPaths": ["/reviews/internal/*"],
+                      "hosts": ["reviews", "reviews.bookinfo.svc.cluster.local:9080", "*.example.com"],
+                      "notHosts": [], "ports": [9080]}],
+              "when": [{"header": "x-api-version", "values": ["v1", "v2*"], "notValues": []}]
+            }]
+          }]
+        }"#;
+        let c = PluginConfig::from_json(json.as_bytes()).unwrap();
+        assert_eq!(c.deny_status, Some(403));
+        assert_eq!(c.policies[0].mode, Some(Mode::Audit));
+        assert_eq!(c.policies[0].rules[0].to.as_ref().unwrap()[0].ports, Some(vec![9080]));
+        // Round trip through the writer's form.
+        assert_eq!(PluginConfig::from_json(c.to_json().as_bytes()).unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_the_field_path() {
+        let e = err(r#"{"policies":[{"name":"a","rules":[]},{"name":"b","rules":[{"to":[{"pathz":["/"]}]}]}]}"#);
+        assert!(e.starts_with("policies[1].rules[0].to[0]"), "{e}");
+        assert!(e.contains("unknown field `pathz`"), "{e}");
+        let e = err(r#"{"policies":[{"name":"a","rules":[{"to":[{"ports":[80, 70000]}]}]}]}"#);
+        assert!(e.starts_with("policies[0].rules[0].to[0].ports"), "{e}");
+        let e = err(r#"{"mode":"permissive","policies":[]}"#);
+        assert!(e.starts_with("mode:"), "{e}");
+        let e = err(r#"{"policies":[{"name":"a"}]}"#);
+        assert!(e.contains("missing field `rules`"), "{e}");
+        let e = err(r#"{}"#);
+        assert!(e.contains("missing field `policies`"), "{e}");
+        let e = err(r#"{"policies":[],"policies":[]}"#);
+        assert!(e.contains("duplicate field"), "{e}");
+        let e = err("not json");
+        assert!(e.contains("expected"), "{e}");
+    }
+
+    #[test]
+    fn integers_from_protobuf_struct() {
+        let c = PluginConfig::from_json(
+            br#"{"denyStatus":401.0,"policies":[{"name":"a","rules":[{"to":[{"ports":[9080.0]}]}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.deny_status, Some(401));
+        assert_eq!(c.policies[0].rules[0].to.as_ref().unwrap()[0].ports, Some(vec![9080]));
+        assert!(err(r#"{"denyStatus":403.5,"policies":[]}"#).starts_with("denyStatus"));
+        assert!(err(r#"{"denyStatus":-1,"policies":[]}"#).starts_with("denyStatus"));
+    }
+}

@@ -1,0 +1,1194 @@
+//! The compiled engine: validation, indexing and evaluation.
+//!
+//! [`Engine::compile`] turns a [`PluginConfig`] into immutable, validated
+//! structures. Each rule is split into *clauses*, one per `to` entry (or one
+//! for a rule without `to`). Every clause is filed under one index, chosen at
+//! compile time as the most selective one available:
+//!
+//! * the **path index**: under each of its `paths` patterns;
+//! * the **identity index**: under the exact principals or namespaces of its
+//!   rule's `from` entries, when every entry has such a key;
+//! * otherwise the short list of clauses checked on every request.
+//!
+//! A request looks up the path index once and the identity maps once; the
+//! clauses found are the only candidates, and each is verified against every
+//! field of its rule. The cost of a request is therefore the path length plus
+//! the number of candidates, not the number of rules.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::canonical::{
+    canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
+};
+use crate::config::{Condition, Mode, Operation, PluginConfig, Policy, Rule, Source};
+use crate::error::{ConfigError, PatternError};
+use crate::paths::{check_regex, PathCounts, PathId, PathIndex, PathIndexBuilder};
+use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchPath, MatchStr};
+
+/// The default status of a denied request.
+pub const DEFAULT_DENY_STATUS: u16 = 403;
+/// Most rules a configuration may hold, over all policies.
+pub const MAX_RULES: usize = 100_000;
+/// Most patterns (of any kind) a configuration may hold.
+pub const MAX_PATTERNS: usize = 1_000_000;
+
+/// A compiled, validated plugin configuration. Immutable; share it with `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    mode: Mode,
+    deny_status: u16,
+    policies: Vec<CompiledPolicy>,
+    rules: Vec<CompiledRule>,
+    clauses: Vec<Clause>,
+    paths: PathIndex,
+    /// Path id → clauses filed under it.
+    path_postings: Vec<Vec<u32>>,
+    principal_index: HashMap<Box<str>, Vec<u32>>,
+    namespace_index: HashMap<Box<str>, Vec<u32>>,
+    unindexed: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct CompiledPolicy {
+    name: Box<str>,
+    selector: Vec<(Box<str>, Box<str>)>,
+    mode: Mode,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    policy: u32,
+    name: Box<str>,
+    /// `None` = any caller. `Some(empty)` = no caller.
+    from: Option<Vec<CompiledSource>>,
+    when: Vec<CompiledCondition>,
+}
+
+#[derive(Debug)]
+struct CompiledSource {
+    principals: Option<Vec<MatchStr>>,
+    not_principals: Vec<MatchStr>,
+    namespaces: Option<Vec<MatchStr>>,
+    not_namespaces: Vec<MatchStr>,
+}
+
+/// One `to` entry of a rule (or the whole rule, when it has no `to`).
+#[derive(Debug)]
+struct Clause {
+    rule: u32,
+    /// `None` = any method.
+    methods: Option<Vec<Box<str>>>,
+    paths: Option<Vec<PathId>>,
+    not_paths: Vec<PathId>,
+    hosts: Option<Vec<MatchHost>>,
+    not_hosts: Vec<MatchHost>,
+    ports: Option<Vec<u16>>,
+}
+
+#[derive(Debug)]
+struct CompiledCondition {
+    /// Lower-case.
+    header: Box<str>,
+    values: Option<Vec<MatchStr>>,
+    not_values: Vec<MatchStr>,
+}
+
+/// Identifies a rule of an [`Engine`]: what admitted a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleRef {
+    /// Index of the policy in the configuration.
+    pub policy: u32,
+    /// Index of the rule among all rules of the configuration.
+    pub rule: u32,
+}
+
+/// Sizes of a compiled engine, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Policies.
+    pub policies: usize,
+    /// Rules over all policies.
+    pub rules: usize,
+    /// Clauses (`to` entries) that can match at all.
+    pub clauses: usize,
+    /// Clauses checked on every request because no index applies to them.
+    pub unindexed_clauses: usize,
+    /// Distinct path patterns by form.
+    pub paths: PathCounts,
+    /// Approximate heap size of the compiled structures, in bytes (without
+    /// the per-evaluator lazy DFA cache).
+    pub heap_bytes: usize,
+}
+
+/// Builds field paths for error messages only when an error occurs.
+struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    seg: Seg<'a>,
+}
+
+enum Seg<'a> {
+    Root,
+    Field(&'a str),
+    Index(usize),
+}
+
+impl<'a> At<'a> {
+    const ROOT: At<'static> = At {
+        parent: None,
+        seg: Seg::Root,
+    };
+    fn field(&'a self, name: &'a str) -> At<'a> {
+        At {
+            parent: Some(self),
+            seg: Seg::Field(name),
+        }
+    }
+    fn index(&'a self, i: usize) -> At<'a> {
+        At {
+            parent: Some(self),
+            seg: Seg::Index(i),
+        }
+    }
+    fn path(&self) -> String {
+        let mut out = match self.parent {
+            Some(p) => p.path(),
+            None => String::new(),
+        };
+        match self.seg {
+            Seg::Root => {}
+            Seg::Field(f) if out.is_empty() => out.push_str(f),
+            Seg::Field(f) => {
+                out.push('.');
+                out.push_str(f);
+            }
+            Seg::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+        if out.is_empty() {
+            out.push('.');
+        }
+        out
+    }
+    fn pattern_error(&self, value: &str, reason: PatternError) -> ConfigError {
+        ConfigError::InvalidPattern {
+            field: self.path(),
+            value: value.to_string(),
+            reason,
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':'))
+}
+
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 256 && name.bytes().all(crate::canonical::is_tchar)
+}
+
+/// Compilation state: counters for limits and the path interner.
+struct Compiler {
+    paths: PathIndexBuilder,
+    patterns: usize,
+}
+
+impl Compiler {
+    fn count(&mut self, n: usize, at: &At<'_>) -> Result<(), ConfigError> {
+        self.patterns += n;
+        if self.patterns > MAX_PATTERNS {
+            return Err(ConfigError::TooLarge {
+                field: at.path(),
+                limit: MAX_PATTERNS,
+                what: "patterns in the configuration",
+            });
+        }
+        Ok(())
+    }
+
+    fn strs(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<MatchStr>, ConfigError> {
+        self.count(list.len(), at)?;
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| MatchStr::parse(p).map_err(|e| at.index(i).pattern_error(p, e)))
+            .collect()
+    }
+
+    fn opt_strs(&mut self, list: &Option<Vec<String>>, at: &At<'_>) -> Result<Option<Vec<MatchStr>>, ConfigError> {
+        list.as_deref().map(|l| self.strs(l, at)).transpose()
+    }
+
+    fn not_strs(&mut self, list: &Option<Vec<String>>, at: &At<'_>) -> Result<Vec<MatchStr>, ConfigError> {
+        Ok(self.opt_strs(list, at)?.unwrap_or_default())
+    }
+
+    fn path_ids(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<PathId>, ConfigError> {
+        self.count(list.len(), at)?;
+        let mut ids = Vec::with_capacity(list.len());
+        for (i, p) in list.iter().enumerate() {
+            let m = MatchPath::parse(p).map_err(|e| at.index(i).pattern_error(p, e))?;
+            if let MatchPath::Regex(re) = &m {
+                check_regex(re).map_err(|e| at.index(i).pattern_error(p, e))?;
+            }
+            ids.push(self.paths.intern(m));
+        }
+        Ok(ids)
+    }
+
+    fn hosts(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<MatchHost>, ConfigError> {
+        self.count(list.len(), at)?;
+        list.iter()
+            .enumerate()
+            .map(|(i, h)| MatchHost::parse(h).map_err(|e| at.index(i).pattern_error(h, e)))
+            .collect()
+    }
+
+    fn source(&mut self, s: &Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
+        let sets_field = s.principals.is_some()
+            || s.namespaces.is_some()
+            || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
+            || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty());
+        if !sets_field {
+            return Err(ConfigError::EmptyEntry {
+                field: at.path(),
+                what: "a from entry must set principals, namespaces, notPrincipals or notNamespaces (omit `from` to admit any caller)",
+            });
+        }
+        Ok(CompiledSource {
+            principals: self.opt_strs(&s.principals, &at.field("principals"))?,
+            not_principals: self.not_strs(&s.not_principals, &at.field("notPrincipals"))?,
+            namespaces: self.opt_strs(&s.namespaces, &at.field("namespaces"))?,
+            not_namespaces: self.not_strs(&s.not_namespaces, &at.field("notNamespaces"))?,
+        })
+    }
+
+    fn clause(&mut self, rule: u32, op: &Operation, at: &At<'_>) -> Result<Clause, ConfigError> {
+        let sets_field = op.methods.is_some()
+            || op.paths.is_some()
+            || op.hosts.is_some()
+            || op.ports.is_some()
+            || op.not_paths.as_ref().is_some_and(|l| !l.is_empty())
+            || op.not_hosts.as_ref().is_some_and(|l| !l.is_empty());
+        if !sets_field {
+            return Err(ConfigError::EmptyEntry {
+                field: at.path(),
+                what: "a to entry must set methods, paths, notPaths, hosts, notHosts or ports (omit `to` to admit any operation)",
+            });
+        }
+        let methods = match &op.methods {
+            None => None,
+            Some(list) => {
+                let at = at.field("methods");
+                self.count(list.len(), &at)?;
+                for (i, m) in list.iter().enumerate() {
+                    if !valid_method_pattern(m) {
+                        return Err(ConfigError::InvalidMethod {
+                            field: at.index(i).path(),
+                            value: m.clone(),
+                        });
+                    }
+                }
+                // `*` among the methods means any method.
+                (!list.iter().any(|m| m == "*")).then(|| list.iter().map(|m| m.as_str().into()).collect())
+            }
+        };
+        let ports = match &op.ports {
+            None => None,
+            Some(list) => {
+                if let Some(i) = list.iter().position(|&p| p == 0) {
+                    return Err(ConfigError::InvalidPort {
+                        field: at.field("ports").index(i).path(),
+                    });
+                }
+                Some(list.clone())
+            }
+        };
+        Ok(Clause {
+            rule,
+            methods,
+            paths: op
+                .paths
+                .as_deref()
+                .map(|l| self.path_ids(l, &at.field("paths")))
+                .transpose()?,
+            not_paths: match op.not_paths.as_deref() {
+                Some(l) => self.path_ids(l, &at.field("notPaths"))?,
+                None => Vec::new(),
+            },
+            hosts: op
+                .hosts
+                .as_deref()
+                .map(|l| self.hosts(l, &at.field("hosts")))
+                .transpose()?,
+            not_hosts: match op.not_hosts.as_deref() {
+                Some(l) => self.hosts(l, &at.field("notHosts"))?,
+                None => Vec::new(),
+            },
+            ports,
+        })
+    }
+
+    fn condition(&mut self, c: &Condition, at: &At<'_>) -> Result<CompiledCondition, ConfigError> {
+        if !valid_header_name(&c.header) {
+            return Err(ConfigError::InvalidHeaderName {
+                field: at.field("header").path(),
+                value: c.header.clone(),
+            });
+        }
+        if c.values.is_none() && c.not_values.as_ref().is_none_or(|l| l.is_empty()) {
+            return Err(ConfigError::EmptyEntry {
+                field: at.path(),
+                what: "a when condition must set values or notValues",
+            });
+        }
+        let values = |this: &mut Self, list: &[String], at: &At<'_>| -> Result<Vec<MatchStr>, ConfigError> {
+            this.count(list.len(), at)?;
+            list.iter()
+                .enumerate()
+                .map(|(i, v)| parse_header_value(v).map_err(|e| at.index(i).pattern_error(v, e)))
+                .collect()
+        };
+        Ok(CompiledCondition {
+            header: c.header.to_ascii_lowercase().into(),
+            values: c
+                .values
+                .as_deref()
+                .map(|l| values(self, l, &at.field("values")))
+                .transpose()?,
+            not_values: match c.not_values.as_deref() {
+                Some(l) => values(self, l, &at.field("notValues"))?,
+                None => Vec::new(),
+            },
+        })
+    }
+}
+
+/// The identity keys a rule can be indexed under: exact principals and exact
+/// namespaces. `None` when some `from` entry has no exact key.
+fn identity_keys(from: &[CompiledSource]) -> Option<(Vec<&str>, Vec<&str>)> {
+    fn exact(l: &Option<Vec<MatchStr>>) -> Option<Vec<&str>> {
+        l.as_ref()?.iter().map(MatchStr::as_exact).collect()
+    }
+    let mut principals = Vec::new();
+    let mut namespaces = Vec::new();
+    for s in from {
+        if let Some(p) = exact(&s.principals) {
+            principals.extend(p);
+        } else if let Some(n) = exact(&s.namespaces) {
+            namespaces.extend(n);
+        } else {
+            return None;
+        }
+    }
+    Some((principals, namespaces))
+}
+
+impl Engine {
+    /// Parses and compiles a JSON plugin configuration.
+    pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
+        Self::compile(&PluginConfig::from_json(json)?)
+    }
+
+    /// Validates and compiles a configuration. Any invalid value rejects the
+    /// whole configuration with an error naming its field.
+    pub fn compile(config: &PluginConfig) -> Result<Self, ConfigError> {
+        let deny_status = config.deny_status.unwrap_or(DEFAULT_DENY_STATUS);
+        if !(400..=599).contains(&deny_status) {
+            return Err(ConfigError::InvalidDenyStatus { value: deny_status });
+        }
+        let total_rules: usize = config.policies.iter().map(|p| p.rules.len()).sum();
+        if total_rules > MAX_RULES {
+            return Err(ConfigError::TooLarge {
+                field: "policies".into(),
+                limit: MAX_RULES,
+                what: "rules over all policies",
+            });
+        }
+        let mut c = Compiler {
+            paths: PathIndexBuilder::default(),
+            patterns: 0,
+        };
+        let mut policies = Vec::with_capacity(config.policies.len());
+        let mut rules = Vec::with_capacity(total_rules);
+        let mut clauses = Vec::with_capacity(total_rules);
+        let mut names = HashSet::new();
+        let root = At::ROOT;
+        let at_policies = root.field("policies");
+        for (pi, policy) in config.policies.iter().enumerate() {
+            let at = at_policies.index(pi);
+            compile_policy(
+                &mut c,
+                policy,
+                pi as u32,
+                config.mode,
+                &at,
+                &mut names,
+                &mut policies,
+                &mut rules,
+                &mut clauses,
+            )?;
+        }
+        let paths_len = c.paths.len();
+        let paths = c.paths.build()?;
+        let mut engine = Engine {
+            mode: config.mode,
+            deny_status,
+            policies,
+            rules,
+            clauses,
+            paths,
+            path_postings: vec![Vec::new(); paths_len],
+            principal_index: HashMap::new(),
+            namespace_index: HashMap::new(),
+            unindexed: Vec::new(),
+        };
+        engine.build_indexes();
+        Ok(engine)
+    }
+
+    /// Files every live clause under the most selective index available.
+    fn build_indexes(&mut self) {
+        // Pass 1: how many clauses each key would hold, to pick the smaller.
+        let mut path_load = vec![0usize; self.path_postings.len()];
+        let mut principal_load: HashMap<&str, usize> = HashMap::new();
+        let mut namespace_load: HashMap<&str, usize> = HashMap::new();
+        let keys: Vec<Option<(Vec<&str>, Vec<&str>)>> = self
+            .clauses
+            .iter()
+            .map(|cl| {
+                let rule = self.rules.get(cl.rule as usize)?;
+                identity_keys(rule.from.as_deref()?)
+            })
+            .collect();
+        for (cl, key) in self.clauses.iter().zip(&keys) {
+            for &p in cl.paths.iter().flatten() {
+                if let Some(l) = path_load.get_mut(p as usize) {
+                    *l += 1;
+                }
+            }
+            if let Some((ps, ns)) = key {
+                ps.iter().for_each(|p| *principal_load.entry(p).or_default() += 1);
+                ns.iter().for_each(|n| *namespace_load.entry(n).or_default() += 1);
+            }
+        }
+        // Pass 2: file each clause.
+        let mut principal_index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut namespace_index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        for (ci, (cl, key)) in self.clauses.iter().zip(&keys).enumerate() {
+            let ci = ci as u32;
+            if self.clause_is_dead(cl) {
+                continue;
+            }
+            let path_cost = cl.paths.as_ref().map(|ps| {
+                ps.iter()
+                    .map(|&p| path_load.get(p as usize).copied().unwrap_or(0))
+                    .sum::<usize>()
+            });
+            let identity_cost = key.as_ref().map(|(ps, ns)| {
+                ps.iter()
+                    .map(|p| principal_load.get(p).copied().unwrap_or(0))
+                    .sum::<usize>()
+                    + ns.iter()
+                        .map(|n| namespace_load.get(n).copied().unwrap_or(0))
+                        .sum::<usize>()
+            });
+            match (path_cost, identity_cost) {
+                (Some(pc), ic) if ic.is_none_or(|ic| pc <= ic) => {
+                    for &p in cl.paths.iter().flatten() {
+                        if let Some(list) = self.path_postings.get_mut(p as usize) {
+                            list.push(ci);
+                        }
+                    }
+                }
+                (_, Some(_)) => {
+                    if let Some((ps, ns)) = key {
+                        ps.iter()
+                            .for_each(|&p| principal_index.entry(p.into()).or_default().push(ci));
+                        ns.iter()
+                            .for_each(|&n| namespace_index.entry(n.into()).or_default().push(ci));
+                    }
+                }
+                _ => self.unindexed.push(ci),
+            }
+        }
+        for list in principal_index.values_mut().chain(namespace_index.values_mut()) {
+            list.dedup();
+        }
+        self.principal_index = principal_index;
+        self.namespace_index = namespace_index;
+    }
+
+    /// A clause that can never match: some positive list is empty, or its rule
+    /// admits no caller.
+    fn clause_is_dead(&self, cl: &Clause) -> bool {
+        let rule_dead = self.rules.get(cl.rule as usize).is_none_or(|r| {
+            r.from.as_ref().is_some_and(|f| f.is_empty())
+                || r.when.iter().any(|c| c.values.as_ref().is_some_and(Vec::is_empty))
+        });
+        rule_dead
+            || cl.methods.as_ref().is_some_and(Vec::is_empty)
+            || cl.paths.as_ref().is_some_and(Vec::is_empty)
+            || cl.hosts.as_ref().is_some_and(Vec::is_empty)
+            || cl.ports.as_ref().is_some_and(Vec::is_empty)
+    }
+
+    /// The top-level mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The status of denied requests (400–599).
+    pub fn deny_status(&self) -> u16 {
+        self.deny_status
+    }
+
+    /// Number of policies.
+    pub fn policy_count(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// The name of policy `index`; empty if out of range.
+    pub fn policy_name(&self, index: u32) -> &str {
+        self.policies.get(index as usize).map_or("", |p| &p.name)
+    }
+
+    /// The effective mode of policy `index`.
+    pub fn policy_mode(&self, index: u32) -> Mode {
+        self.policies.get(index as usize).map_or(self.mode, |p| p.mode)
+    }
+
+    /// The name of the rule (explicit, or `rule-<index in policy>`).
+    pub fn rule_name(&self, rule: RuleRef) -> &str {
+        self.rules.get(rule.rule as usize).map_or("", |r| &r.name)
+    }
+
+    /// Sizes of the compiled structures.
+    pub fn stats(&self) -> EngineStats {
+        let clause_bytes = self.clauses.capacity() * std::mem::size_of::<Clause>()
+            + self
+                .clauses
+                .iter()
+                .map(|c| {
+                    c.paths.as_ref().map_or(0, |p| p.capacity() * 4)
+                        + c.not_paths.capacity() * 4
+                        + c.methods.as_ref().map_or(0, |m| m.iter().map(|s| s.len() + 16).sum())
+                })
+                .sum::<usize>();
+        let postings: usize = self.path_postings.iter().map(|p| p.capacity() * 4 + 24).sum();
+        EngineStats {
+            policies: self.policies.len(),
+            rules: self.rules.len(),
+            clauses: self.clauses.iter().filter(|c| !self.clause_is_dead(c)).count(),
+            unindexed_clauses: self.unindexed.len(),
+            paths: self.paths.counts(),
+            heap_bytes: self.paths.heap_size()
+                + clause_bytes
+                + postings
+                + self.rules.capacity() * std::mem::size_of::<CompiledRule>(),
+        }
+    }
+
+    /// Which policies apply to a workload with the given labels. `label(key)`
+    /// returns the workload's value for a label key. Call once per
+    /// configuration, not per request.
+    pub fn select(&self, mut label: impl FnMut(&str) -> Option<String>) -> Selection {
+        let applies: Vec<bool> = self
+            .policies
+            .iter()
+            .map(|p| p.selector.iter().all(|(k, v)| label(k).as_deref() == Some(&**v)))
+            .collect();
+        let count = |mode| {
+            self.policies
+                .iter()
+                .zip(&applies)
+                .filter(|(p, &a)| a && p.mode == mode)
+                .count()
+        };
+        Selection {
+            enforce: count(Mode::Enforce),
+            audit: count(Mode::Audit),
+            applies,
+        }
+    }
+
+    /// Policy names that apply in a selection.
+    pub fn selected_policies<'a>(&'a self, selection: &'a Selection) -> impl Iterator<Item = &'a str> + 'a {
+        self.policies
+            .iter()
+            .zip(&selection.applies)
+            .filter(|(_, &a)| a)
+            .map(|(p, _)| &*p.name)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_policy(
+    c: &mut Compiler,
+    policy: &Policy,
+    pi: u32,
+    top_mode: Mode,
+    at: &At<'_>,
+    names: &mut HashSet<String>,
+    policies: &mut Vec<CompiledPolicy>,
+    rules: &mut Vec<CompiledRule>,
+    clauses: &mut Vec<Clause>,
+) -> Result<(), ConfigError> {
+    if !valid_name(&policy.name) {
+        return Err(ConfigError::InvalidName {
+            field: at.field("name").path(),
+            value: policy.name.clone(),
+        });
+    }
+    if !names.insert(policy.name.clone()) {
+        return Err(ConfigError::DuplicateName {
+            field: at.field("name").path(),
+            name: policy.name.clone(),
+        });
+    }
+    let mut rule_names = HashSet::new();
+    let at_rules = at.field("rules");
+    for (ri, rule) in policy.rules.iter().enumerate() {
+        let at = at_rules.index(ri);
+        let name = compile_rule_name(rule, ri, &at, &mut rule_names)?;
+        let rule_index = rules.len() as u32;
+        let from = match &rule.from {
+            None => None,
+            Some(list) => {
+                let at_from = at.field("from");
+                Some(
+                    list.iter()
+                        .enumerate()
+                        .map(|(i, s)| c.source(s, &at_from.index(i)))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+        };
+        let when = match &rule.when {
+            None => Vec::new(),
+            Some(list) => {
+                let at_when = at.field("when");
+                list.iter()
+                    .enumerate()
+                    .map(|(i, w)| c.condition(w, &at_when.index(i)))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        match &rule.to {
+            None => clauses.push(Clause {
+                rule: rule_index,
+                methods: None,
+                paths: None,
+                not_paths: Vec::new(),
+                hosts: None,
+                not_hosts: Vec::new(),
+                ports: None,
+            }),
+            Some(ops) => {
+                let at_to = at.field("to");
+                for (oi, op) in ops.iter().enumerate() {
+                    clauses.push(c.clause(rule_index, op, &at_to.index(oi))?);
+                }
+            }
+        }
+        rules.push(CompiledRule {
+            policy: pi,
+            name: name.into(),
+            from,
+            when,
+        });
+    }
+    policies.push(CompiledPolicy {
+        name: policy.name.as_str().into(),
+        selector: policy
+            .selector
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect(),
+        mode: policy.mode.unwrap_or(top_mode),
+    });
+    Ok(())
+}
+
+fn compile_rule_name(
+    rule: &Rule,
+    index: usize,
+    at: &At<'_>,
+    names: &mut HashSet<String>,
+) -> Result<String, ConfigError> {
+    let name = match &rule.name {
+        Some(n) => {
+            if !valid_name(n) {
+                return Err(ConfigError::InvalidName {
+                    field: at.field("name").path(),
+                    value: n.clone(),
+                });
+            }
+            n.clone()
+        }
+        None => format!("rule-{index}"),
+    };
+    if !names.insert(name.clone()) {
+        return Err(ConfigError::DuplicateName {
+            field: at.field("name").path(),
+            name,
+        });
+    }
+    Ok(name)
+}
+
+/// The policies that apply to one workload, resolved from its labels by
+/// [`Engine::select`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    applies: Vec<bool>,
+    enforce: usize,
+    audit: usize,
+}
+
+impl Selection {
+    /// Number of applicable policies in enforce mode.
+    pub fn enforce_count(&self) -> usize {
+        self.enforce
+    }
+
+    /// Number of applicable policies in audit mode.
+    pub fn audit_count(&self) -> usize {
+        self.audit
+    }
+
+    fn applies(&self, policy: u32) -> bool {
+        self.applies.get(policy as usize).copied().unwrap_or(false)
+    }
+}
+
+/// Access to a request's headers.
+///
+/// Implementations return every value of a header, one per field line, in
+/// order, without joining repeated headers.
+pub trait Headers {
+    /// Every value of header `name` (compared case-insensitively).
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a;
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Headers for [(K, V)] {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.iter()
+            .filter(move |(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// One HTTP request as the engine sees it. All fields are raw, as received;
+/// the engine canonicalizes them.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'r, H: ?Sized = [(&'r str, &'r str)]> {
+    /// `:method`.
+    pub method: &'r str,
+    /// `:path`, with query string.
+    pub path: &'r str,
+    /// `:authority` (or `Host`); `None` when absent.
+    pub authority: Option<&'r str>,
+    /// The destination port the proxy received the request on.
+    pub port: Option<u16>,
+    /// The caller's principal in Istio form (SPIFFE id without `spiffe://`);
+    /// `None` for an anonymous (plaintext) caller.
+    pub principal: Option<&'r str>,
+    /// The request headers.
+    pub headers: &'r H,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Forward the request.
+    Allow,
+    /// Answer with the deny status; never forward.
+    Deny,
+    /// Would be denied, but only audit policies apply: forward, log and count.
+    AuditDeny,
+    /// Malformed or ambiguous request: answer 400.
+    Reject,
+}
+
+impl Verdict {
+    /// The lower-case name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::AuditDeny => "audit_deny",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
+/// Why the verdict was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// This rule admitted the request.
+    Matched(RuleRef),
+    /// No policy applies to the workload: the request passes.
+    NoPolicy,
+    /// Policies apply and no rule of them matched.
+    NoMatch,
+    /// The request is malformed or ambiguous.
+    Malformed(RequestError),
+    /// The path automaton failed (never expected; fails closed).
+    Internal,
+}
+
+/// The engine's decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'r> {
+    /// What to do with the request.
+    pub verdict: Verdict,
+    /// The mode the verdict was given in: enforce if any applicable policy
+    /// enforces, audit otherwise.
+    pub mode: Mode,
+    /// Why.
+    pub reason: Reason,
+    /// The canonical path that was judged; `None` when no policy applies or
+    /// the request was malformed.
+    pub path: Option<CanonicalPath<'r>>,
+}
+
+impl Decision<'_> {
+    /// The rule that admitted the request, if one did.
+    pub fn matched(&self) -> Option<RuleRef> {
+        match self.reason {
+            Reason::Matched(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Per-evaluator buffers, reused across requests.
+#[derive(Debug, Default)]
+struct Scratch {
+    matched_paths: Vec<PathId>,
+    candidates: Vec<u32>,
+    cache: Option<regex_automata::hybrid::dfa::Cache>,
+}
+
+/// Evaluates requests for one workload. Owns the mutable search state, so
+/// keep one per thread (one per wasm VM).
+#[derive(Debug)]
+pub struct Evaluator {
+    engine: Arc<Engine>,
+    selection: Selection,
+    scratch: Scratch,
+}
+
+/// A request's canonical attributes.
+struct Canonical<'r> {
+    method: &'r str,
+    path: CanonicalPath<'r>,
+    authority: Option<Authority<'r>>,
+}
+
+impl Evaluator {
+    /// An evaluator for the workload `selection` was made for.
+    pub fn new(engine: Arc<Engine>, selection: Selection) -> Self {
+        let scratch = Scratch {
+            cache: engine.paths.create_cache(),
+            ..Scratch::default()
+        };
+        Self {
+            engine,
+            selection,
+            scratch,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The applicable policies.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// Decides one request.
+    pub fn evaluate<'r, H: Headers + ?Sized>(&mut self, req: &Request<'r, H>) -> Decision<'r> {
+        let sel = &self.selection;
+        if sel.enforce == 0 && sel.audit == 0 {
+            return Decision {
+                verdict: Verdict::Allow,
+                mode: self.engine.mode,
+                reason: Reason::NoPolicy,
+                path: None,
+            };
+        }
+        let mode = if sel.enforce > 0 { Mode::Enforce } else { Mode::Audit };
+        let canonical = match canonicalize(req) {
+            Ok(c) => c,
+            Err(e) => {
+                return Decision {
+                    verdict: if mode == Mode::Enforce {
+                        Verdict::Reject
+                    } else {
+                        Verdict::AuditDeny
+                    },
+                    mode,
+                    reason: Reason::Malformed(e),
+                    path: None,
+                }
+            }
+        };
+        let (verdict, reason) = match self.decide(req, &canonical) {
+            Ok(v) => v,
+            Err(_) => (
+                if mode == Mode::Enforce {
+                    Verdict::Deny
+                } else {
+                    Verdict::AuditDeny
+                },
+                Reason::Internal,
+            ),
+        };
+        Decision {
+            verdict,
+            mode,
+            reason,
+            path: Some(canonical.path),
+        }
+    }
+
+    fn decide<H: Headers + ?Sized>(
+        &mut self,
+        req: &Request<'_, H>,
+        c: &Canonical<'_>,
+    ) -> Result<(Verdict, Reason), regex_automata::MatchError> {
+        let engine = &*self.engine;
+        let sel = &self.selection;
+        let s = &mut self.scratch;
+        s.matched_paths.clear();
+        engine.paths.find(c.path.path(), &mut s.cache, &mut s.matched_paths)?;
+        s.matched_paths.sort_unstable();
+        s.matched_paths.dedup();
+
+        s.candidates.clear();
+        for &p in &s.matched_paths {
+            if let Some(list) = engine.path_postings.get(p as usize) {
+                s.candidates.extend_from_slice(list);
+            }
+        }
+        let namespace = req.principal.and_then(namespace_of);
+        if let Some(list) = req.principal.and_then(|p| engine.principal_index.get(p)) {
+            s.candidates.extend_from_slice(list);
+        }
+        if let Some(list) = namespace.and_then(|n| engine.namespace_index.get(n)) {
+            s.candidates.extend_from_slice(list);
+        }
+        s.candidates.extend_from_slice(&engine.unindexed);
+        s.candidates.sort_unstable();
+        s.candidates.dedup();
+
+        let ctx = MatchContext {
+            method: c.method,
+            path_ids: &s.matched_paths,
+            authority: c.authority.as_ref(),
+            port: req.port,
+            principal: req.principal,
+            namespace,
+        };
+        let mut first_audit = None;
+        for &ci in &s.candidates {
+            let Some(clause) = engine.clauses.get(ci as usize) else {
+                continue;
+            };
+            let Some(rule) = engine.rules.get(clause.rule as usize) else {
+                continue;
+            };
+            if !sel.applies(rule.policy) {
+                continue;
+            }
+            let policy_mode = engine.policy_mode(rule.policy);
+            if policy_mode == Mode::Audit && first_audit.is_some() {
+                continue;
+            }
+            if !(ctx.clause_matches(clause) && ctx.rule_matches(rule, req.headers)) {
+                continue;
+            }
+            let r = RuleRef {
+                policy: rule.policy,
+                rule: clause.rule,
+            };
+            if policy_mode == Mode::Enforce {
+                return Ok((Verdict::Allow, Reason::Matched(r)));
+            }
+            first_audit = Some(r);
+        }
+        Ok(if sel.enforce > 0 {
+            (Verdict::Deny, Reason::NoMatch)
+        } else if let Some(r) = first_audit {
+            (Verdict::Allow, Reason::Matched(r))
+        } else {
+            (Verdict::AuditDeny, Reason::NoMatch)
+        })
+    }
+}
+
+fn canonicalize<'r, H: ?Sized>(req: &Request<'r, H>) -> Result<Canonical<'r>, RequestError> {
+    let method = validate_method(req.method)?;
+    let path = canonicalize_path(req.path)?;
+    let authority = match req.authority {
+        None | Some("") => None,
+        Some(a) => Some(canonicalize_authority(a)?),
+    };
+    Ok(Canonical {
+        method,
+        path,
+        authority,
+    })
+}
+
+struct MatchContext<'a> {
+    method: &'a str,
+    /// Sorted.
+    path_ids: &'a [PathId],
+    authority: Option<&'a Authority<'a>>,
+    port: Option<u16>,
+    principal: Option<&'a str>,
+    namespace: Option<&'a str>,
+}
+
+impl MatchContext<'_> {
+    fn path_matched(&self, id: PathId) -> bool {
+        self.path_ids.binary_search(&id).is_ok()
+    }
+
+    fn clause_matches(&self, cl: &Clause) -> bool {
+        if let Some(methods) = &cl.methods {
+            if !methods.iter().any(|m| **m == *self.method) {
+                return false;
+            }
+        }
+        if let Some(paths) = &cl.paths {
+            if !paths.iter().any(|&p| self.path_matched(p)) {
+                return false;
+            }
+        }
+        if cl.not_paths.iter().any(|&p| self.path_matched(p)) {
+            return false;
+        }
+        if cl.hosts.is_some() || !cl.not_hosts.is_empty() {
+            let Some(a) = self.authority else { return false };
+            if let Some(hosts) = &cl.hosts {
+                if !hosts.iter().any(|h| h.matches(a.host(), a.port())) {
+                    return false;
+                }
+            }
+            if cl.not_hosts.iter().any(|h| h.matches(a.host(), a.port())) {
+                return false;
+            }
+        }
+        if let Some(ports) = &cl.ports {
+            if !self.port.is_some_and(|p| ports.contains(&p)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn rule_matches<H: Headers + ?Sized>(&self, rule: &CompiledRule, headers: &H) -> bool {
+        if let Some(from) = &rule.from {
+            if !from.iter().any(|s| self.source_matches(s)) {
+                return false;
+            }
+        }
+        rule.when.iter().all(|c| condition_holds(c, headers))
+    }
+
+    fn source_matches(&self, s: &CompiledSource) -> bool {
+        // Every source entry sets some field, so an anonymous caller never matches.
+        let Some(principal) = self.principal else { return false };
+        if let Some(ps) = &s.principals {
+            if !ps.iter().any(|m| m.matches(principal)) {
+                return false;
+            }
+        }
+        if s.not_principals.iter().any(|m| m.matches(principal)) {
+            return false;
+        }
+        if s.namespaces.is_some() || !s.not_namespaces.is_empty() {
+            let Some(ns) = self.namespace else { return false };
+            if let Some(nss) = &s.namespaces {
+                if !nss.iter().any(|m| m.matches(ns)) {
+                    return false;
+                }
+            }
+            if s.not_namespaces.iter().any(|m| m.matches(ns)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Splits a header value into its comma-separated elements, trimmed of
+/// optional whitespace; empty elements are skipped, but a value with no
+/// non-empty element counts as one empty element.
+pub(crate) fn header_elements(value: &str) -> impl Iterator<Item = &str> {
+    let mut any = false;
+    let mut parts = value.split(',');
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        for part in parts.by_ref() {
+            let t = part.trim_matches([' ', '\t']);
+            if !t.is_empty() {
+                any = true;
+                return Some(t);
+            }
+        }
+        done = true;
+        (!any).then_some("")
+    })
+}
+
+fn condition_holds<H: Headers + ?Sized>(c: &CompiledCondition, headers: &H) -> bool {
+    let mut present = false;
+    for value in headers.values(&c.header) {
+        present = true;
+        for item in header_elements(value) {
+            if let Some(values) = &c.values {
+                if !values.iter().any(|m| m.matches(item)) {
+                    return false;
+                }
+            }
+            if c.not_values.iter().any(|m| m.matches(item)) {
+                return false;
+            }
+        }
+    }
+    present || c.values.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_elements_split() {
+        fn e(v: &str) -> Vec<&str> {
+            header_elements(v).collect()
+        }
+        assert_eq!(e("a"), vec!["a"]);
+        assert_eq!(e("a, b,c"), vec!["a", "b", "c"]);
+        assert_eq!(e("a,,b, "), vec!["a", "b"]);
+        assert_eq!(e(""), vec![""]);
+        assert_eq!(e(" , "), vec![""]);
+    }
+}

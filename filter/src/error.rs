@@ -1,0 +1,158 @@
+//! Errors at the configuration boundary.
+//!
+//! A configuration is either accepted whole or rejected with one
+//! [`ConfigError`] whose message starts with the path of the offending field
+//! (`policies[2].rules[0].to[0].paths[3]: ...`), so the filter can log it and
+//! keep the last good configuration, and the control service can put it in an
+//! Allowlist's status.
+
+use thiserror::Error;
+
+/// Why a plugin configuration was rejected.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The JSON is malformed or does not fit the schema (unknown or missing
+    /// field, wrong type, duplicate key).
+    #[error("{field}: {source}")]
+    Syntax {
+        /// Path of the field where parsing stopped (`.` for the document).
+        field: String,
+        /// What the JSON parser reported.
+        source: serde_json::Error,
+    },
+    /// A pattern (path, host, principal, header value, ...) is not valid.
+    #[error("{field}: {value:?}: {reason}")]
+    InvalidPattern {
+        /// Path of the field.
+        field: String,
+        /// The pattern as written.
+        value: String,
+        /// What is wrong with it.
+        #[source]
+        reason: PatternError,
+    },
+    /// A policy or rule name is empty, too long or uses other characters than
+    /// `A-Z a-z 0-9 . _ - / :`.
+    #[error("{field}: {value:?}: names must be 1-253 characters of A-Z a-z 0-9 . _ - / :")]
+    InvalidName {
+        /// Path of the field.
+        field: String,
+        /// The name as written.
+        value: String,
+    },
+    /// Two policies, or two rules of one policy, have the same name.
+    #[error("{field}: duplicate name {name:?}")]
+    DuplicateName {
+        /// Path of the second occurrence.
+        field: String,
+        /// The repeated name.
+        name: String,
+    },
+    /// `denyStatus` is outside 400–599.
+    #[error("denyStatus: {value} is not a 4xx or 5xx status")]
+    InvalidDenyStatus {
+        /// The value given.
+        value: u16,
+    },
+    /// A method is not `*` nor an upper-case token.
+    #[error("{field}: {value:?}: methods are upper-case tokens (GET, POST, ...) or \"*\"")]
+    InvalidMethod {
+        /// Path of the field.
+        field: String,
+        /// The method as written.
+        value: String,
+    },
+    /// A header name is not a lower- or upper-case token, or is a pseudo-header.
+    #[error(
+        "{field}: {value:?}: not a header name (pseudo-headers such as :path are matched by paths, hosts and methods)"
+    )]
+    InvalidHeaderName {
+        /// Path of the field.
+        field: String,
+        /// The name as written.
+        value: String,
+    },
+    /// Port 0 in `ports`.
+    #[error("{field}: port 0 is not a destination port")]
+    InvalidPort {
+        /// Path of the field.
+        field: String,
+    },
+    /// A `from` or `to` entry sets no field, or a `when` condition has neither
+    /// `values` nor `notValues`: it would match every request by accident.
+    #[error("{field}: {what}")]
+    EmptyEntry {
+        /// Path of the entry.
+        field: String,
+        /// Which fields it must set.
+        what: &'static str,
+    },
+    /// The configuration is larger than the engine accepts.
+    #[error("{field}: more than {limit} {what}")]
+    TooLarge {
+        /// Path of the field (or `.`).
+        field: String,
+        /// The limit.
+        limit: usize,
+        /// What is counted.
+        what: &'static str,
+    },
+    /// The path patterns of all policies together do not compile into an
+    /// automaton within the size limit.
+    #[error("policies: path patterns exceed the compiled size limit of {limit} bytes: {source}")]
+    AutomatonTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// What the automaton builder reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What is wrong with a single pattern.
+#[derive(Debug, Error)]
+pub enum PatternError {
+    /// The pattern is empty.
+    #[error("empty pattern")]
+    Empty,
+    /// The pattern is longer than the limit.
+    #[error("longer than {0} bytes")]
+    TooLong(usize),
+    /// `*` appears elsewhere than as the whole pattern, first or last character.
+    #[error("'*' is allowed only as the whole pattern, its first or its last character")]
+    MisplacedWildcard,
+    /// A path pattern does not start with `/` (or `*`, `{`, `regex:`).
+    #[error("paths start with '/' (or are '*', '*suffix' or 'regex:...')")]
+    NotAbsolute,
+    /// A path pattern could never match a canonical path.
+    #[error("not in canonical form, so no request path can match it (canonical: {canonical:?}); see the canonicalization rules")]
+    NotCanonical {
+        /// The canonical form, when there is one.
+        canonical: String,
+    },
+    /// A path pattern contains a byte that no canonical path contains.
+    #[error("contains {0:?}, which canonical paths never contain (percent-encode it, upper-case hex)")]
+    NotInCanonicalPath(char),
+    /// A template operator is not `{*}` or `{**}`, or not a whole segment.
+    #[error("template operators are '{{*}}' or '{{**}}' and must be a whole path segment")]
+    BadTemplate,
+    /// `{**}` is not the last segment of a template.
+    #[error("'{{**}}' must be the last segment")]
+    DoubleStarNotLast,
+    /// A `regex:` pattern does not parse.
+    #[error("invalid regular expression: {0}")]
+    Regex(Box<regex_syntax::Error>),
+    /// A `regex:` pattern compiles to more than the per-pattern size limit.
+    #[error("regular expression compiles to more than {0} bytes")]
+    RegexTooLarge(usize),
+    /// A host pattern is not a valid host, `host:port` or wildcard host.
+    #[error("not a host, host:port, *.suffix, prefix* or *")]
+    BadHost,
+    /// A header value pattern contains `,`; values are matched per
+    /// comma-separated element, so it could never match.
+    #[error("values are matched per comma-separated element, so a pattern cannot contain ','")]
+    Comma,
+    /// A pattern contains a control character.
+    #[error("contains a control character")]
+    ControlCharacter,
+}

@@ -1,0 +1,74 @@
+//! # meshward-filter
+//!
+//! meshward's layer-7 allowlist engine, and (built for `wasm32-wasip1`) the
+//! proxy-wasm filter that runs it inside Envoy and Istio sidecars.
+//!
+//! The engine is plain Rust with no `proxy-wasm` import, so the filter, the
+//! control service and the tests all run the same code:
+//!
+//! ```text
+//!  pluginConfig JSON ──parse──▶ PluginConfig ──compile──▶ Engine ──select(labels)──▶ Evaluator
+//!   (config)                     (wire types)  (validate,  (immutable,  (once per      (per VM: owns
+//!                                               index)      Arc-shared)  config)        search cache)
+//!                                                                                          │
+//!  Request {method, path, authority, port, principal, headers} ──evaluate──────────────────┘
+//!        ──▶ Decision {verdict: allow | deny | audit_deny | reject, reason, canonical path}
+//! ```
+//!
+//! * [`config`] — the `v1alpha1` plugin configuration (serde wire types).
+//! * [`canonical`] — the canonical forms of paths, hosts, methods and
+//!   identities: what is rewritten and what is rejected.
+//! * [`Engine`] — validation and compilation; [`Evaluator`] — decisions.
+//!
+//! ## Semantics (as Istio's ALLOW `AuthorizationPolicy`)
+//!
+//! If at least one policy applies to the workload, a request is allowed only
+//! if some rule of an applicable policy matches it; if none applies, it passes.
+//! A rule matches if any `from` entry, any `to` entry and every `when`
+//! condition match; inside an entry every given field must match. Policies in
+//! audit mode are evaluated as if enforced, but their denials become
+//! [`Verdict::AuditDeny`] and the request is forwarded; when enforce and audit
+//! policies both apply, only the enforce policies decide.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use meshward_filter::{Engine, Evaluator, Request, Verdict};
+//!
+//! let engine = Engine::from_json(br#"{"policies": [{"name": "shop/reviews", "rules": [
+//!     {"from": [{"namespaces": ["shop"]}], "to": [{"methods": ["GET"], "paths": ["/reviews/*"]}]}
+//! ]}]}"#).unwrap();
+//! let selection = engine.select(|_label| None);
+//! let mut evaluator = Evaluator::new(Arc::new(engine), selection);
+//! let headers: [(&str, &str); 0] = [];
+//! let request = Request {
+//!     method: "GET",
+//!     path: "/reviews/../reviews/1",
+//!     authority: Some("reviews:9080"),
+//!     port: Some(9080),
+//!     principal: Some("cluster.local/ns/shop/sa/productpage"),
+//!     headers: &headers[..],
+//! };
+//! let decision = evaluator.evaluate(&request);
+//! assert_eq!(decision.verdict, Verdict::Allow);
+//! assert_eq!(decision.path.unwrap().path(), "/reviews/1");
+//! ```
+
+pub mod canonical;
+pub mod config;
+mod engine;
+mod error;
+mod paths;
+mod pattern;
+mod trie;
+
+pub use canonical::{CanonicalPath, RequestError};
+pub use config::{Mode, PluginConfig};
+pub use engine::{
+    Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef, Selection, Verdict,
+    DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
+};
+pub use error::{ConfigError, PatternError};
+pub use paths::{PathCounts, MAX_AUTOMATON_SIZE, MAX_REGEX_SIZE};
+pub use pattern::{MAX_PATTERN_LEN, REGEX_PREFIX};

@@ -1,0 +1,398 @@
+//! Parsed patterns: string matches, host matches and path matches.
+//!
+//! Naming follows the rule/result split: a `Match*` value is what a rule says
+//! (`MatchStr`, `MatchHost`, `MatchPath`); what a request matched is reported
+//! by the engine as indices.
+//!
+//! Identity and header patterns are compared as strings, never compiled into
+//! regular expressions, so no escaping mistake can widen them.
+
+use crate::canonical::{canonical_host, canonicalize_path, is_tchar, parse_port, split_host_port};
+use crate::error::PatternError;
+
+/// Longest pattern the engine accepts, in bytes.
+pub const MAX_PATTERN_LEN: usize = 2048;
+
+/// Istio's string match: exact, `prefix*`, `*suffix` or `*` (present).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum MatchStr {
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Any,
+}
+
+impl MatchStr {
+    /// Parses a pattern; `*` anywhere but at either end (or both) is refused.
+    pub(crate) fn parse(pattern: &str) -> Result<Self, PatternError> {
+        check_common(pattern)?;
+        if pattern == "*" {
+            return Ok(Self::Any);
+        }
+        let m = if let Some(p) = pattern.strip_suffix('*') {
+            Self::Prefix(p.into())
+        } else if let Some(s) = pattern.strip_prefix('*') {
+            Self::Suffix(s.into())
+        } else {
+            Self::Exact(pattern.into())
+        };
+        match &m {
+            Self::Exact(s) | Self::Prefix(s) | Self::Suffix(s) if s.contains('*') => {
+                Err(PatternError::MisplacedWildcard)
+            }
+            _ => Ok(m),
+        }
+    }
+
+    pub(crate) fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Exact(s) => value == &**s,
+            Self::Prefix(p) => value.starts_with(&**p),
+            Self::Suffix(s) => value.ends_with(&**s),
+            Self::Any => true,
+        }
+    }
+
+    /// The exact value, if this is an exact match (used for indexing).
+    pub(crate) fn as_exact(&self) -> Option<&str> {
+        match self {
+            Self::Exact(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn check_common(pattern: &str) -> Result<(), PatternError> {
+    if pattern.is_empty() {
+        return Err(PatternError::Empty);
+    }
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err(PatternError::TooLong(MAX_PATTERN_LEN));
+    }
+    if pattern.bytes().any(|b| b.is_ascii_control()) {
+        return Err(PatternError::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// A header value pattern: a [`MatchStr`] that may not contain `,`.
+pub(crate) fn parse_header_value(pattern: &str) -> Result<MatchStr, PatternError> {
+    if pattern.contains(',') {
+        return Err(PatternError::Comma);
+    }
+    MatchStr::parse(pattern)
+}
+
+/// A host pattern: a case-insensitive [`MatchStr`] on the host name, and an
+/// optional port. `reviews` matches any port, `reviews:9080` only 9080.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MatchHost {
+    pub(crate) name: MatchStr,
+    pub(crate) port: Option<u16>,
+}
+
+impl MatchHost {
+    pub(crate) fn parse(pattern: &str) -> Result<Self, PatternError> {
+        check_common(pattern)?;
+        let (host, port) = split_host_port(pattern).map_err(|_| PatternError::BadHost)?;
+        let port = port.map(parse_port).transpose().map_err(|_| PatternError::BadHost)?;
+        // A trailing dot names the same host (canonical hosts have none), but
+        // "*." is not "*".
+        let host = match host.strip_suffix('.') {
+            Some(h) if !h.is_empty() && !h.ends_with('*') => h,
+            _ => host,
+        };
+        let lower = host.to_ascii_lowercase();
+        let name = MatchStr::parse(&lower).map_err(|e| match e {
+            PatternError::Empty => PatternError::BadHost,
+            e => e,
+        })?;
+        // The literal part must itself be a valid (canonical) host fragment.
+        let literal_ok = match &name {
+            MatchStr::Any => true,
+            MatchStr::Exact(h) => canonical_host(h).is_ok_and(|c| c == **h),
+            // "*.example.com", "api.*", "api-*": labels and dots only.
+            MatchStr::Prefix(s) | MatchStr::Suffix(s) => {
+                !s.ends_with('.')
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+            }
+        };
+        if !literal_ok {
+            return Err(PatternError::BadHost);
+        }
+        Ok(Self { name, port })
+    }
+
+    /// Matches a canonical (lower-case) host and the authority's port.
+    pub(crate) fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.name.matches(host) && self.port.is_none_or(|p| Some(p) == port)
+    }
+}
+
+/// A method pattern: an upper-case token or `*`.
+pub(crate) fn valid_method_pattern(m: &str) -> bool {
+    m == "*"
+        || (!m.is_empty() && m.len() <= 64 && m.bytes().all(|b| is_tchar(b) && b != b'*' && !b.is_ascii_lowercase()))
+}
+
+/// A path pattern, matched against the whole canonical path (never the query).
+///
+/// | form | example | matches |
+/// |---|---|---|
+/// | exact | `/health` | exactly `/health` |
+/// | prefix | `/reviews/*` | paths starting with `/reviews/` (plain string prefix, as Istio) |
+/// | suffix | `*.css` | paths ending with `.css` |
+/// | any | `*` | every path |
+/// | template | `/api/{*}/items/{**}` | `{*}` one non-empty segment, `{**}` one or more segments (last only) |
+/// | regex | `regex:/v[0-9]+/users/[^/]+` | the whole path matches the regular expression |
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum MatchPath {
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Any,
+    /// Segments after the leading `/`.
+    Template(Box<[TemplateSegment]>),
+    /// The regular expression, without the `regex:` marker.
+    Regex(Box<str>),
+}
+
+/// One segment of a path template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum TemplateSegment {
+    Literal(Box<str>),
+    /// `{*}`: exactly one non-empty segment.
+    One,
+    /// `{**}`: one or more characters, `/` included (last segment only).
+    Rest,
+}
+
+/// The marker of the regular-expression path form.
+pub const REGEX_PREFIX: &str = "regex:";
+
+impl MatchPath {
+    pub(crate) fn parse(pattern: &str) -> Result<Self, PatternError> {
+        check_common(pattern)?;
+        if let Some(re) = pattern.strip_prefix(REGEX_PREFIX) {
+            if re.is_empty() {
+                return Err(PatternError::Empty);
+            }
+            return Ok(Self::Regex(re.into()));
+        }
+        if pattern == "*" {
+            return Ok(Self::Any);
+        }
+        if pattern.contains('{') || pattern.contains('}') {
+            return parse_template(pattern);
+        }
+        if let Some(prefix) = pattern.strip_suffix('*') {
+            check_path_literal(prefix, true)?;
+            return Ok(Self::Prefix(prefix.into()));
+        }
+        if let Some(suffix) = pattern.strip_prefix('*') {
+            check_path_literal(suffix, false)?;
+            return Ok(Self::Suffix(suffix.into()));
+        }
+        check_path_literal(pattern, true)?;
+        // An exact pattern must be a whole canonical path.
+        let canonical = canonicalize_path(pattern).map_err(|_| PatternError::NotCanonical {
+            canonical: String::new(),
+        })?;
+        if canonical.path() != pattern || canonical.query().is_some() {
+            return Err(PatternError::NotCanonical {
+                canonical: canonical.path().to_string(),
+            });
+        }
+        Ok(Self::Exact(pattern.into()))
+    }
+}
+
+fn parse_template(pattern: &str) -> Result<MatchPath, PatternError> {
+    let rest = pattern.strip_prefix('/').ok_or(PatternError::NotAbsolute)?;
+    let raw: Vec<&str> = rest.split('/').collect();
+    let mut segments = Vec::with_capacity(raw.len());
+    for (i, seg) in raw.iter().enumerate() {
+        let last = i + 1 == raw.len();
+        let s = match *seg {
+            "{*}" => TemplateSegment::One,
+            "{**}" if last => TemplateSegment::Rest,
+            "{**}" => return Err(PatternError::DoubleStarNotLast),
+            s if s.contains(['{', '}']) => return Err(PatternError::BadTemplate),
+            s => {
+                if s.is_empty() && !last || s == "." || s == ".." {
+                    return Err(PatternError::NotCanonical {
+                        canonical: String::new(),
+                    });
+                }
+                check_path_literal(s, false)?;
+                TemplateSegment::Literal(s.into())
+            }
+        };
+        segments.push(s);
+    }
+    Ok(MatchPath::Template(segments.into()))
+}
+
+/// Checks that a literal piece of a path pattern could occur in a canonical
+/// path: only ASCII, no byte that canonicalization rejects, escapes in
+/// canonical form; when `anchored` (the piece starts the path) it must also
+/// start with `/` and contain no empty or dot segment.
+fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
+    if anchored && !lit.starts_with('/') {
+        return Err(PatternError::NotAbsolute);
+    }
+    let bytes = lit.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).unwrap_or_default();
+                let ok = hex.len() == 2 && hex.iter().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(h));
+                let decoded = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let canonical = match decoded {
+                    Some(v) => {
+                        ok && !v.is_ascii_alphanumeric()
+                            && !matches!(v, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
+                            && v > 0x1f
+                            && v != 0x7f
+                    }
+                    None => false,
+                };
+                if !canonical {
+                    return Err(PatternError::NotCanonical {
+                        canonical: String::new(),
+                    });
+                }
+                i += 3;
+                continue;
+            }
+            b'?' | b'#' | b'\\' | b';' | b' ' | 0x80..=0xff => {
+                return Err(PatternError::NotInCanonicalPath(char::from(b)));
+            }
+            b'*' => return Err(PatternError::MisplacedWildcard),
+            _ => {}
+        }
+        i += 1;
+    }
+    // No empty or dot segment between two slashes (a prefix may end in one
+    // partial segment, e.g. "/api/v1." — fine).
+    let mut segments = lit.split('/').peekable();
+    if anchored {
+        segments.next();
+    }
+    while let Some(seg) = segments.next() {
+        let complete = segments.peek().is_some();
+        if complete && (seg.is_empty() || seg == "." || seg == "..") {
+            return Err(PatternError::NotCanonical {
+                canonical: canonicalize_path(lit).map(|c| c.path().to_string()).unwrap_or_default(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn str_match_forms() {
+        assert_eq!(MatchStr::parse("*").unwrap(), MatchStr::Any);
+        assert!(MatchStr::parse("a*").unwrap().matches("abc"));
+        assert!(MatchStr::parse("*c").unwrap().matches("abc"));
+        assert!(!MatchStr::parse("a").unwrap().matches("ab"));
+        assert!(matches!(MatchStr::parse("a*b"), Err(PatternError::MisplacedWildcard)));
+        assert!(matches!(MatchStr::parse("*a*"), Err(PatternError::MisplacedWildcard)));
+        assert!(matches!(MatchStr::parse("**"), Err(PatternError::MisplacedWildcard)));
+        assert!(matches!(MatchStr::parse(""), Err(PatternError::Empty)));
+        assert!(matches!(MatchStr::parse("a\nb"), Err(PatternError::ControlCharacter)));
+    }
+
+    #[test]
+    fn host_patterns() {
+        let h = MatchHost::parse("Reviews.Bookinfo.svc.cluster.local.:9080").unwrap();
+        assert!(h.matches("reviews.bookinfo.svc.cluster.local", Some(9080)));
+        assert!(!h.matches("reviews.bookinfo.svc.cluster.local", Some(80)));
+        assert!(!h.matches("reviews.bookinfo.svc.cluster.local", None));
+        let h = MatchHost::parse("reviews").unwrap();
+        assert!(h.matches("reviews", Some(1)) && h.matches("reviews", None));
+        let h = MatchHost::parse("*.example.com").unwrap();
+        assert!(h.matches("a.example.com", None) && h.matches("a.b.example.com", None));
+        assert!(!h.matches("example.com", None) && !h.matches("aexample.com", None));
+        assert!(MatchHost::parse("*:8080").unwrap().matches("x", Some(8080)));
+        for bad in ["a b", "a:0", "a:x", "a@b", "x.*.com", "", "*.", "a..b"] {
+            assert!(MatchHost::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn method_patterns() {
+        for ok in ["GET", "*", "M-SEARCH"] {
+            assert!(valid_method_pattern(ok), "{ok}");
+        }
+        for bad in ["get", "", "GE T", "G*"] {
+            assert!(!valid_method_pattern(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_pattern_forms() {
+        assert_eq!(MatchPath::parse("/health").unwrap(), MatchPath::Exact("/health".into()));
+        assert_eq!(MatchPath::parse("/r/*").unwrap(), MatchPath::Prefix("/r/".into()));
+        assert_eq!(MatchPath::parse("*.css").unwrap(), MatchPath::Suffix(".css".into()));
+        assert_eq!(MatchPath::parse("*").unwrap(), MatchPath::Any);
+        assert_eq!(
+            MatchPath::parse("regex:/v[0-9]+").unwrap(),
+            MatchPath::Regex("/v[0-9]+".into())
+        );
+        assert_eq!(
+            MatchPath::parse("/api/{*}/items/{**}").unwrap(),
+            MatchPath::Template(
+                vec![
+                    TemplateSegment::Literal("api".into()),
+                    TemplateSegment::One,
+                    TemplateSegment::Literal("items".into()),
+                    TemplateSegment::Rest
+                ]
+                .into()
+            )
+        );
+        assert_eq!(
+            MatchPath::parse("/caf%C3%A9").unwrap(),
+            MatchPath::Exact("/caf%C3%A9".into())
+        );
+    }
+
+    #[test]
+    fn path_patterns_that_could_never_match_are_refused() {
+        for bad in [
+            "health",
+            "/a//b",
+            "/a/../b",
+            "/a/./b",
+            "/%61dmin",
+            "/caf%c3%a9",
+            "/a%2Fb",
+            "/a;b",
+            "/a?b",
+            "/a#b",
+            "/a\\b",
+            "/a/*/b",
+            "/api/{**}/x",
+            "/api/{x}",
+            "/api/a{*}",
+            "/a%2",
+            "/é",
+            "regex:",
+        ] {
+            assert!(MatchPath::parse(bad).is_err(), "{bad}");
+        }
+        match MatchPath::parse("/a/../b") {
+            Err(PatternError::NotCanonical { canonical }) => assert_eq!(canonical, "/b"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
