@@ -228,7 +228,6 @@ fn decode_unreserved(path: &str) -> Result<String, RequestError> {
         match v {
             b'/' | b'\\' => return Err(RequestError::EncodedSlash),
             0..=0x1f | 0x7f => return Err(RequestError::ControlCharacter),
-            b'%' if hex_pair(bytes, i + 3).is_some() => return Err(RequestError::DoubleEncoding),
             v if is_unreserved(v) => out.push(char::from(v)),
             v => {
                 out.push('%');
@@ -237,6 +236,16 @@ fn decode_unreserved(path: &str) -> Result<String, RequestError> {
             }
         }
         i += 3;
+    }
+    // Checked on the decoded result: "%25%32%65" decodes to "%252e", which a
+    // double-decoding upstream would turn into ".".
+    let decoded = out.as_bytes();
+    let double = decoded
+        .windows(3)
+        .enumerate()
+        .any(|(at, w)| w == b"%25" && hex_pair(decoded, at + 3).is_some());
+    if double {
+        return Err(RequestError::DoubleEncoding);
     }
     Ok(out)
 }

@@ -151,15 +151,23 @@ impl<'a> At<'a> {
         }
     }
     fn path(&self) -> String {
-        let mut out = match self.parent {
-            Some(p) => p.path(),
-            None => String::new(),
-        };
+        let mut out = String::new();
+        self.write_path(&mut out);
+        if out.is_empty() {
+            out.push('.');
+        }
+        out
+    }
+    fn write_path(&self, out: &mut String) {
+        if let Some(p) = self.parent {
+            p.write_path(out);
+        }
         match self.seg {
             Seg::Root => {}
-            Seg::Field(f) if out.is_empty() => out.push_str(f),
             Seg::Field(f) => {
-                out.push('.');
+                if !out.is_empty() {
+                    out.push('.');
+                }
                 out.push_str(f);
             }
             Seg::Index(i) => {
@@ -168,10 +176,6 @@ impl<'a> At<'a> {
                 out.push(']');
             }
         }
-        if out.is_empty() {
-            out.push('.');
-        }
-        out
     }
     fn pattern_error(&self, value: &str, reason: PatternError) -> ConfigError {
         ConfigError::InvalidPattern {

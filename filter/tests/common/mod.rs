@@ -1,0 +1,158 @@
+//! Helpers shared by the engine's integration tests (native and wasm).
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use meshward_filter::{Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
+
+/// Compiles `json` and selects policies for a workload with `labels`.
+pub fn evaluator_for(json: &str, labels: &[(&str, &str)]) -> Evaluator {
+    let engine = Engine::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}\n{json}"));
+    let selection = engine.select(|k| labels.iter().find(|(lk, _)| *lk == k).map(|(_, v)| v.to_string()));
+    Evaluator::new(Arc::new(engine), selection)
+}
+
+/// Compiles `json` for a workload without labels.
+pub fn evaluator(json: &str) -> Evaluator {
+    evaluator_for(json, &[])
+}
+
+/// A request under construction; defaults: GET / on host "svc", port 8080, anonymous.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub authority: Option<String>,
+    pub port: Option<u16>,
+    pub principal: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+pub fn req(method: &str, path: &str) -> Req {
+    Req {
+        method: method.into(),
+        path: path.into(),
+        authority: Some("svc".into()),
+        port: Some(8080),
+        principal: None,
+        headers: Vec::new(),
+    }
+}
+
+pub fn get(path: &str) -> Req {
+    req("GET", path)
+}
+
+impl Req {
+    pub fn from(mut self, principal: &str) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+    pub fn host(mut self, authority: &str) -> Self {
+        self.authority = Some(authority.into());
+        self
+    }
+    pub fn no_host(mut self) -> Self {
+        self.authority = None;
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// What a test usually asserts about a decision, detached from lifetimes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub mode: Mode,
+    /// "policy/rule" of the admitting rule.
+    pub rule: Option<String>,
+    pub reason: Reason,
+    /// The canonical path judged.
+    pub path: Option<String>,
+    /// The target to forward, when canonicalization rewrote it.
+    pub rewritten: Option<String>,
+}
+
+pub fn decide(ev: &mut Evaluator, r: &Req) -> Outcome {
+    let request = Request {
+        method: &r.method,
+        path: &r.path,
+        authority: r.authority.as_deref(),
+        port: r.port,
+        principal: r.principal.as_deref(),
+        headers: &r.headers[..],
+    };
+    let d: Decision<'_> = ev.evaluate(&request);
+    let engine = ev.engine();
+    Outcome {
+        verdict: d.verdict,
+        mode: d.mode,
+        rule: d
+            .matched()
+            .map(|m| format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m))),
+        reason: d.reason,
+        path: d.path.as_ref().map(|p| p.path().to_string()),
+        rewritten: d
+            .path
+            .as_ref()
+            .filter(|p| p.is_rewritten())
+            .map(|p| p.to_request_target()),
+    }
+}
+
+pub fn verdict(ev: &mut Evaluator, r: &Req) -> Verdict {
+    decide(ev, r).verdict
+}
+
+/// Asserts the verdict of each request, naming the request on failure.
+#[track_caller]
+pub fn assert_verdicts(ev: &mut Evaluator, cases: &[(Req, Verdict)]) {
+    for (r, want) in cases {
+        let got = decide(ev, r);
+        assert_eq!(got.verdict, *want, "request {r:?} → {got:?}");
+    }
+}
+
+/// One policy named "p" with the given rules (JSON array text).
+pub fn one_policy(rules: &str) -> String {
+    format!(r#"{{"policies":[{{"name":"p","rules":{rules}}}]}}"#)
+}
+
+/// A generated rule set of `n` rules in the benchmark's mix: exact, prefix,
+/// template and regex paths with methods. Rule `i` admits `GET /svc{i}/...`.
+pub fn generated_rules(n: usize) -> String {
+    let mut rules = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = match i % 4 {
+            0 => format!("/svc{i}/items"),
+            1 => format!("/svc{i}/static/*"),
+            2 => format!("/svc{i}/users/{{*}}/orders/{{**}}"),
+            _ => format!("regex:/svc{i}/v[0-9]+/report"),
+        };
+        let methods = if i % 2 == 0 { r#"["GET"]"# } else { r#"["GET","POST"]"# };
+        rules.push(format!(
+            r#"{{"name":"r{i}","to":[{{"methods":{methods},"paths":["{path}"]}}]}}"#
+        ));
+    }
+    format!(
+        r#"{{"policies":[{{"name":"generated","rules":[{}]}}]}}"#,
+        rules.join(",")
+    )
+}
+
+/// A request path that rule `i` of [`generated_rules`] admits.
+pub fn generated_path(i: usize) -> String {
+    match i % 4 {
+        0 => format!("/svc{i}/items"),
+        1 => format!("/svc{i}/static/app.js"),
+        2 => format!("/svc{i}/users/42/orders/7/lines"),
+        _ => format!("/svc{i}/v2/report"),
+    }
+}

@@ -1,0 +1,137 @@
+//! Configuration errors: every invalid value is refused, and the message
+//! starts with the path of the field that holds it.
+
+mod common;
+
+use meshward_filter::{ConfigError, Engine};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+fn error(json: &str) -> String {
+    match Engine::from_json(json.as_bytes()) {
+        Ok(_) => panic!("accepted: {json}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn rule_error(rule: &str) -> String {
+    error(&format!(
+        r#"{{"policies":[{{"name":"ok","rules":[{{}}]}},{{"name":"p","rules":[{{}},{rule}]}}]}}"#
+    ))
+}
+
+#[track_caller]
+fn assert_starts(msg: String, field: &str) {
+    assert!(
+        msg.starts_with(&format!("{field}: ")),
+        "expected {field:?} first in: {msg}"
+    );
+}
+
+#[test]
+fn invalid_paths_name_their_index() {
+    let e = rule_error(r#"{"to":[{"paths":["/ok","/also/*","/a/../b","/d"]}]}"#);
+    assert_starts(e.clone(), "policies[1].rules[1].to[0].paths[2]");
+    assert!(e.contains("\"/b\""), "names the canonical form: {e}");
+    for bad in [
+        "relative",
+        "/a//b",
+        "/%2F",
+        "/a;b",
+        "/x/*/y",
+        "/{**}/x",
+        "/{name}",
+        "regex:(",
+        "regex:a{99999}",
+    ] {
+        let e = rule_error(&format!(r#"{{"to":[{{"notPaths":["/fine","{bad}"]}}]}}"#));
+        assert_starts(e, "policies[1].rules[1].to[0].notPaths[1]");
+    }
+}
+
+#[test]
+fn invalid_identities_hosts_and_headers() {
+    assert_starts(
+        rule_error(r#"{"from":[{"principals":["a*b"]}]}"#),
+        "policies[1].rules[1].from[0].principals[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"from":[{"notNamespaces":[""]}]}"#),
+        "policies[1].rules[1].from[0].notNamespaces[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"hosts":["a b"]}]}"#),
+        "policies[1].rules[1].to[0].hosts[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"notHosts":["x:0"]}]}"#),
+        "policies[1].rules[1].to[0].notHosts[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"methods":["GET","get"]}]}"#),
+        "policies[1].rules[1].to[0].methods[1]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"ports":[0]}]}"#),
+        "policies[1].rules[1].to[0].ports[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"when":[{"header":":path","values":["/"]}]}"#),
+        "policies[1].rules[1].when[0].header",
+    );
+    assert_starts(
+        rule_error(r#"{"when":[{"header":"x","values":["a,b"]}]}"#),
+        "policies[1].rules[1].when[0].values[0]",
+    );
+}
+
+#[test]
+fn entries_that_would_match_everything_by_accident() {
+    assert_starts(rule_error(r#"{"from":[{}]}"#), "policies[1].rules[1].from[0]");
+    assert_starts(
+        rule_error(r#"{"from":[{"notPrincipals":[]}]}"#),
+        "policies[1].rules[1].from[0]",
+    );
+    assert_starts(rule_error(r#"{"to":[{"notPaths":[]}]}"#), "policies[1].rules[1].to[0]");
+    assert_starts(
+        rule_error(r#"{"when":[{"header":"x"}]}"#),
+        "policies[1].rules[1].when[0]",
+    );
+}
+
+#[test]
+fn names() {
+    assert_starts(
+        error(r#"{"policies":[{"name":"a","rules":[]},{"name":"a","rules":[]}]}"#),
+        "policies[1].name",
+    );
+    assert_starts(error(r#"{"policies":[{"name":"","rules":[]}]}"#), "policies[0].name");
+    assert_starts(error(r#"{"policies":[{"name":"a b","rules":[]}]}"#), "policies[0].name");
+    assert_starts(rule_error(r#"{"name":"rule-0"}"#), "policies[1].rules[1].name");
+    assert_starts(rule_error(r#"{"name":"x;y"}"#), "policies[1].rules[1].name");
+}
+
+#[test]
+fn schema_errors() {
+    // The unknown field itself is named.
+    assert_starts(
+        rule_error(r#"{"to":[{"path":["/"]}]}"#),
+        "policies[1].rules[1].to[0].path",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"ports":[70000]}]}"#),
+        "policies[1].rules[1].to[0].ports[0]",
+    );
+    assert_starts(rule_error(r#"{"from":"all"}"#), "policies[1].rules[1].from");
+    assert_starts(error(r#"{"mode":"dry-run","policies":[]}"#), "mode");
+    assert!(error(r#"{"denyStatus":200,"policies":[]}"#).starts_with("denyStatus: 200"));
+    assert!(error(r#"{"denyStatus":600,"policies":[]}"#).starts_with("denyStatus: 600"));
+}
+
+#[test]
+fn error_variants_are_typed() {
+    let e = Engine::from_json(br#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["x"]}]}]}]}"#).unwrap_err();
+    assert!(
+        matches!(e, ConfigError::InvalidPattern { ref field, .. } if field == "policies[0].rules[0].to[0].paths[0]")
+    );
+}

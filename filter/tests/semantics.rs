@@ -1,0 +1,500 @@
+//! The allowlist semantics, one behaviour per test. Runs natively and, under
+//! wasm-bindgen-test, compiled to wasm.
+
+mod common;
+
+use common::*;
+use meshward_filter::{Mode, Reason, Verdict};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use Verdict::{Allow, AuditDeny, Deny, Reject};
+
+const PP: &str = "cluster.local/ns/bookinfo/sa/productpage";
+const OTHER: &str = "cluster.local/ns/other/sa/client";
+
+#[test]
+fn no_policy_applies_so_everything_passes() {
+    let mut ev = evaluator(r#"{"policies":[]}"#);
+    assert_eq!(decide(&mut ev, &get("/anything")).reason, Reason::NoPolicy);
+    // Even malformed paths pass untouched: meshward is transparent here.
+    assert_eq!(verdict(&mut ev, &get("/a%2Fb")), Allow);
+
+    let json = r#"{"policies":[{"name":"p","selector":{"app":"reviews"},"rules":[]}]}"#;
+    let mut other = evaluator_for(json, &[("app", "ratings")]);
+    assert_eq!(decide(&mut other, &get("/")).reason, Reason::NoPolicy);
+    let mut reviews = evaluator_for(json, &[("app", "reviews"), ("version", "v1")]);
+    assert_eq!(verdict(&mut reviews, &get("/")), Deny);
+}
+
+#[test]
+fn selectors_need_every_label() {
+    let json = r#"{"policies":[{"name":"p","selector":{"app":"reviews","version":"v2"},"rules":[]}]}"#;
+    assert_eq!(
+        verdict(&mut evaluator_for(json, &[("app", "reviews")]), &get("/")),
+        Allow
+    );
+    assert_eq!(
+        verdict(
+            &mut evaluator_for(json, &[("app", "reviews"), ("version", "v2")]),
+            &get("/")
+        ),
+        Deny
+    );
+    let empty = r#"{"policies":[{"name":"p","selector":{},"rules":[]}]}"#;
+    assert_eq!(verdict(&mut evaluator(empty), &get("/")), Deny);
+}
+
+#[test]
+fn a_policy_without_rules_denies_and_an_empty_rule_allows() {
+    assert_eq!(verdict(&mut evaluator(&one_policy("[]")), &get("/")), Deny);
+    let o = decide(&mut evaluator(&one_policy("[{}]")), &get("/x"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Allow, Some("p/rule-0")));
+}
+
+#[test]
+fn default_deny_when_no_rule_matches() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/health"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/health"), Allow), (get("/healthz"), Deny), (get("/"), Deny)],
+    );
+    let o = decide(&mut ev, &get("/healthz"));
+    assert_eq!((o.reason, o.mode), (Reason::NoMatch, Mode::Enforce));
+}
+
+#[test]
+fn principals_exact_prefix_suffix_and_present() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"principals":["cluster.local/ns/bookinfo/sa/productpage","spiffe.td/*","*/sa/admin"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from(PP), Allow),
+            (get("/").from("spiffe.td/ns/x/sa/y"), Allow),
+            (get("/").from("cluster.local/ns/x/sa/admin"), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/"), Deny),
+        ],
+    );
+    let mut any = evaluator(&one_policy(r#"[{"from":[{"principals":["*"]}]}]"#));
+    assert_verdicts(&mut any, &[(get("/").from(OTHER), Allow), (get("/"), Deny)]);
+}
+
+#[test]
+fn namespaces_come_from_well_formed_principals_only() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"namespaces":["bookinfo"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from(PP), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/").from("cluster.local/ns/bookinfo"), Deny),
+            (get("/").from("cluster.local/ns/bookinfo/sa/x/extra"), Deny),
+            (get("/").from("bookinfo"), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn negative_identity_fields_never_admit_anonymous_callers() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"notPrincipals":["cluster.local/ns/other/*"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from(PP), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/"), Deny),
+        ],
+    );
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"notNamespaces":["other"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from(PP), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/"), Deny),
+            // A principal without a namespace cannot prove it is not in "other".
+            (get("/").from("odd-identity"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn fields_inside_an_entry_and_entries_of_a_list() {
+    // Inside one entry: AND. Across entries: OR.
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"namespaces":["bookinfo"],"notPrincipals":["*/sa/productpage"]},{"principals":["cluster.local/ns/other/sa/client"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from("cluster.local/ns/bookinfo/sa/reviews"), Allow),
+            (get("/").from(PP), Deny),
+            (get("/").from(OTHER), Allow),
+        ],
+    );
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"methods":["GET"],"paths":["/a"]},{"methods":["POST"],"paths":["/b"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/a"), Allow),
+            (req("POST", "/b"), Allow),
+            (get("/b"), Deny),
+            (req("POST", "/a"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn from_to_and_when_are_anded() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"principals":["cluster.local/ns/bookinfo/sa/productpage"]}],"to":[{"paths":["/r"]}],"when":[{"header":"x-v","values":["1"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/r").from(PP).header("x-v", "1"), Allow),
+            (get("/r").from(OTHER).header("x-v", "1"), Deny),
+            (get("/x").from(PP).header("x-v", "1"), Deny),
+            (get("/r").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn methods_are_case_sensitive_and_star_means_any() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["GET","HEAD"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Allow),
+            (req("HEAD", "/"), Allow),
+            (req("get", "/"), Deny),
+            (req("POST", "/"), Deny),
+        ],
+    );
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["*"],"paths":["/x"]}]}]"#));
+    assert_verdicts(&mut ev, &[(req("PURGE", "/x"), Allow), (req("PURGE", "/y"), Deny)]);
+    // A method that is not a token is malformed.
+    assert_eq!(verdict(&mut ev, &req("GE T", "/x")), Reject);
+}
+
+#[test]
+fn path_forms() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"paths":["/health","/reviews/*","*.css","/api/{*}/items/{**}","regex:/v[0-9]+/users/[a-z]+"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/health"), Allow),
+            (get("/health/"), Deny),
+            (get("/reviews/"), Allow),
+            (get("/reviews/1/2"), Allow),
+            (get("/reviews"), Deny),
+            (get("/static/site.css"), Allow),
+            (get("/site.css.map"), Deny),
+            (get("/api/v1/items/7"), Allow),
+            (get("/api/v1/items/7/8/9"), Allow),
+            (get("/api/v1/items/"), Deny),
+            (get("/api/v1/items"), Deny),
+            (get("/api/v1/x/items/7"), Deny),
+            (get("/api//items/7"), Deny), // canonical "/api/items/7": no segment for {*}
+            (get("/v2/users/bob"), Allow),
+            (get("/v2/users/bob/x"), Deny), // regexes match the whole path
+            (get("/x/v2/users/bob"), Deny),
+            (get("/v2/users/Bob"), Deny),
+        ],
+    );
+    // The query string is never part of the judged path.
+    assert_eq!(verdict(&mut ev, &get("/health?x=/reviews/")), Allow);
+    assert_eq!(verdict(&mut ev, &get("/admin?/health")), Deny);
+}
+
+#[test]
+fn prefix_patterns_are_plain_string_prefixes_as_in_istio() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/api*"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/api"), Allow),
+            (get("/api/x"), Allow),
+            (get("/apix"), Allow),
+            (get("/ap"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn not_paths_exclude() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"paths":["/reviews/*"],"notPaths":["/reviews/internal/*","regex:.*/secret"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/reviews/1"), Allow),
+            (get("/reviews/internal/x"), Deny),
+            (get("/reviews/a/secret"), Deny),
+            (get("/reviews/./internal/x"), Deny),
+        ],
+    );
+    // notPaths alone: everything but.
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"notPaths":["/admin*"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/x"), Allow), (get("/admin/x"), Deny), (get("//admin"), Deny)],
+    );
+}
+
+#[test]
+fn hosts_are_case_insensitive_and_ports_optional() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"hosts":["reviews","ratings.bookinfo.svc.cluster.local:9080","*.example.com"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").host("reviews"), Allow),
+            (get("/").host("REVIEWS:1234"), Allow),
+            (get("/").host("reviews."), Allow),
+            (get("/").host("Ratings.Bookinfo.svc.cluster.local:9080"), Allow),
+            (get("/").host("ratings.bookinfo.svc.cluster.local"), Deny),
+            (get("/").host("ratings.bookinfo.svc.cluster.local:9081"), Deny),
+            (get("/").host("a.example.com"), Allow),
+            (get("/").host("a.b.EXAMPLE.com:443"), Allow),
+            (get("/").host("example.com"), Deny),
+            (get("/").host("reviewsx"), Deny),
+            (get("/").no_host(), Deny),
+        ],
+    );
+    assert_eq!(verdict(&mut ev, &get("/").host("a@reviews")), Reject);
+    assert_eq!(verdict(&mut ev, &get("/").host("reviews:0")), Reject);
+}
+
+#[test]
+fn not_hosts_require_a_host() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"notHosts":["admin.example.com"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").host("www.example.com"), Allow),
+            (get("/").host("Admin.Example.com"), Deny),
+            (get("/").host("admin.example.com.:8443"), Deny),
+            (get("/").no_host(), Deny),
+        ],
+    );
+}
+
+#[test]
+fn ports_are_destination_ports() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"ports":[9080,9443]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").port(9080), Allow),
+            (get("/").port(9443), Allow),
+            (get("/").port(8080), Deny),
+            // The authority's port is not the destination port.
+            (get("/").port(8080).host("svc:9080"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn header_values_every_value_must_match() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"header":"X-Api-Version","values":["v1","v2*"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").header("x-api-version", "v1"), Allow),
+            (get("/").header("X-API-VERSION", "v2beta"), Allow),
+            (
+                get("/").header("x-api-version", "v1").header("x-api-version", "v2"),
+                Allow,
+            ),
+            (get("/").header("x-api-version", "v1, v2"), Allow),
+            // A smuggled second value cannot ride along, on its own line or comma-joined.
+            (
+                get("/").header("x-api-version", "v1").header("x-api-version", "admin"),
+                Deny,
+            ),
+            (get("/").header("x-api-version", "v1,admin"), Deny),
+            (get("/").header("x-api-version", "v2,admin"), Deny),
+            (get("/").header("x-api-version", ""), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn header_not_values_no_value_may_match() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"header":"x-role","notValues":["admin*"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").header("x-role", "user"), Allow),
+            (get("/"), Allow),
+            (get("/").header("x-role", "user").header("x-role", "admin"), Deny),
+            (get("/").header("x-role", "user, administrator"), Deny),
+        ],
+    );
+    // Present-with-any-value and a negative together.
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"header":"x-role","values":["*"],"notValues":["root"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").header("x-role", ""), Allow),
+            (get("/").header("x-role", "a"), Allow),
+            (get("/").header("x-role", "a,root"), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn empty_positive_lists_match_nothing() {
+    // A resolved selector that found no workload must not become "anyone".
+    for rules in [
+        r#"[{"from":[{"principals":[]}]}]"#,
+        r#"[{"from":[{"namespaces":[]}]}]"#,
+        r#"[{"from":[]}]"#,
+        r#"[{"to":[]}]"#,
+        r#"[{"to":[{"paths":[]}]}]"#,
+        r#"[{"to":[{"methods":[]}]}]"#,
+        r#"[{"to":[{"hosts":[]}]}]"#,
+        r#"[{"to":[{"ports":[]}]}]"#,
+        r#"[{"when":[{"header":"x","values":[]}]}]"#,
+    ] {
+        let mut ev = evaluator(&one_policy(rules));
+        assert_eq!(verdict(&mut ev, &get("/").from(PP).header("x", "1")), Deny, "{rules}");
+    }
+    // Empty negative lists exclude nothing.
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/a"],"notPaths":[]}]}]"#));
+    assert_eq!(verdict(&mut ev, &get("/a")), Allow);
+}
+
+#[test]
+fn the_first_matching_rule_is_reported() {
+    let mut ev = evaluator(
+        r#"{"policies":[
+        {"name":"ns/a","rules":[{"name":"wide","to":[{"paths":["/x*"]}]},{"to":[{"paths":["/xy"]}]}]},
+        {"name":"ns/b","rules":[{"name":"exact","to":[{"paths":["/xy"]}]}]}]}"#,
+    );
+    assert_eq!(decide(&mut ev, &get("/xy")).rule.as_deref(), Some("ns/a/wide"));
+    assert_eq!(decide(&mut ev, &get("/x")).rule.as_deref(), Some("ns/a/wide"));
+}
+
+#[test]
+fn audit_mode_never_denies() {
+    let mut ev = evaluator(r#"{"mode":"audit","policies":[{"name":"p","rules":[{"to":[{"paths":["/ok"]}]}]}]}"#);
+    let o = decide(&mut ev, &get("/ok"));
+    assert_eq!((o.verdict, o.mode), (Allow, Mode::Audit));
+    let o = decide(&mut ev, &get("/no"));
+    assert_eq!((o.verdict, o.mode, o.reason), (AuditDeny, Mode::Audit, Reason::NoMatch));
+    // Malformed requests are reported, not rejected, in audit mode.
+    let o = decide(&mut ev, &get("/a%2Fb"));
+    assert_eq!(o.verdict, AuditDeny);
+    assert!(matches!(o.reason, Reason::Malformed(_)));
+}
+
+#[test]
+fn per_policy_mode_overrides_the_top_level() {
+    let json = r#"{"mode":"audit","policies":[{"name":"p","mode":"enforce","rules":[{"to":[{"paths":["/ok"]}]}]}]}"#;
+    assert_eq!(verdict(&mut evaluator(json), &get("/no")), Deny);
+    let json = r#"{"policies":[{"name":"p","mode":"audit","rules":[{"to":[{"paths":["/ok"]}]}]}]}"#;
+    assert_eq!(verdict(&mut evaluator(json), &get("/no")), AuditDeny);
+}
+
+#[test]
+fn with_enforce_and_audit_policies_only_enforce_decides() {
+    let json = r#"{"policies":[
+        {"name":"live","rules":[{"to":[{"paths":["/live"]}]}]},
+        {"name":"trial","mode":"audit","rules":[{"to":[{"paths":["/trial","/live"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    let o = decide(&mut ev, &get("/live"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Allow, Some("live/rule-0")));
+    // Admitted only by the audit policy: the enforce policy still denies.
+    assert_eq!(verdict(&mut ev, &get("/trial")), Deny);
+    assert_eq!(verdict(&mut ev, &get("/none")), Deny);
+    // Only the audit policy applies to this workload: it decides, in audit mode.
+    let json = r#"{"policies":[
+        {"name":"live","selector":{"app":"a"},"rules":[]},
+        {"name":"trial","mode":"audit","rules":[{"to":[{"paths":["/trial"]}]}]}]}"#;
+    let mut ev = evaluator_for(json, &[("app", "b")]);
+    let o = decide(&mut ev, &get("/trial"));
+    assert_eq!(
+        (o.verdict, o.mode, o.rule.as_deref()),
+        (Allow, Mode::Audit, Some("trial/rule-0"))
+    );
+    assert_eq!(verdict(&mut ev, &get("/other")), AuditDeny);
+}
+
+#[test]
+fn deny_status_defaults_to_403() {
+    assert_eq!(evaluator(r#"{"policies":[]}"#).engine().deny_status(), 403);
+    assert_eq!(
+        evaluator(r#"{"denyStatus":401,"policies":[]}"#).engine().deny_status(),
+        401
+    );
+}
+
+#[test]
+fn identity_indexed_rules_still_check_every_field() {
+    // Many identity-only rules are filed under the identity index; each must
+    // still be verified in full.
+    let mut rules = Vec::new();
+    for i in 0..200 {
+        rules.push(format!(
+            r#"{{"from":[{{"principals":["cluster.local/ns/n{i}/sa/s"]}}],"to":[{{"methods":["GET"],"paths":["/api/*"]}}]}}"#
+        ));
+    }
+    let mut ev = evaluator(&one_policy(&format!("[{}]", rules.join(","))));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/api/x").from("cluster.local/ns/n7/sa/s"), Allow),
+            (req("POST", "/api/x").from("cluster.local/ns/n7/sa/s"), Deny),
+            (get("/other").from("cluster.local/ns/n7/sa/s"), Deny),
+            (get("/api/x").from("cluster.local/ns/n7/sa/t"), Deny),
+            (get("/api/x"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn ten_thousand_rules() {
+    let n = 10_000;
+    let mut ev = evaluator(&generated_rules(n));
+    for i in [0, 1, 2, 3, 4_998, 4_999, n - 2, n - 1] {
+        let o = decide(&mut ev, &get(&generated_path(i)));
+        assert_eq!(
+            (o.verdict, o.rule),
+            (Allow, Some(format!("generated/r{i}"))),
+            "rule {i}"
+        );
+    }
+    assert_eq!(verdict(&mut ev, &req("POST", &generated_path(n - 2))), Deny);
+    assert_eq!(verdict(&mut ev, &req("POST", &generated_path(n - 1))), Allow);
+    assert_eq!(verdict(&mut ev, &get(&format!("/svc{n}/items"))), Deny);
+    assert_eq!(verdict(&mut ev, &get("/svc3/v2x/report")), Deny);
+    let stats = ev.engine().stats();
+    assert_eq!((stats.rules, stats.unindexed_clauses), (n, 0));
+    assert_eq!(
+        stats.paths.exact + stats.paths.prefix + stats.paths.template + stats.paths.regex,
+        n
+    );
+}
