@@ -154,11 +154,14 @@ pub fn canonicalize_path(target: &str) -> Result<CanonicalPath<'_>, RequestError
             query,
         });
     }
-    let decoded = decode_unreserved(path)?;
-    Ok(CanonicalPath {
-        path: Cow::Owned(remove_dot_segments(&decoded)),
-        query,
-    })
+    let canonical = remove_dot_segments(&decode_unreserved(path)?);
+    // Escapes that stay as they were ("/100%25") are not a rewrite.
+    let path = if canonical == path {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(canonical)
+    };
+    Ok(CanonicalPath { path, query })
 }
 
 /// Checks the bytes that are rejected in any case and tells whether the path

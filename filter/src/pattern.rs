@@ -279,10 +279,10 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
     }
     // No empty or dot segment between two slashes (a prefix may end in one
     // partial segment, e.g. "/api/v1." — fine).
+    // The first piece is either before the leading '/' (anchored) or the
+    // tail of some segment (a suffix): neither is a complete segment.
     let mut segments = lit.split('/').peekable();
-    if anchored {
-        segments.next();
-    }
+    segments.next();
     while let Some(seg) = segments.next() {
         let complete = segments.peek().is_some();
         if complete && (seg.is_empty() || seg == "." || seg == "..") {

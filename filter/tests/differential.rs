@@ -1,0 +1,521 @@
+//! Differential property test: the compiled engine agrees with a reference
+//! evaluator on random rule sets and random (often adversarial) requests.
+//!
+//! The reference is written straight from the documented semantics, with no
+//! index, no automaton and no shared matching code: it walks every policy and
+//! rule in order and compares strings. It shares only the canonicalization
+//! functions, which have their own tests.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method};
+use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
+use meshward_filter::{Engine, Evaluator, Mode, PluginConfig, Verdict};
+use proptest::prelude::*;
+
+use common::{decide, Req};
+
+// ---------------------------------------------------------------- reference
+
+#[derive(Debug, PartialEq, Eq)]
+struct RefOutcome {
+    verdict: Verdict,
+    mode: Mode,
+    rule: Option<String>,
+}
+
+fn str_match(pattern: &str, value: &str) -> bool {
+    if pattern == "*" {
+        true
+    } else if let Some(p) = pattern.strip_suffix('*') {
+        value.starts_with(p)
+    } else if let Some(s) = pattern.strip_prefix('*') {
+        value.ends_with(s)
+    } else {
+        pattern == value
+    }
+}
+
+fn template_match(template: &str, path: &str) -> bool {
+    let pattern: Vec<&str> = template[1..].split('/').collect();
+    let Some(mut rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    for (i, seg) in pattern.iter().enumerate() {
+        let last = i + 1 == pattern.len();
+        if *seg == "{**}" {
+            return !rest.is_empty();
+        }
+        let (head, tail) = match rest.split_once('/') {
+            Some((h, t)) => (h, Some(t)),
+            None => (rest, None),
+        };
+        let ok = if *seg == "{*}" { !head.is_empty() } else { head == *seg };
+        if !ok {
+            return false;
+        }
+        match (last, tail) {
+            (true, None) => return true,
+            (true, Some(_)) | (false, None) => return false,
+            (false, Some(t)) => rest = t,
+        }
+    }
+    false
+}
+
+fn path_match(pattern: &str, path: &str) -> bool {
+    if let Some(re) = pattern.strip_prefix("regex:") {
+        return regex::Regex::new(&format!("^(?:{re})$")).unwrap().is_match(path);
+    }
+    if pattern.contains('{') {
+        return template_match(pattern, path);
+    }
+    str_match(pattern, path)
+}
+
+fn host_match(pattern: &str, host: &str, port: Option<u16>) -> bool {
+    let (name, want_port) = match pattern.rsplit_once(':') {
+        Some((n, p)) => (n, Some(p.parse::<u16>().unwrap())),
+        None => (pattern, None),
+    };
+    // "SVC." names the same host as "svc".
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    str_match(&name, host) && want_port.is_none_or(|p| Some(p) == port)
+}
+
+fn namespace(principal: &str) -> Option<&str> {
+    let parts: Vec<&str> = principal.split('/').collect();
+    (parts.len() == 5 && parts[1] == "ns" && parts[3] == "sa" && parts.iter().all(|p| !p.is_empty())).then(|| parts[2])
+}
+
+struct RefRequest<'a> {
+    method: &'a str,
+    path: &'a str,
+    host: Option<(String, Option<u16>)>,
+    port: Option<u16>,
+    principal: Option<&'a str>,
+    headers: &'a [(String, String)],
+}
+
+fn source_matches(s: &Source, r: &RefRequest<'_>) -> bool {
+    let Some(p) = r.principal else { return false };
+    let any = |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)));
+    let none = |l: &Option<Vec<String>>, v: &str| l.iter().flatten().all(|m| !str_match(m, v));
+    if !any(&s.principals, p) || !none(&s.not_principals, p) {
+        return false;
+    }
+    if s.namespaces.is_some() || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty()) {
+        let Some(ns) = namespace(p) else { return false };
+        return any(&s.namespaces, ns) && none(&s.not_namespaces, ns);
+    }
+    true
+}
+
+fn operation_matches(o: &Operation, r: &RefRequest<'_>) -> bool {
+    if let Some(ms) = &o.methods {
+        if !ms.iter().any(|m| m == "*" || m == r.method) {
+            return false;
+        }
+    }
+    if let Some(ps) = &o.paths {
+        if !ps.iter().any(|p| path_match(p, r.path)) {
+            return false;
+        }
+    }
+    if o.not_paths.iter().flatten().any(|p| path_match(p, r.path)) {
+        return false;
+    }
+    if o.hosts.is_some() || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty()) {
+        let Some((host, port)) = &r.host else { return false };
+        if let Some(hs) = &o.hosts {
+            if !hs.iter().any(|h| host_match(h, host, *port)) {
+                return false;
+            }
+        }
+        if o.not_hosts.iter().flatten().any(|h| host_match(h, host, *port)) {
+            return false;
+        }
+    }
+    if let Some(ports) = &o.ports {
+        if !r.port.is_some_and(|p| ports.contains(&p)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn condition_holds(c: &Condition, r: &RefRequest<'_>) -> bool {
+    let lines: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.to_ascii_lowercase() == c.header.to_ascii_lowercase())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut items = Vec::new();
+    for line in &lines {
+        let parts: Vec<&str> = line
+            .split(',')
+            .map(|p| p.trim_matches([' ', '\t']))
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() {
+            items.push("");
+        } else {
+            items.extend(parts);
+        }
+    }
+    if let Some(vals) = &c.values {
+        if lines.is_empty() || !items.iter().all(|i| vals.iter().any(|v| str_match(v, i))) {
+            return false;
+        }
+    }
+    items
+        .iter()
+        .all(|i| c.not_values.iter().flatten().all(|v| !str_match(v, i)))
+}
+
+fn rule_matches(rule: &Rule, r: &RefRequest<'_>) -> bool {
+    rule.from
+        .as_ref()
+        .is_none_or(|f| f.iter().any(|s| source_matches(s, r)))
+        && rule
+            .to
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|o| operation_matches(o, r)))
+        && rule.when.iter().flatten().all(|c| condition_holds(c, r))
+}
+
+fn reference(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &Req) -> RefOutcome {
+    let applicable: Vec<&Policy> = config
+        .policies
+        .iter()
+        .filter(|p| p.selector.iter().flatten().all(|(k, v)| labels.get(k) == Some(v)))
+        .collect();
+    let mode_of = |p: &Policy| p.mode.unwrap_or(config.mode);
+    if applicable.is_empty() {
+        return RefOutcome {
+            verdict: Verdict::Allow,
+            mode: config.mode,
+            rule: None,
+        };
+    }
+    let enforcing = applicable.iter().any(|p| mode_of(p) == Mode::Enforce);
+    let mode = if enforcing { Mode::Enforce } else { Mode::Audit };
+    let canonical = validate_method(&req.method).and_then(|m| {
+        let path = canonicalize_path(&req.path)?;
+        let host = match req.authority.as_deref() {
+            None | Some("") => None,
+            Some(a) => {
+                let a = canonicalize_authority(a)?;
+                Some((a.host().to_string(), a.port()))
+            }
+        };
+        Ok((m, path.path().to_string(), host))
+    });
+    let Ok((method, path, host)) = canonical else {
+        let verdict = if enforcing { Verdict::Reject } else { Verdict::AuditDeny };
+        return RefOutcome {
+            verdict,
+            mode,
+            rule: None,
+        };
+    };
+    let r = RefRequest {
+        method,
+        path: &path,
+        host,
+        port: req.port,
+        principal: req.principal.as_deref(),
+        headers: &req.headers,
+    };
+    let mut first_audit = None;
+    for p in &applicable {
+        for (i, rule) in p.rules.iter().enumerate() {
+            if rule_matches(rule, &r) {
+                let name = format!("{}/{}", p.name, rule.name.clone().unwrap_or(format!("rule-{i}")));
+                if mode_of(p) == Mode::Enforce {
+                    return RefOutcome {
+                        verdict: Verdict::Allow,
+                        mode,
+                        rule: Some(name),
+                    };
+                }
+                first_audit.get_or_insert(name);
+            }
+        }
+    }
+    match (enforcing, first_audit) {
+        (true, _) => RefOutcome {
+            verdict: Verdict::Deny,
+            mode,
+            rule: None,
+        },
+        (false, Some(name)) => RefOutcome {
+            verdict: Verdict::Allow,
+            mode,
+            rule: Some(name),
+        },
+        (false, None) => RefOutcome {
+            verdict: Verdict::AuditDeny,
+            mode,
+            rule: None,
+        },
+    }
+}
+
+// ---------------------------------------------------------------- generators
+
+fn pick(options: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop::sample::select(options).prop_map(str::to_string)
+}
+
+fn list(options: &'static [&'static str], max: usize) -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(pick(options), 0..=max)
+}
+
+/// `None`, or a list that is usually non-empty (empty lists are a case too).
+fn opt_list(options: &'static [&'static str], max: usize) -> impl Strategy<Value = Option<Vec<String>>> {
+    prop::option::weighted(0.5, list(options, max))
+}
+
+const PRINCIPALS: &[&str] = &[
+    "td/ns/a/sa/x",
+    "td/ns/b/sa/y",
+    "td/ns/a/*",
+    "*/sa/y",
+    "*",
+    "td/ns/c/sa/z",
+];
+const NAMESPACES: &[&str] = &["a", "b", "*", "a*", "*b"];
+const METHODS: &[&str] = &["GET", "POST", "*"];
+const PATHS: &[&str] = &[
+    "/a",
+    "/a/b",
+    "/a/",
+    "/a/*",
+    "/a*",
+    "/ab",
+    "*b",
+    "*/b",
+    "*",
+    "/{*}/b",
+    "/a/{**}",
+    "/{*}/{**}",
+    "/{*}",
+    "regex:/a/[ab]+",
+    "regex:/(a|b)/.*",
+    "regex:.*b",
+    "regex:/x?",
+    "/%3F",
+    "/a%20b",
+];
+const HOSTS: &[&str] = &["svc", "svc:80", "*.ex.com", "a*", "*", "SVC.", "b.ex.com:81"];
+const VALUES: &[&str] = &["1", "2", "1*", "*", "*2"];
+
+fn source() -> impl Strategy<Value = Source> {
+    (
+        opt_list(PRINCIPALS, 2),
+        opt_list(PRINCIPALS, 2),
+        opt_list(NAMESPACES, 2),
+        opt_list(NAMESPACES, 2),
+    )
+        .prop_map(|(principals, not_principals, namespaces, not_namespaces)| Source {
+            principals,
+            not_principals,
+            namespaces,
+            not_namespaces,
+        })
+        .prop_filter("must set a field", |s| {
+            s.principals.is_some()
+                || s.namespaces.is_some()
+                || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
+                || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty())
+        })
+}
+
+fn operation() -> impl Strategy<Value = Operation> {
+    (
+        opt_list(METHODS, 2),
+        opt_list(PATHS, 3),
+        opt_list(PATHS, 2),
+        opt_list(HOSTS, 2),
+        opt_list(HOSTS, 2),
+        prop::option::weighted(
+            0.2,
+            prop::collection::vec(prop::sample::select(&[80u16, 81][..]), 0..=2),
+        ),
+    )
+        .prop_map(|(methods, paths, not_paths, hosts, not_hosts, ports)| Operation {
+            methods,
+            paths,
+            not_paths,
+            hosts,
+            not_hosts,
+            ports,
+        })
+        .prop_filter("must set a field", |o| {
+            o.methods.is_some()
+                || o.paths.is_some()
+                || o.hosts.is_some()
+                || o.ports.is_some()
+                || o.not_paths.as_ref().is_some_and(|l| !l.is_empty())
+                || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty())
+        })
+}
+
+fn condition() -> impl Strategy<Value = Condition> {
+    (pick(&["x-h", "X-H"]), opt_list(VALUES, 2), opt_list(VALUES, 2))
+        .prop_map(|(header, values, not_values)| Condition {
+            header,
+            values,
+            not_values,
+        })
+        .prop_filter("must set values", |c| {
+            c.values.is_some() || c.not_values.as_ref().is_some_and(|l| !l.is_empty())
+        })
+}
+
+fn rule() -> impl Strategy<Value = Rule> {
+    (
+        prop::option::weighted(0.5, prop::collection::vec(source(), 0..=2)),
+        prop::option::weighted(0.8, prop::collection::vec(operation(), 0..=2)),
+        prop::option::weighted(0.2, prop::collection::vec(condition(), 0..=1)),
+    )
+        .prop_map(|(from, to, when)| Rule {
+            name: None,
+            from,
+            to,
+            when,
+        })
+}
+
+fn mode() -> impl Strategy<Value = Option<Mode>> {
+    prop::option::weighted(0.3, prop::sample::select(&[Mode::Enforce, Mode::Audit][..]))
+}
+
+fn config() -> impl Strategy<Value = PluginConfig> {
+    let policy = (
+        prop::option::weighted(0.3, pick(&["a", "b"])),
+        mode(),
+        prop::collection::vec(rule(), 0..=4),
+    );
+    (
+        prop::sample::select(&[Mode::Enforce, Mode::Audit][..]),
+        prop::collection::vec(policy, 0..=3),
+    )
+        .prop_map(|(mode, policies)| PluginConfig {
+            mode,
+            deny_status: None,
+            policies: policies
+                .into_iter()
+                .enumerate()
+                .map(|(i, (app, mode, rules))| Policy {
+                    name: format!("p{i}"),
+                    selector: app.map(|a| BTreeMap::from([("app".to_string(), a)])),
+                    mode,
+                    rules,
+                })
+                .collect(),
+        })
+}
+
+const SEGMENTS: &[&str] = &[
+    "a", "b", "ab", "x", "", ".", "..", "%61", "%2e", "%2F", "a;b", "%25", "%3f", "a%20b", "{*}",
+];
+
+fn request() -> impl Strategy<Value = Req> {
+    (
+        pick(&["GET", "POST", "get", "G T"]),
+        prop::collection::vec(pick(SEGMENTS), 0..=4),
+        prop::option::weighted(0.2, pick(&["q=1", "/a/../b", ""])),
+        prop::option::weighted(
+            0.9,
+            pick(&[
+                "svc",
+                "SVC:80",
+                "svc.:81",
+                "a.ex.com",
+                "B.EX.COM:81",
+                "ab",
+                "x",
+                "bad host",
+                "svc:0",
+            ]),
+        ),
+        prop::option::weighted(0.9, prop::sample::select(&[80u16, 81][..])),
+        prop::option::weighted(
+            0.8,
+            pick(&[
+                "td/ns/a/sa/x",
+                "td/ns/b/sa/y",
+                "td/ns/c/sa/z",
+                "weird",
+                "td/ns/a/sa/x/y",
+            ]),
+        ),
+        prop::collection::vec(
+            (
+                pick(&["x-h", "X-H", "y"]),
+                pick(&["1", "2", "1,2", "12", "", " 1 , ,2"]),
+            ),
+            0..=2,
+        ),
+    )
+        .prop_map(|(method, segments, query, authority, port, principal, headers)| {
+            let mut path = format!("/{}", segments.join("/"));
+            if let Some(q) = query {
+                path.push('?');
+                path.push_str(&q);
+            }
+            Req {
+                method,
+                path,
+                authority,
+                port,
+                principal,
+                headers,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_agrees_with_reference(
+        config in config(),
+        app in prop::option::of(pick(&["a", "b"])),
+        requests in prop::collection::vec(request(), 1..=12),
+    ) {
+        let labels: BTreeMap<String, String> = app.iter().map(|a| ("app".to_string(), a.clone())).collect();
+        let engine = Engine::compile(&config).map_err(|e| TestCaseError::fail(format!("rejected: {e}")))?;
+        let selection = engine.select(|k| labels.get(k).cloned());
+        let mut ev = Evaluator::new(std::sync::Arc::new(engine), selection);
+        for r in &requests {
+            let got = decide(&mut ev, r);
+            let want = reference(&config, &labels, r);
+            prop_assert_eq!(
+                RefOutcome { verdict: got.verdict, mode: got.mode, rule: got.rule.clone() },
+                want,
+                "request {:?}\nconfig {}", r, config.to_json()
+            );
+        }
+    }
+
+    /// Canonicalization is idempotent and its output has the documented shape.
+    #[test]
+    fn canonical_paths_are_fixed_points(segments in prop::collection::vec(pick(SEGMENTS), 0..=6)) {
+        let raw = format!("/{}", segments.join("/"));
+        if let Ok(c) = canonicalize_path(&raw) {
+            let again = canonicalize_path(c.path()).unwrap();
+            prop_assert_eq!(again.path(), c.path());
+            prop_assert!(!again.is_rewritten());
+            prop_assert!(c.path().starts_with('/'));
+            prop_assert!(!c.path().contains("//"));
+            prop_assert!(c.path().split('/').all(|s| s != "." && s != ".."));
+        }
+    }
+}
