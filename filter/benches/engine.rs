@@ -1,1 +1,122 @@
-fn main() {}
+//! Criterion benchmarks of the policy engine.
+//!
+//! `cargo bench -p meshward-filter --bench engine` runs them; BENCHMARKS.md
+//! records the figures. Rule sets are the mix of `tests/common`: exact,
+//! prefix, template and regex paths with methods, one rule per service.
+// criterion_group! defines an undocumented public function; a benchmark
+// whose setup fails should panic.
+#![allow(missing_docs, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
+use meshward_filter::{Engine, Evaluator, Request, Verdict};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+const SIZES: [usize; 3] = [10, 1_000, 10_000];
+
+fn evaluator(json: &str) -> Evaluator {
+    let engine = Engine::from_json(json.as_bytes()).expect("valid config");
+    let selection = engine.select(|_| None);
+    Evaluator::new(Arc::new(engine), selection)
+}
+
+fn request<'a>(path: &'a str, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+    Request {
+        method: "GET",
+        path,
+        authority: Some("svc.ns.svc.cluster.local:8080"),
+        port: Some(8080),
+        principal: Some("cluster.local/ns/caller/sa/client"),
+        headers,
+    }
+}
+
+const HEADERS: &[(&str, &str)] = &[
+    ("user-agent", "bench/1.0"),
+    ("accept", "*/*"),
+    ("x-request-id", "7d1d3c4e-2f4e-4d7a-9d8b-3a1c2b3d4e5f"),
+];
+
+fn evaluate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("evaluate");
+    group.throughput(Throughput::Elements(1));
+    for n in SIZES {
+        let mut ev = evaluator(&common::generated_rules(n));
+        // The allowed request matches the last rule.
+        let allowed = common::generated_path(n - 1);
+        assert_eq!(ev.evaluate(&request(&allowed, HEADERS)).verdict, Verdict::Allow);
+        group.bench_with_input(BenchmarkId::new("allow_last_rule", n), &allowed, |b, path| {
+            b.iter(|| black_box(ev.evaluate(&request(black_box(path), HEADERS)).verdict))
+        });
+        let denied = format!("/svc{n}/v2/report");
+        assert_eq!(ev.evaluate(&request(&denied, HEADERS)).verdict, Verdict::Deny);
+        group.bench_with_input(BenchmarkId::new("deny", n), &denied, |b, path| {
+            b.iter(|| black_box(ev.evaluate(&request(black_box(path), HEADERS)).verdict))
+        });
+        // A path that needs canonicalization (rewritten before judging).
+        let dotted = format!("/x/..{}", allowed.replacen('/', "/./", 2));
+        assert_eq!(ev.evaluate(&request(&dotted, HEADERS)).verdict, Verdict::Allow);
+        group.bench_with_input(BenchmarkId::new("allow_rewritten", n), &dotted, |b, path| {
+            b.iter(|| black_box(ev.evaluate(&request(black_box(path), HEADERS)).verdict))
+        });
+    }
+    group.finish();
+}
+
+fn configure(c: &mut Criterion) {
+    let mut group = c.benchmark_group("configure");
+    group.sample_size(20);
+    for n in SIZES {
+        let json = common::generated_rules(n);
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        // What on_configure pays: parse, validate, compile, select, allocate
+        // the evaluator.
+        group.bench_with_input(BenchmarkId::new("parse_compile_select", n), &json, |b, json| {
+            b.iter(|| black_box(evaluator(black_box(json))))
+        });
+    }
+    group.finish();
+}
+
+/// The first request after a configuration: the lazy DFA has no states yet.
+fn first_request(c: &mut Criterion) {
+    let mut group = c.benchmark_group("first_request");
+    for n in SIZES {
+        let engine = Arc::new(Engine::from_json(common::generated_rules(n).as_bytes()).expect("valid config"));
+        let selection = engine.select(|_| None);
+        let path = common::generated_path(n - 1);
+        group.bench_with_input(BenchmarkId::new("cold_cache", n), &path, |b, path| {
+            b.iter_batched(
+                || Evaluator::new(engine.clone(), selection.clone()),
+                |mut ev| black_box(ev.evaluate(&request(path, HEADERS)).verdict),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, evaluate, configure, first_request);
+
+fn main() {
+    // Compiled sizes are not timings: print them once, then run criterion.
+    for n in SIZES {
+        let json = common::generated_rules(n);
+        let engine = Engine::from_json(json.as_bytes()).expect("valid config");
+        let s = engine.stats();
+        println!(
+            "compiled size: rules={n} config_json={} bytes heap≈{} bytes clauses={} unindexed={} paths={:?}",
+            json.len(),
+            s.heap_bytes,
+            s.clauses,
+            s.unindexed_clauses,
+            s.paths
+        );
+    }
+    benches();
+    criterion::Criterion::default().configure_from_args().final_summary();
+}

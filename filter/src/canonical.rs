@@ -212,7 +212,10 @@ fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
     Some(hi << 4 | lo)
 }
 
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+/// The upper-case hex digit of a nibble (`v` < 16).
+fn hex_digit(v: u8) -> char {
+    char::from(if v < 10 { b'0' + v } else { b'A' + (v - 10) })
+}
 
 /// Decodes escapes of unreserved characters, upper-cases the others and
 /// rejects the forbidden ones. The caller has already rejected raw `\`, `;`,
@@ -234,8 +237,8 @@ fn decode_unreserved(path: &str) -> Result<String, RequestError> {
             v if is_unreserved(v) => out.push(char::from(v)),
             v => {
                 out.push('%');
-                out.push(char::from(HEX_UPPER[usize::from(v >> 4)]));
-                out.push(char::from(HEX_UPPER[usize::from(v & 0xf)]));
+                out.push(hex_digit(v >> 4));
+                out.push(hex_digit(v & 0xf));
             }
         }
         i += 3;

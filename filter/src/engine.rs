@@ -15,7 +15,8 @@
 //! field of its rule. The cost of a request is therefore the path length plus
 //! the number of candidates, not the number of rules.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::canonical::{
@@ -23,8 +24,8 @@ use crate::canonical::{
 };
 use crate::config::{Condition, Mode, Operation, PluginConfig, Policy, Rule, Source};
 use crate::error::{ConfigError, PatternError};
-use crate::paths::{check_regex, PathCounts, PathId, PathIndex, PathIndexBuilder};
-use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchPath, MatchStr};
+use crate::paths::{PathCounts, PathId, PathIndex, PathIndexBuilder, PathScratch};
+use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchStr};
 
 /// The default status of a denied request.
 pub const DEFAULT_DENY_STATUS: u16 = 403;
@@ -42,6 +43,10 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     clauses: Vec<Clause>,
     paths: PathIndex,
+    /// The path ids of all clauses' `paths` and `notPaths`, by range.
+    path_refs: Vec<PathId>,
+    /// The distinct methods named by rules; bit positions of `Clause::methods`.
+    methods: Vec<Box<str>>,
     /// Path id → clauses filed under it.
     path_postings: Vec<Vec<u32>>,
     principal_index: HashMap<Box<str>, Vec<u32>>,
@@ -77,10 +82,12 @@ struct CompiledSource {
 #[derive(Debug)]
 struct Clause {
     rule: u32,
-    /// `None` = any method.
-    methods: Option<Vec<Box<str>>>,
-    paths: Option<Vec<PathId>>,
-    not_paths: Vec<PathId>,
+    /// Bit `i` = method `i` of the engine's method table. `None` = any method;
+    /// `Some(0)` = an empty list, no method.
+    methods: Option<u64>,
+    /// Range of `Engine::path_refs`.
+    paths: Option<Range<u32>>,
+    not_paths: Range<u32>,
     hosts: Option<Vec<MatchHost>>,
     not_hosts: Vec<MatchHost>,
     ports: Option<Vec<u16>>,
@@ -198,12 +205,18 @@ fn valid_header_name(name: &str) -> bool {
 }
 
 /// Compilation state: counters for limits and the path interner.
-struct Compiler {
-    paths: PathIndexBuilder,
+struct Compiler<'c> {
+    paths: PathIndexBuilder<'c>,
+    path_refs: Vec<PathId>,
+    methods: Vec<&'c str>,
     patterns: usize,
+    policy_names: HashSet<&'c str>,
+    policies: Vec<CompiledPolicy>,
+    rules: Vec<CompiledRule>,
+    clauses: Vec<Clause>,
 }
 
-impl Compiler {
+impl<'c> Compiler<'c> {
     fn count(&mut self, n: usize, at: &At<'_>) -> Result<(), ConfigError> {
         self.patterns += n;
         if self.patterns > MAX_PATTERNS {
@@ -232,17 +245,49 @@ impl Compiler {
         Ok(self.opt_strs(list, at)?.unwrap_or_default())
     }
 
-    fn path_ids(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<PathId>, ConfigError> {
+    fn path_ids(&mut self, list: &'c [String], at: &At<'_>) -> Result<Range<u32>, ConfigError> {
         self.count(list.len(), at)?;
-        let mut ids = Vec::with_capacity(list.len());
+        let start = self.path_refs.len() as u32;
         for (i, p) in list.iter().enumerate() {
-            let m = MatchPath::parse(p).map_err(|e| at.index(i).pattern_error(p, e))?;
-            if let MatchPath::Regex(re) = &m {
-                check_regex(re).map_err(|e| at.index(i).pattern_error(p, e))?;
-            }
-            ids.push(self.paths.intern(m));
+            let id = self.paths.intern(p).map_err(|e| at.index(i).pattern_error(p, e))?;
+            self.path_refs.push(id);
         }
-        Ok(ids)
+        Ok(start..self.path_refs.len() as u32)
+    }
+
+    fn methods(&mut self, list: &'c [String], at: &At<'_>) -> Result<Option<u64>, ConfigError> {
+        self.count(list.len(), at)?;
+        let mut mask = 0u64;
+        for (i, m) in list.iter().enumerate() {
+            if !valid_method_pattern(m) {
+                return Err(ConfigError::InvalidMethod {
+                    field: at.index(i).path(),
+                    value: m.clone(),
+                });
+            }
+        }
+        if list.iter().any(|m| m == "*") {
+            // `*` among the methods means any method.
+            return Ok(None);
+        }
+        for (i, m) in list.iter().enumerate() {
+            let bit = match self.methods.iter().position(|known| *known == m) {
+                Some(bit) => bit,
+                None if self.methods.len() < 64 => {
+                    self.methods.push(m);
+                    self.methods.len() - 1
+                }
+                None => {
+                    return Err(ConfigError::TooLarge {
+                        field: at.index(i).path(),
+                        limit: 64,
+                        what: "distinct methods in the configuration",
+                    })
+                }
+            };
+            mask |= 1 << bit;
+        }
+        Ok(Some(mask))
     }
 
     fn hosts(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<MatchHost>, ConfigError> {
@@ -253,7 +298,7 @@ impl Compiler {
             .collect()
     }
 
-    fn source(&mut self, s: &Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
+    fn source(&mut self, s: &'c Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
         let sets_field = s.principals.is_some()
             || s.namespaces.is_some()
             || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
@@ -272,7 +317,7 @@ impl Compiler {
         })
     }
 
-    fn clause(&mut self, rule: u32, op: &Operation, at: &At<'_>) -> Result<Clause, ConfigError> {
+    fn clause(&mut self, rule: u32, op: &'c Operation, at: &At<'_>) -> Result<Clause, ConfigError> {
         let sets_field = op.methods.is_some()
             || op.paths.is_some()
             || op.hosts.is_some()
@@ -287,20 +332,7 @@ impl Compiler {
         }
         let methods = match &op.methods {
             None => None,
-            Some(list) => {
-                let at = at.field("methods");
-                self.count(list.len(), &at)?;
-                for (i, m) in list.iter().enumerate() {
-                    if !valid_method_pattern(m) {
-                        return Err(ConfigError::InvalidMethod {
-                            field: at.index(i).path(),
-                            value: m.clone(),
-                        });
-                    }
-                }
-                // `*` among the methods means any method.
-                (!list.iter().any(|m| m == "*")).then(|| list.iter().map(|m| m.as_str().into()).collect())
-            }
+            Some(list) => self.methods(list, &at.field("methods"))?,
         };
         let ports = match &op.ports {
             None => None,
@@ -323,7 +355,7 @@ impl Compiler {
                 .transpose()?,
             not_paths: match op.not_paths.as_deref() {
                 Some(l) => self.path_ids(l, &at.field("notPaths"))?,
-                None => Vec::new(),
+                None => 0..0,
             },
             hosts: op
                 .hosts
@@ -338,7 +370,7 @@ impl Compiler {
         })
     }
 
-    fn condition(&mut self, c: &Condition, at: &At<'_>) -> Result<CompiledCondition, ConfigError> {
+    fn condition(&mut self, c: &'c Condition, at: &At<'_>) -> Result<CompiledCondition, ConfigError> {
         if !valid_header_name(&c.header) {
             return Err(ConfigError::InvalidHeaderName {
                 field: at.field("header").path(),
@@ -371,6 +403,11 @@ impl Compiler {
             },
         })
     }
+}
+
+/// The path ids of `range` in `refs`.
+fn path_refs<'a>(refs: &'a [PathId], range: &Range<u32>) -> &'a [PathId] {
+    refs.get(range.start as usize..range.end as usize).unwrap_or_default()
 }
 
 /// The identity keys a rule can be indexed under: exact principals and exact
@@ -416,40 +453,33 @@ impl Engine {
         }
         let mut c = Compiler {
             paths: PathIndexBuilder::default(),
+            path_refs: Vec::with_capacity(total_rules),
+            methods: Vec::new(),
             patterns: 0,
+            policy_names: HashSet::default(),
+            policies: Vec::with_capacity(config.policies.len()),
+            rules: Vec::with_capacity(total_rules),
+            clauses: Vec::with_capacity(total_rules),
         };
-        let mut policies = Vec::with_capacity(config.policies.len());
-        let mut rules = Vec::with_capacity(total_rules);
-        let mut clauses = Vec::with_capacity(total_rules);
-        let mut names = HashSet::new();
         let root = At::ROOT;
         let at_policies = root.field("policies");
         for (pi, policy) in config.policies.iter().enumerate() {
-            let at = at_policies.index(pi);
-            compile_policy(
-                &mut c,
-                policy,
-                pi as u32,
-                config.mode,
-                &at,
-                &mut names,
-                &mut policies,
-                &mut rules,
-                &mut clauses,
-            )?;
+            c.policy(policy, pi as u32, config.mode, &at_policies.index(pi))?;
         }
         let paths_len = c.paths.len();
         let paths = c.paths.build()?;
         let mut engine = Engine {
             mode: config.mode,
             deny_status,
-            policies,
-            rules,
-            clauses,
+            policies: c.policies,
+            rules: c.rules,
+            clauses: c.clauses,
             paths,
+            path_refs: c.path_refs,
+            methods: c.methods.into_iter().map(Into::into).collect(),
             path_postings: vec![Vec::new(); paths_len],
-            principal_index: HashMap::new(),
-            namespace_index: HashMap::new(),
+            principal_index: HashMap::default(),
+            namespace_index: HashMap::default(),
             unindexed: Vec::new(),
         };
         engine.build_indexes();
@@ -458,10 +488,11 @@ impl Engine {
 
     /// Files every live clause under the most selective index available.
     fn build_indexes(&mut self) {
+        let refs = std::mem::take(&mut self.path_refs);
         // Pass 1: how many clauses each key would hold, to pick the smaller.
         let mut path_load = vec![0usize; self.path_postings.len()];
-        let mut principal_load: HashMap<&str, usize> = HashMap::new();
-        let mut namespace_load: HashMap<&str, usize> = HashMap::new();
+        let mut principal_load: HashMap<&str, usize> = HashMap::default();
+        let mut namespace_load: HashMap<&str, usize> = HashMap::default();
         let keys: Vec<Option<(Vec<&str>, Vec<&str>)>> = self
             .clauses
             .iter()
@@ -471,7 +502,7 @@ impl Engine {
             })
             .collect();
         for (cl, key) in self.clauses.iter().zip(&keys) {
-            for &p in cl.paths.iter().flatten() {
+            for &p in cl.paths.as_ref().map_or(&[][..], |r| path_refs(&refs, r)) {
                 if let Some(l) = path_load.get_mut(p as usize) {
                     *l += 1;
                 }
@@ -482,15 +513,16 @@ impl Engine {
             }
         }
         // Pass 2: file each clause.
-        let mut principal_index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
-        let mut namespace_index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut principal_index: HashMap<Box<str>, Vec<u32>> = HashMap::default();
+        let mut namespace_index: HashMap<Box<str>, Vec<u32>> = HashMap::default();
         for (ci, (cl, key)) in self.clauses.iter().zip(&keys).enumerate() {
             let ci = ci as u32;
             if self.clause_is_dead(cl) {
                 continue;
             }
-            let path_cost = cl.paths.as_ref().map(|ps| {
-                ps.iter()
+            let path_cost = cl.paths.as_ref().map(|r| {
+                path_refs(&refs, r)
+                    .iter()
                     .map(|&p| path_load.get(p as usize).copied().unwrap_or(0))
                     .sum::<usize>()
             });
@@ -504,7 +536,7 @@ impl Engine {
             });
             match (path_cost, identity_cost) {
                 (Some(pc), ic) if ic.is_none_or(|ic| pc <= ic) => {
-                    for &p in cl.paths.iter().flatten() {
+                    for &p in cl.paths.as_ref().map_or(&[][..], |r| path_refs(&refs, r)) {
                         if let Some(list) = self.path_postings.get_mut(p as usize) {
                             list.push(ci);
                         }
@@ -526,6 +558,7 @@ impl Engine {
         }
         self.principal_index = principal_index;
         self.namespace_index = namespace_index;
+        self.path_refs = refs;
     }
 
     /// A clause that can never match: some positive list is empty, or its rule
@@ -536,8 +569,8 @@ impl Engine {
                 || r.when.iter().any(|c| c.values.as_ref().is_some_and(Vec::is_empty))
         });
         rule_dead
-            || cl.methods.as_ref().is_some_and(Vec::is_empty)
-            || cl.paths.as_ref().is_some_and(Vec::is_empty)
+            || cl.methods == Some(0)
+            || cl.paths.as_ref().is_some_and(|r| r.is_empty())
             || cl.hosts.as_ref().is_some_and(Vec::is_empty)
             || cl.ports.as_ref().is_some_and(Vec::is_empty)
     }
@@ -574,16 +607,7 @@ impl Engine {
 
     /// Sizes of the compiled structures.
     pub fn stats(&self) -> EngineStats {
-        let clause_bytes = self.clauses.capacity() * std::mem::size_of::<Clause>()
-            + self
-                .clauses
-                .iter()
-                .map(|c| {
-                    c.paths.as_ref().map_or(0, |p| p.capacity() * 4)
-                        + c.not_paths.capacity() * 4
-                        + c.methods.as_ref().map_or(0, |m| m.iter().map(|s| s.len() + 16).sum())
-                })
-                .sum::<usize>();
+        let clause_bytes = self.clauses.capacity() * std::mem::size_of::<Clause>() + self.path_refs.capacity() * 4;
         let postings: usize = self.path_postings.iter().map(|p| p.capacity() * 4 + 24).sum();
         EngineStats {
             policies: self.policies.len(),
@@ -631,120 +655,111 @@ impl Engine {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compile_policy(
-    c: &mut Compiler,
-    policy: &Policy,
-    pi: u32,
-    top_mode: Mode,
-    at: &At<'_>,
-    names: &mut HashSet<String>,
-    policies: &mut Vec<CompiledPolicy>,
-    rules: &mut Vec<CompiledRule>,
-    clauses: &mut Vec<Clause>,
-) -> Result<(), ConfigError> {
-    if !valid_name(&policy.name) {
-        return Err(ConfigError::InvalidName {
-            field: at.field("name").path(),
-            value: policy.name.clone(),
-        });
-    }
-    if !names.insert(policy.name.clone()) {
-        return Err(ConfigError::DuplicateName {
-            field: at.field("name").path(),
-            name: policy.name.clone(),
-        });
-    }
-    let mut rule_names = HashSet::new();
-    let at_rules = at.field("rules");
-    for (ri, rule) in policy.rules.iter().enumerate() {
-        let at = at_rules.index(ri);
-        let name = compile_rule_name(rule, ri, &at, &mut rule_names)?;
-        let rule_index = rules.len() as u32;
-        let from = match &rule.from {
-            None => None,
-            Some(list) => {
-                let at_from = at.field("from");
-                Some(
+impl<'c> Compiler<'c> {
+    fn policy(&mut self, policy: &'c Policy, pi: u32, top_mode: Mode, at: &At<'_>) -> Result<(), ConfigError> {
+        if !valid_name(&policy.name) {
+            return Err(ConfigError::InvalidName {
+                field: at.field("name").path(),
+                value: policy.name.clone(),
+            });
+        }
+        if !self.policy_names.insert(&policy.name) {
+            return Err(ConfigError::DuplicateName {
+                field: at.field("name").path(),
+                name: policy.name.clone(),
+            });
+        }
+        let mut rule_names = HashSet::default();
+        let at_rules = at.field("rules");
+        for (ri, rule) in policy.rules.iter().enumerate() {
+            let at = at_rules.index(ri);
+            let name = compile_rule_name(rule, ri, &at, &mut rule_names)?;
+            let rule_index = self.rules.len() as u32;
+            let from = match &rule.from {
+                None => None,
+                Some(list) => {
+                    let at_from = at.field("from");
+                    Some(
+                        list.iter()
+                            .enumerate()
+                            .map(|(i, s)| self.source(s, &at_from.index(i)))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
+                }
+            };
+            let when = match &rule.when {
+                None => Vec::new(),
+                Some(list) => {
+                    let at_when = at.field("when");
                     list.iter()
                         .enumerate()
-                        .map(|(i, s)| c.source(s, &at_from.index(i)))
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            }
-        };
-        let when = match &rule.when {
-            None => Vec::new(),
-            Some(list) => {
-                let at_when = at.field("when");
-                list.iter()
-                    .enumerate()
-                    .map(|(i, w)| c.condition(w, &at_when.index(i)))
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-        };
-        match &rule.to {
-            None => clauses.push(Clause {
-                rule: rule_index,
-                methods: None,
-                paths: None,
-                not_paths: Vec::new(),
-                hosts: None,
-                not_hosts: Vec::new(),
-                ports: None,
-            }),
-            Some(ops) => {
-                let at_to = at.field("to");
-                for (oi, op) in ops.iter().enumerate() {
-                    clauses.push(c.clause(rule_index, op, &at_to.index(oi))?);
+                        .map(|(i, w)| self.condition(w, &at_when.index(i)))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            match &rule.to {
+                None => self.clauses.push(Clause {
+                    rule: rule_index,
+                    methods: None,
+                    paths: None,
+                    not_paths: 0..0,
+                    hosts: None,
+                    not_hosts: Vec::new(),
+                    ports: None,
+                }),
+                Some(ops) => {
+                    let at_to = at.field("to");
+                    for (oi, op) in ops.iter().enumerate() {
+                        let clause = self.clause(rule_index, op, &at_to.index(oi))?;
+                        self.clauses.push(clause);
+                    }
                 }
             }
+            self.rules.push(CompiledRule {
+                policy: pi,
+                name,
+                from,
+                when,
+            });
         }
-        rules.push(CompiledRule {
-            policy: pi,
-            name: name.into(),
-            from,
-            when,
+        self.policies.push(CompiledPolicy {
+            name: policy.name.as_str().into(),
+            selector: policy
+                .selector
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                .collect(),
+            mode: policy.mode.unwrap_or(top_mode),
         });
+        Ok(())
     }
-    policies.push(CompiledPolicy {
-        name: policy.name.as_str().into(),
-        selector: policy
-            .selector
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-            .collect(),
-        mode: policy.mode.unwrap_or(top_mode),
-    });
-    Ok(())
 }
 
-fn compile_rule_name(
-    rule: &Rule,
+fn compile_rule_name<'c>(
+    rule: &'c Rule,
     index: usize,
     at: &At<'_>,
-    names: &mut HashSet<String>,
-) -> Result<String, ConfigError> {
-    let name = match &rule.name {
-        Some(n) => {
-            if !valid_name(n) {
-                return Err(ConfigError::InvalidName {
-                    field: at.field("name").path(),
-                    value: n.clone(),
-                });
-            }
-            n.clone()
+    names: &mut HashSet<std::borrow::Cow<'c, str>>,
+) -> Result<Box<str>, ConfigError> {
+    let name: std::borrow::Cow<'c, str> = match &rule.name {
+        Some(n) if !valid_name(n) => {
+            return Err(ConfigError::InvalidName {
+                field: at.field("name").path(),
+                value: n.clone(),
+            })
         }
-        None => format!("rule-{index}"),
+        Some(n) => n.as_str().into(),
+        None => format!("rule-{index}").into(),
     };
-    if !names.insert(name.clone()) {
+    let boxed: Box<str> = name.as_ref().into();
+    if !names.insert(name) {
         return Err(ConfigError::DuplicateName {
             field: at.field("name").path(),
-            name,
+            name: boxed.into(),
         });
     }
-    Ok(name)
+    Ok(boxed)
 }
 
 /// The policies that apply to one workload, resolved from its labels by
@@ -878,7 +893,7 @@ impl Decision<'_> {
 struct Scratch {
     matched_paths: Vec<PathId>,
     candidates: Vec<u32>,
-    cache: Option<regex_automata::hybrid::dfa::Cache>,
+    paths: PathScratch,
 }
 
 /// Evaluates requests for one workload. Owns the mutable search state, so
@@ -900,14 +915,10 @@ struct Canonical<'r> {
 impl Evaluator {
     /// An evaluator for the workload `selection` was made for.
     pub fn new(engine: Arc<Engine>, selection: Selection) -> Self {
-        let scratch = Scratch {
-            cache: engine.paths.create_cache(),
-            ..Scratch::default()
-        };
         Self {
             engine,
             selection,
-            scratch,
+            scratch: Scratch::default(),
         }
     }
 
@@ -976,7 +987,7 @@ impl Evaluator {
         let sel = &self.selection;
         let s = &mut self.scratch;
         s.matched_paths.clear();
-        engine.paths.find(c.path.path(), &mut s.cache, &mut s.matched_paths)?;
+        engine.paths.find(c.path.path(), &mut s.paths, &mut s.matched_paths)?;
         s.matched_paths.sort_unstable();
         s.matched_paths.dedup();
 
@@ -997,8 +1008,14 @@ impl Evaluator {
         s.candidates.sort_unstable();
         s.candidates.dedup();
 
+        let method_bit = engine
+            .methods
+            .iter()
+            .position(|m| **m == *c.method)
+            .map_or(0, |bit| 1u64 << bit);
         let ctx = MatchContext {
-            method: c.method,
+            method_bit,
+            path_refs: &engine.path_refs,
             path_ids: &s.matched_paths,
             authority: c.authority.as_ref(),
             port: req.port,
@@ -1057,7 +1074,10 @@ fn canonicalize<'r, H: ?Sized>(req: &Request<'r, H>) -> Result<Canonical<'r>, Re
 }
 
 struct MatchContext<'a> {
-    method: &'a str,
+    /// The request method's bit in the engine's method table; 0 if no rule
+    /// names it.
+    method_bit: u64,
+    path_refs: &'a [PathId],
     /// Sorted.
     path_ids: &'a [PathId],
     authority: Option<&'a Authority<'a>>,
@@ -1072,17 +1092,20 @@ impl MatchContext<'_> {
     }
 
     fn clause_matches(&self, cl: &Clause) -> bool {
-        if let Some(methods) = &cl.methods {
-            if !methods.iter().any(|m| **m == *self.method) {
+        if let Some(methods) = cl.methods {
+            if methods & self.method_bit == 0 {
                 return false;
             }
         }
         if let Some(paths) = &cl.paths {
-            if !paths.iter().any(|&p| self.path_matched(p)) {
+            if !path_refs(self.path_refs, paths).iter().any(|&p| self.path_matched(p)) {
                 return false;
             }
         }
-        if cl.not_paths.iter().any(|&p| self.path_matched(p)) {
+        if path_refs(self.path_refs, &cl.not_paths)
+            .iter()
+            .any(|&p| self.path_matched(p))
+        {
             return false;
         }
         if cl.hosts.is_some() || !cl.not_hosts.is_empty() {

@@ -61,6 +61,7 @@ mod engine;
 mod error;
 mod paths;
 mod pattern;
+mod template;
 mod trie;
 
 pub use canonical::{CanonicalPath, RequestError};

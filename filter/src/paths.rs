@@ -6,8 +6,9 @@
 //!  canonical path ─────┼ prefix*   → radix trie          (one walk)
 //!                      ├ *suffix   → radix trie, reversed (one walk)
 //!                      ├ *         → always
-//!                      └ {*} {**} regex: → one Thompson NFA searched by a
-//!                                          lazy DFA (overlapping, anchored)
+//!                      ├ {*} {**}  → segment trie        (one walk)
+//!                      └ regex:    → one Thompson NFA searched by a lazy
+//!                                    DFA (overlapping, anchored)
 //! ```
 //!
 //! The cost of a lookup depends on the path length and on the number of
@@ -16,17 +17,25 @@
 //! determinization up front) and memory stays bounded; its search is linear in
 //! the path length whatever the patterns.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
-use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::dfa::{Cache, OverlappingState, DFA};
 use regex_automata::nfa::thompson::{self, WhichCaptures, NFA};
-use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchError, MatchKind};
-use regex_syntax::hir::{Hir, Look};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 use crate::error::{ConfigError, PatternError};
-use crate::pattern::{MatchPath, TemplateSegment};
+use crate::pattern::MatchPath;
+use crate::template::{TemplateBuilder, TemplateIndex};
 use crate::trie::{PrefixTrie, TrieBuilder};
+
+/// Per-evaluator search state of a [`PathIndex`], reused across requests.
+#[derive(Debug, Default)]
+pub(crate) struct PathScratch {
+    cache: Option<Cache>,
+    active: Vec<u32>,
+    next: Vec<u32>,
+}
 
 /// Index of a distinct path pattern.
 pub(crate) type PathId = u32;
@@ -39,19 +48,107 @@ pub const MAX_AUTOMATON_SIZE: usize = 8 * 1024 * 1024;
 const DFA_CACHE_CAPACITY: usize = 2 * 1024 * 1024;
 
 /// Regular expressions are byte-oriented: canonical paths are ASCII.
-fn syntax_config() -> syntax::Config {
-    syntax::Config::new().unicode(false).utf8(false).nest_limit(64)
+///
+/// A `regex_syntax::Parser` must not be reused (it asserts that it is fresh,
+/// a panic that would kill the VM), so each pattern gets a new one; its
+/// buffers start empty, so this costs no allocation.
+fn parser() -> regex_syntax::Parser {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .nest_limit(64)
+        .build()
+}
+
+/// Bytes per NFA state assumed by [`estimated_nfa_bytes`]; above what the
+/// Thompson compiler uses per state, so the estimate is an upper bound.
+const NFA_BYTES_PER_STATE: usize = 32;
+
+/// An upper bound of the compiled size of `hir`, computed from its shape
+/// without compiling it.
+fn estimated_nfa_bytes(hir: &Hir) -> usize {
+    fn states(h: &Hir) -> usize {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => 1,
+            HirKind::Literal(lit) => lit.0.len(),
+            HirKind::Class(Class::Bytes(c)) => c.ranges().len() + 1,
+            HirKind::Class(Class::Unicode(c)) => c.ranges().len().saturating_mul(8) + 1,
+            HirKind::Repetition(r) => {
+                let copies = r.max.unwrap_or(r.min).max(r.min).saturating_add(1) as usize;
+                states(&r.sub).saturating_mul(copies).saturating_add(2)
+            }
+            HirKind::Capture(c) => states(&c.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().map(states).fold(v.len(), usize::saturating_add),
+        }
+    }
+    states(hir).saturating_mul(NFA_BYTES_PER_STATE)
+}
+
+/// Splits `re` into a leading run of characters that are literal in any
+/// regular expression and the rest: the literal ends before any
+/// metacharacter, escape or whitespace, and gives back its last character when
+/// a quantifier follows (in `ab+`, `+` applies to `b`). Patterns with `|`
+/// (alternation binds loosest: `/a|b` is not `/a(?:|b)`) are not split.
+fn literal_prefix(re: &str) -> (&str, &str) {
+    if re.contains('|') {
+        return ("", re);
+    }
+    let end = re
+        .bytes()
+        .position(|b| {
+            !(b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'_'
+                        | b'%'
+                        | b'='
+                        | b':'
+                        | b'@'
+                        | b'!'
+                        | b','
+                        | b';'
+                        | b'\''
+                        | b'"'
+                        | b'<'
+                        | b'>'
+                        | b'-'
+                        | b'~'
+                ))
+        })
+        .unwrap_or(re.len());
+    let quantified = matches!(re.as_bytes().get(end), Some(b'*' | b'+' | b'?' | b'{'));
+    let end = if quantified { end.saturating_sub(1) } else { end };
+    re.split_at(end)
+}
+
+/// Parses a regular expression anchored at its end (`\z`). A literal prefix
+/// is taken as is and only the rest goes through the parser: parsing is most
+/// of the cost of compiling thousands of path regexes.
+fn parse_anchored(re: &str) -> Result<Hir, Box<regex_syntax::Error>> {
+    let (literal, rest) = literal_prefix(re);
+    let mut parts = Vec::with_capacity(3);
+    if !literal.is_empty() {
+        parts.push(Hir::literal(literal.as_bytes()));
+    }
+    if literal.is_empty() || !rest.is_empty() {
+        parts.push(parser().parse(rest).map_err(Box::new)?);
+    }
+    parts.push(Hir::look(Look::End));
+    Ok(Hir::concat(parts))
 }
 
 /// Parses and size-checks one `regex:` pattern on its own, so that an error
-/// names the pattern that caused it.
-pub(crate) fn check_regex(re: &str) -> Result<(), PatternError> {
-    let hir = syntax::parse_with(re, &syntax_config()).map_err(|e| PatternError::Regex(Box::new(e)))?;
-    thompson::Compiler::new()
-        .configure(nfa_config(MAX_REGEX_SIZE))
-        .build_from_hir(&anchored_end(hir))
-        .map(|_| ())
-        .map_err(|_| PatternError::RegexTooLarge(MAX_REGEX_SIZE))
+/// names the pattern that caused it. Returns the pattern anchored at its end.
+fn check_regex(re: &str) -> Result<Hir, PatternError> {
+    let hir = parse_anchored(re).map_err(PatternError::Regex)?;
+    // Only a pattern whose bound exceeds the limit is compiled to decide.
+    if estimated_nfa_bytes(&hir) > MAX_REGEX_SIZE {
+        thompson::Compiler::new()
+            .configure(nfa_config(MAX_REGEX_SIZE))
+            .build_from_hir(&hir)
+            .map_err(|_| PatternError::RegexTooLarge(MAX_REGEX_SIZE))?;
+    }
+    Ok(hir)
 }
 
 fn nfa_config(limit: usize) -> thompson::Config {
@@ -60,125 +157,82 @@ fn nfa_config(limit: usize) -> thompson::Config {
         .nfa_size_limit(Some(limit))
 }
 
-/// The search is anchored at the start; `\z` anchors the end, so every
-/// reported match covers the whole path.
-fn anchored_end(hir: Hir) -> Hir {
-    Hir::concat(vec![hir, Hir::look(Look::End)])
-}
-
-fn template_hir(segments: &[TemplateSegment]) -> Hir {
-    let any_but_slash = || {
-        Hir::class(regex_syntax::hir::Class::Bytes(regex_syntax::hir::ClassBytes::new([
-            regex_syntax::hir::ClassBytesRange::new(0, b'/' - 1),
-            regex_syntax::hir::ClassBytesRange::new(b'/' + 1, 0xff),
-        ])))
-    };
-    let any_byte = || {
-        Hir::class(regex_syntax::hir::Class::Bytes(regex_syntax::hir::ClassBytes::new([
-            regex_syntax::hir::ClassBytesRange::new(0, 0xff),
-        ])))
-    };
-    let one_or_more = |h: Hir| {
-        Hir::repetition(regex_syntax::hir::Repetition {
-            min: 1,
-            max: None,
-            greedy: true,
-            sub: Box::new(h),
-        })
-    };
-    let mut parts = Vec::with_capacity(segments.len() * 2);
-    for seg in segments {
-        parts.push(Hir::literal(*b"/"));
-        parts.push(match seg {
-            TemplateSegment::Literal(l) => Hir::literal(l.as_bytes()),
-            TemplateSegment::One => one_or_more(any_but_slash()),
-            TemplateSegment::Rest => one_or_more(any_byte()),
-        });
-    }
-    Hir::concat(parts)
-}
-
 /// Collects distinct path patterns, then builds the [`PathIndex`].
 #[derive(Debug, Default)]
-pub(crate) struct PathIndexBuilder {
-    ids: HashMap<MatchPath, PathId>,
-    patterns: Vec<MatchPath>,
+pub(crate) struct PathIndexBuilder<'c> {
+    /// Pattern as written → id. Equal patterns share an id; two spellings of
+    /// one pattern ("/a/*" and "/a/*") are one spelling.
+    ids: HashMap<&'c str, PathId>,
+    exact: HashMap<Box<str>, PathId>,
+    prefixes: TrieBuilder,
+    suffixes: TrieBuilder,
+    templates: TemplateBuilder<'c>,
+    any: Vec<PathId>,
+    regexes: Vec<Hir>,
+    regex_ids: Vec<PathId>,
+    counts: PathCounts,
 }
 
-impl PathIndexBuilder {
-    /// The id of `pattern`, the same for equal patterns.
-    pub(crate) fn intern(&mut self, pattern: MatchPath) -> PathId {
-        if let Some(&id) = self.ids.get(&pattern) {
-            return id;
+impl<'c> PathIndexBuilder<'c> {
+    /// The id of the path pattern written as `source`, the same for equal
+    /// patterns. A new pattern is parsed (and a regex size-checked) here.
+    pub(crate) fn intern(&mut self, source: &'c str) -> Result<PathId, PatternError> {
+        if let Some(&id) = self.ids.get(source) {
+            return Ok(id);
         }
-        let id = self.patterns.len() as PathId;
-        self.patterns.push(pattern.clone());
-        self.ids.insert(pattern, id);
-        id
+        let pattern = MatchPath::parse(source)?;
+        let id = self.ids.len() as PathId;
+        let c = &mut self.counts;
+        match pattern {
+            MatchPath::Exact(p) => {
+                c.exact += 1;
+                self.exact.insert(p.into(), id);
+            }
+            MatchPath::Prefix(p) => {
+                c.prefix += 1;
+                self.prefixes.insert(p.bytes(), id);
+            }
+            MatchPath::Suffix(p) => {
+                c.suffix += 1;
+                self.suffixes.insert(p.bytes().rev(), id);
+            }
+            MatchPath::Any => {
+                c.any += 1;
+                self.any.push(id);
+            }
+            MatchPath::Template(segments) => {
+                c.template += 1;
+                self.templates.insert(&segments, id);
+            }
+            MatchPath::Regex(re) => {
+                self.regexes.push(check_regex(re)?);
+                self.regex_ids.push(id);
+                self.counts.regex += 1;
+            }
+        }
+        self.ids.insert(source, id);
+        Ok(id)
     }
 
     /// Number of distinct patterns so far.
     pub(crate) fn len(&self) -> usize {
-        self.patterns.len()
+        self.ids.len()
     }
 
     pub(crate) fn build(self) -> Result<PathIndex, ConfigError> {
-        let mut exact = HashMap::new();
-        let mut prefixes = TrieBuilder::default();
-        let mut suffixes = TrieBuilder::default();
-        let mut any = Vec::new();
-        let mut hirs = Vec::new();
-        let mut automaton_ids = Vec::new();
-        let mut counts = PathCounts::default();
-        for (id, pattern) in self.patterns.into_iter().enumerate() {
-            let id = id as PathId;
-            match pattern {
-                MatchPath::Exact(p) => {
-                    counts.exact += 1;
-                    exact.insert(p, id);
-                }
-                MatchPath::Prefix(p) => {
-                    counts.prefix += 1;
-                    prefixes.insert(p.bytes(), id);
-                }
-                MatchPath::Suffix(s) => {
-                    counts.suffix += 1;
-                    suffixes.insert(s.bytes().rev(), id);
-                }
-                MatchPath::Any => {
-                    counts.any += 1;
-                    any.push(id);
-                }
-                MatchPath::Template(segments) => {
-                    counts.template += 1;
-                    hirs.push(anchored_end(template_hir(&segments)));
-                    automaton_ids.push(id);
-                }
-                MatchPath::Regex(re) => {
-                    counts.regex += 1;
-                    // Already checked by `check_regex` during validation.
-                    let hir =
-                        syntax::parse_with(&re, &syntax_config()).map_err(|e| ConfigError::AutomatonTooLarge {
-                            limit: MAX_AUTOMATON_SIZE,
-                            source: Box::new(e),
-                        })?;
-                    hirs.push(anchored_end(hir));
-                    automaton_ids.push(id);
-                }
-            }
-        }
-        let automaton = if hirs.is_empty() {
+        let automaton = if self.regexes.is_empty() {
             None
         } else {
-            Some(Automaton::build(&hirs, automaton_ids)?)
+            Some(Automaton::build(&self.regexes, self.regex_ids)?)
         };
         Ok(PathIndex {
-            exact,
-            prefixes: prefixes.build(),
-            suffixes: suffixes.build(),
-            any,
+            exact: self.exact,
+            prefixes: self.prefixes.build(),
+            suffixes: self.suffixes.build(),
+            templates: self.templates.build(),
+            any: self.any,
             automaton,
-            counts,
+            counts: self.counts,
         })
     }
 }
@@ -206,6 +260,7 @@ pub(crate) struct PathIndex {
     exact: HashMap<Box<str>, PathId>,
     prefixes: PrefixTrie,
     suffixes: PrefixTrie,
+    templates: TemplateIndex,
     any: Vec<PathId>,
     automaton: Option<Automaton>,
     counts: PathCounts,
@@ -243,26 +298,21 @@ impl Automaton {
 }
 
 impl PathIndex {
-    /// A search cache for this index (one per evaluator, reused per request).
-    pub(crate) fn create_cache(&self) -> Option<Cache> {
-        self.automaton.as_ref().map(|a| a.dfa.create_cache())
-    }
-
     /// Appends the id of every pattern that matches `path` to `out`, unsorted.
     ///
-    /// `cache` must be empty or come from [`PathIndex::create_cache`] of this
-    /// index; an empty one is created here.
-    pub(crate) fn find(&self, path: &str, cache: &mut Option<Cache>, out: &mut Vec<PathId>) -> Result<(), MatchError> {
+    /// `scratch` must be new or have been used with this index only.
+    pub(crate) fn find(&self, path: &str, scratch: &mut PathScratch, out: &mut Vec<PathId>) -> Result<(), MatchError> {
         out.extend_from_slice(&self.any);
         if let Some(&id) = self.exact.get(path) {
             out.push(id);
         }
         self.prefixes.for_each_prefix_of(path.bytes(), |id| out.push(id));
         self.suffixes.for_each_prefix_of(path.bytes().rev(), |id| out.push(id));
+        self.templates.find(path, &mut scratch.active, &mut scratch.next, out);
         if let Some(a) = &self.automaton {
-            let cache = cache.get_or_insert_with(|| a.dfa.create_cache());
+            let cache = scratch.cache.get_or_insert_with(|| a.dfa.create_cache());
             let input = Input::new(path).anchored(Anchored::Yes);
-            let mut state = regex_automata::hybrid::dfa::OverlappingState::start();
+            let mut state = OverlappingState::start();
             loop {
                 a.dfa.try_search_overlapping_fwd(cache, &input, &mut state)?;
                 let Some(m) = state.get_match() else { break };
@@ -284,10 +334,75 @@ impl PathIndex {
         exact
             + self.prefixes.heap_size()
             + self.suffixes.heap_size()
+            + self.templates.heap_size()
             + self.any.capacity() * 4
             + self
                 .automaton
                 .as_ref()
                 .map_or(0, |a| a.nfa_bytes + a.ids.capacity() * 4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefix_stops_where_syntax_starts() {
+        assert_eq!(literal_prefix("/svc3/v[0-9]+/report"), ("/svc3/v", "[0-9]+/report"));
+        assert_eq!(literal_prefix("/ab+c"), ("/a", "b+c"));
+        assert_eq!(literal_prefix("/ab{2}"), ("/a", "b{2}"));
+        assert_eq!(literal_prefix("/a.b"), ("/a", ".b"));
+        assert_eq!(literal_prefix("/a\\.b"), ("/a", "\\.b"));
+        assert_eq!(literal_prefix("/a|/b"), ("", "/a|/b"));
+        assert_eq!(literal_prefix("(?i)/a"), ("", "(?i)/a"));
+        assert_eq!(literal_prefix("/plain"), ("/plain", ""));
+        assert_eq!(literal_prefix("a?"), ("", "a?"));
+    }
+
+    #[test]
+    fn split_parse_equals_full_parse() {
+        for re in [
+            "/svc3/v[0-9]+/report",
+            "/ab+c",
+            "/a.b",
+            "/x?",
+            "/a(b|c)d",
+            "/plain",
+            "/a{2,3}",
+            "/é+",
+        ] {
+            let full = Hir::concat(vec![parser().parse(re).unwrap(), Hir::look(Look::End)]);
+            let split = parse_anchored(re).unwrap();
+            let a = thompson::Compiler::new()
+                .configure(nfa_config(1 << 20))
+                .build_from_hir(&full)
+                .unwrap();
+            let b = thompson::Compiler::new()
+                .configure(nfa_config(1 << 20))
+                .build_from_hir(&split)
+                .unwrap();
+            for hay in [
+                "/svc3/v12/report",
+                "/abbc",
+                "/ac",
+                "/axb",
+                "/x",
+                "/",
+                "/abd",
+                "/plain",
+                "/aa",
+                "/aaa",
+                "/ab",
+            ] {
+                let m = |nfa: &NFA| {
+                    let dfa = DFA::builder().build_from_nfa(nfa.clone()).unwrap();
+                    let mut cache = dfa.create_cache();
+                    let input = Input::new(hay).anchored(Anchored::Yes);
+                    dfa.try_search_fwd(&mut cache, &input).unwrap().is_some()
+                };
+                assert_eq!(m(&a), m(&b), "{re} on {hay}");
+            }
+        }
     }
 }

@@ -146,22 +146,24 @@ pub(crate) fn valid_method_pattern(m: &str) -> bool {
 /// | any | `*` | every path |
 /// | template | `/api/{*}/items/{**}` | `{*}` one non-empty segment, `{**}` one or more segments (last only) |
 /// | regex | `regex:/v[0-9]+/users/[^/]+` | the whole path matches the regular expression |
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum MatchPath {
-    Exact(Box<str>),
-    Prefix(Box<str>),
-    Suffix(Box<str>),
+///
+/// A parsed pattern borrows from the text it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MatchPath<'a> {
+    Exact(&'a str),
+    Prefix(&'a str),
+    Suffix(&'a str),
     Any,
     /// Segments after the leading `/`.
-    Template(Box<[TemplateSegment]>),
+    Template(Vec<TemplateSegment<'a>>),
     /// The regular expression, without the `regex:` marker.
-    Regex(Box<str>),
+    Regex(&'a str),
 }
 
 /// One segment of a path template.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum TemplateSegment {
-    Literal(Box<str>),
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TemplateSegment<'a> {
+    Literal(&'a str),
     /// `{*}`: exactly one non-empty segment.
     One,
     /// `{**}`: one or more characters, `/` included (last segment only).
@@ -171,14 +173,14 @@ pub(crate) enum TemplateSegment {
 /// The marker of the regular-expression path form.
 pub const REGEX_PREFIX: &str = "regex:";
 
-impl MatchPath {
-    pub(crate) fn parse(pattern: &str) -> Result<Self, PatternError> {
+impl<'a> MatchPath<'a> {
+    pub(crate) fn parse(pattern: &'a str) -> Result<Self, PatternError> {
         check_common(pattern)?;
         if let Some(re) = pattern.strip_prefix(REGEX_PREFIX) {
             if re.is_empty() {
                 return Err(PatternError::Empty);
             }
-            return Ok(Self::Regex(re.into()));
+            return Ok(Self::Regex(re));
         }
         if pattern == "*" {
             return Ok(Self::Any);
@@ -188,11 +190,11 @@ impl MatchPath {
         }
         if let Some(prefix) = pattern.strip_suffix('*') {
             check_path_literal(prefix, true)?;
-            return Ok(Self::Prefix(prefix.into()));
+            return Ok(Self::Prefix(prefix));
         }
         if let Some(suffix) = pattern.strip_prefix('*') {
             check_path_literal(suffix, false)?;
-            return Ok(Self::Suffix(suffix.into()));
+            return Ok(Self::Suffix(suffix));
         }
         check_path_literal(pattern, true)?;
         // An exact pattern must be a whole canonical path.
@@ -204,11 +206,11 @@ impl MatchPath {
                 canonical: canonical.path().to_string(),
             });
         }
-        Ok(Self::Exact(pattern.into()))
+        Ok(Self::Exact(pattern))
     }
 }
 
-fn parse_template(pattern: &str) -> Result<MatchPath, PatternError> {
+fn parse_template(pattern: &str) -> Result<MatchPath<'_>, PatternError> {
     let rest = pattern.strip_prefix('/').ok_or(PatternError::NotAbsolute)?;
     let raw: Vec<&str> = rest.split('/').collect();
     let mut segments = Vec::with_capacity(raw.len());
@@ -226,12 +228,12 @@ fn parse_template(pattern: &str) -> Result<MatchPath, PatternError> {
                     });
                 }
                 check_path_literal(s, false)?;
-                TemplateSegment::Literal(s.into())
+                TemplateSegment::Literal(s)
             }
         };
         segments.push(s);
     }
-    Ok(MatchPath::Template(segments.into()))
+    Ok(MatchPath::Template(segments))
 }
 
 /// Checks that a literal piece of a path pattern could occur in a canonical
@@ -340,30 +342,24 @@ mod tests {
 
     #[test]
     fn path_pattern_forms() {
-        assert_eq!(MatchPath::parse("/health").unwrap(), MatchPath::Exact("/health".into()));
-        assert_eq!(MatchPath::parse("/r/*").unwrap(), MatchPath::Prefix("/r/".into()));
-        assert_eq!(MatchPath::parse("*.css").unwrap(), MatchPath::Suffix(".css".into()));
+        assert_eq!(MatchPath::parse("/health").unwrap(), MatchPath::Exact("/health"));
+        assert_eq!(MatchPath::parse("/r/*").unwrap(), MatchPath::Prefix("/r/"));
+        assert_eq!(MatchPath::parse("*.css").unwrap(), MatchPath::Suffix(".css"));
         assert_eq!(MatchPath::parse("*").unwrap(), MatchPath::Any);
         assert_eq!(
             MatchPath::parse("regex:/v[0-9]+").unwrap(),
-            MatchPath::Regex("/v[0-9]+".into())
+            MatchPath::Regex("/v[0-9]+")
         );
         assert_eq!(
             MatchPath::parse("/api/{*}/items/{**}").unwrap(),
-            MatchPath::Template(
-                vec![
-                    TemplateSegment::Literal("api".into()),
-                    TemplateSegment::One,
-                    TemplateSegment::Literal("items".into()),
-                    TemplateSegment::Rest
-                ]
-                .into()
-            )
+            MatchPath::Template(vec![
+                TemplateSegment::Literal("api"),
+                TemplateSegment::One,
+                TemplateSegment::Literal("items"),
+                TemplateSegment::Rest
+            ])
         );
-        assert_eq!(
-            MatchPath::parse("/caf%C3%A9").unwrap(),
-            MatchPath::Exact("/caf%C3%A9".into())
-        );
+        assert_eq!(MatchPath::parse("/caf%C3%A9").unwrap(), MatchPath::Exact("/caf%C3%A9"));
     }
 
     #[test]

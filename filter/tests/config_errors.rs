@@ -1,5 +1,7 @@
 //! Configuration errors: every invalid value is refused, and the message
 //! starts with the path of the field that holds it.
+// Test code: a failed expectation should panic.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 

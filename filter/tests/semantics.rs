@@ -1,5 +1,7 @@
 //! The allowlist semantics, one behaviour per test. Runs natively and, under
 //! wasm-bindgen-test, compiled to wasm.
+// Test code: a failed expectation should panic.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 

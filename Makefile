@@ -1,0 +1,38 @@
+# meshward: the one command that runs every test is `make test`.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+CARGO ?= cargo
+WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+
+.PHONY: test setup fmt-check clippy test-native test-wasm build-wasm bench
+
+## Every check CI runs, in order: formatting, lints, native tests, the engine's
+## tests compiled to wasm, and the shipped wasm build.
+test: setup fmt-check clippy test-native test-wasm build-wasm
+	@echo "make test: all checks passed"
+
+setup:
+	scripts/setup.sh
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-native:
+	$(CARGO) test --workspace
+
+## The engine's integration tests, compiled to wasm32 and run under node.
+test-wasm:
+	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown -p meshward-filter --tests
+
+## The artifact Istio loads.
+build-wasm:
+	$(CARGO) build -p meshward-filter --target wasm32-wasip1 --release
+	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm
+
+## Criterion benchmarks of the engine (minutes; not part of `make test`).
+bench:
+	$(CARGO) bench -p meshward-filter --bench engine

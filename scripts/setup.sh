@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh machine lacks. Idempotent and
+# quick when everything is present, so `make test` runs it every time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Rust targets: the filter ships for wasm32-wasip1; the engine's tests also run
+# on wasm32-unknown-unknown under wasm-bindgen-test.
+installed_targets=$(rustup target list --installed)
+for target in wasm32-wasip1 wasm32-unknown-unknown; do
+  if ! grep -qx "$target" <<<"$installed_targets"; then
+    log "rustup target add $target"
+    rustup target add "$target"
+  fi
+done
+
+# wasm-bindgen-test-runner must be exactly the wasm-bindgen version in Cargo.lock.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}' || true)
+if [[ -z "$want" ]]; then
+  echo "setup: no wasm-bindgen in Cargo.lock" >&2
+  exit 1
+fi
+if [[ "$have" != "$want" ]]; then
+  log "cargo install wasm-bindgen-cli --version $want (have: ${have:-none}; takes a few minutes)"
+  # Not --locked: the crate's lock file pins a yanked dependency.
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+
+if ! command -v node >/dev/null; then
+  echo "setup: node is required to run the wasm tests (apt-get install nodejs)" >&2
+  exit 1
+fi
