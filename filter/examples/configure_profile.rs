@@ -1,22 +1,59 @@
-//! Compiles the 10,000-rule benchmark configuration once, for instruction
-//! counts that do not depend on machine noise:
+//! Deterministic cost figures for BENCHMARKS.md, counted in instructions by
+//! callgrind (wall-clock timings on shared machines wander by tens of percent).
 //!
 //! ```sh
 //! cargo build --profile bench -p meshward-filter --example configure_profile
-//! valgrind --tool=callgrind target/release/examples/configure_profile
+//! # instructions to parse and compile the 10,000-rule mix:
+//! valgrind --tool=callgrind target/release/examples/configure_profile 10000 0
+//! # instructions per evaluation = (count at 11000 − count at 1000) / 10000:
+//! valgrind --tool=callgrind target/release/examples/configure_profile 10000 1000 allow
+//! valgrind --tool=callgrind target/release/examples/configure_profile 10000 11000 allow
 //! ```
+
+use std::sync::Arc;
+
+use meshward_filter::{Engine, Evaluator, Request};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 fn main() {
-    let json = common::generated_rules(10_000);
-    let engine = meshward_filter::Engine::from_json(json.as_bytes());
-    match engine {
-        Ok(engine) => println!("{:?}", engine.stats()),
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (rules, evaluations) = (arg(1, 10_000), arg(2, 0));
+    let kind = args.get(3).map_or("allow", String::as_str);
+    let json = common::generated_rules(rules);
+    let engine = match Engine::from_json(json.as_bytes()) {
+        Ok(engine) => engine,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
+    };
+    println!("{:?}", engine.stats());
+    let selection = engine.select(|_| None);
+    let mut ev = Evaluator::new(Arc::new(engine), selection);
+    let path = match kind {
+        "deny" => format!("/svc{rules}/v2/report"),
+        _ => common::generated_path(rules - 1),
+    };
+    let headers = [("user-agent", "bench/1.0"), ("accept", "*/*")];
+    let request = Request {
+        method: "GET",
+        path: &path,
+        authority: Some("svc.ns.svc.cluster.local:8080"),
+        port: Some(8080),
+        principal: Some("cluster.local/ns/caller/sa/client"),
+        headers: &headers[..],
+    };
+    let mut verdicts = 0usize;
+    for _ in 0..evaluations {
+        verdicts += std::hint::black_box(ev.evaluate(std::hint::black_box(&request))).verdict as usize;
     }
+    println!(
+        "{} evaluations of {kind}: {:?}",
+        evaluations,
+        ev.evaluate(&request).verdict
+    );
+    std::hint::black_box(verdicts);
 }

@@ -129,26 +129,55 @@ impl<'a> CanonicalPath<'a> {
 /// Canonicalizes a request target (`:path`) as described in the
 /// [module documentation](self).
 pub fn canonicalize_path(target: &str) -> Result<CanonicalPath<'_>, RequestError> {
-    if target.is_empty() {
-        return Err(RequestError::MissingPath);
+    let bytes = target.as_bytes();
+    match bytes.first() {
+        None => return Err(RequestError::MissingPath),
+        Some(b'/') => {}
+        Some(_) => return Err(RequestError::NotOriginForm),
     }
-    if !target.starts_with('/') {
-        return Err(RequestError::NotOriginForm);
-    }
-    if target.contains('#') {
-        return Err(RequestError::Fragment);
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    if let Some(q) = query {
-        // The query is not judged, but control characters never pass.
-        if q.bytes().any(|b| b.is_ascii_control()) {
-            return Err(RequestError::ControlCharacter);
+    // One pass over the path: reject what is never allowed, find the query,
+    // and note whether anything needs rewriting.
+    let mut canonical = true;
+    let mut segment_start = 1;
+    let mut path_end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b'/' => {
+                canonical &= is_plain_segment(bytes.get(segment_start..i).unwrap_or_default());
+                segment_start = i + 1;
+            }
+            b'?' => {
+                path_end = i;
+                break;
+            }
+            b'%' => canonical = false,
+            b'#' => return Err(RequestError::Fragment),
+            b'\\' => return Err(RequestError::Backslash),
+            b';' => return Err(RequestError::PathParameter),
+            0..=0x20 | 0x7f => return Err(RequestError::ControlCharacter),
+            0x80..=0xff => return Err(RequestError::NonAscii),
+            _ => {}
         }
     }
-    if is_canonical(path)? {
+    // The last segment may be empty (a trailing slash), but not a dot segment.
+    let last = bytes.get(segment_start..path_end).unwrap_or_default();
+    canonical &= last != b"." && last != b"..";
+    let (path, query) = match target.get(path_end..) {
+        Some(q) if !q.is_empty() => {
+            let q = q.get(1..).unwrap_or_default();
+            for &b in q.as_bytes() {
+                match b {
+                    b'#' => return Err(RequestError::Fragment),
+                    // The query is not judged, but control characters never pass.
+                    0..=0x1f | 0x7f => return Err(RequestError::ControlCharacter),
+                    _ => {}
+                }
+            }
+            (target.get(..path_end).unwrap_or_default(), Some(q))
+        }
+        _ => (target, None),
+    };
+    if canonical {
         return Ok(CanonicalPath {
             path: Cow::Borrowed(path),
             query,
@@ -164,33 +193,10 @@ pub fn canonicalize_path(target: &str) -> Result<CanonicalPath<'_>, RequestError
     Ok(CanonicalPath { path, query })
 }
 
-/// Checks the bytes that are rejected in any case and tells whether the path
-/// is already canonical (the fast path: no escape, no empty or dot segment).
-fn is_canonical(path: &str) -> Result<bool, RequestError> {
-    let mut canonical = true;
-    for &b in path.as_bytes() {
-        match b {
-            b'%' => canonical = false,
-            b'\\' => return Err(RequestError::Backslash),
-            b';' => return Err(RequestError::PathParameter),
-            0..=0x20 | 0x7f => return Err(RequestError::ControlCharacter),
-            0x80..=0xff => return Err(RequestError::NonAscii),
-            _ => {}
-        }
-    }
-    if canonical {
-        // Segments after the leading '/': none may be empty (except a trailing
-        // slash) nor a dot segment.
-        let mut segments = path.split('/').skip(1).peekable();
-        while let Some(seg) = segments.next() {
-            let last = segments.peek().is_none();
-            if seg == "." || seg == ".." || (seg.is_empty() && !last) {
-                canonical = false;
-                break;
-            }
-        }
-    }
-    Ok(canonical)
+/// A segment between two slashes that canonicalization keeps as is: not
+/// empty (a repeated slash), not `.` and not `..`.
+fn is_plain_segment(seg: &[u8]) -> bool {
+    !(seg.is_empty() || seg == b"." || seg == b"..")
 }
 
 const fn is_unreserved(b: u8) -> bool {
@@ -330,9 +336,50 @@ impl Authority<'_> {
 /// Canonicalizes an `:authority` / `Host` value as described in the
 /// [module documentation](self).
 pub fn canonicalize_authority(authority: &str) -> Result<Authority<'_>, RequestError> {
-    let (host, port) = split_host_port(authority)?;
-    let port = port.map(parse_port).transpose()?;
-    let host = canonical_host(host)?;
+    if authority.starts_with('[') {
+        let (host, port) = split_host_port(authority)?;
+        let port = port.map(parse_port).transpose()?;
+        return Ok(Authority {
+            host: canonical_host(host)?,
+            port,
+        });
+    }
+    // A DNS name or IPv4 address, in one pass: labels of `A-Z a-z 0-9 - _`
+    // separated by single dots, optionally one trailing dot, then `:port`.
+    let bytes = authority.as_bytes();
+    let mut label_len = 0usize;
+    let mut upper = false;
+    let mut host_end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label_len += 1,
+            b'A'..=b'Z' => {
+                label_len += 1;
+                upper = true;
+            }
+            b'.' if label_len > 0 => label_len = 0,
+            b':' => {
+                host_end = i;
+                break;
+            }
+            _ => return Err(RequestError::InvalidHost),
+        }
+    }
+    let with_dot = authority.get(..host_end).unwrap_or_default();
+    let host = with_dot.strip_suffix('.').unwrap_or(with_dot);
+    // Empty host, or an empty last label ("a..", ".").
+    if host.is_empty() || (label_len == 0 && host.len() == with_dot.len()) || host.ends_with('.') {
+        return Err(RequestError::InvalidHost);
+    }
+    let port = match authority.get(host_end..) {
+        Some(p) if !p.is_empty() => Some(parse_port(p.get(1..).unwrap_or_default())?),
+        _ => None,
+    };
+    let host = if upper {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
     Ok(Authority { host, port })
 }
 
@@ -398,22 +445,35 @@ pub fn principal_from_uri_san(uri: &str) -> Option<&str> {
 
 /// The namespace of a principal of the exact shape `<td>/ns/<ns>/sa/<sa>`.
 pub fn namespace_of(principal: &str) -> Option<&str> {
-    let mut parts = principal.split('/');
-    let (td, ns_kw, ns, sa_kw, sa) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let well_formed =
-        parts.next().is_none() && !td.is_empty() && ns_kw == "ns" && !ns.is_empty() && sa_kw == "sa" && !sa.is_empty();
-    well_formed.then_some(ns)
+    // "<td>/ns/<ns>/sa/<sa>": exactly four slashes, no empty part.
+    let b = principal.as_bytes();
+    let mut slashes = [0usize; 4];
+    let mut n = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'/' {
+            *slashes.get_mut(n)? = i;
+            n += 1;
+        }
+    }
+    let [a, b2, c, d] = slashes;
+    let well_formed = n == 4
+        && a > 0
+        && principal.get(a..b2 + 1) == Some("/ns/")
+        && c > b2 + 1
+        && principal.get(c..d + 1) == Some("/sa/")
+        && d + 1 < b.len();
+    if well_formed {
+        principal.get(b2 + 1..c)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn canon(p: &str) -> Result<String, RequestError> {
         canonicalize_path(p).map(|c| c.path().to_string())

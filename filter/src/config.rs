@@ -226,6 +226,8 @@ fn integral_vec_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u16>>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn err(json: &str) -> String {
         PluginConfig::from_json(json.as_bytes()).unwrap_err().to_string()

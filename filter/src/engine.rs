@@ -1206,6 +1206,8 @@ fn condition_holds<H: Headers + ?Sized>(c: &CompiledCondition, headers: &H) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn header_elements_split() {

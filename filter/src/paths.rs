@@ -346,6 +346,8 @@ impl PathIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn literal_prefix_stops_where_syntax_starts() {

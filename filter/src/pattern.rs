@@ -299,6 +299,8 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn str_match_forms() {

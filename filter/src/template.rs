@@ -136,8 +136,8 @@ impl TemplateIndex {
         active.clear();
         active.push(0);
         loop {
-            let (seg, tail) = match rest.split_once('/') {
-                Some((s, t)) => (s, Some(t)),
+            let (seg, tail) = match rest.bytes().position(|b| b == b'/') {
+                Some(at) => (rest.get(..at).unwrap_or_default(), rest.get(at + 1..)),
                 None => (rest, None),
             };
             next.clear();
@@ -187,6 +187,8 @@ impl TemplateIndex {
 mod tests {
     use super::*;
     use crate::pattern::MatchPath;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn index(templates: &[&str]) -> TemplateIndex {
         let mut b = TemplateBuilder::default();

@@ -177,6 +177,8 @@ impl PrefixTrie {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn prefixes(trie: &PrefixTrie, input: &str) -> Vec<u32> {
         let mut out = Vec::new();
