@@ -33,6 +33,7 @@ build-wasm:
 	$(CARGO) build -p meshward-filter --target wasm32-wasip1 --release
 	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm
 
-## Criterion benchmarks of the engine (minutes; not part of `make test`).
+## Engine benchmarks for BENCHMARKS.md: callgrind instruction counts, wall
+## clock natively and in V8, criterion (minutes; not part of `make test`).
 bench:
-	$(CARGO) bench -p meshward-filter --bench engine
+	scripts/bench-engine.sh
