@@ -1092,74 +1092,46 @@ impl MatchContext<'_> {
     }
 
     fn clause_matches(&self, cl: &Clause) -> bool {
-        if let Some(methods) = cl.methods {
-            if methods & self.method_bit == 0 {
-                return false;
-            }
-        }
-        if let Some(paths) = &cl.paths {
-            if !path_refs(self.path_refs, paths).iter().any(|&p| self.path_matched(p)) {
-                return false;
-            }
-        }
-        if path_refs(self.path_refs, &cl.not_paths)
-            .iter()
-            .any(|&p| self.path_matched(p))
-        {
-            return false;
-        }
-        if cl.hosts.is_some() || !cl.not_hosts.is_empty() {
-            let Some(a) = self.authority else { return false };
-            if let Some(hosts) = &cl.hosts {
-                if !hosts.iter().any(|h| h.matches(a.host(), a.port())) {
-                    return false;
-                }
-            }
-            if cl.not_hosts.iter().any(|h| h.matches(a.host(), a.port())) {
-                return false;
-            }
-        }
-        if let Some(ports) = &cl.ports {
-            if !self.port.is_some_and(|p| ports.contains(&p)) {
-                return false;
-            }
-        }
-        true
+        let method_ok = cl.methods.is_none_or(|m| m & self.method_bit != 0);
+        let port_ok = cl
+            .ports
+            .as_ref()
+            .is_none_or(|ps| self.port.is_some_and(|p| ps.contains(&p)));
+        let paths = cl.paths.as_ref().map(|r| path_refs(self.path_refs, r));
+        let paths_ok = passes(paths, path_refs(self.path_refs, &cl.not_paths), |&p| {
+            self.path_matched(p)
+        });
+        // A request without authority fails every host field, negative ones included.
+        let hosts_ok = (cl.hosts.is_none() && cl.not_hosts.is_empty())
+            || self
+                .authority
+                .is_some_and(|a| passes(cl.hosts.as_deref(), &cl.not_hosts, |h| h.matches(a.host(), a.port())));
+        method_ok && port_ok && paths_ok && hosts_ok
     }
 
     fn rule_matches<H: Headers + ?Sized>(&self, rule: &CompiledRule, headers: &H) -> bool {
-        if let Some(from) = &rule.from {
-            if !from.iter().any(|s| self.source_matches(s)) {
-                return false;
-            }
-        }
-        rule.when.iter().all(|c| condition_holds(c, headers))
+        rule.from
+            .as_ref()
+            .is_none_or(|from| from.iter().any(|s| self.source_matches(s)))
+            && rule.when.iter().all(|c| condition_holds(c, headers))
     }
 
     fn source_matches(&self, s: &CompiledSource) -> bool {
-        // Every source entry sets some field, so an anonymous caller never matches.
+        // Every source entry sets some field, so an anonymous caller never
+        // matches; a principal without a namespace fails namespace fields.
         let Some(principal) = self.principal else { return false };
-        if let Some(ps) = &s.principals {
-            if !ps.iter().any(|m| m.matches(principal)) {
-                return false;
-            }
-        }
-        if s.not_principals.iter().any(|m| m.matches(principal)) {
-            return false;
-        }
-        if s.namespaces.is_some() || !s.not_namespaces.is_empty() {
-            let Some(ns) = self.namespace else { return false };
-            if let Some(nss) = &s.namespaces {
-                if !nss.iter().any(|m| m.matches(ns)) {
-                    return false;
-                }
-            }
-            if s.not_namespaces.iter().any(|m| m.matches(ns)) {
-                return false;
-            }
-        }
-        true
+        passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(principal))
+            && ((s.namespaces.is_none() && s.not_namespaces.is_empty())
+                || self
+                    .namespace
+                    .is_some_and(|ns| passes(s.namespaces.as_deref(), &s.not_namespaces, |m| m.matches(ns))))
     }
+}
+
+/// Whether a value passes a positive list (absent = any value; present = one
+/// must match) and a negative list (none may match).
+fn passes<T>(positive: Option<&[T]>, negative: &[T], matches: impl Fn(&T) -> bool) -> bool {
+    positive.is_none_or(|p| p.iter().any(&matches)) && !negative.iter().any(matches)
 }
 
 /// Splits a header value into its comma-separated elements, trimmed of
@@ -1189,17 +1161,13 @@ fn condition_holds<H: Headers + ?Sized>(c: &CompiledCondition, headers: &H) -> b
     let mut present = false;
     for value in headers.values(&c.header) {
         present = true;
-        for item in header_elements(value) {
-            if let Some(values) = &c.values {
-                if !values.iter().any(|m| m.matches(item)) {
-                    return false;
-                }
-            }
-            if c.not_values.iter().any(|m| m.matches(item)) {
-                return false;
-            }
+        let all_pass =
+            header_elements(value).all(|item| passes(c.values.as_deref(), &c.not_values, |m| m.matches(item)));
+        if !all_pass {
+            return false;
         }
     }
+    // `values` requires the header; `notValues` alone admits its absence.
     present || c.values.is_none()
 }
 

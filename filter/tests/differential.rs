@@ -527,3 +527,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Arbitrary request attributes never panic the engine: every request gets
+    /// a verdict.
+    #[test]
+    fn arbitrary_requests_get_a_verdict(
+        method in ".{0,8}",
+        path in "(/|%|\\.|;|\\?|#|\\\\|[a-z]|%2[eEfF5]|%[0-9a-fA-F]{0,2}|\\PC){0,24}",
+        authority in prop::option::of("([A-Za-z0-9.:\\[\\]@_-]|\\PC){0,20}"),
+        principal in prop::option::of("[a-z/.*]{0,24}"),
+        headers in prop::collection::vec(("[a-zA-Z-]{1,6}", ".{0,12}"), 0..4),
+    ) {
+        let mut ev = common::evaluator(&common::one_policy(
+            r#"[{"from":[{"namespaces":["a"]}],"to":[{"methods":["GET"],"paths":["/a/*","regex:/v[0-9]+","/t/{*}/{**}"],"hosts":["*.x"]}],"when":[{"header":"h","notValues":["z"]}]}]"#,
+        ));
+        let r = Req { method, path, authority, port: Some(80), principal, headers };
+        let _ = decide(&mut ev, &r);
+    }
+
+    /// Arbitrary patterns are accepted or rejected with an error naming the
+    /// field; compiling never panics.
+    #[test]
+    fn arbitrary_patterns_compile_or_fail_cleanly(
+        field in prop::sample::select(&["paths", "notPaths", "hosts", "notHosts", "methods"][..]),
+        pattern in "(\\{\\*\\*?\\}|regex:|[*/.%;?#{}\\[\\]()+|\\\\]|[a-zA-Z0-9]|\\PC){0,16}",
+    ) {
+        let json = serde_json::json!({"policies": [{"name": "p", "rules": [{"to": [{ field: [pattern] }]}]}]});
+        match Engine::from_json(json.to_string().as_bytes()) {
+            Ok(_) => {}
+            Err(e) => prop_assert!(e.to_string().starts_with(&format!("policies[0].rules[0].to[0].{field}")), "{e}"),
+        }
+    }
+}
