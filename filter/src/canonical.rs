@@ -20,7 +20,7 @@
 //! | malformed `%` escape | reject | `/a%zz`, `/a%4` | parser differentials |
 //! | `%00`–`%1F`, `%7F`, raw control bytes, space, raw non-ASCII | reject | `/admin%00.png` | NUL truncation |
 //! | raw `\` | reject | `/public\..\admin` | upstreams that treat `\` as `/` |
-//! | `;` path parameters | reject | `/public/..;/admin` | Tomcat/Spring `..;` bypass, CVE-2021-39155 class |
+//! | `;` path parameters | reject | `/public/..;/admin` | Tomcat/Spring `..;/` normalization bypasses |
 //! | repeated slashes | merged | `//admin` → `/admin` | CVE-2021-29492 class |
 //! | `.` and `..` segments (also `%2E`) | removed as RFC 3986 §5.2.4, never above `/` | `/a/../admin` → `/admin` | CVE-2019-9901 |
 //!
@@ -32,7 +32,8 @@
 //!
 //! * Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is not `GET`.
 //!   A method that is not a token is rejected.
-//! * The authority is judged case-insensitively: it is lower-cased, a single
+//! * The authority is judged case-insensitively (CVE-2021-39155): it is
+//!   lower-cased, a single
 //!   trailing dot is removed (`Example.COM.:80` → `example.com`, port 80), the
 //!   port is parsed as a decimal number in 1–65535. Userinfo, empty labels,
 //!   percent escapes, control characters and non-ASCII are rejected.
