@@ -20,6 +20,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p meshward-filter --target wasm32-wasip1 --lib -- -D warnings
 
 test-native:
 	$(CARGO) test --workspace

@@ -59,8 +59,11 @@ pub mod canonical;
 pub mod config;
 mod engine;
 mod error;
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+mod glue;
 mod paths;
 mod pattern;
+pub mod plugin;
 mod template;
 mod trie;
 

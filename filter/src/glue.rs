@@ -1,0 +1,128 @@
+//! The proxy-wasm glue: implements [`Host`] with hostcalls and forwards the
+//! SDK's callbacks to [`Plugin`] and [`RequestContext`]. Built for
+//! `wasm32-wasip1` only; everything it calls is tested natively.
+//!
+//! The SDK's own `Context::set_property` and `get_plugin_configuration` panic
+//! on a non-Ok host status (a trap under `panic = "abort"`), so this file
+//! calls `proxy_wasm::hostcalls` directly and turns every status into a
+//! [`HostError`].
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action as ProxyAction, BufferType, ContextType, LogLevel, MapType};
+
+use crate::plugin::{Action, Host, HostError, Level, Plugin, RequestContext};
+
+// Runs once per VM: the log level, a panic hook that logs at critical level
+// before the VM aborts, and the root context for root id `meshward` (any root
+// id gets the same root context).
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    std::panic::set_hook(Box::new(|info| {
+        let _ = hostcalls::log(LogLevel::Critical, &format!("meshward: panic: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// The proxy, through hostcalls.
+struct Proxy;
+
+fn failed(call: &'static str) -> impl Fn(proxy_wasm::types::Status) -> HostError {
+    move |status| HostError {
+        call,
+        status: format!("{status:?}"),
+    }
+}
+
+impl Host for Proxy {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn request_headers(&self) -> Vec<(String, String)> {
+        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(failed("set_map_value"))
+    }
+
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body))
+            .map_err(failed("send_http_response"))
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_property(vec![key], Some(value)).map_err(failed("set_property"))
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+            Level::Critical => LogLevel::Critical,
+        };
+        let _ = hostcalls::log(level, message);
+    }
+}
+
+#[derive(Default)]
+struct Root {
+    plugin: Plugin,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let config = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                Proxy.log(
+                    Level::Error,
+                    &format!("meshward: cannot read the plugin configuration: {status:?}"),
+                );
+                return false;
+            }
+        };
+        match self.plugin.configure(&Proxy, &config) {
+            Ok(()) => true,
+            Err(e) => {
+                let keeps = if self.plugin.is_configured() {
+                    "the previous configuration stays in force"
+                } else {
+                    "requests are denied until a valid configuration arrives"
+                };
+                Proxy.log(Level::Error, &format!("meshward: configuration rejected: {e}; {keeps}"));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            request: self.plugin.request(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    request: RequestContext,
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> ProxyAction {
+        match self.request.on_request_headers(&mut Proxy) {
+            Action::Continue => ProxyAction::Continue,
+            Action::Pause => ProxyAction::Pause,
+        }
+    }
+}
