@@ -35,9 +35,38 @@ pub struct PluginConfig {
     /// The HTTP status of a denied request, 400–599. Absent = 403.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral_opt")]
     pub deny_status: Option<u16>,
+    /// The per-request log line. Absent = denied requests only, no query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogConfig>,
     /// The policies. Required; an empty list means no policy applies, so every
     /// request passes.
     pub policies: Vec<Policy>,
+}
+
+/// Which requests get a JSON log line, and what it contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogConfig {
+    /// Which requests are logged. Absent = `denied`.
+    #[serde(default)]
+    pub requests: RequestLog,
+    /// Whether the logged path includes the query string (it may carry
+    /// secrets). Absent = false.
+    #[serde(default)]
+    pub include_query: bool,
+}
+
+/// Which requests get a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestLog {
+    /// Every request a policy applies to.
+    All,
+    /// Requests denied, rejected or denied in audit mode.
+    #[default]
+    Denied,
+    /// None.
+    Off,
 }
 
 impl PluginConfig {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::canonical::{
     canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
 };
-use crate::config::{Condition, Mode, Operation, PluginConfig, Policy, Rule, Source};
+use crate::config::{Condition, LogConfig, Mode, Operation, PluginConfig, Policy, Rule, Source};
 use crate::error::{ConfigError, PatternError};
 use crate::paths::{PathCounts, PathId, PathIndex, PathIndexBuilder, PathScratch};
 use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchStr};
@@ -39,6 +39,7 @@ pub const MAX_PATTERNS: usize = 1_000_000;
 pub struct Engine {
     mode: Mode,
     deny_status: u16,
+    log: LogConfig,
     policies: Vec<CompiledPolicy>,
     rules: Vec<CompiledRule>,
     clauses: Vec<Clause>,
@@ -471,6 +472,7 @@ impl Engine {
         let mut engine = Engine {
             mode: config.mode,
             deny_status,
+            log: config.log.unwrap_or_default(),
             policies: c.policies,
             rules: c.rules,
             clauses: c.clauses,
@@ -583,6 +585,11 @@ impl Engine {
     /// The status of denied requests (400–599).
     pub fn deny_status(&self) -> u16 {
         self.deny_status
+    }
+
+    /// The request-log settings.
+    pub fn log_config(&self) -> LogConfig {
+        self.log
     }
 
     /// Number of policies.

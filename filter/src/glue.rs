@@ -9,7 +9,7 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action as ProxyAction, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action as ProxyAction, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 use crate::plugin::{Action, Host, HostError, Level, Plugin, RequestContext};
 
@@ -65,6 +65,21 @@ impl Host for Proxy {
             Level::Critical => LogLevel::Critical,
         };
         let _ = hostcalls::log(level, message);
+    }
+
+    fn now_nanos(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn define_counter(&self, name: &str) -> Result<u32, HostError> {
+        hostcalls::define_metric(MetricType::Counter, name).map_err(failed("define_metric"))
+    }
+
+    fn increment_counter(&self, id: u32) -> Result<(), HostError> {
+        hostcalls::increment_metric(id, 1).map_err(failed("increment_metric"))
     }
 }
 
@@ -124,5 +139,9 @@ impl HttpContext for Http {
             Action::Continue => ProxyAction::Continue,
             Action::Pause => ProxyAction::Pause,
         }
+    }
+
+    fn on_log(&mut self) {
+        self.request.on_log(&Proxy);
     }
 }

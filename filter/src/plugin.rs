@@ -16,11 +16,14 @@
 //! ```
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::canonical::principal_from_uri_san;
-use crate::config::Mode;
+use crate::config::{LogConfig, Mode, RequestLog};
 use crate::engine::{Decision, Engine, Evaluator, Reason, Request, Verdict};
 use crate::error::ConfigError;
 
@@ -65,6 +68,12 @@ pub trait Host {
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
     /// Writes a log line at `level`.
     fn log(&self, level: Level, message: &str);
+    /// Wall-clock time in nanoseconds since the Unix epoch (0 if unknown).
+    fn now_nanos(&self) -> u64;
+    /// Defines (or finds) a counter; ids are valid for the VM's lifetime.
+    fn define_counter(&self, name: &str) -> Result<u32, HostError>;
+    /// Adds one to a counter.
+    fn increment_counter(&self, id: u32) -> Result<(), HostError>;
 }
 
 /// What the proxy should do with the request after the headers.
@@ -78,7 +87,8 @@ pub enum Action {
 
 /// Filter-state keys (`%FILTER_STATE(wasm.meshward.verdict:PLAIN)%`).
 pub const STATE_VERDICT: &str = "meshward.verdict";
-/// The policy that decided (admitted, or `-` for a default deny).
+/// The policy that decided: the admitting rule's policy; for any other
+/// verdict the one applicable policy (`*` if several apply, `-` if none).
 pub const STATE_POLICY: &str = "meshward.policy";
 /// The rule that admitted the request, or `-`.
 pub const STATE_RULE: &str = "meshward.rule";
@@ -92,11 +102,78 @@ pub struct Workload {
     pub name: Option<String>,
 }
 
+/// Most distinct request counters a VM defines; further combinations of
+/// verdict, policy and rule are counted under `_other`.
+pub const MAX_REQUEST_SERIES: usize = 1_000;
+/// Longest value of a log-line field, in bytes; longer values are cut.
+pub const MAX_LOG_FIELD: usize = 256;
+
+/// The counter of accepted configurations.
+pub const METRIC_CONFIG_ACCEPTED: &str = "meshward.config.accepted";
+/// The counter of rejected configurations.
+pub const METRIC_CONFIG_REJECTED: &str = "meshward.config.rejected";
+
+/// The name of a request counter, built for Envoy `stats_tags` extraction:
+/// `meshward.requests.verdict=<verdict>.policy=.=<policy>;.;.rule=.=<rule>;.;`.
+/// Policy and rule names may contain dots, so they are delimited the way
+/// Istio delimits its own tag values.
+pub fn request_counter_name(verdict: &str, policy: &str, rule: &str) -> String {
+    format!("meshward.requests.verdict={verdict}.policy=.={policy};.;.rule=.={rule};.;")
+}
+
+/// Counter ids defined in this VM, by name. They outlive configurations:
+/// Envoy keeps a counter's value across reloads.
+#[derive(Debug, Default)]
+struct Counters {
+    ids: HashMap<String, u32>,
+    requests: usize,
+}
+
+impl Counters {
+    fn id(&mut self, host: &dyn Host, name: &str) -> Option<u32> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        match host.define_counter(name) {
+            Ok(id) => {
+                self.ids.insert(name.to_string(), id);
+                Some(id)
+            }
+            Err(e) => {
+                host.log(Level::Warn, &format!("meshward: {e}"));
+                None
+            }
+        }
+    }
+
+    fn increment(&mut self, host: &dyn Host, name: &str) {
+        if let Some(id) = self.id(host, name) {
+            if let Err(e) = host.increment_counter(id) {
+                host.log(Level::Warn, &format!("meshward: {e}"));
+            }
+        }
+    }
+}
+
+/// A configuration in force, shared by the request contexts.
+#[derive(Debug)]
+struct Active {
+    evaluator: RefCell<Evaluator>,
+    /// (verdict, rule index or `u32::MAX`) → counter id, filled on first use.
+    counters: RefCell<FxHashMap<(Verdict, u32), u32>>,
+    /// The `policy` label of decisions no single rule made: the applicable
+    /// enforce (or, with none, audit) policy if there is exactly one, `*` if
+    /// several, `-` if none.
+    decided_by: String,
+    workload: Workload,
+    log: LogConfig,
+}
+
 /// The root context's state: the active configuration, if any.
 #[derive(Debug, Default)]
 pub struct Plugin {
-    active: Option<Rc<RefCell<Evaluator>>>,
-    workload: Workload,
+    active: Option<Rc<Active>>,
+    counters: Rc<RefCell<Counters>>,
 }
 
 const NODE_METADATA: [&str; 3] = ["xds", "node", "metadata"];
@@ -109,8 +186,19 @@ impl Plugin {
     /// Compiles `json` and resolves which policies apply to this proxy's
     /// workload (labels from node metadata). On error the previous
     /// configuration stays in force and the error is returned, for the glue
-    /// to log and report to Envoy.
+    /// to log and report to Envoy. Either way a config counter is incremented.
     pub fn configure(&mut self, host: &dyn Host, json: &[u8]) -> Result<(), ConfigError> {
+        let result = self.compile(host, json);
+        let metric = if result.is_ok() {
+            METRIC_CONFIG_ACCEPTED
+        } else {
+            METRIC_CONFIG_REJECTED
+        };
+        self.counters.borrow_mut().increment(host, metric);
+        result
+    }
+
+    fn compile(&mut self, host: &dyn Host, json: &[u8]) -> Result<(), ConfigError> {
         let engine = Engine::from_json(json)?;
         let selection = engine
             .select(|key| utf8(host.property(&[NODE_METADATA[0], NODE_METADATA[1], NODE_METADATA[2], "LABELS", key])));
@@ -131,8 +219,24 @@ impl Plugin {
                 engine.mode().as_str(),
             ),
         );
-        self.active = Some(Rc::new(RefCell::new(Evaluator::new(Arc::new(engine), selection))));
-        self.workload = workload;
+        let deciding: Vec<&str> = (0..engine.policy_count() as u32)
+            .filter(|&i| applied.contains(&engine.policy_name(i)))
+            .filter(|&i| selection.enforce_count() == 0 || engine.policy_mode(i) == Mode::Enforce)
+            .map(|i| engine.policy_name(i))
+            .collect();
+        let decided_by = match deciding.as_slice() {
+            [] => "-".to_string(),
+            [one] => one.to_string(),
+            _ => "*".to_string(),
+        };
+        let log = engine.log_config();
+        self.active = Some(Rc::new(Active {
+            evaluator: RefCell::new(Evaluator::new(Arc::new(engine), selection)),
+            counters: RefCell::new(FxHashMap::default()),
+            decided_by,
+            workload,
+            log,
+        }));
         Ok(())
     }
 
@@ -144,7 +248,9 @@ impl Plugin {
     /// A context for one request, sharing the active configuration.
     pub fn request(&self) -> RequestContext {
         RequestContext {
-            evaluator: self.active.clone(),
+            active: self.active.clone(),
+            counters: self.counters.clone(),
+            pending: None,
         }
     }
 }
@@ -152,83 +258,99 @@ impl Plugin {
 /// One request's state.
 #[derive(Debug)]
 pub struct RequestContext {
-    evaluator: Option<Rc<RefCell<Evaluator>>>,
+    active: Option<Rc<Active>>,
+    counters: Rc<RefCell<Counters>>,
+    /// The log line to write when the response is known.
+    pending: Option<LogRecord>,
 }
 
-/// The JSON body of a local deny or reject response: the request id and the
-/// decision, no rule internals.
-fn response_body(request_id: &str, decision: &str, policy: &str) -> String {
-    serde_json::json!({ "requestId": request_id, "decision": decision, "policy": policy }).to_string()
+/// What the request log line says about one request (all but the response).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LogRecord {
+    started: u64,
+    request_id: String,
+    method: String,
+    authority: String,
+    path: String,
+    principal: Option<String>,
+    policy: String,
+    rule: String,
+    verdict: Verdict,
+    mode: Mode,
+}
+
+/// Cuts a value to [`MAX_LOG_FIELD`] bytes at a character boundary.
+fn capped(value: &str) -> String {
+    if value.len() <= MAX_LOG_FIELD {
+        return value.to_string();
+    }
+    let mut end = MAX_LOG_FIELD;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value.get(..end).unwrap_or_default().to_string()
+}
+
+/// `2026-11-22T07:45:01.123Z` from nanoseconds since the epoch.
+pub fn rfc3339(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let millis = (nanos / 1_000_000) % 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 impl RequestContext {
     /// Decides the request from its headers and acts on the verdict.
     pub fn on_request_headers(&mut self, host: &mut dyn Host) -> Action {
-        let Some(evaluator) = self.evaluator.clone() else {
+        let Some(active) = self.active.clone() else {
             // No valid configuration was ever accepted: fail closed.
             host.log(Level::Error, "meshward: no valid configuration; denying");
-            return self.local_reply(host, 500, "", "unconfigured", "-");
+            return local_reply(host, 500, "", "unconfigured");
         };
-        let Ok(mut evaluator) = evaluator.try_borrow_mut() else {
+        let Ok(mut evaluator) = active.evaluator.try_borrow_mut() else {
             // Re-entrancy is impossible in a single-threaded VM; never allow on it.
-            return self.local_reply(host, 500, "", "internal", "-");
+            return local_reply(host, 500, "", "internal");
         };
         let headers = host.request_headers();
-        let pseudo = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let request_id = pseudo("x-request-id").unwrap_or("").to_string();
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let request_id = header("x-request-id").unwrap_or("");
         let san = utf8(host.property(&["connection", "uri_san_peer_certificate"]));
         let port = host
             .property(&["destination", "port"])
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .and_then(|b| u16::try_from(u64::from_le_bytes(b)).ok());
         let request = Request {
-            method: pseudo(":method").unwrap_or(""),
-            path: pseudo(":path").unwrap_or(""),
-            authority: pseudo(":authority"),
+            method: header(":method").unwrap_or(""),
+            path: header(":path").unwrap_or(""),
+            authority: header(":authority"),
             port,
             principal: san.as_deref().and_then(principal_from_uri_san),
             headers: &headers[..],
         };
         let decision = evaluator.evaluate(&request);
         let engine = evaluator.engine().clone();
-        let (policy, rule) = match decision.matched() {
-            Some(m) => (
-                engine.policy_name(m.policy).to_string(),
-                engine.rule_name(m).to_string(),
-            ),
-            None => ("-".to_string(), "-".to_string()),
+        drop(evaluator);
+        let (policy, rule) = match (decision.matched(), decision.reason) {
+            (Some(m), _) => (engine.policy_name(m.policy), engine.rule_name(m)),
+            (None, Reason::NoPolicy) => ("-", "-"),
+            (None, _) => (active.decided_by.as_str(), "-"),
         };
-        self.record(host, &decision, &policy, &rule);
-        match decision.verdict {
-            Verdict::Allow | Verdict::AuditDeny => {
-                // In enforce mode the upstream gets exactly the path judged;
-                // audit mode forwards the request untouched.
-                if let (Some(path), Mode::Enforce) = (&decision.path, decision.mode) {
-                    if path.is_rewritten() {
-                        if let Err(e) = host.set_request_header(":path", &path.to_request_target()) {
-                            host.log(Level::Error, &format!("meshward: {e}; denying"));
-                            return self.local_reply(host, 500, &request_id, "internal", "-");
-                        }
-                    }
-                }
-                Action::Continue
-            }
-            Verdict::Deny => self.local_reply(host, engine.deny_status(), &request_id, "denied", "-"),
-            Verdict::Reject => {
-                let reason = match decision.reason {
-                    Reason::Malformed(e) => e.to_string(),
-                    _ => "malformed request".to_string(),
-                };
-                host.log(
-                    Level::Debug,
-                    &format!("meshward: rejected request {request_id}: {reason}"),
-                );
-                self.local_reply(host, 400, &request_id, "rejected", "-")
-            }
-        }
-    }
-
-    fn record(&self, host: &mut dyn Host, decision: &Decision<'_>, policy: &str, rule: &str) {
+        self.count(host, &active, &decision, policy, rule);
         for (key, value) in [
             (STATE_VERDICT, decision.verdict.as_str()),
             (STATE_POLICY, policy),
@@ -238,15 +360,127 @@ impl RequestContext {
                 host.log(Level::Warn, &format!("meshward: {e}"));
             }
         }
+        let logged = match active.log.requests {
+            RequestLog::All => decision.reason != Reason::NoPolicy,
+            RequestLog::Denied => decision.verdict != Verdict::Allow,
+            RequestLog::Off => false,
+        };
+        if logged {
+            let path = match &decision.path {
+                Some(p) if active.log.include_query => p.to_request_target(),
+                Some(p) => p.path().to_string(),
+                // Malformed: the raw path, without its query.
+                None => request.path.split('?').next().unwrap_or_default().to_string(),
+            };
+            self.pending = Some(LogRecord {
+                started: host.now_nanos(),
+                request_id: capped(request_id),
+                method: capped(request.method),
+                authority: capped(request.authority.unwrap_or("")),
+                path: capped(&path),
+                principal: request.principal.map(capped),
+                policy: policy.to_string(),
+                rule: rule.to_string(),
+                verdict: decision.verdict,
+                mode: decision.mode,
+            });
+        }
+        match decision.verdict {
+            Verdict::Allow | Verdict::AuditDeny => {
+                // In enforce mode the upstream gets exactly the path judged;
+                // audit mode forwards the request untouched.
+                if let (Some(path), Mode::Enforce) = (&decision.path, decision.mode) {
+                    if path.is_rewritten() {
+                        if let Err(e) = host.set_request_header(":path", &path.to_request_target()) {
+                            host.log(Level::Error, &format!("meshward: {e}; denying"));
+                            return local_reply(host, 500, request_id, "internal");
+                        }
+                    }
+                }
+                Action::Continue
+            }
+            Verdict::Deny => local_reply(host, engine.deny_status(), request_id, "denied"),
+            Verdict::Reject => {
+                if let Reason::Malformed(e) = decision.reason {
+                    host.log(Level::Debug, &format!("meshward: rejected request {request_id}: {e}"));
+                }
+                local_reply(host, 400, request_id, "rejected")
+            }
+        }
     }
 
-    fn local_reply(&self, host: &mut dyn Host, status: u16, request_id: &str, decision: &str, policy: &str) -> Action {
-        let body = response_body(request_id, decision, policy);
-        if let Err(e) = host.send_response(status, &[("content-type", "application/json")], body.as_bytes()) {
-            host.log(Level::Critical, &format!("meshward: {e}"));
+    /// Counts the decision under (verdict, policy, rule); the counter is
+    /// defined on first use, and past [`MAX_REQUEST_SERIES`] distinct counters
+    /// new combinations are counted under `_other`.
+    fn count(&self, host: &dyn Host, active: &Active, decision: &Decision<'_>, policy: &str, rule: &str) {
+        let key = (decision.verdict, decision.matched().map_or(u32::MAX, |m| m.rule));
+        let cached = active.counters.borrow().get(&key).copied();
+        let id = match cached {
+            Some(id) => Some(id),
+            None => {
+                let mut counters = self.counters.borrow_mut();
+                let (policy, rule) = if counters.requests >= MAX_REQUEST_SERIES {
+                    ("_other", "_other")
+                } else {
+                    (policy, rule)
+                };
+                let name = request_counter_name(decision.verdict.as_str(), policy, rule);
+                let known = counters.ids.contains_key(&name);
+                let id = counters.id(host, &name);
+                if !known && id.is_some() {
+                    counters.requests += 1;
+                }
+                if let Some(id) = id {
+                    active.counters.borrow_mut().insert(key, id);
+                }
+                id
+            }
+        };
+        if let Some(id) = id {
+            if let Err(e) = host.increment_counter(id) {
+                host.log(Level::Warn, &format!("meshward: {e}"));
+            }
         }
-        Action::Pause
     }
+
+    /// Writes the request's log line, now that the response is known.
+    pub fn on_log(&mut self, host: &dyn Host) {
+        let (Some(record), Some(active)) = (self.pending.take(), self.active.as_ref()) else {
+            return;
+        };
+        let status = host
+            .property(&["response", "code"])
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_le_bytes);
+        let now = host.now_nanos();
+        let line = serde_json::json!({
+            "time": rfc3339(now),
+            "requestId": record.request_id,
+            "method": record.method,
+            "authority": record.authority,
+            "path": record.path,
+            "principal": record.principal,
+            "workload": active.workload.name,
+            "namespace": active.workload.namespace,
+            "policy": record.policy,
+            "rule": record.rule,
+            "verdict": record.verdict.as_str(),
+            "mode": record.mode.as_str(),
+            "status": status,
+            "durationMs": now.saturating_sub(record.started) as f64 / 1e6,
+        });
+        host.log(Level::Info, &format!("meshward.request {line}"));
+    }
+}
+
+/// Answers locally with a short JSON body naming the request and the
+/// decision (no rule internals).
+fn local_reply(host: &mut dyn Host, status: u16, request_id: &str, decision: &str) -> Action {
+    let body = serde_json::json!({ "requestId": request_id, "decision": decision }).to_string();
+    if let Err(e) = host.send_response(status, &[("content-type", "application/json")], body.as_bytes()) {
+        host.log(Level::Critical, &format!("meshward: {e}"));
+    }
+    Action::Pause
 }
 
 #[cfg(test)]
@@ -264,6 +498,8 @@ mod tests {
         response: Option<(u16, String)>,
         state: Vec<(String, String)>,
         logs: RefCell<Vec<(Level, String)>>,
+        counters: RefCell<Vec<(String, u64)>>,
+        now: u64,
     }
 
     impl FakeHost {
@@ -297,6 +533,21 @@ mod tests {
         fn with_port(self, port: u64) -> Self {
             self.with_property(&["destination", "port"], &port.to_le_bytes())
         }
+        fn counter(&self, name: &str) -> u64 {
+            self.counters
+                .borrow()
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, v)| *v)
+        }
+        fn request_logs(&self) -> Vec<serde_json::Value> {
+            self.logs
+                .borrow()
+                .iter()
+                .filter_map(|(_, l)| l.strip_prefix("meshward.request "))
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
         fn state(&self, key: &str) -> Option<&str> {
             self.state.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
         }
@@ -327,6 +578,31 @@ mod tests {
         }
         fn log(&self, level: Level, message: &str) {
             self.logs.borrow_mut().push((level, message.into()));
+        }
+        fn now_nanos(&self) -> u64 {
+            self.now
+        }
+        fn define_counter(&self, name: &str) -> Result<u32, HostError> {
+            let mut c = self.counters.borrow_mut();
+            Ok(match c.iter().position(|(n, _)| n == name) {
+                Some(i) => i as u32,
+                None => {
+                    c.push((name.to_string(), 0));
+                    (c.len() - 1) as u32
+                }
+            })
+        }
+        fn increment_counter(&self, id: u32) -> Result<(), HostError> {
+            match self.counters.borrow_mut().get_mut(id as usize) {
+                Some(c) => {
+                    c.1 += 1;
+                    Ok(())
+                }
+                None => Err(HostError {
+                    call: "increment_metric",
+                    status: "NotFound".into(),
+                }),
+            }
         }
     }
 
@@ -469,5 +745,122 @@ mod tests {
         assert!(!plugin.is_configured());
         assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
         assert_eq!(host.response.as_ref().map(|r| r.0), Some(500));
+    }
+
+    #[test]
+    fn counters_by_verdict_policy_and_rule() {
+        let host = reviews_host();
+        let plugin = configured(&host, CONFIG);
+        assert_eq!(host.counter(METRIC_CONFIG_ACCEPTED), 1);
+        for (method, path) in [
+            ("GET", "/reviews/1"),
+            ("GET", "/reviews/2"),
+            ("DELETE", "/reviews/1"),
+            ("GET", "/a%2Fb"),
+        ] {
+            let mut h = reviews_host().with_request(method, path, "reviews");
+            h.counters = RefCell::new(host.counters.borrow().clone());
+            plugin.request().on_request_headers(&mut h);
+            *host.counters.borrow_mut() = h.counters.borrow().clone();
+        }
+        assert_eq!(host.counter(&request_counter_name("allow", "shop/reviews", "reads")), 2);
+        assert_eq!(host.counter(&request_counter_name("deny", "shop/reviews", "-")), 1);
+        assert_eq!(host.counter(&request_counter_name("reject", "shop/reviews", "-")), 1);
+        let mut plugin = plugin;
+        assert!(plugin.configure(&host, b"{}").is_err());
+        assert_eq!(host.counter(METRIC_CONFIG_REJECTED), 1);
+    }
+
+    #[test]
+    fn request_series_are_bounded() {
+        let rules: Vec<String> = (0..MAX_REQUEST_SERIES + 50)
+            .map(|i| format!(r#"{{"name":"r{i}","to":[{{"paths":["/p{i}"]}}]}}"#))
+            .collect();
+        let json = format!(r#"{{"policies":[{{"name":"p","rules":[{}]}}]}}"#, rules.join(","));
+        let mut host = FakeHost::new();
+        let plugin = configured(&host, &json);
+        for i in 0..MAX_REQUEST_SERIES + 50 {
+            host.headers = vec![(":method".into(), "GET".into()), (":path".into(), format!("/p{i}"))];
+            plugin.request().on_request_headers(&mut host);
+        }
+        let requests = host
+            .counters
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n.starts_with("meshward.requests"))
+            .count();
+        assert_eq!(requests, MAX_REQUEST_SERIES + 1);
+        assert_eq!(host.counter(&request_counter_name("allow", "_other", "_other")), 50);
+    }
+
+    #[test]
+    fn log_line_for_denied_requests_by_default() {
+        let mut host = reviews_host().with_request("DELETE", "/reviews/./1?token=secret", "reviews:9080");
+        host.now = 1_795_000_000_000_000_000;
+        let plugin = configured(&host, CONFIG);
+        let mut request = plugin.request();
+        request.on_request_headers(&mut host);
+        host.now += 1_500_000;
+        host = host.with_property(&["response", "code"], &403u64.to_le_bytes());
+        request.on_log(&host);
+        let logs = host.request_logs();
+        assert_eq!(logs.len(), 1);
+        let l = &logs[0];
+        assert_eq!(l["verdict"], "deny");
+        assert_eq!(l["mode"], "enforce");
+        assert_eq!(l["status"], 403);
+        assert_eq!(l["path"], "/reviews/1", "canonical, no query");
+        assert_eq!(l["principal"], "cluster.local/ns/shop/sa/productpage");
+        assert_eq!(l["requestId"], "req-1");
+        assert_eq!(l["policy"], "shop/reviews");
+        assert_eq!(l["durationMs"], 1.5);
+        // Written when the response is known; independently: python3 -c
+        // "datetime.datetime.fromtimestamp(1795000000.0015, timezone.utc)".
+        assert_eq!(l["time"], "2026-11-18T11:06:40.001Z");
+        // Allowed requests are not logged by default.
+        let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews");
+        let mut request = plugin.request();
+        request.on_request_headers(&mut host);
+        request.on_log(&host);
+        assert!(host.request_logs().is_empty());
+    }
+
+    #[test]
+    fn log_all_with_query_and_capped_fields() {
+        let json = CONFIG.replacen('{', r#"{"log":{"requests":"all","includeQuery":true},"#, 1);
+        let long = format!("/reviews/{}", "a".repeat(1000));
+        let mut host = reviews_host()
+            .with_request("GET", &format!("{long}?q=1"), "reviews")
+            .with_header("authorization", "Bearer secret-token")
+            .with_header("cookie", "session=secret");
+        let plugin = configured(&host, &json);
+        let mut request = plugin.request();
+        request.on_request_headers(&mut host);
+        request.on_log(&host);
+        let logs = host.request_logs();
+        assert_eq!(logs[0]["verdict"], "allow");
+        assert_eq!(logs[0]["path"].as_str().unwrap().len(), MAX_LOG_FIELD);
+        let all = host
+            .logs
+            .borrow()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!all.contains("secret"), "credentials never logged: {all}");
+        let json = CONFIG.replacen('{', r#"{"log":{"requests":"off"},"#, 1);
+        let mut host = reviews_host().with_request("DELETE", "/x", "reviews");
+        let plugin = configured(&host, &json);
+        let mut request = plugin.request();
+        request.on_request_headers(&mut host);
+        request.on_log(&host);
+        assert!(host.request_logs().is_empty());
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(4_102_444_799_000_000_000), "2099-12-31T23:59:59.000Z");
     }
 }

@@ -417,6 +417,7 @@ fn config() -> impl Strategy<Value = PluginConfig> {
         .prop_map(|(mode, policies)| PluginConfig {
             mode,
             deny_status: None,
+            log: None,
             policies: policies
                 .into_iter()
                 .enumerate()

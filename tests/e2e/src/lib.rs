@@ -358,11 +358,25 @@ impl EnvoyOptions {
         self.delivery = Delivery::Ecds;
         self
     }
+
+    /// Extracts the `verdict`, `policy` and `rule` tags ([`STATS_TAGS`]).
+    pub fn stats_tags(mut self) -> Self {
+        self.stats_config = STATS_TAGS.into();
+        self
+    }
 }
 
 /// The access-log format the docs recommend: the verdict, policy and rule
 /// the filter leaves in filter state.
 pub const ACCESS_LOG_FORMAT: &str = "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% verdict=%FILTER_STATE(wasm.meshward.verdict:PLAIN)% policy=%FILTER_STATE(wasm.meshward.policy:PLAIN)% rule=%FILTER_STATE(wasm.meshward.rule:PLAIN)%\n";
+
+/// The `stats_config` that turns meshward's counter names into Prometheus
+/// labels `verdict`, `policy` and `rule` (the JSON form of the YAML in the
+/// README).
+pub const STATS_TAGS: &str = r#""stats_config": {"stats_tags": [
+  {"tag_name": "verdict", "regex": "(\\.verdict=([^.]+))"},
+  {"tag_name": "policy", "regex": "(\\.policy=\\.=(.*?);\\.;)"},
+  {"tag_name": "rule", "regex": "(\\.rule=\\.=(.*?);\\.;)"}]},"#;
 
 /// A running Envoy with the filter.
 #[derive(Debug)]
@@ -523,6 +537,29 @@ impl Envoy {
         stats
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name}: "))?.trim().parse().ok())
+    }
+
+    /// The JSON request-log lines the filter wrote so far.
+    pub fn request_log(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.split_once("meshward.request ").map(|(_, json)| json))
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect()
+    }
+
+    /// Polls `f` for up to 5 s until it returns `Some`.
+    pub fn eventually<T>(&self, mut f: impl FnMut(&Self) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(v) = f(self) {
+                return Some(v);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Envoy's log so far.

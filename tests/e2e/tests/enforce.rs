@@ -227,8 +227,9 @@ fn access_log_prints_verdict_policy_and_rule() {
         lines,
         vec![
             "GET /reviews/1 200 verdict=allow policy=shop/reviews rule=shop-reads",
-            "DELETE /reviews/1 403 verdict=deny policy=- rule=-",
-            "GET /reviews/%2F 400 verdict=reject policy=- rule=-",
+            // A default deny is the decision of the applicable policy.
+            "DELETE /reviews/1 403 verdict=deny policy=shop/reviews rule=-",
+            "GET /reviews/%2F 400 verdict=reject policy=shop/reviews rule=-",
         ]
     );
 }
