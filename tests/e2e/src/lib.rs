@@ -316,7 +316,8 @@ pub enum Delivery {
 /// What to start Envoy with.
 #[derive(Debug, Clone)]
 pub struct EnvoyOptions {
-    /// The plugin configuration (JSON text).
+    /// The plugin configuration (JSON text). `{mtls_port}` and `{plain_port}`
+    /// are replaced by the listener ports once they are chosen.
     pub config: String,
     /// Node metadata `LABELS`.
     pub labels: BTreeMap<String, String>,
@@ -413,6 +414,11 @@ impl Envoy {
     pub fn start(scratch: &Scratch, pki: &Pki, upstream: &Upstream, opts: &EnvoyOptions) -> Self {
         let dir = scratch.path().to_path_buf();
         let (admin, mtls, plain) = (free_port(), free_port(), free_port());
+        let config = opts
+            .config
+            .replace("{mtls_port}", &mtls.to_string())
+            .replace("{plain_port}", &plain.to_string());
+        let opts = &EnvoyOptions { config, ..opts.clone() };
         let labels = serde_json::to_string(&opts.labels).expect("labels");
         let filter = match opts.delivery {
             Delivery::Static => format!(

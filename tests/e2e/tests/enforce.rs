@@ -233,3 +233,16 @@ fn access_log_prints_verdict_policy_and_rule() {
         ]
     );
 }
+
+#[test]
+fn ports_are_the_destination_port_of_the_connection() {
+    // Only the mTLS listener's port is allowed; the authority's port is not
+    // what `ports` matches.
+    let config = r#"{"policies":[{"name":"p","rules":[{"to":[{"ports":[{mtls_port}]}]}]}]}"#;
+    let s = Scenario::start(EnvoyOptions::new(config));
+    let caller = s.pki.caller("cluster.local/ns/x/sa/y");
+    assert_eq!(s.envoy.send(&caller, &call("GET", "/")).status, 200);
+    assert_eq!(s.envoy.send(&Caller::Anonymous, &call("GET", "/")).status, 403);
+    let spoofed = call("GET", "/").host(&format!("localhost:{}", s.envoy.mtls));
+    assert_eq!(s.envoy.send(&Caller::Anonymous, &spoofed).status, 403);
+}
