@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
-use meshward_filter::{Engine, Evaluator, Request, Verdict};
+use meshward_filter::{Engine, Evaluator, Verdict};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -24,23 +24,6 @@ fn evaluator(json: &str) -> Evaluator {
     Evaluator::new(Arc::new(engine), selection)
 }
 
-fn request<'a>(path: &'a str, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
-    Request {
-        method: "GET",
-        path,
-        authority: Some("svc.ns.svc.cluster.local:8080"),
-        port: Some(8080),
-        principal: Some("cluster.local/ns/caller/sa/client"),
-        headers,
-    }
-}
-
-const HEADERS: &[(&str, &str)] = &[
-    ("user-agent", "bench/1.0"),
-    ("accept", "*/*"),
-    ("x-request-id", "7d1d3c4e-2f4e-4d7a-9d8b-3a1c2b3d4e5f"),
-];
-
 fn evaluate(c: &mut Criterion) {
     let mut group = c.benchmark_group("evaluate");
     group.throughput(Throughput::Elements(1));
@@ -48,20 +31,20 @@ fn evaluate(c: &mut Criterion) {
         let mut ev = evaluator(&common::generated_rules(n));
         // The allowed request matches the last rule.
         let allowed = common::generated_path(n - 1);
-        assert_eq!(ev.evaluate(&request(&allowed, HEADERS)).verdict, Verdict::Allow);
+        assert_eq!(ev.evaluate(&common::typical_request(&allowed)).verdict, Verdict::Allow);
         group.bench_with_input(BenchmarkId::new("allow_last_rule", n), &allowed, |b, path| {
-            b.iter(|| black_box(ev.evaluate(&request(black_box(path), HEADERS)).verdict))
+            b.iter(|| black_box(ev.evaluate(&common::typical_request(black_box(path))).verdict))
         });
         let denied = format!("/svc{n}/v2/report");
-        assert_eq!(ev.evaluate(&request(&denied, HEADERS)).verdict, Verdict::Deny);
+        assert_eq!(ev.evaluate(&common::typical_request(&denied)).verdict, Verdict::Deny);
         group.bench_with_input(BenchmarkId::new("deny", n), &denied, |b, path| {
-            b.iter(|| black_box(ev.evaluate(&request(black_box(path), HEADERS)).verdict))
+            b.iter(|| black_box(ev.evaluate(&common::typical_request(black_box(path))).verdict))
         });
         // A path that needs canonicalization (rewritten before judging).
         let dotted = format!("/x/..{}", allowed.replacen('/', "/./", 2));
-        assert_eq!(ev.evaluate(&request(&dotted, HEADERS)).verdict, Verdict::Allow);
+        assert_eq!(ev.evaluate(&common::typical_request(&dotted)).verdict, Verdict::Allow);
         group.bench_with_input(BenchmarkId::new("allow_rewritten", n), &dotted, |b, path| {
-            b.iter(|| black_box(ev.evaluate(&request(black_box(path), HEADERS)).verdict))
+            b.iter(|| black_box(ev.evaluate(&common::typical_request(black_box(path))).verdict))
         });
     }
     group.finish();
@@ -92,7 +75,7 @@ fn first_request(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("cold_cache", n), &path, |b, path| {
             b.iter_batched(
                 || Evaluator::new(engine.clone(), selection.clone()),
-                |mut ev| black_box(ev.evaluate(&request(path, HEADERS)).verdict),
+                |mut ev| black_box(ev.evaluate(&common::typical_request(path)).verdict),
                 BatchSize::SmallInput,
             )
         });

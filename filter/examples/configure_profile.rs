@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use meshward_filter::{Engine, Evaluator, Request};
+use meshward_filter::{Engine, Evaluator};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -37,15 +37,7 @@ fn main() {
         "deny" => format!("/svc{rules}/v2/report"),
         _ => common::generated_path(rules - 1),
     };
-    let headers = [("user-agent", "bench/1.0"), ("accept", "*/*")];
-    let request = Request {
-        method: "GET",
-        path: &path,
-        authority: Some("svc.ns.svc.cluster.local:8080"),
-        port: Some(8080),
-        principal: Some("cluster.local/ns/caller/sa/client"),
-        headers: &headers[..],
-    };
+    let request = common::typical_request(&path);
     let mut verdicts = 0usize;
     for _ in 0..evaluations {
         verdicts += std::hint::black_box(ev.evaluate(std::hint::black_box(&request))).verdict as usize;

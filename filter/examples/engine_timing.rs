@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use meshward_filter::{Engine, Evaluator, Request, Verdict};
+use meshward_filter::{Engine, Evaluator, Verdict};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -36,7 +36,6 @@ fn median_range(mut v: Vec<f64>) -> String {
 }
 
 fn main() {
-    let headers = [("user-agent", "bench/1.0"), ("accept", "*/*")];
     println!("rules | configure ms | allow last rule ns | deny ns");
     for n in [10, 1_000, 10_000] {
         let json = common::generated_rules(n);
@@ -51,14 +50,7 @@ fn main() {
         let engine = Arc::new(engine.expect("compiled"));
         let mut ev = Evaluator::new(engine.clone(), engine.select(|_| None));
         let mut per_request = |path: &str, want: Verdict| {
-            let request = Request {
-                method: "GET",
-                path,
-                authority: Some("svc.ns.svc.cluster.local:8080"),
-                port: Some(8080),
-                principal: Some("cluster.local/ns/caller/sa/client"),
-                headers: &headers[..],
-            };
+            let request = common::typical_request(path);
             assert_eq!(ev.evaluate(&request).verdict, want);
             // Warm-up, untimed: caches, branch predictors and, in V8, tier-up
             // from the baseline compiler to the optimizing one.

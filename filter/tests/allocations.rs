@@ -49,17 +49,9 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 fn evaluating_a_canonical_request_does_not_allocate() {
     // Tests in this file run one at a time so no other thread allocates.
     let mut ev = common::evaluator(&common::generated_rules(1_000));
-    let headers = [("x-request-id", "abc"), ("accept", "*/*")];
     for (i, want) in [(999, Verdict::Allow), (998, Verdict::Allow), (1_500, Verdict::Deny)] {
         let path = common::generated_path(i);
-        let request = Request {
-            method: "GET",
-            path: &path,
-            authority: Some("svc.ns.svc.cluster.local:8080"),
-            port: Some(8080),
-            principal: Some("cluster.local/ns/caller/sa/client"),
-            headers: &headers[..],
-        };
+        let request = common::typical_request(&path);
         // The first evaluations grow the reusable buffers and add the path's
         // states to the lazy DFA cache (seen: one allocation in the second).
         for _ in 0..2 {
@@ -78,7 +70,7 @@ fn evaluating_a_canonical_request_does_not_allocate() {
         authority: Some("svc"),
         port: Some(8080),
         principal: None,
-        headers: &headers[..],
+        headers: &common::TYPICAL_HEADERS[..],
     };
     assert_eq!(ev.evaluate(&request).verdict, Verdict::Allow);
     let n = allocations_during(|| {

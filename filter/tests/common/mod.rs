@@ -6,6 +6,26 @@ use std::sync::Arc;
 
 use meshward_filter::{Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
 
+/// Headers of the typical request used by benchmarks and allocation tests.
+pub const TYPICAL_HEADERS: [(&str, &str); 3] = [
+    ("user-agent", "bench/1.0"),
+    ("accept", "*/*"),
+    ("x-request-id", "7d1d3c4e-2f4e-4d7a-9d8b-3a1c2b3d4e5f"),
+];
+
+/// A typical in-mesh request: `GET path` from an mTLS caller, with an
+/// authority carrying a port and [`TYPICAL_HEADERS`].
+pub fn typical_request(path: &str) -> Request<'_> {
+    Request {
+        method: "GET",
+        path,
+        authority: Some("svc.ns.svc.cluster.local:8080"),
+        port: Some(8080),
+        principal: Some("cluster.local/ns/caller/sa/client"),
+        headers: &TYPICAL_HEADERS[..],
+    }
+}
+
 /// Compiles `json` and selects policies for a workload with `labels`.
 pub fn evaluator_for(json: &str, labels: &[(&str, &str)]) -> Evaluator {
     let engine = Engine::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}\n{json}"));
