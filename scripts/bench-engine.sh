@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 1; }
 cargo build -q --profile bench -p meshward-filter --example configure_profile --example engine_timing
-cargo build -q --profile bench -p meshward-filter --example engine_timing --target wasm32-wasip1
+# Without the proxy-wasm glue: the program runs under node's WASI, not in Envoy.
+cargo build -q --profile bench -p meshward-filter --example engine_timing --target wasm32-wasip1 --no-default-features
 
 count() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/configure_profile "$@" 2>&1 |

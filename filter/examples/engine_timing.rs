@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --profile bench -p meshward-filter --example engine_timing
-//! cargo build --profile bench -p meshward-filter --example engine_timing --target wasm32-wasip1
+//! cargo build --profile bench -p meshward-filter --example engine_timing --target wasm32-wasip1 --no-default-features
 //! node scripts/run-wasi.mjs target/wasm32-wasip1/bench/examples/engine_timing.wasm
 //! ```
 //!

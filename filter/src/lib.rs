@@ -59,7 +59,7 @@ pub mod canonical;
 pub mod config;
 mod engine;
 mod error;
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "proxy-wasm-glue"))]
 mod glue;
 mod paths;
 mod pattern;
