@@ -15,7 +15,8 @@ const POLICY: &str = r#"{"policies":[{"name":"shop/reviews","selector":{"app":"r
   {"name":"admin","from":[{"principals":["cluster.local/ns/ops/sa/admin"]}],"to":[{"paths":["/admin*"]}]},
   {"name":"public","to":[{"methods":["GET"],"paths":["/public/*"],"notPaths":["/public/private/*"]}]},
   {"name":"versioned","to":[{"paths":["/versioned"]}],"when":[{"header":"x-api-version","values":["v1","v2*"]}]},
-  {"name":"hosted","to":[{"paths":["/hosted"],"hosts":["reviews.shop.svc.cluster.local","*.example.com"]}]}
+  {"name":"hosted","to":[{"paths":["/hosted"],"hosts":["reviews.shop.svc.cluster.local","*.example.com"]}]},
+  {"name":"styles","to":[{"methods":["GET"],"paths":["*.css"]}]}
 ]}]}"#;
 
 fn status(s: &Scenario, caller: &Caller, method: &str, path: &str) -> u16 {
@@ -42,6 +43,9 @@ fn allows_and_denies_by_method_path_and_identity() {
         (&admin, "POST", "/admin/x", 200),
         (&other, "GET", "/public/x", 200),
         (&other, "GET", "/public/private/x", 403),
+        (&other, "GET", "/static/site.css", 200),
+        (&other, "GET", "/static/site.css.map", 403),
+        (&other, "GET", "/static/..%2fsite.css", 400),
     ] {
         assert_eq!(status(&s, caller, method, path), want, "{method} {path} as {caller:?}");
     }
