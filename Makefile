@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test setup fmt-check clippy test-native test-wasm build-wasm bench
+.PHONY: test setup fmt-check clippy test-native test-wasm build-wasm bench crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
@@ -39,3 +39,7 @@ build-wasm:
 ## clock natively and in V8, criterion (minutes; not part of `make test`).
 bench:
 	scripts/bench-engine.sh
+
+## Regenerate istio/crd.yaml from the Allowlist types (a test fails on drift).
+crd:
+	$(CARGO) run -q -p meshward-control -- crd > istio/crd.yaml

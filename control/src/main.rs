@@ -1,59 +1,96 @@
-//! # meshward-control
-//!
-//! meshward's control service. It will derive allowlists from cluster state and
-//! write Istio `WasmPlugin`s (see the control-service issue); today it offers
-//! the offline check every later subcommand builds on:
-//!
-//! ```text
-//! meshward-control validate FILE...   # exit 0 if every plugin config is valid
-//! ```
-//!
-//! Validation is the filter's own engine ([`meshward_filter::Engine`]), so a
-//! configuration this accepts is one the filter accepts.
+//! The `meshward-control` command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use meshward_control::derive::{derive, Settings};
+use meshward_control::{crd, manifests};
 use meshward_filter::Engine;
 
-const USAGE: &str = "usage: meshward-control validate FILE...
+#[derive(Parser)]
+#[command(
+    name = "meshward-control",
+    version,
+    about = "meshward's control service and offline tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Validates meshward plugin configurations (the JSON of a WasmPlugin's
-pluginConfig) with the filter's own engine. Exit status 0 when every file is
-valid, 1 when one is not, 2 on a usage error.";
+#[derive(Subcommand)]
+enum Command {
+    /// Print the Allowlist CRD (YAML).
+    Crd,
+    /// Print the WasmPlugins derived from the manifests in a directory.
+    Render {
+        /// Directory of Kubernetes YAML (Namespaces, workloads, Services, Allowlists).
+        #[arg(long)]
+        manifests: PathBuf,
+        /// The filter module's URL.
+        #[arg(long, default_value = "oci://ghcr.io/meshward/filter:latest")]
+        url: String,
+        /// The module's sha256.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// The mesh's trust domain.
+        #[arg(long, default_value = "cluster.local")]
+        trust_domain: String,
+    },
+    /// Validate plugin configuration files (the JSON of a pluginConfig).
+    Validate {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.split_first() {
-        Some((cmd, files)) if cmd == "validate" && !files.is_empty() => validate(files),
-        Some((flag, _)) if flag == "-h" || flag == "--help" => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
+    match Cli::parse().command {
+        Command::Crd => match crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meshward-control: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Render {
+            manifests,
+            url,
+            sha256,
+            trust_domain,
+        } => render(&manifests, Settings { url, sha256 }, &trust_domain),
+        Command::Validate { files } => validate(&files),
     }
 }
 
-fn validate(files: &[String]) -> ExitCode {
+fn render(dir: &std::path::Path, settings: Settings, trust_domain: &str) -> ExitCode {
+    let loaded = match manifests::load(dir, trust_domain) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("meshward-control: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let desired = derive(&loaded.snapshot, &settings, k8s_openapi::jiff::Timestamp::now());
     let mut ok = true;
-    for file in files {
-        match std::fs::read(file) {
+    for s in &desired.statuses {
+        for c in s.status.conditions.iter().filter(|c| c.status != "True") {
+            eprintln!("Allowlist {}/{}: {}: {}", s.namespace, s.name, c.reason, c.message);
+            ok = false;
+        }
+    }
+    for plugin in &desired.wasm_plugins {
+        match serde_yaml::to_string(plugin) {
+            Ok(yaml) => print!("---\n{yaml}"),
             Err(e) => {
-                eprintln!("{file}: {e}");
-                ok = false;
+                eprintln!("meshward-control: {e}");
+                return ExitCode::FAILURE;
             }
-            Ok(bytes) => match Engine::from_json(&bytes) {
-                Ok(engine) => {
-                    let s = engine.stats();
-                    println!("{file}: valid ({} policies, {} rules)", s.policies, s.rules);
-                }
-                Err(e) => {
-                    eprintln!("{file}: {e}");
-                    ok = false;
-                }
-            },
         }
     }
     if ok {
@@ -63,25 +100,30 @@ fn validate(files: &[String]) -> ExitCode {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(name: &str, text: &str) -> String {
-        let path = std::env::temp_dir().join(format!("meshward-control-{}-{name}", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        path.to_string_lossy().into_owned()
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        let name = file.display();
+        match std::fs::read(file) {
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                ok = false;
+            }
+            Ok(bytes) => match Engine::from_json(&bytes) {
+                Ok(engine) => {
+                    let s = engine.stats();
+                    println!("{name}: valid ({} policies, {} rules)", s.policies, s.rules);
+                }
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    ok = false;
+                }
+            },
+        }
     }
-
-    #[test]
-    fn validate_reports_each_file() {
-        let good = write("good.json", r#"{"policies":[{"name":"p","rules":[{}]}]}"#);
-        let bad = write(
-            "bad.json",
-            r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["x"]}]}]}]}"#,
-        );
-        assert_eq!(validate(std::slice::from_ref(&good)), ExitCode::SUCCESS);
-        assert_eq!(validate(&[good, bad]), ExitCode::FAILURE);
-        assert_eq!(validate(&["/nonexistent/meshward.json".into()]), ExitCode::FAILURE);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -1,0 +1,221 @@
+//! The `Allowlist` custom resource (`meshward.io/v1alpha1`, namespaced).
+//!
+//! Its spec mirrors one policy of the filter's plugin configuration, with
+//! cluster-level references the control service resolves: `workloads` and
+//! `serviceAccounts` become principals, `servicePorts` become container ports.
+//! The CRD YAML is generated from these types (`meshward-control crd`) and
+//! committed as `istio/crd.yaml`; a test fails when the two drift apart.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition as StatusCondition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An allowlist for the workloads of one namespace.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "meshward.io",
+    version = "v1alpha1",
+    kind = "Allowlist",
+    namespaced,
+    status = "AllowlistStatus",
+    shortname = "al",
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Principals","type":"integer","jsonPath":".status.resolved.principals"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowlistSpec {
+    /// The protected workloads of this namespace. Absent = all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
+    /// `enforce` or `audit`. Absent = enforce (a namespace labelled
+    /// `meshward.io/enforcement: audit` puts every Allowlist in audit mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AllowlistMode>,
+    /// Rules: a request is allowed if any rule of any applicable Allowlist matches.
+    pub rules: Vec<AllowlistRule>,
+}
+
+/// Enforce or audit.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowlistMode {
+    /// Denied requests are refused.
+    Enforce,
+    /// Denied requests are logged and counted, and forwarded.
+    Audit,
+}
+
+/// A label selector (`matchLabels` only, as Istio's WasmPlugin selector).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selector {
+    /// Labels a workload must carry. Empty = every workload.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// One rule: `from` AND `to` AND `when`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowlistRule {
+    /// Name unique within the Allowlist. Absent = `rule-<index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Callers, OR. Absent = any caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<AllowlistSource>>,
+    /// Operations, OR. Absent = any operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<AllowlistOperation>>,
+    /// Header conditions, AND.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Vec<HeaderCondition>>,
+}
+
+/// Callers. Name them with exactly one of `workloads`, `serviceAccounts` or
+/// `principals`; the other fields narrow further (AND).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowlistSource {
+    /// Workloads selected by labels, resolved through their pods and pod
+    /// templates to service accounts, then to principals. A selector that
+    /// matches nothing admits nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<WorkloadSelector>,
+    /// Service accounts as `namespace/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_accounts: Option<Vec<String>>,
+    /// Principals (`<trust-domain>/ns/<ns>/sa/<sa>`), passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principals: Option<Vec<String>>,
+    /// Principals that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_principals: Option<Vec<String>>,
+    /// Caller namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
+    /// Caller namespaces that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_namespaces: Option<Vec<String>>,
+}
+
+/// Workloads of a namespace, by labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSelector {
+    /// The namespace. Absent = the Allowlist's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The workloads' labels.
+    pub selector: Selector,
+}
+
+/// Operations.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowlistOperation {
+    /// Methods (upper-case) or `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Path patterns (see the plugin configuration reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    /// Paths that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_paths: Option<Vec<String>>,
+    /// Hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    /// Hosts that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_hosts: Option<Vec<String>>,
+    /// Destination (container) ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
+    /// Ports of Services of this namespace, resolved to their target
+    /// (container) ports and added to `ports`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ports: Option<Vec<ServicePortRef>>,
+}
+
+/// A port of a Service in the Allowlist's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePortRef {
+    /// The Service's name.
+    pub service: String,
+    /// The port's name or number.
+    #[schemars(schema_with = "int_or_string")]
+    pub port: PortName,
+}
+
+/// A port given by name or number.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PortName {
+    /// A port number.
+    Number(u16),
+    /// A port name.
+    Name(String),
+}
+
+impl Default for PortName {
+    fn default() -> Self {
+        Self::Number(0)
+    }
+}
+
+fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"x-kubernetes-int-or-string": true})
+}
+
+/// A condition on one request header.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderCondition {
+    /// Header name, case-insensitive.
+    pub header: String,
+    /// Every value the header carries must match one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// No value the header carries may match these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_values: Option<Vec<String>>,
+}
+
+/// What the control service found for an Allowlist.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowlistStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`: True when the Allowlist is part of its namespace's
+    /// configuration; False with the reason and the offending field.
+    #[serde(default)]
+    pub conditions: Vec<StatusCondition>,
+    /// What the references resolved to, so selectors that match nothing show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolved>,
+}
+
+/// Counts of what an Allowlist's references resolved to.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolved {
+    /// Workloads (pods and pod templates) matched by `workloads` selectors.
+    pub workloads: u32,
+    /// Distinct principals in the derived policy.
+    pub principals: u32,
+}
+
+/// The CRD as YAML, as committed in `istio/crd.yaml`.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    let body = serde_yaml::to_string(&Allowlist::crd())?;
+    Ok(format!("# Generated by `meshward-control crd`; do not edit.\n{body}"))
+}

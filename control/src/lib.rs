@@ -1,0 +1,18 @@
+//! # meshward-control
+//!
+//! meshward's control service: it turns Kubernetes state (Allowlist resources,
+//! namespaces, pods and pod templates, service accounts, services) into the
+//! filter's plugin configuration, one Istio `WasmPlugin` per enabled
+//! namespace.
+//!
+//! * [`crd`] — the `Allowlist` custom resource, and the CRD generated from it.
+//! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
+//! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
+//!
+//! Policies are validated by the filter's own engine
+//! ([`meshward_filter::Engine`]), so what the control service accepts, the
+//! sidecars accept.
+
+pub mod crd;
+pub mod derive;
+pub mod manifests;

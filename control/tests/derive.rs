@@ -1,0 +1,314 @@
+//! Derivation without a cluster: small `mk_*` inputs, assertions on the
+//! desired WasmPlugins and Allowlist statuses.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use k8s_openapi::jiff::Timestamp;
+use meshward_control::derive::{derive, Desired, StatusUpdate, WasmPlugin};
+use meshward_filter::{Engine, Evaluator, Request, Verdict};
+use serde_json::{json, Value};
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_795_000_000).unwrap()
+}
+
+fn plugin<'a>(d: &'a Desired, ns: &str) -> &'a WasmPlugin {
+    d.wasm_plugins
+        .iter()
+        .find(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .unwrap_or_else(|| panic!("no WasmPlugin in {ns}: {d:#?}"))
+}
+
+fn status<'a>(d: &'a Desired, ns: &str, name: &str) -> &'a StatusUpdate {
+    d.statuses.iter().find(|s| s.namespace == ns && s.name == name).unwrap()
+}
+
+fn config(p: &WasmPlugin) -> Value {
+    serde_json::to_value(&p.spec.plugin_config).unwrap()
+}
+
+/// A bookinfo-like namespace: productpage calls reviews.
+fn bookinfo() -> meshward_control::derive::Snapshot {
+    let mut s = snapshot();
+    s.namespaces = vec![mk_ns("bookinfo", Some("enabled")), mk_ns("other", None)];
+    s.pods = vec![
+        mk_pod(
+            "bookinfo",
+            "productpage-1",
+            json!({"app": "productpage"}),
+            Some("bookinfo-productpage"),
+        ),
+        mk_pod(
+            "bookinfo",
+            "reviews-1",
+            json!({"app": "reviews"}),
+            Some("bookinfo-reviews"),
+        ),
+    ];
+    s.services = vec![mk_service(
+        "bookinfo",
+        "reviews",
+        json!({"app": "reviews"}),
+        json!([{"name": "http", "port": 9080, "targetPort": "http"}]),
+    )];
+    s.allowlists = vec![mk_allowlist(
+        "bookinfo",
+        "reviews",
+        json!({"selector": {"matchLabels": {"app": "reviews"}}, "rules": [{
+            "name": "productpage-reads",
+            "from": [{"workloads": {"selector": {"matchLabels": {"app": "productpage"}}}}],
+            "to": [{"methods": ["GET"], "paths": ["/reviews/*"], "servicePorts": [{"service": "reviews", "port": "http"}]}]
+        }]}),
+    )];
+    s
+}
+
+#[test]
+fn an_enabled_namespace_gets_one_wasmplugin() {
+    let d = derive(&bookinfo(), &settings(), now());
+    assert_eq!(d.wasm_plugins.len(), 1, "only the enabled namespace");
+    let p = plugin(&d, "bookinfo");
+    assert_eq!(p.metadata.name.as_deref(), Some("meshward"));
+    assert_eq!(
+        p.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "meshward-control"
+    );
+    let spec = serde_json::to_value(&p.spec).unwrap();
+    assert_eq!(spec["phase"], "AUTHZ");
+    assert_eq!(spec["match"], json!([{"mode": "SERVER"}]));
+    assert_eq!(spec["failStrategy"], "FAIL_CLOSE");
+    assert_eq!(spec["pluginName"], "meshward");
+    assert_eq!(spec["url"], "oci://registry.example.com/meshward/filter:0.1.0");
+    assert_eq!(
+        config(p),
+        json!({"policies": [{"name": "bookinfo/reviews", "selector": {"app": "reviews"}, "rules": [{
+            "name": "productpage-reads",
+            "from": [{"principals": ["cluster.local/ns/bookinfo/sa/bookinfo-productpage"]}],
+            "to": [{"methods": ["GET"], "paths": ["/reviews/*"], "ports": [9080]}]
+        }]}]})
+    );
+    let st = &status(&d, "bookinfo", "reviews").status;
+    assert_eq!(st.observed_generation, Some(3));
+    assert_eq!(
+        (st.conditions[0].type_.as_str(), st.conditions[0].status.as_str()),
+        ("Ready", "True")
+    );
+    assert_eq!(st.resolved.unwrap().principals, 1);
+}
+
+#[test]
+fn generated_wasmplugins_validate_against_istios_schema() {
+    let schema = crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    let mut s = bookinfo();
+    s.namespaces.push(mk_ns("empty", Some("audit")));
+    let d = derive(&s, &settings(), now());
+    assert_eq!(d.wasm_plugins.len(), 2);
+    for p in &d.wasm_plugins {
+        let v = serde_json::to_value(p).unwrap();
+        assert_eq!(
+            (v["apiVersion"].as_str(), v["kind"].as_str()),
+            (Some("extensions.istio.io/v1alpha1"), Some("WasmPlugin"))
+        );
+        validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+    }
+    // The validator does refuse what Istio refuses.
+    let mut bad = serde_json::to_value(&d.wasm_plugins[0]).unwrap();
+    bad["spec"]["phase"] = "LATE".into();
+    assert!(validate(&schema["properties"]["spec"], &bad["spec"], "spec").is_err());
+    bad["spec"]["phase"] = "AUTHZ".into();
+    bad["spec"]["sha256"] = "not-a-digest".into();
+    assert!(validate(&schema["properties"]["spec"], &bad["spec"], "spec").is_err());
+    bad["spec"]["sha256"] = Value::from("a".repeat(64));
+    bad["spec"]["failStrategy2"] = "x".into();
+    assert!(validate(&schema["properties"]["spec"], &bad["spec"], "spec").is_err());
+}
+
+#[test]
+fn disabled_namespaces_get_nothing() {
+    let mut s = bookinfo();
+    s.namespaces = vec![mk_ns("bookinfo", Some("disabled"))];
+    let d = derive(&s, &settings(), now());
+    assert!(d.wasm_plugins.is_empty() && d.statuses.is_empty(), "{d:#?}");
+}
+
+#[test]
+fn a_new_service_account_becomes_a_principal() {
+    let mut s = bookinfo();
+    s.deployments.push(mk_deployment(
+        "bookinfo",
+        "productpage-v2",
+        json!({"app": "productpage", "version": "v2"}),
+        "productpage-v2",
+    ));
+    s.pods
+        .push(mk_pod("bookinfo", "productpage-x", json!({"app": "productpage"}), None));
+    let d = derive(&s, &settings(), now());
+    assert_eq!(
+        config(plugin(&d, "bookinfo"))["policies"][0]["rules"][0]["from"][0]["principals"],
+        json!([
+            "cluster.local/ns/bookinfo/sa/bookinfo-productpage",
+            "cluster.local/ns/bookinfo/sa/default",
+            "cluster.local/ns/bookinfo/sa/productpage-v2"
+        ])
+    );
+    assert_eq!(status(&d, "bookinfo", "reviews").status.resolved.unwrap().workloads, 3);
+}
+
+#[test]
+fn a_selector_that_matches_nothing_admits_nobody() {
+    let mut s = bookinfo();
+    s.pods.retain(|p| p.metadata.name.as_deref() != Some("productpage-1"));
+    let d = derive(&s, &settings(), now());
+    let cfg = config(plugin(&d, "bookinfo"));
+    assert_eq!(cfg["policies"][0]["rules"][0]["from"][0]["principals"], json!([]));
+    assert_eq!(status(&d, "bookinfo", "reviews").status.resolved.unwrap().workloads, 0);
+    // And the filter's engine denies everyone for that rule.
+    let engine = Engine::from_json(cfg.to_string().as_bytes()).unwrap();
+    let sel = engine.select(|k| (k == "app").then(|| "reviews".to_string()));
+    let mut ev = Evaluator::new(Arc::new(engine), sel);
+    let headers: [(&str, &str); 0] = [];
+    for principal in [Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"), None] {
+        let r = Request {
+            method: "GET",
+            path: "/reviews/1",
+            authority: Some("reviews"),
+            port: Some(9080),
+            principal,
+            headers: &headers[..],
+        };
+        assert_eq!(ev.evaluate(&r).verdict, Verdict::Deny);
+    }
+}
+
+#[test]
+fn service_accounts_and_service_ports() {
+    let mut s = bookinfo();
+    s.service_accounts.push(mk_sa("monitoring", "prometheus"));
+    s.services.push(mk_service(
+        "bookinfo",
+        "ratings",
+        json!({"app": "ratings"}),
+        json!([{"port": 80, "targetPort": 9081}]),
+    ));
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "ratings",
+        json!({"rules": [{"from": [{"serviceAccounts": ["monitoring/prometheus"]}], "to": [{"servicePorts": [{"service": "ratings", "port": 80}], "ports": [15020]}]}]}),
+    ));
+    let d = derive(&s, &settings(), now());
+    let cfg = config(plugin(&d, "bookinfo"));
+    let ratings = &cfg["policies"][0];
+    assert_eq!(ratings["name"], "bookinfo/ratings");
+    assert_eq!(
+        ratings["rules"][0]["from"][0]["principals"],
+        json!(["cluster.local/ns/monitoring/sa/prometheus"])
+    );
+    assert_eq!(ratings["rules"][0]["to"][0]["ports"], json!([9081, 15020]));
+}
+
+#[test]
+fn invalid_allowlists_get_a_status_and_leave_the_rest_alone() {
+    let mut s = bookinfo();
+    s.namespaces.push(mk_ns("shop", Some("enabled")));
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "broken",
+        json!({"rules": [{"to": [{"paths": ["/ok", "relative"]}]}]}),
+    ));
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "bad-sa",
+        json!({"rules": [{"from": [{"serviceAccounts": ["just-a-name"]}]}]}),
+    ));
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "bad-port",
+        json!({"rules": [{"to": [{"servicePorts": [{"service": "reviews", "port": "grpc"}]}]}]}),
+    ));
+    s.allowlists.push(mk_allowlist(
+        "shop",
+        "cart",
+        json!({"rules": [{"to": [{"paths": ["/cart"]}]}]}),
+    ));
+    let d = derive(&s, &settings(), now());
+    let cond = |name: &str| status(&d, "bookinfo", name).status.conditions[0].clone();
+    let broken = cond("broken");
+    assert_eq!(
+        (broken.status.as_str(), broken.reason.as_str()),
+        ("False", "InvalidPath")
+    );
+    assert!(
+        broken.message.starts_with(r#"rules[0].to[0].paths[1]: "relative""#),
+        "{}",
+        broken.message
+    );
+    assert_eq!(cond("bad-sa").reason, "InvalidServiceAccount");
+    assert!(cond("bad-sa")
+        .message
+        .starts_with("rules[0].from[0].serviceAccounts[0]"));
+    assert_eq!(cond("bad-port").reason, "UnresolvedServicePort");
+    // The valid ones are unaffected, here and in other namespaces.
+    let names: Vec<Value> = config(plugin(&d, "bookinfo"))["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("bookinfo/reviews")]);
+    assert_eq!(config(plugin(&d, "shop"))["policies"][0]["name"], "shop/cart");
+    assert_eq!(cond("reviews").status, "True");
+}
+
+#[test]
+fn an_audit_namespace_puts_every_policy_in_audit() {
+    let mut s = bookinfo();
+    s.namespaces = vec![mk_ns("bookinfo", Some("audit"))];
+    let d = derive(&s, &settings(), now());
+    assert_eq!(config(plugin(&d, "bookinfo"))["policies"][0]["mode"], "audit");
+}
+
+#[test]
+fn output_is_deterministic() {
+    let mut s = bookinfo();
+    s.namespaces.push(mk_ns("shop", Some("enabled")));
+    for (ns, name) in [("shop", "b"), ("bookinfo", "z"), ("shop", "a"), ("bookinfo", "a")] {
+        s.allowlists.push(mk_allowlist(
+            ns,
+            name,
+            json!({"rules": [{"to": [{"paths": [format!("/{name}")]}]}]}),
+        ));
+    }
+    let render = |s: &meshward_control::derive::Snapshot| {
+        serde_yaml::to_string(&derive(s, &settings(), now()).wasm_plugins).unwrap()
+    };
+    let first = render(&s);
+    let mut shuffled = s.clone();
+    shuffled.allowlists.reverse();
+    shuffled.namespaces.reverse();
+    shuffled.pods.reverse();
+    assert_eq!(render(&shuffled), first);
+    assert!(first.find("bookinfo/a").unwrap() < first.find("bookinfo/reviews").unwrap());
+}
+
+#[test]
+fn the_committed_crd_matches_the_types() {
+    let committed = include_str!("../../istio/crd.yaml");
+    assert_eq!(
+        meshward_control::crd::crd_yaml().unwrap(),
+        committed,
+        "istio/crd.yaml is stale: run `cargo run -p meshward-control -- crd > istio/crd.yaml`"
+    );
+}
+
+#[test]
+fn allowlists_validate_against_the_generated_crd() {
+    let schema = crd_schema(include_str!("../../istio/crd.yaml"), "v1alpha1");
+    for a in bookinfo().allowlists {
+        let v = serde_json::to_value(&a).unwrap();
+        validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+    }
+}
