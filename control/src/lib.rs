@@ -8,6 +8,7 @@
 //! * [`crd`] — the `Allowlist` custom resource, and the CRD generated from it.
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
 //! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
+//! * [`offline`] — `check` (simulate a request) and `lint`.
 //!
 //! Policies are validated by the filter's own engine
 //! ([`meshward_filter::Engine`]), so what the control service accepts, the
@@ -16,3 +17,4 @@
 pub mod crd;
 pub mod derive;
 pub mod manifests;
+pub mod offline;

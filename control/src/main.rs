@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use meshward_control::derive::{derive, Settings};
-use meshward_control::{crd, manifests};
+use meshward_control::{crd, manifests, offline};
 use meshward_filter::Engine;
 
 #[derive(Parser)]
@@ -38,6 +38,43 @@ enum Command {
         #[arg(long, default_value = "cluster.local")]
         trust_domain: String,
     },
+    /// Simulate a request against the policies derived from the manifests.
+    /// Exit status 0 if allowed, 1 if denied (also in audit mode), 2 on error.
+    Check {
+        /// Directory of Kubernetes YAML.
+        #[arg(long)]
+        manifests: PathBuf,
+        /// The caller, `<namespace>/<serviceaccount>`; absent = anonymous.
+        #[arg(long)]
+        from: Option<String>,
+        /// The workload receiving the request, `<namespace>/<workload>`.
+        #[arg(long)]
+        to: String,
+        /// The authority; absent = the workload's name.
+        #[arg(long)]
+        host: Option<String>,
+        /// The destination port; absent = the workload's first container port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// A request header `name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The mesh's trust domain.
+        #[arg(long, default_value = "cluster.local")]
+        trust_domain: String,
+        /// The request, `'METHOD /path'`.
+        request: String,
+    },
+    /// Report invalid Allowlists, selectors that match nothing, missing service
+    /// accounts and unprotected workloads. Exit status 1 if anything is found.
+    Lint {
+        /// Directory of Kubernetes YAML.
+        #[arg(long)]
+        manifests: PathBuf,
+        /// The mesh's trust domain.
+        #[arg(long, default_value = "cluster.local")]
+        trust_domain: String,
+    },
     /// Validate plugin configuration files (the JSON of a pluginConfig).
     Validate {
         /// The files.
@@ -64,7 +101,91 @@ fn main() -> ExitCode {
             sha256,
             trust_domain,
         } => render(&manifests, Settings { url, sha256 }, &trust_domain),
+        Command::Check {
+            manifests,
+            from,
+            to,
+            host,
+            port,
+            headers,
+            trust_domain,
+            request,
+        } => {
+            let mut parsed = Vec::with_capacity(headers.len());
+            for h in &headers {
+                match h.split_once(':') {
+                    Some((k, v)) => parsed.push((k.trim().to_string(), v.trim().to_string())),
+                    None => {
+                        eprintln!("meshward-control: --header {h:?}: expected 'name: value'");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let c = offline::Check {
+                from,
+                to,
+                request,
+                host,
+                port,
+                headers: parsed,
+            };
+            check(&manifests, &trust_domain, &c)
+        }
+        Command::Lint {
+            manifests,
+            trust_domain,
+        } => lint(&manifests, &trust_domain),
         Command::Validate { files } => validate(&files),
+    }
+}
+
+fn load(dir: &std::path::Path, trust_domain: &str) -> Option<manifests::Loaded> {
+    manifests::load(dir, trust_domain)
+        .map_err(|e| eprintln!("meshward-control: {e}"))
+        .ok()
+}
+
+/// Settings for offline use: the module URL does not affect decisions.
+fn offline_settings() -> Settings {
+    Settings {
+        url: "file:///meshward.wasm".into(),
+        sha256: None,
+    }
+}
+
+fn check(dir: &std::path::Path, trust_domain: &str, c: &offline::Check) -> ExitCode {
+    let Some(loaded) = load(dir, trust_domain) else {
+        return ExitCode::from(2);
+    };
+    match offline::check(&loaded.snapshot, &offline_settings(), c) {
+        Ok(outcome) => {
+            println!("{outcome}");
+            if outcome.verdict == meshward_filter::Verdict::Allow {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("meshward-control: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn lint(dir: &std::path::Path, trust_domain: &str) -> ExitCode {
+    let Some(loaded) = load(dir, trust_domain) else {
+        return ExitCode::from(2);
+    };
+    let findings = offline::lint(&loaded.snapshot, &offline_settings());
+    for f in &findings {
+        println!("{f}");
+    }
+    if findings.is_empty() {
+        println!("no findings");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

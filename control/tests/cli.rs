@@ -152,3 +152,106 @@ fn validate_reports_each_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policies[0].rules[0].to[0].paths[0]"));
 }
+
+const CART: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec:
+      serviceAccountName: cart
+      containers: [{name: app, image: cart, ports: [{name: http, containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: frontend, namespace: shop}
+"#;
+
+fn check(d: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = bin().args(["check", "--manifests"]).arg(d).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn check_simulates_a_request_with_the_filters_engine() {
+    let d = dir(
+        "check",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("w.yaml", WORKLOADS),
+            ("cart.yaml", CART),
+            ("a.yaml", ALLOWLIST),
+        ],
+    );
+    let (code, out) = check(&d, &["--from", "shop/frontend", "--to", "shop/cart", "GET /cart/1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("allow") && out.contains("shop/cart/frontend-reads"),
+        "{out}"
+    );
+    let (code, out) = check(&d, &["--from", "shop/frontend", "--to", "shop/cart", "DELETE /cart/1"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("deny"), "{out}");
+    let (code, out) = check(&d, &["--to", "shop/cart", "GET /cart/1"]);
+    assert_eq!(code, Some(1), "anonymous: {out}");
+    let (code, out) = check(&d, &["--from", "shop/frontend", "--to", "shop/cart", "GET /cart/..%2f"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("reject"), "{out}");
+    // The frontend is selected by no Allowlist: its traffic passes.
+    let (code, out) = check(&d, &["--to", "shop/frontend", "DELETE /"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = check(&d, &["--to", "shop/nothing", "GET /"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--to shop/nothing"), "{out}");
+}
+
+#[test]
+fn lint_reports_what_would_surprise_a_user() {
+    let extra = r#"apiVersion: meshward.io/v1alpha1
+kind: Allowlist
+metadata: {name: ghost, namespace: shop}
+spec:
+  selector: {matchLabels: {app: ghost}}
+  rules:
+  - from: [{workloads: {selector: {matchLabels: {app: nobody}}}}, {serviceAccounts: [shop/missing]}]
+"#;
+    let d = dir(
+        "lint",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("w.yaml", WORKLOADS),
+            ("cart.yaml", CART),
+            ("a.yaml", ALLOWLIST),
+            ("x.yaml", extra),
+        ],
+    );
+    let out = bin().args(["lint", "--manifests"]).arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "Allowlist shop/ghost: spec.selector matches no workload in the namespace",
+        "Allowlist shop/ghost: rules[0].from[0].workloads: the selector matches no workload in shop, so it admits nobody",
+        "Allowlist shop/ghost: rules[0].from[1].serviceAccounts[0]: ServiceAccount shop/missing does not exist",
+        "Deployment shop/frontend: in an enabled namespace but selected by no Allowlist",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("Deployment shop/cart"), "{text}");
+    let clean = dir(
+        "lint-clean",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cart.yaml", CART),
+            ("a.yaml", &ALLOWLIST.replace("app: frontend}}}}", "app: cart}}}}")),
+        ],
+    );
+    let out = bin().args(["lint", "--manifests"]).arg(&clean).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

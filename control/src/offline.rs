@@ -1,0 +1,355 @@
+//! The offline checks behind `meshward-control check` and `lint`: the same
+//! derivation as the service, then the filter's own engine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use meshward_filter::{Engine, Evaluator, Reason, Request, Verdict};
+use thiserror::Error;
+
+use crate::derive::{derive, Desired, Settings, Snapshot, ENFORCEMENT_LABEL};
+
+/// Why a check could not run.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CheckError {
+    /// `--to` names no Deployment, StatefulSet, DaemonSet or Pod.
+    #[error("--to {0}: no Deployment, StatefulSet, DaemonSet or Pod of that name")]
+    UnknownWorkload(String),
+    /// An argument is not of the form the flag takes.
+    #[error("{flag}: {value:?}: expected {expected}")]
+    BadArgument {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// The expected form.
+        expected: &'static str,
+    },
+    /// The derived configuration does not compile (a bug: derivation validates).
+    #[error("derived configuration rejected: {0}")]
+    Config(String),
+}
+
+/// A simulated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// `<namespace>/<serviceaccount>` of the caller; `None` = anonymous.
+    pub from: Option<String>,
+    /// `<namespace>/<workload>` receiving the request.
+    pub to: String,
+    /// `METHOD /path`.
+    pub request: String,
+    /// `:authority`; absent = the workload's name.
+    pub host: Option<String>,
+    /// Destination port; absent = the workload's first container port.
+    pub port: Option<u16>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// `policy/rule` that admitted the request.
+    pub rule: Option<String>,
+    /// Human-readable explanation.
+    pub explanation: String,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.verdict.as_str(), self.explanation)
+    }
+}
+
+fn split_ns<'a>(flag: &'static str, value: &'a str, expected: &'static str) -> Result<(&'a str, &'a str), CheckError> {
+    match value.split_once('/') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains('/') => Ok((a, b)),
+        _ => Err(CheckError::BadArgument {
+            flag,
+            value: value.into(),
+            expected,
+        }),
+    }
+}
+
+/// Labels and first container port of the workload `name` in `ns`.
+fn workload(s: &Snapshot, ns: &str, name: &str) -> Option<(BTreeMap<String, String>, Option<u16>)> {
+    let in_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(name)
+    };
+    let port_of = |spec: Option<&k8s_openapi::api::core::v1::PodSpec>| {
+        spec.and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).next())
+            .and_then(|p| u16::try_from(p.container_port).ok())
+    };
+    let templates = s
+        .deployments
+        .iter()
+        .filter(|d| in_ns(&d.metadata))
+        .filter_map(|d| d.spec.as_ref().map(|s| &s.template))
+        .chain(
+            s.stateful_sets
+                .iter()
+                .filter(|d| in_ns(&d.metadata))
+                .filter_map(|d| d.spec.as_ref().map(|s| &s.template)),
+        )
+        .chain(
+            s.daemon_sets
+                .iter()
+                .filter(|d| in_ns(&d.metadata))
+                .filter_map(|d| d.spec.as_ref().map(|s| &s.template)),
+        );
+    let from_template = templates.into_iter().next().map(|t| {
+        let labels = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+        (labels, port_of(t.spec.as_ref()))
+    });
+    from_template.or_else(|| {
+        s.pods
+            .iter()
+            .find(|p| in_ns(&p.metadata))
+            .map(|p| (p.metadata.labels.clone().unwrap_or_default(), port_of(p.spec.as_ref())))
+    })
+}
+
+/// Simulates `check` against the configuration derived from `snapshot`.
+pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outcome, CheckError> {
+    let (ns, name) = split_ns("--to", &c.to, "<namespace>/<workload>")?;
+    let principal = match &c.from {
+        None => None,
+        Some(from) => {
+            let (fns, sa) = split_ns("--from", from, "<namespace>/<serviceaccount>")?;
+            Some(format!("{}/ns/{fns}/sa/{sa}", snapshot.trust_domain))
+        }
+    };
+    let (method, path) = c.request.split_once(' ').ok_or_else(|| CheckError::BadArgument {
+        flag: "REQUEST",
+        value: c.request.clone(),
+        expected: "'METHOD /path'",
+    })?;
+    let (labels, first_port) = workload(snapshot, ns, name).ok_or_else(|| CheckError::UnknownWorkload(c.to.clone()))?;
+    let desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    let Some(plugin) = desired
+        .wasm_plugins
+        .iter()
+        .find(|p| p.metadata.namespace.as_deref() == Some(ns))
+    else {
+        return Ok(Outcome {
+            verdict: Verdict::Allow,
+            rule: None,
+            explanation: format!("namespace {ns} is not enabled ({ENFORCEMENT_LABEL}); meshward does not filter it"),
+        });
+    };
+    let engine = Engine::compile(&plugin.spec.plugin_config).map_err(|e| CheckError::Config(e.to_string()))?;
+    let selection = engine.select(|k| labels.get(k).cloned());
+    let mut evaluator = Evaluator::new(Arc::new(engine), selection);
+    let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let request = Request {
+        method,
+        path,
+        authority: Some(c.host.as_deref().unwrap_or(name)),
+        port: c.port.or(first_port),
+        principal: principal.as_deref(),
+        headers: &headers[..],
+    };
+    let decision = evaluator.evaluate(&request);
+    let engine = evaluator.engine();
+    let rule = decision
+        .matched()
+        .map(|m| format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m)));
+    let applied: Vec<&str> = engine.selected_policies(evaluator.selection()).collect();
+    let caller = principal.as_deref().unwrap_or("an anonymous caller");
+    let explanation = match (decision.reason, &rule) {
+        (_, Some(rule)) => format!("{caller} admitted by {rule} ({} mode)", decision.mode.as_str()),
+        (Reason::NoPolicy, _) => format!("no Allowlist selects {ns}/{name}; the request passes"),
+        (Reason::Malformed(e), _) => format!("malformed request: {e}"),
+        _ => format!("no rule of {} admits {caller}", applied.join(", ")),
+    };
+    Ok(Outcome {
+        verdict: decision.verdict,
+        rule,
+        explanation,
+    })
+}
+
+/// One lint finding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// `Kind namespace/name` of the object concerned.
+    pub object: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+/// Everything `lint` reports, sorted: invalid Allowlists, selectors that
+/// match nothing, references to missing service accounts, and workloads of
+/// enabled namespaces that no Allowlist protects.
+pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
+    let desired: Desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    let mut findings = Vec::new();
+    for st in &desired.statuses {
+        let object = format!("Allowlist {}/{}", st.namespace, st.name);
+        for c in st.status.conditions.iter().filter(|c| c.status != "True") {
+            findings.push(Finding {
+                object: object.clone(),
+                message: format!("{}: {}", c.reason, c.message),
+            });
+        }
+    }
+    // Workloads of enabled namespaces: labels per (namespace, kind/name).
+    let enabled: Vec<&str> = desired
+        .wasm_plugins
+        .iter()
+        .filter_map(|p| p.metadata.namespace.as_deref())
+        .collect();
+    let mut workloads: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
+    let mut add = |kind: &str,
+                   m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                   labels: Option<&BTreeMap<String, String>>| {
+        if let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) {
+            if enabled.contains(&ns) {
+                workloads.push((
+                    ns.into(),
+                    format!("{kind} {ns}/{name}"),
+                    labels.cloned().unwrap_or_default(),
+                ));
+            }
+        }
+    };
+    for d in &snapshot.deployments {
+        add(
+            "Deployment",
+            &d.metadata,
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref()),
+        );
+    }
+    for d in &snapshot.stateful_sets {
+        add(
+            "StatefulSet",
+            &d.metadata,
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref()),
+        );
+    }
+    for d in &snapshot.daemon_sets {
+        add(
+            "DaemonSet",
+            &d.metadata,
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref()),
+        );
+    }
+    let selects = |sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
+        sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+    };
+    let sa_exists = |ns: &str, name: &str| {
+        snapshot
+            .service_accounts
+            .iter()
+            .any(|sa| sa.metadata.namespace.as_deref() == Some(ns) && sa.metadata.name.as_deref() == Some(name))
+    };
+    for a in &snapshot.allowlists {
+        let (Some(ns), Some(name)) = (a.metadata.namespace.as_deref(), a.metadata.name.as_deref()) else {
+            continue;
+        };
+        if !enabled.contains(&ns) {
+            continue;
+        }
+        let object = format!("Allowlist {ns}/{name}");
+        let own = a
+            .spec
+            .selector
+            .as_ref()
+            .map(|s| s.match_labels.clone())
+            .unwrap_or_default();
+        if !workloads
+            .iter()
+            .any(|(wns, _, labels)| wns == ns && selects(&own, labels))
+        {
+            findings.push(Finding {
+                object: object.clone(),
+                message: "spec.selector matches no workload in the namespace".into(),
+            });
+        }
+        for (ri, rule) in a.spec.rules.iter().enumerate() {
+            for (si, src) in rule.from.iter().flatten().enumerate() {
+                if let Some(w) = &src.workloads {
+                    let wns = w.namespace.as_deref().unwrap_or(ns);
+                    let matched = workloads
+                        .iter()
+                        .any(|(n, _, l)| n == wns && selects(&w.selector.match_labels, l))
+                        || snapshot.pods.iter().any(|p| {
+                            p.metadata.namespace.as_deref() == Some(wns)
+                                && selects(
+                                    &w.selector.match_labels,
+                                    p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
+                                )
+                        });
+                    if !matched {
+                        findings.push(Finding {
+                            object: object.clone(),
+                            message: format!("rules[{ri}].from[{si}].workloads: the selector matches no workload in {wns}, so it admits nobody"),
+                        });
+                    }
+                }
+                for (i, sa) in src.service_accounts.iter().flatten().enumerate() {
+                    if let Some((sns, sname)) = sa.split_once('/') {
+                        if !sa_exists(sns, sname) {
+                            findings.push(Finding {
+                                object: object.clone(),
+                                message: format!(
+                                    "rules[{ri}].from[{si}].serviceAccounts[{i}]: ServiceAccount {sa} does not exist"
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Only Allowlists that made it into the configuration protect anything.
+    let valid = |a: &crate::crd::Allowlist| {
+        desired.statuses.iter().any(|st| {
+            Some(st.namespace.as_str()) == a.metadata.namespace.as_deref()
+                && Some(st.name.as_str()) == a.metadata.name.as_deref()
+                && st.status.conditions.iter().all(|c| c.status == "True")
+        })
+    };
+    for (ns, object, labels) in &workloads {
+        let protected = snapshot.allowlists.iter().filter(|a| valid(a)).any(|a| {
+            a.metadata.namespace.as_deref() == Some(ns.as_str())
+                && selects(
+                    &a.spec
+                        .selector
+                        .as_ref()
+                        .map(|s| s.match_labels.clone())
+                        .unwrap_or_default(),
+                    labels,
+                )
+        });
+        if !protected {
+            findings.push(Finding {
+                object: object.clone(),
+                message: "in an enabled namespace but selected by no Allowlist: its traffic is not filtered".into(),
+            });
+        }
+    }
+    findings.sort();
+    findings.dedup();
+    findings
+}
