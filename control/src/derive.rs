@@ -12,7 +12,7 @@
 //!   ─▶ one WasmPlugin `meshward` per enabled namespace
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodSpec, Service, ServiceAccount};
@@ -149,15 +149,40 @@ impl Workload<'_> {
             .unwrap_or("default")
     }
 
-    fn matches(&self, namespace: &str, selector: &BTreeMap<String, String>) -> bool {
-        self.namespace == namespace
-            && selector
-                .iter()
-                .all(|(k, v)| self.labels.and_then(|l| l.get(k)) == Some(v))
+    fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
+        selector
+            .iter()
+            .all(|(k, v)| self.labels.and_then(|l| l.get(k)) == Some(v))
     }
 }
 
-fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
+/// Workloads and Services by namespace, so each selector scans only its
+/// namespace.
+struct Index<'a> {
+    workloads: HashMap<&'a str, Vec<Workload<'a>>>,
+    services: HashMap<(&'a str, &'a str), &'a Service>,
+}
+
+impl<'a> Index<'a> {
+    fn new(s: &'a Snapshot) -> Self {
+        let mut workloads: HashMap<&str, Vec<Workload<'_>>> = HashMap::new();
+        for w in all_workloads(s) {
+            workloads.entry(w.namespace).or_default().push(w);
+        }
+        let services = s
+            .services
+            .iter()
+            .filter_map(|svc| Some(((svc.metadata.namespace.as_deref()?, svc.metadata.name.as_deref()?), svc)))
+            .collect();
+        Self { workloads, services }
+    }
+
+    fn in_namespace(&self, ns: &str) -> &[Workload<'a>] {
+        self.workloads.get(ns).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn all_workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     let mut out = Vec::new();
     for p in &s.pods {
         out.push(Workload {
@@ -209,7 +234,7 @@ fn ready(generation: Option<i64>, invalid: Option<&Invalid>, now: &Time) -> Cond
 /// keeps an existing condition's time when its status did not change).
 pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desired {
     let now = Time(now);
-    let workloads = workloads(snapshot);
+    let index = Index::new(snapshot);
     let mut enabled: BTreeMap<&str, bool> = BTreeMap::new(); // namespace → audit
     for ns in &snapshot.namespaces {
         let label = ns.metadata.labels.as_ref().and_then(|l| l.get(ENFORCEMENT_LABEL));
@@ -236,7 +261,7 @@ pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desir
             continue;
         };
         let audit = enabled.get(ns).copied().unwrap_or(false);
-        let (result, resolved) = to_policy(a, ns, name, audit, snapshot, &workloads);
+        let (result, resolved) = to_policy(a, ns, name, audit, snapshot, &index);
         let invalid = result.as_ref().err().cloned();
         desired.statuses.push(StatusUpdate {
             namespace: ns.into(),
@@ -287,7 +312,7 @@ fn to_policy(
     name: &str,
     audit: bool,
     s: &Snapshot,
-    workloads: &[Workload<'_>],
+    index: &Index<'_>,
 ) -> (Result<Policy, Invalid>, Resolved) {
     let mut resolved = Resolved::default();
     let mut principals_seen = BTreeSet::new();
@@ -299,7 +324,7 @@ fn to_policy(
                 let mut out = Vec::with_capacity(sources.len());
                 for (si, src) in sources.iter().enumerate() {
                     let field = format!("rules[{ri}].from[{si}]");
-                    match to_source(src, ns, s, workloads, &field, &mut resolved) {
+                    match to_source(src, ns, s, index, &field, &mut resolved) {
                         Ok(source) => {
                             principals_seen.extend(source.principals.iter().flatten().cloned());
                             out.push(source);
@@ -319,7 +344,7 @@ fn to_policy(
                     if let Some(refs) = &op.service_ports {
                         let list = ports.get_or_insert_with(Vec::new);
                         for (pi, r) in refs.iter().enumerate() {
-                            match resolve_service_port(s, workloads, ns, &r.service, &r.port) {
+                            match resolve_service_port(index, ns, &r.service, &r.port) {
                                 Some(found) => list.extend(found),
                                 None => {
                                     let field = format!("rules[{ri}].to[{oi}].servicePorts[{pi}]");
@@ -416,7 +441,7 @@ fn to_source(
     src: &AllowlistSource,
     own_ns: &str,
     s: &Snapshot,
-    workloads: &[Workload<'_>],
+    index: &Index<'_>,
     field: &str,
     resolved: &mut Resolved,
 ) -> Result<config::Source, Invalid> {
@@ -435,9 +460,10 @@ fn to_source(
     let principal = |ns: &str, sa: &str| format!("{td}/ns/{ns}/sa/{sa}");
     let principals = if let Some(w) = &src.workloads {
         let ns = w.namespace.as_deref().unwrap_or(own_ns);
-        let matched: Vec<&Workload<'_>> = workloads
+        let matched: Vec<&Workload<'_>> = index
+            .in_namespace(ns)
             .iter()
-            .filter(|wl| wl.matches(ns, &w.selector.match_labels))
+            .filter(|wl| wl.selected_by(&w.selector.match_labels))
             .collect();
         resolved.workloads += matched.len() as u32;
         let set: BTreeSet<String> = matched.iter().map(|wl| principal(ns, wl.service_account())).collect();
@@ -473,17 +499,8 @@ fn to_source(
 /// The container ports a Service port sends traffic to. `None` when the
 /// Service or the port does not exist, or a named target port is found on no
 /// selected pod.
-fn resolve_service_port(
-    s: &Snapshot,
-    workloads: &[Workload<'_>],
-    ns: &str,
-    service: &str,
-    port: &PortName,
-) -> Option<Vec<u16>> {
-    let svc = s
-        .services
-        .iter()
-        .find(|svc| svc.metadata.namespace.as_deref() == Some(ns) && svc.metadata.name.as_deref() == Some(service))?;
+fn resolve_service_port(index: &Index<'_>, ns: &str, service: &str, port: &PortName) -> Option<Vec<u16>> {
+    let svc = index.services.get(&(ns, service))?;
     let spec = svc.spec.as_ref()?;
     let sp = spec.ports.as_ref()?.iter().find(|p| match port {
         PortName::Number(n) => p.port == i32::from(*n),
@@ -494,9 +511,10 @@ fn resolve_service_port(
         Some(IntOrString::Int(n)) => u16::try_from(*n).ok().map(|p| vec![p]),
         Some(IntOrString::String(name)) => {
             let selector = spec.selector.clone().unwrap_or_default();
-            let found: BTreeSet<u16> = workloads
+            let found: BTreeSet<u16> = index
+                .in_namespace(ns)
                 .iter()
-                .filter(|w| !selector.is_empty() && w.matches(ns, &selector))
+                .filter(|w| !selector.is_empty() && w.selected_by(&selector))
                 .flat_map(|w| w.spec.map(|s| s.containers.iter()).into_iter().flatten())
                 .flat_map(|c| c.ports.iter().flatten())
                 .filter(|p| p.name.as_deref() == Some(name.as_str()))
