@@ -35,10 +35,12 @@ build-wasm:
 	$(CARGO) build -p meshward-filter --target wasm32-wasip1 --release
 	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm
 
-## Engine benchmarks for BENCHMARKS.md: callgrind instruction counts, wall
-## clock natively and in V8, criterion (minutes; not part of `make test`).
+## Benchmarks for BENCHMARKS.md (minutes; not part of `make test`): the engine
+## (callgrind instruction counts, wall clock natively and in V8, criterion) and
+## the control service's derivation at cluster scale.
 bench:
 	scripts/bench-engine.sh
+	$(CARGO) bench -p meshward-control --bench derive --profile profiling
 
 ## Regenerate istio/crd.yaml from the Allowlist types (a test fails on drift).
 crd:

@@ -9,12 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 1; }
-cargo build -q --profile bench -p meshward-filter --example configure_profile --example engine_timing
+cargo build -q --profile profiling -p meshward-filter --example configure_profile --example engine_timing
 # Without the proxy-wasm glue: the program runs under node's WASI, not in Envoy.
-cargo build -q --profile bench -p meshward-filter --example engine_timing --target wasm32-wasip1 --no-default-features
+cargo build -q --profile profiling -p meshward-filter --example engine_timing --target wasm32-wasip1 --no-default-features
 
 count() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/configure_profile "$@" 2>&1 |
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null target/profiling/examples/configure_profile "$@" 2>&1 |
     awk '/Collected/ {print $4}'
 }
 
@@ -28,13 +28,13 @@ done
 
 echo
 echo "## Wall clock, native"
-target/release/examples/engine_timing
+target/profiling/examples/engine_timing
 echo
 echo "## Wall clock, wasm32-wasip1 under node $(node --version)"
-node --no-warnings scripts/run-wasi.mjs target/wasm32-wasip1/release/examples/engine_timing.wasm
+node --no-warnings scripts/run-wasi.mjs target/wasm32-wasip1/profiling/examples/engine_timing.wasm
 
 if [[ "${1:-}" != "--no-criterion" ]]; then
   echo
   echo "## criterion"
-  cargo bench -p meshward-filter --bench engine
+  cargo bench -p meshward-filter --bench engine --profile profiling
 fi

@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the policy engine.
 //!
-//! `cargo bench -p meshward-filter --bench engine` runs them; BENCHMARKS.md
+//! `cargo bench -p meshward-filter --bench engine --profile profiling` runs them; BENCHMARKS.md
 //! records the figures. Rule sets are the mix of `tests/common`: exact,
 //! prefix, template and regex paths with methods, one rule per service.
 // criterion_group! defines an undocumented public function; a benchmark

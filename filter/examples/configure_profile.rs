@@ -2,12 +2,12 @@
 //! callgrind (wall-clock timings on shared machines wander by tens of percent).
 //!
 //! ```sh
-//! cargo build --profile bench -p meshward-filter --example configure_profile
+//! cargo build --profile profiling -p meshward-filter --example configure_profile
 //! # instructions to parse and compile the 10,000-rule mix:
-//! valgrind --tool=callgrind target/release/examples/configure_profile 10000 0
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 0
 //! # instructions per evaluation = (count at 11000 − count at 1000) / 10000:
-//! valgrind --tool=callgrind target/release/examples/configure_profile 10000 1000 allow
-//! valgrind --tool=callgrind target/release/examples/configure_profile 10000 11000 allow
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 allow
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 11000 allow
 //! ```
 
 use std::sync::Arc;

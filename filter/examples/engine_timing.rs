@@ -2,8 +2,8 @@
 //! the same measurement runs natively and compiled to wasm under V8:
 //!
 //! ```sh
-//! cargo run --profile bench -p meshward-filter --example engine_timing
-//! cargo build --profile bench -p meshward-filter --example engine_timing --target wasm32-wasip1 --no-default-features
+//! cargo run --profile profiling -p meshward-filter --example engine_timing
+//! cargo build --profile profiling -p meshward-filter --example engine_timing --target wasm32-wasip1 --no-default-features
 //! node scripts/run-wasi.mjs target/wasm32-wasip1/bench/examples/engine_timing.wasm
 //! ```
 //!
