@@ -69,7 +69,10 @@ fn bench(c: &mut Criterion) {
     let now = Timestamp::UNIX_EPOCH;
     let d = derive(&s, &settings, now);
     assert_eq!(d.wasm_plugins.len(), 100);
-    assert!(d.statuses.iter().all(|st| st.status.conditions.iter().all(|c| c.status == "True")));
+    assert!(d
+        .statuses
+        .iter()
+        .all(|st| st.status.conditions.iter().all(|c| c.status == "True")));
     let mut group = c.benchmark_group("derive");
     group.sample_size(10);
     group.bench_function("10k_workloads_100k_pods_10k_allowlists", |b| {
