@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, PodSpec, PodTemplateSpec, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -182,6 +182,24 @@ impl<'a> Index<'a> {
     }
 }
 
+/// Every pod template of the snapshot's Deployments, StatefulSets and
+/// DaemonSets, with the owner's kind and metadata.
+pub fn pod_templates(s: &Snapshot) -> impl Iterator<Item = (&'static str, &ObjectMeta, Option<&PodTemplateSpec>)> + '_ {
+    let deployments = s
+        .deployments
+        .iter()
+        .map(|d| ("Deployment", &d.metadata, d.spec.as_ref().map(|s| &s.template)));
+    let stateful_sets = s
+        .stateful_sets
+        .iter()
+        .map(|d| ("StatefulSet", &d.metadata, d.spec.as_ref().map(|s| &s.template)));
+    let daemon_sets = s
+        .daemon_sets
+        .iter()
+        .map(|d| ("DaemonSet", &d.metadata, d.spec.as_ref().map(|s| &s.template)));
+    deployments.chain(stateful_sets).chain(daemon_sets)
+}
+
 fn all_workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     let mut out = Vec::new();
     for p in &s.pods {
@@ -191,20 +209,7 @@ fn all_workloads(s: &Snapshot) -> Vec<Workload<'_>> {
             spec: p.spec.as_ref(),
         });
     }
-    let templates = s
-        .deployments
-        .iter()
-        .map(|d| (&d.metadata, d.spec.as_ref().map(|s| &s.template)))
-        .chain(
-            s.stateful_sets
-                .iter()
-                .map(|d| (&d.metadata, d.spec.as_ref().map(|s| &s.template))),
-        )
-        .chain(
-            s.daemon_sets
-                .iter()
-                .map(|d| (&d.metadata, d.spec.as_ref().map(|s| &s.template))),
-        );
+    let templates = pod_templates(s).map(|(_, meta, template)| (meta, template));
     for (meta, template) in templates {
         let Some(t) = template else { continue };
         out.push(Workload {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use meshward_filter::{Engine, Evaluator, Reason, Request, Verdict};
 use thiserror::Error;
 
-use crate::derive::{derive, Desired, Settings, Snapshot, ENFORCEMENT_LABEL};
+use crate::derive::{derive, pod_templates, Desired, Settings, Snapshot, ENFORCEMENT_LABEL};
 
 /// Why a check could not run.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -85,23 +85,9 @@ fn workload(s: &Snapshot, ns: &str, name: &str) -> Option<(BTreeMap<String, Stri
         spec.and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).next())
             .and_then(|p| u16::try_from(p.container_port).ok())
     };
-    let templates = s
-        .deployments
-        .iter()
-        .filter(|d| in_ns(&d.metadata))
-        .filter_map(|d| d.spec.as_ref().map(|s| &s.template))
-        .chain(
-            s.stateful_sets
-                .iter()
-                .filter(|d| in_ns(&d.metadata))
-                .filter_map(|d| d.spec.as_ref().map(|s| &s.template)),
-        )
-        .chain(
-            s.daemon_sets
-                .iter()
-                .filter(|d| in_ns(&d.metadata))
-                .filter_map(|d| d.spec.as_ref().map(|s| &s.template)),
-        );
+    let templates = pod_templates(s)
+        .filter(|(_, meta, _)| in_ns(meta))
+        .filter_map(|(_, _, template)| template);
     let from_template = templates.into_iter().next().map(|t| {
         let labels = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
         (labels, port_of(t.spec.as_ref()))
@@ -224,33 +210,12 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
             }
         }
     };
-    for d in &snapshot.deployments {
+    for (kind, meta, template) in pod_templates(snapshot) {
         add(
-            "Deployment",
-            &d.metadata,
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.as_ref()),
-        );
-    }
-    for d in &snapshot.stateful_sets {
-        add(
-            "StatefulSet",
-            &d.metadata,
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.as_ref()),
-        );
-    }
-    for d in &snapshot.daemon_sets {
-        add(
-            "DaemonSet",
-            &d.metadata,
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
+            kind,
+            meta,
+            template
+                .and_then(|t| t.metadata.as_ref())
                 .and_then(|m| m.labels.as_ref()),
         );
     }
