@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use thiserror::Error;
 
 use crate::crd::Allowlist;
@@ -68,6 +70,45 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
     Ok(())
 }
 
+/// Deserializes `v` into `T`, refusing fields `T` does not know: the
+/// Kubernetes types ignore unknown fields, so a typo such as
+/// `serviceAcountName` would silently become the `default` service account.
+/// The object is converted back and the first field that did not survive is
+/// named.
+fn strict<T: DeserializeOwned + Serialize>(v: serde_yaml::Value) -> Result<T, String> {
+    let original = serde_json::to_value(&v).map_err(|e| e.to_string())?;
+    let typed: T = serde_json::from_value(original.clone()).map_err(|e| e.to_string())?;
+    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    match first_dropped(&original, &back, "") {
+        Some(field) => Err(format!("unknown field `{field}`")),
+        None => Ok(typed),
+    }
+}
+
+/// The path of the first field of `original` missing from `back`; `null`
+/// values count as absent.
+fn first_dropped(original: &Value, back: &Value, path: &str) -> Option<String> {
+    match (original, back) {
+        (Value::Object(o), Value::Object(b)) => o.iter().filter(|(_, v)| !v.is_null()).find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match b.get(k) {
+                None => Some(p),
+                Some(bv) => first_dropped(v, bv, &p),
+            }
+        }),
+        (Value::Array(o), Value::Array(b)) => o
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (ov, bv))| first_dropped(ov, bv, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
 /// Loads every manifest under `dir`.
 pub fn load(dir: &Path, trust_domain: &str) -> Result<Loaded, ManifestError> {
     let mut paths = Vec::new();
@@ -102,8 +143,8 @@ pub fn load(dir: &Path, trust_domain: &str) -> Result<Loaded, ManifestError> {
             };
             let (api_version, kind) = (field("apiVersion"), field("kind"));
             let object = format!("{kind} {}/{}", meta("namespace"), meta("name"));
-            fn typed<T: DeserializeOwned>(v: serde_yaml::Value) -> Result<T, String> {
-                serde_yaml::from_value(v).map_err(|e| e.to_string())
+            fn typed<T: DeserializeOwned + Serialize>(v: serde_yaml::Value) -> Result<T, String> {
+                strict(v)
             }
             let s = &mut loaded.snapshot;
             let result = match (api_version.as_str(), kind.as_str()) {

@@ -255,3 +255,23 @@ spec:
     let out = bin().args(["lint", "--manifests"]).arg(&clean).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn unknown_fields_in_core_kinds_are_refused() {
+    // Ignored, this typo would silently turn the caller into the `default`
+    // service account.
+    let typo = WORKLOADS.replace("serviceAccountName", "serviceAcountName");
+    let d = dir(
+        "unknown-core",
+        &[("ns.yaml", NAMESPACE), ("w.yaml", &typo), ("a.yaml", ALLOWLIST)],
+    );
+    let out = bin().args(["render", "--manifests"]).arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "w.yaml: document 0 (Deployment shop/frontend): unknown field `spec.template.spec.serviceAcountName`"
+        ),
+        "{err}"
+    );
+}
