@@ -275,3 +275,75 @@ fn unknown_fields_in_core_kinds_are_refused() {
         "{err}"
     );
 }
+
+fn bookinfo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/bookinfo")
+}
+
+#[test]
+fn the_bookinfo_example_renders_as_its_readme_says() {
+    let out = bin()
+        .args(["render", "--manifests"])
+        .arg(bookinfo())
+        .args(["--url", "oci://registry.example.com/meshward/filter:0.1.0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = std::fs::read_to_string(bookinfo().join("expected/render.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected,
+        "examples/bookinfo/expected/render.yaml is stale"
+    );
+    let lint = bin().args(["lint", "--manifests"]).arg(bookinfo()).output().unwrap();
+    assert!(lint.status.success());
+    assert_eq!(String::from_utf8(lint.stdout).unwrap(), "no findings\n");
+}
+
+#[test]
+fn the_bookinfo_readme_check_outputs_are_real() {
+    // Every `meshward-control check` line in the example's README, run, must
+    // print the line that follows it there.
+    let readme = std::fs::read_to_string(bookinfo().join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(args) = line.strip_prefix("meshward-control check --manifests examples/bookinfo ") else {
+            continue;
+        };
+        let out = bin()
+            .args(["check", "--manifests"])
+            .arg(bookinfo())
+            .args(shell_words(args))
+            .output()
+            .unwrap();
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let want = lines[i + 1];
+        assert_eq!(printed.trim_end(), want, "{line}");
+        assert_eq!(out.status.success(), want.starts_with("allow"), "{line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 9);
+}
+
+/// Splits a command line on spaces, keeping single-quoted words whole.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
