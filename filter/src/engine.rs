@@ -230,16 +230,25 @@ impl<'c> Compiler<'c> {
         Ok(())
     }
 
-    fn strs(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<MatchStr>, ConfigError> {
+    /// Counts `list` against the pattern limit and parses every entry; an
+    /// error names the entry's index.
+    fn patterns<T>(
+        &mut self,
+        list: &[String],
+        at: &At<'_>,
+        parse: impl Fn(&str) -> Result<T, PatternError>,
+    ) -> Result<Vec<T>, ConfigError> {
         self.count(list.len(), at)?;
         list.iter()
             .enumerate()
-            .map(|(i, p)| MatchStr::parse(p).map_err(|e| at.index(i).pattern_error(p, e)))
+            .map(|(i, p)| parse(p).map_err(|e| at.index(i).pattern_error(p, e)))
             .collect()
     }
 
     fn opt_strs(&mut self, list: &Option<Vec<String>>, at: &At<'_>) -> Result<Option<Vec<MatchStr>>, ConfigError> {
-        list.as_deref().map(|l| self.strs(l, at)).transpose()
+        list.as_deref()
+            .map(|l| self.patterns(l, at, MatchStr::parse))
+            .transpose()
     }
 
     fn not_strs(&mut self, list: &Option<Vec<String>>, at: &At<'_>) -> Result<Vec<MatchStr>, ConfigError> {
@@ -289,14 +298,6 @@ impl<'c> Compiler<'c> {
             mask |= 1 << bit;
         }
         Ok(Some(mask))
-    }
-
-    fn hosts(&mut self, list: &[String], at: &At<'_>) -> Result<Vec<MatchHost>, ConfigError> {
-        self.count(list.len(), at)?;
-        list.iter()
-            .enumerate()
-            .map(|(i, h)| MatchHost::parse(h).map_err(|e| at.index(i).pattern_error(h, e)))
-            .collect()
     }
 
     fn source(&mut self, s: &'c Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
@@ -361,10 +362,10 @@ impl<'c> Compiler<'c> {
             hosts: op
                 .hosts
                 .as_deref()
-                .map(|l| self.hosts(l, &at.field("hosts")))
+                .map(|l| self.patterns(l, &at.field("hosts"), MatchHost::parse))
                 .transpose()?,
             not_hosts: match op.not_hosts.as_deref() {
-                Some(l) => self.hosts(l, &at.field("notHosts"))?,
+                Some(l) => self.patterns(l, &at.field("notHosts"), MatchHost::parse)?,
                 None => Vec::new(),
             },
             ports,
@@ -384,22 +385,15 @@ impl<'c> Compiler<'c> {
                 what: "a when condition must set values or notValues",
             });
         }
-        let values = |this: &mut Self, list: &[String], at: &At<'_>| -> Result<Vec<MatchStr>, ConfigError> {
-            this.count(list.len(), at)?;
-            list.iter()
-                .enumerate()
-                .map(|(i, v)| parse_header_value(v).map_err(|e| at.index(i).pattern_error(v, e)))
-                .collect()
-        };
         Ok(CompiledCondition {
             header: c.header.to_ascii_lowercase().into(),
             values: c
                 .values
                 .as_deref()
-                .map(|l| values(self, l, &at.field("values")))
+                .map(|l| self.patterns(l, &at.field("values"), parse_header_value))
                 .transpose()?,
             not_values: match c.not_values.as_deref() {
-                Some(l) => values(self, l, &at.field("notValues"))?,
+                Some(l) => self.patterns(l, &at.field("notValues"), parse_header_value)?,
                 None => Vec::new(),
             },
         })
