@@ -783,7 +783,8 @@ impl Selection {
         self.audit
     }
 
-    fn applies(&self, policy: u32) -> bool {
+    /// Whether policy `policy` (its index in the configuration) applies.
+    pub fn applies(&self, policy: u32) -> bool {
         self.applies.get(policy as usize).copied().unwrap_or(false)
     }
 }

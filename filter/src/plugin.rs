@@ -220,7 +220,7 @@ impl Plugin {
             ),
         );
         let deciding: Vec<&str> = (0..engine.policy_count() as u32)
-            .filter(|&i| applied.contains(&engine.policy_name(i)))
+            .filter(|&i| selection.applies(i))
             .filter(|&i| selection.enforce_count() == 0 || engine.policy_mode(i) == Mode::Enforce)
             .map(|i| engine.policy_name(i))
             .collect();
