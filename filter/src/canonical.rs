@@ -341,7 +341,7 @@ pub fn canonicalize_authority(authority: &str) -> Result<Authority<'_>, RequestE
         let (host, port) = split_host_port(authority)?;
         let port = port.map(parse_port).transpose()?;
         return Ok(Authority {
-            host: canonical_host(host)?,
+            host: canonical_ipv6(host)?,
             port,
         });
     }
@@ -413,23 +413,16 @@ pub(crate) fn parse_port(port: &str) -> Result<u16, RequestError> {
     }
 }
 
-/// Lower-cases a host and removes one trailing dot; rejects anything that is
-/// not a plausible DNS name, IPv4 or bracketed IPv6 literal.
-pub(crate) fn canonical_host(host: &str) -> Result<Cow<'_, str>, RequestError> {
-    if let Some(inner) = host.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or(RequestError::InvalidHost)?;
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-            return Err(RequestError::InvalidHost);
-        }
-    } else {
-        let name = host.strip_suffix('.').unwrap_or(host);
-        let valid_label =
-            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name.split('.').all(valid_label) {
-            return Err(RequestError::InvalidHost);
-        }
+/// Checks a bracketed IPv6 literal (`[::1]`) and lower-cases it. DNS names
+/// and IPv4 addresses are checked by [`canonicalize_authority`] itself.
+fn canonical_ipv6(host: &str) -> Result<Cow<'_, str>, RequestError> {
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .ok_or(RequestError::InvalidHost)?;
+    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        return Err(RequestError::InvalidHost);
     }
-    let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Ok(Cow::Owned(host.to_ascii_lowercase()))
     } else {

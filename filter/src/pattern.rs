@@ -7,7 +7,7 @@
 //! Identity and header patterns are compared as strings, never compiled into
 //! regular expressions, so no escaping mistake can widen them.
 
-use crate::canonical::{canonical_host, canonicalize_path, is_tchar, parse_port, split_host_port};
+use crate::canonical::{canonicalize_authority, canonicalize_path, is_tchar, parse_port, split_host_port};
 use crate::error::PatternError;
 
 /// Longest pattern the engine accepts, in bytes.
@@ -110,7 +110,9 @@ impl MatchHost {
         // The literal part must itself be a valid (canonical) host fragment.
         let literal_ok = match &name {
             MatchStr::Any => true,
-            MatchStr::Exact(h) => canonical_host(h).is_ok_and(|c| c == **h),
+            // Judged by the same function as request authorities, so an exact
+            // pattern is accepted only if a request's host can equal it.
+            MatchStr::Exact(h) => canonicalize_authority(h).is_ok_and(|a| a.host() == &**h && a.port().is_none()),
             // "*.example.com", "api.*", "api-*": labels and dots only.
             MatchStr::Prefix(s) | MatchStr::Suffix(s) => {
                 !s.ends_with('.')
