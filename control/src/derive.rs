@@ -150,10 +150,14 @@ impl Workload<'_> {
     }
 
     fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
-        selector
-            .iter()
-            .all(|(k, v)| self.labels.and_then(|l| l.get(k)) == Some(v))
+        selects(selector, self.labels)
     }
+}
+
+/// Whether `matchLabels` selects an object with `labels`: every selector
+/// label present with the same value (an empty selector selects everything).
+pub fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+    selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// Workloads and Services by namespace, so each selector scans only its

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use meshward_filter::{Engine, Evaluator, Reason, Request, Verdict};
 use thiserror::Error;
 
-use crate::derive::{derive, pod_templates, Desired, Settings, Snapshot, ENFORCEMENT_LABEL};
+use crate::derive::{derive, pod_templates, selects, Desired, Settings, Snapshot, ENFORCEMENT_LABEL};
 
 /// Why a check could not run.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -219,9 +219,6 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
                 .and_then(|m| m.labels.as_ref()),
         );
     }
-    let selects = |sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
-        sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-    };
     let sa_exists = |ns: &str, name: &str| {
         snapshot
             .service_accounts
@@ -236,15 +233,10 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
             continue;
         }
         let object = format!("Allowlist {ns}/{name}");
-        let own = a
-            .spec
-            .selector
-            .as_ref()
-            .map(|s| s.match_labels.clone())
-            .unwrap_or_default();
+        let own = a.spec.selector.as_ref().map(|s| &s.match_labels);
         if !workloads
             .iter()
-            .any(|(wns, _, labels)| wns == ns && selects(&own, labels))
+            .any(|(wns, _, labels)| wns == ns && own.is_none_or(|sel| selects(sel, Some(labels))))
         {
             findings.push(Finding {
                 object: object.clone(),
@@ -257,13 +249,10 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
                     let wns = w.namespace.as_deref().unwrap_or(ns);
                     let matched = workloads
                         .iter()
-                        .any(|(n, _, l)| n == wns && selects(&w.selector.match_labels, l))
+                        .any(|(n, _, l)| n == wns && selects(&w.selector.match_labels, Some(l)))
                         || snapshot.pods.iter().any(|p| {
                             p.metadata.namespace.as_deref() == Some(wns)
-                                && selects(
-                                    &w.selector.match_labels,
-                                    p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
-                                )
+                                && selects(&w.selector.match_labels, p.metadata.labels.as_ref())
                         });
                     if !matched {
                         findings.push(Finding {
@@ -298,14 +287,10 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
     for (ns, object, labels) in &workloads {
         let protected = snapshot.allowlists.iter().filter(|a| valid(a)).any(|a| {
             a.metadata.namespace.as_deref() == Some(ns.as_str())
-                && selects(
-                    &a.spec
-                        .selector
-                        .as_ref()
-                        .map(|s| s.match_labels.clone())
-                        .unwrap_or_default(),
-                    labels,
-                )
+                && a.spec
+                    .selector
+                    .as_ref()
+                    .is_none_or(|s| selects(&s.match_labels, Some(labels)))
         });
         if !protected {
             findings.push(Finding {
