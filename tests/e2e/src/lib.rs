@@ -393,7 +393,8 @@ pub struct Envoy {
     ca: PathBuf,
 }
 
-fn yaml_string(s: &str) -> String {
+/// `s` as a JSON string literal (the bootstrap and ECDS files are JSON).
+fn json_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
@@ -404,8 +405,8 @@ fn wasm_filter_config(config: &str) -> String {
              "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {config}}},
              "vm_config": {{"vm_id": "meshward", "runtime": "envoy.wasm.runtime.v8",
                "code": {{"local": {{"filename": {module}}}}}}}}}}}"#,
-        config = yaml_string(config),
-        module = yaml_string(&module().to_string_lossy()),
+        config = json_string(config),
+        module = json_string(&module().to_string_lossy()),
     )
 }
 
@@ -431,8 +432,8 @@ impl Envoy {
                     r#"{{"name": "meshward", "config_discovery": {{
                         "config_source": {{"path_config_source": {{"path": {path}, "watched_directory": {{"path": {dir}}}}}}},
                         "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]}}}}"#,
-                    path = yaml_string(&dir.join("ecds.json").to_string_lossy()),
-                    dir = yaml_string(&dir.to_string_lossy()),
+                    path = json_string(&dir.join("ecds.json").to_string_lossy()),
+                    dir = json_string(&dir.to_string_lossy()),
                 )
             }
         };
@@ -448,8 +449,8 @@ impl Envoy {
                     "routes": [{{"match": {{"prefix": "/"}}, "route": {{"cluster": "upstream"}}}}]}}]}},
                   "http_filters": [{filter}, {{"name": "envoy.filters.http.router", "typed_config": {{
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}]}}}}"#,
-                log = yaml_string(&dir.join("access.log").to_string_lossy()),
-                format = yaml_string(&opts.access_log_format),
+                log = json_string(&dir.join("access.log").to_string_lossy()),
+                format = json_string(&opts.access_log_format),
             )
         };
         let tls = format!(
@@ -460,9 +461,9 @@ impl Envoy {
                 "alpn_protocols": ["h2", "http/1.1"],
                 "tls_certificates": [{{"certificate_chain": {{"filename": {cert}}}, "private_key": {{"filename": {key}}}}}],
                 "validation_context": {{"trusted_ca": {{"filename": {ca}}}}}}}}}}}"#,
-            cert = yaml_string(&dir.join("server.pem").to_string_lossy()),
-            key = yaml_string(&dir.join("server.key").to_string_lossy()),
-            ca = yaml_string(&pki.ca().to_string_lossy()),
+            cert = json_string(&dir.join("server.pem").to_string_lossy()),
+            key = json_string(&dir.join("server.key").to_string_lossy()),
+            ca = json_string(&pki.ca().to_string_lossy()),
         );
         let bootstrap = format!(
             r#"{{"node": {{"id": "sidecar~127.0.0.1~{workload}.{ns}~{ns}.svc.cluster.local", "cluster": "{workload}.{ns}",
