@@ -9,6 +9,7 @@
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
 //! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
 //! * [`offline`] — `check` (simulate a request) and `lint`.
+//! * [`serve`] — the in-cluster service: reflectors, the writer, the HTTP API.
 //!
 //! Policies are validated by the filter's own engine
 //! ([`meshward_filter::Engine`]), so what the control service accepts, the
@@ -18,3 +19,4 @@ pub mod crd;
 pub mod derive;
 pub mod manifests;
 pub mod offline;
+pub mod serve;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use meshward_control::derive::{derive, Settings};
-use meshward_control::{crd, manifests, offline};
+use meshward_control::{crd, manifests, offline, serve};
 use meshward_filter::Engine;
 
 #[derive(Parser)]
@@ -81,6 +81,29 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the in-cluster service: watch the cluster, write WasmPlugins and
+    /// Allowlist statuses, serve the API and /metrics. Uses the in-cluster
+    /// service account, or the kubeconfig outside a cluster.
+    Serve {
+        /// Address of the HTTP API, /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+        /// The filter module's URL.
+        #[arg(long, default_value = "oci://ghcr.io/meshward/filter:latest")]
+        url: String,
+        /// The module's sha256.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// The mesh's trust domain.
+        #[arg(long, default_value = "cluster.local")]
+        trust_domain: String,
+        /// Wait this long after a change for more before deriving (milliseconds).
+        #[arg(long, default_value_t = 500)]
+        debounce_ms: u64,
+        /// Reconcile at least this often, to repair drift (seconds).
+        #[arg(long, default_value_t = 300)]
+        resync_seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +146,7 @@ fn main() -> ExitCode {
             }
             let c = offline::Check {
                 from,
+                principal: None,
                 to,
                 request,
                 host,
@@ -136,7 +160,84 @@ fn main() -> ExitCode {
             trust_domain,
         } => lint(&manifests, &trust_domain),
         Command::Validate { files } => validate(&files),
+        Command::Serve {
+            listen,
+            url,
+            sha256,
+            trust_domain,
+            debounce_ms,
+            resync_seconds,
+        } => {
+            let config = serve::ServeConfig {
+                settings: Settings { url, sha256 },
+                trust_domain,
+                debounce: std::time::Duration::from_millis(debounce_ms),
+                resync: std::time::Duration::from_secs(resync_seconds),
+                ..serve::ServeConfig::default()
+            };
+            run_service(listen, config)
+        }
     }
+}
+
+/// Structured JSON logs on stderr (`RUST_LOG` filters, default `info`), a
+/// multi-threaded runtime, and the service until SIGTERM or Ctrl-C.
+fn run_service(listen: std::net::SocketAddr, config: serve::ServeConfig) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("meshward-control: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("Kubernetes client: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("--listen {listen}: {e}"))?;
+        serve::run(client, config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "meshward-control stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
 }
 
 fn load(dir: &std::path::Path, trust_domain: &str) -> Option<manifests::Loaded> {

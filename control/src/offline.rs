@@ -36,6 +36,9 @@ pub enum CheckError {
 pub struct Check {
     /// `<namespace>/<serviceaccount>` of the caller; `None` = anonymous.
     pub from: Option<String>,
+    /// The caller as a principal (`<trust domain>/ns/<ns>/sa/<sa>`), used
+    /// instead of `from` when set.
+    pub principal: Option<String>,
     /// `<namespace>/<workload>` receiving the request.
     pub to: String,
     /// `METHOD /path`.
@@ -103,9 +106,10 @@ fn workload(s: &Snapshot, ns: &str, name: &str) -> Option<(BTreeMap<String, Stri
 /// Simulates `check` against the configuration derived from `snapshot`.
 pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outcome, CheckError> {
     let (ns, name) = split_ns("--to", &c.to, "<namespace>/<workload>")?;
-    let principal = match &c.from {
-        None => None,
-        Some(from) => {
+    let principal = match (&c.principal, &c.from) {
+        (Some(p), _) => Some(p.clone()),
+        (None, None) => None,
+        (None, Some(from)) => {
             let (fns, sa) = split_ns("--from", from, "<namespace>/<serviceaccount>")?;
             Some(format!("{}/ns/{fns}/sa/{sa}", snapshot.trust_domain))
         }

@@ -1,0 +1,221 @@
+//! The HTTP API (axum): read the derived configuration, simulate a request
+//! with the filter's own engine, switch an Allowlist between audit and
+//! enforce; plus `/metrics`, `/healthz` and `/readyz`.
+//!
+//! Reads are open to whoever reaches the port (restrict it with a
+//! NetworkPolicy); the one mutating call requires a Kubernetes bearer token
+//! whose user may `patch` the Allowlist (TokenReview + SubjectAccessReview).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use kube::api::{Patch, PatchParams};
+use kube::Api;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::crd::{Allowlist, AllowlistMode};
+use crate::offline::{check, Check};
+use crate::serve::auth::{bearer, may_patch_allowlist, AuthError};
+use crate::serve::{Derived, Shared};
+
+/// The field manager of API-initiated Allowlist changes.
+pub const API_FIELD_MANAGER: &str = "meshward-api";
+
+/// The routes.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/namespaces/{ns}/config", get(config))
+        .route("/v1/simulate", post(simulate))
+        .route("/v1/namespaces/{ns}/allowlists/{name}", patch(set_mode))
+        .with_state(shared)
+}
+
+/// An error reply: `{"error": "..."}` with a status code.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let code = match &e {
+            AuthError::MissingToken | AuthError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AuthError::Review(_) => StatusCode::BAD_GATEWAY,
+        };
+        Self(code, e.to_string())
+    }
+}
+
+fn latest(shared: &Shared) -> Result<Arc<Derived>, ApiError> {
+    shared.latest.read().ok().and_then(|l| l.clone()).ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not synced with the cluster yet".into(),
+        )
+    })
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.cluster.synced() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        let waiting = shared.cluster.incomplete().join(", ");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("waiting for the first list of: {waiting}"),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/namespaces/{ns}/config`: the namespace's WasmPlugins as last
+/// derived, with their plugin configurations.
+async fn config(State(shared): State<Arc<Shared>>, Path(ns): Path<String>) -> Result<Json<Value>, ApiError> {
+    let derived = latest(&shared)?;
+    let plugins: Vec<Value> = derived
+        .desired
+        .wasm_plugins
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .map(|p| json!({"name": p.metadata.name, "spec": p.spec}))
+        .collect();
+    if plugins.is_empty() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("namespace {ns} is not enabled (label it meshward.io/enforcement=enabled or audit)"),
+        ));
+    }
+    Ok(Json(json!({"namespace": ns, "wasmPlugins": plugins})))
+}
+
+/// The body of `POST /v1/simulate`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimulateRequest {
+    /// The caller, `<namespace>/<serviceaccount>`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The caller as a principal (`<trust domain>/ns/<ns>/sa/<sa>`), instead of `from`.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// The workload receiving the request, `<namespace>/<workload>`.
+    pub to: String,
+    /// The method.
+    pub method: String,
+    /// The path, as sent (it is canonicalized like the filter does).
+    pub path: String,
+    /// `:authority`; absent = the workload's name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Destination port; absent = the workload's first container port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Headers, `[name, value]` pairs (repeat a name for repeated headers).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+/// The reply of `POST /v1/simulate`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SimulateResponse {
+    /// `allow`, `deny`, `audit_deny` or `reject`.
+    pub verdict: String,
+    /// `policy/rule` that admitted the request.
+    pub rule: Option<String>,
+    /// Why.
+    pub explanation: String,
+}
+
+/// `POST /v1/simulate`: the engine's decision for a request, on the last
+/// derivation (the same code the filter runs).
+async fn simulate(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<SimulateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<SimulateResponse>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if req.from.is_some() && req.principal.is_some() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "give from or principal, not both".into(),
+        ));
+    }
+    let derived = latest(&shared)?;
+    let c = Check {
+        from: req.from,
+        principal: req.principal,
+        to: req.to,
+        request: format!("{} {}", req.method, req.path),
+        host: req.host,
+        port: req.port,
+        headers: req.headers,
+    };
+    let outcome = check(&derived.snapshot, &shared.config.settings, &c)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Json(SimulateResponse {
+        verdict: outcome.verdict.as_str().to_string(),
+        rule: outcome.rule,
+        explanation: outcome.explanation,
+    }))
+}
+
+/// The body of `PATCH /v1/namespaces/{ns}/allowlists/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeChange {
+    /// `audit` or `enforce`.
+    pub mode: AllowlistMode,
+}
+
+/// `PATCH /v1/namespaces/{ns}/allowlists/{name}` with `{"mode": "audit"|"enforce"}`.
+async fn set_mode(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<ModeChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let token = bearer(authorization)?;
+    let user = may_patch_allowlist(&shared.client, token, &ns, &name).await?;
+    let Json(change) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let api: Api<Allowlist> = Api::namespaced(shared.client.clone(), &ns);
+    let patch = json!({"spec": {"mode": change.mode}});
+    let params = PatchParams {
+        field_manager: Some(API_FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api.patch(&name, &params, &Patch::Merge(&patch)).await {
+        Ok(a) => {
+            tracing::info!(user, namespace = %ns, name = %name, mode = ?change.mode, "Allowlist mode changed");
+            Ok(Json(
+                json!({"namespace": ns, "name": name, "mode": a.spec.mode, "changedBy": user}),
+            ))
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            Err(ApiError(StatusCode::NOT_FOUND, format!("no Allowlist {ns}/{name}")))
+        }
+        Err(e) => Err(ApiError(
+            StatusCode::BAD_GATEWAY,
+            format!("patching Allowlist {ns}/{name}: {e}"),
+        )),
+    }
+}
