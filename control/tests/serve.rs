@@ -1,0 +1,513 @@
+//! The service against a fake API server over real HTTP: watchers, the
+//! writer (server-side apply, deletes, statuses), the guards against writing
+//! on an incomplete view, and the HTTP API with TokenReview and
+//! SubjectAccessReview.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+mod fake_apiserver;
+
+use std::future::Future;
+use std::time::Duration;
+
+use common::*;
+use fake_apiserver::FakeApi;
+use meshward_control::serve::{self, ServeConfig};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// A running service: its API address, and how to stop it.
+struct Running {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("the service stops")
+            .unwrap();
+    }
+}
+
+async fn start(fake: &FakeApi) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ServeConfig {
+        settings: settings(),
+        debounce: Duration::from_millis(50),
+        resync: Duration::from_secs(3600),
+        backoff: (Duration::from_millis(50), Duration::from_millis(400)),
+        ..ServeConfig::default()
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let client = fake.client();
+    let task = tokio::spawn(async move {
+        serve::run(client, config, listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        base,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// Polls `f` until it returns `Some`, for up to 20 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn put<T: serde::Serialize>(fake: &FakeApi, object: T) {
+    fake.put(serde_json::to_value(object).unwrap());
+}
+
+/// A namespace `shop` with a frontend calling an api, and one Allowlist.
+fn seed(fake: &FakeApi, ns: &str, label: Option<&str>) {
+    put(fake, mk_ns(ns, label));
+    put(
+        fake,
+        mk_pod(ns, "frontend-1", json!({"app": "frontend"}), Some("frontend")),
+    );
+    put(fake, mk_pod(ns, "api-1", json!({"app": "api"}), Some("api")));
+    put(
+        fake,
+        mk_allowlist(
+            ns,
+            "api",
+            json!({"selector": {"matchLabels": {"app": "api"}}, "rules": [{
+                "name": "frontend-reads",
+                "from": [{"workloads": {"selector": {"matchLabels": {"app": "frontend"}}}}],
+                "to": [{"methods": ["GET"], "paths": ["/items/*"]}]
+            }]}),
+        ),
+    );
+}
+
+fn plugin(fake: &FakeApi, ns: &str) -> Option<Value> {
+    fake.get("WasmPlugin", ns, "meshward")
+}
+
+fn principals(plugin: &Value) -> Vec<String> {
+    let p = &plugin["spec"]["pluginConfig"]["policies"][0]["rules"][0]["from"][0]["principals"];
+    p.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn ready(fake: &FakeApi, ns: &str, name: &str) -> Option<Value> {
+    let a = fake.get("Allowlist", ns, name)?;
+    let c = a["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?
+        .clone();
+    Some(c)
+}
+
+fn mutating(fake: &FakeApi) -> Vec<fake_apiserver::Write> {
+    fake.writes()
+        .into_iter()
+        .filter(|w| !w.path.contains("review"))
+        .collect()
+}
+
+async fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    // A raw HTTP/1.1 client keeps the test's dependencies to what the service uses.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} /{path} HTTP/1.1\r\nhost: {host}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let code: u16 = text[9..12].parse().unwrap();
+    let (_, payload) = text.split_once("\r\n\r\n").unwrap();
+    (
+        code,
+        serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string())),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_a_namespace_writes_its_wasmplugin_and_statuses() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    seed(&fake, "quiet", None);
+    let svc = start(&fake).await;
+
+    let p = eventually("WasmPlugin shop/meshward", || async { plugin(&fake, "shop") }).await;
+    assert_eq!(p["spec"]["phase"], "AUTHZ");
+    assert_eq!(p["spec"]["failStrategy"], "FAIL_CLOSE");
+    assert_eq!(
+        p["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "meshward-control"
+    );
+    assert_eq!(p["spec"]["pluginConfig"]["policies"][0]["name"], "shop/api");
+    assert_eq!(principals(&p), vec!["cluster.local/ns/shop/sa/frontend"]);
+    assert!(
+        plugin(&fake, "quiet").is_none(),
+        "a namespace without the label gets nothing"
+    );
+
+    // Written with server-side apply under one field manager.
+    let applies: Vec<_> = mutating(&fake)
+        .into_iter()
+        .filter(|w| w.path.contains("wasmplugins"))
+        .collect();
+    assert_eq!(applies.len(), 1, "{applies:#?}");
+    assert!(
+        applies[0].content_type.starts_with("application/apply-patch"),
+        "{applies:?}"
+    );
+    assert_eq!(applies[0].query["fieldManager"], "meshward-control");
+    assert_eq!(applies[0].query["force"], "true");
+
+    let c = eventually("Ready status", || async { ready(&fake, "shop", "api") }).await;
+    assert_eq!(c["status"], "True");
+    let a = fake.get("Allowlist", "shop", "api").unwrap();
+    assert_eq!(a["status"]["observedGeneration"], 1);
+    assert_eq!(a["status"]["resolved"]["principals"], 1);
+    assert!(fake.get("Allowlist", "quiet", "api").unwrap()["status"].is_null());
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_with_a_new_service_account_adds_its_principal_and_disabling_removes_the_plugin() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    // A WasmPlugin someone else wrote: never touched.
+    fake.put(
+        json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+        "metadata": {"name": "theirs", "namespace": "shop"}, "spec": {"url": "oci://their/plugin"}}),
+    );
+    let svc = start(&fake).await;
+    eventually("WasmPlugin", || async { plugin(&fake, "shop") }).await;
+
+    put(
+        &fake,
+        mk_pod(
+            "shop",
+            "frontend-canary",
+            json!({"app": "frontend"}),
+            Some("frontend-canary"),
+        ),
+    );
+    eventually("the canary's principal", || async {
+        let p = plugin(&fake, "shop")?;
+        (principals(&p).len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        principals(&plugin(&fake, "shop").unwrap()),
+        vec![
+            "cluster.local/ns/shop/sa/frontend",
+            "cluster.local/ns/shop/sa/frontend-canary"
+        ]
+    );
+
+    put(&fake, mk_ns("shop", None));
+    eventually("WasmPlugin deleted", || async {
+        plugin(&fake, "shop").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        fake.get("WasmPlugin", "shop", "theirs").is_some(),
+        "unowned WasmPlugins are left alone"
+    );
+    let deletes: Vec<_> = mutating(&fake).into_iter().filter(|w| w.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 1, "{deletes:#?}");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_allowlist_gets_a_condition_naming_the_field_and_other_namespaces_are_unaffected() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    seed(&fake, "blog", Some("enabled"));
+    put(
+        &fake,
+        mk_allowlist(
+            "shop",
+            "broken",
+            json!({"rules": [{"to": [{"paths": ["/ok", "relative"]}]}]}),
+        ),
+    );
+    let svc = start(&fake).await;
+    let c = eventually("condition on shop/broken", || async { ready(&fake, "shop", "broken") }).await;
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "InvalidPath");
+    assert!(
+        c["message"].as_str().unwrap().starts_with("rules[0].to[0].paths[1]"),
+        "{c}"
+    );
+
+    let blog = eventually("blog's plugin", || async { plugin(&fake, "blog") }).await;
+    assert_eq!(blog["spec"]["pluginConfig"]["policies"][0]["name"], "blog/api");
+    let ok = eventually("blog/api Ready", || async { ready(&fake, "blog", "api") }).await;
+    assert_eq!(ok["status"], "True");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_an_unchanged_cluster_writes_nothing() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    let svc = start(&fake).await;
+    eventually("converged", || async {
+        ready(&fake, "shop", "api").and(plugin(&fake, "shop"))
+    })
+    .await;
+    svc.stop().await;
+    fake.clear_writes();
+
+    let svc = start(&fake).await;
+    let (code, body) = eventually("a finished round after restart", || async {
+        let (code, body) = http("GET", &format!("{}/metrics", svc.base), None, None).await;
+        let text = body.as_str().unwrap_or_default().to_string();
+        text.contains("meshward_control_reconciles_total{result=\"ok\"} 1")
+            .then_some((code, text))
+    })
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        code_has(
+            &body,
+            "meshward_control_writes_total{kind=\"WasmPlugin\",outcome=\"unchanged\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(
+        code_has(
+            &body,
+            "meshward_control_writes_total{kind=\"AllowlistStatus\",outcome=\"unchanged\"} 1"
+        ),
+        "{body}"
+    );
+    assert_eq!(mutating(&fake).len(), 0, "{:#?}", fake.writes());
+    svc.stop().await;
+}
+
+fn code_has(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_deleted_before_the_first_full_sync_or_while_a_kind_fails() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    // Left from an earlier run: its namespace is no longer enabled.
+    put(&fake, mk_ns("old", None));
+    fake.put(
+        json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+        "metadata": {"name": "meshward", "namespace": "old",
+                     "labels": {"app.kubernetes.io/managed-by": "meshward-control"}},
+        "spec": {"url": "oci://x", "pluginConfig": {"policies": []}}}),
+    );
+    fake.set_broken("pods", true);
+    let svc = start(&fake).await;
+
+    let (code, body) = http("GET", &format!("{}/readyz", svc.base), None, None).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.as_str().unwrap().contains("Pod"), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        plugin(&fake, "old").is_some(),
+        "never deleted before the first full sync"
+    );
+    assert_eq!(
+        mutating(&fake).len(),
+        0,
+        "no writes at all on a partial view: {:#?}",
+        fake.writes()
+    );
+
+    fake.set_broken("pods", false);
+    eventually("converged after pods list", || async { plugin(&fake, "shop") }).await;
+    eventually("stale plugin deleted", || async {
+        plugin(&fake, "old").is_none().then_some(())
+    })
+    .await;
+    let (code, _) = http("GET", &format!("{}/readyz", svc.base), None, None).await;
+    assert_eq!(code, 200);
+
+    // A kind breaks after the first sync, then a namespace is disabled: its
+    // plugin stays until the view is whole again.
+    fake.set_broken("allowlists", true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    put(&fake, mk_ns("shop", None));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        plugin(&fake, "shop").is_some(),
+        "not deleted while the Allowlist watch fails"
+    );
+    fake.set_broken("allowlists", false);
+    eventually("deleted once healthy", || async {
+        plugin(&fake, "shop").is_none().then_some(())
+    })
+    .await;
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_outage_deletes_nothing_and_the_service_converges_after() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    let svc = start(&fake).await;
+    eventually("converged", || async {
+        ready(&fake, "shop", "api").and(plugin(&fake, "shop"))
+    })
+    .await;
+    fake.clear_writes();
+
+    fake.set_outage(true);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Changes made while the service cannot see them.
+    put(
+        &fake,
+        mk_pod("shop", "frontend-2", json!({"app": "frontend"}), Some("frontend-v2")),
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(plugin(&fake, "shop").is_some());
+    assert!(
+        fake.writes().iter().all(|w| w.method != "DELETE"),
+        "no delete attempted during the outage: {:#?}",
+        fake.writes()
+    );
+    fake.set_outage(false);
+    eventually("the new principal after the outage", || async {
+        (principals(&plugin(&fake, "shop")?).len() == 2).then_some(())
+    })
+    .await;
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_callers() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    fake.add_token("alice-token", "alice", &["system:authenticated"]);
+    fake.add_token("bob-token", "bob", &["system:authenticated"]);
+    fake.grant("alice", "patch", "allowlists", "shop", "api");
+    let svc = start(&fake).await;
+    eventually("converged", || async { plugin(&fake, "shop") }).await;
+    let base = &svc.base;
+
+    let (code, cfg) = http("GET", &format!("{base}/v1/namespaces/shop/config"), None, None).await;
+    assert_eq!(code, 200, "{cfg}");
+    assert_eq!(cfg["wasmPlugins"][0]["name"], "meshward");
+    assert_eq!(
+        cfg["wasmPlugins"][0]["spec"]["pluginConfig"]["policies"][0]["name"],
+        "shop/api"
+    );
+    let (code, _) = http("GET", &format!("{base}/v1/namespaces/quiet/config"), None, None).await;
+    assert_eq!(code, 404);
+
+    let sim = |from: &str, method: &str, path: &str| json!({"from": from, "to": "shop/api-1", "method": method, "path": path, "port": 8080});
+    let (code, d) = http(
+        "POST",
+        &format!("{base}/v1/simulate"),
+        None,
+        Some(sim("shop/frontend", "GET", "/items/7")),
+    )
+    .await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["verdict"], "allow");
+    assert_eq!(d["rule"], "shop/api/frontend-reads");
+    let (_, d) = http(
+        "POST",
+        &format!("{base}/v1/simulate"),
+        None,
+        Some(sim("shop/frontend", "DELETE", "/items/7")),
+    )
+    .await;
+    assert_eq!(d["verdict"], "deny");
+    let (_, d) = http(
+        "POST",
+        &format!("{base}/v1/simulate"),
+        None,
+        Some(sim("shop/frontend", "GET", "/items/../admin")),
+    )
+    .await;
+    assert_eq!(d["verdict"], "deny", "canonicalized like the filter: /admin");
+    let (code, d) = http(
+        "POST",
+        &format!("{base}/v1/simulate"),
+        None,
+        Some(json!({"to": "shop/api-1", "method": "GET", "path": "/", "oops": 1})),
+    )
+    .await;
+    assert_eq!(code, 400, "unknown fields are refused: {d}");
+
+    let url = format!("{base}/v1/namespaces/shop/allowlists/api");
+    let (code, d) = http("PATCH", &url, None, Some(json!({"mode": "audit"}))).await;
+    assert_eq!(code, 401, "{d}");
+    let (code, _) = http("PATCH", &url, Some("forged"), Some(json!({"mode": "audit"}))).await;
+    assert_eq!(code, 401);
+    let (code, d) = http("PATCH", &url, Some("bob-token"), Some(json!({"mode": "audit"}))).await;
+    assert_eq!(code, 403, "{d}");
+    assert!(
+        fake.get("Allowlist", "shop", "api").unwrap()["spec"]["mode"].is_null(),
+        "refused calls change nothing"
+    );
+    let (code, d) = http("PATCH", &url, Some("alice-token"), Some(json!({"mode": "sideways"}))).await;
+    assert_eq!(code, 400, "{d}");
+
+    let (code, d) = http("PATCH", &url, Some("alice-token"), Some(json!({"mode": "audit"}))).await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["changedBy"], "alice");
+    assert_eq!(fake.get("Allowlist", "shop", "api").unwrap()["spec"]["mode"], "audit");
+    let sar = fake
+        .writes()
+        .into_iter()
+        .rfind(|w| w.path.ends_with("subjectaccessreviews"))
+        .unwrap();
+    assert_eq!(sar.body["spec"]["resourceAttributes"]["verb"], "patch");
+    assert_eq!(sar.body["spec"]["resourceAttributes"]["resource"], "allowlists");
+    assert_eq!(sar.body["spec"]["resourceAttributes"]["name"], "api");
+    // The reconciler picks the change up and the sidecars get audit mode.
+    eventually("audit mode in the WasmPlugin", || async {
+        let p = plugin(&fake, "shop")?;
+        (p["spec"]["pluginConfig"]["policies"][0]["mode"] == "audit").then_some(())
+    })
+    .await;
+
+    let (code, m) = http("GET", &format!("{base}/metrics"), None, None).await;
+    assert_eq!(code, 200);
+    let m = m.as_str().unwrap();
+    assert!(m.contains("meshward_control_derivation_seconds_count "), "{m}");
+    assert!(code_has(m, "meshward_control_ready 1"), "{m}");
+    let (code, _) = http("GET", &format!("{base}/healthz"), None, None).await;
+    assert_eq!(code, 200);
+    svc.stop().await;
+}
