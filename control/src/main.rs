@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use meshward_control::derive::{derive, Settings};
+use meshward_control::derive::{derive, Settings, DEFAULT_BUDGET_BYTES};
 use meshward_control::{crd, manifests, offline};
 use meshward_filter::Engine;
 
@@ -37,6 +37,10 @@ enum Command {
         /// The mesh's trust domain.
         #[arg(long, default_value = "cluster.local")]
         trust_domain: String,
+        /// The size budget of one WasmPlugin's pluginConfig (bytes of JSON);
+        /// a namespace over it is split into several WasmPlugins.
+        #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
+        budget_bytes: usize,
     },
     /// Simulate a request against the policies derived from the manifests.
     /// Exit status 0 if allowed, 1 if denied (also in audit mode), 2 on error.
@@ -100,7 +104,16 @@ fn main() -> ExitCode {
             url,
             sha256,
             trust_domain,
-        } => render(&manifests, Settings { url, sha256 }, &trust_domain),
+            budget_bytes,
+        } => render(
+            &manifests,
+            Settings {
+                url,
+                sha256,
+                budget_bytes,
+            },
+            &trust_domain,
+        ),
         Command::Check {
             manifests,
             from,
@@ -150,6 +163,7 @@ fn offline_settings() -> Settings {
     Settings {
         url: "file:///meshward.wasm".into(),
         sha256: None,
+        budget_bytes: DEFAULT_BUDGET_BYTES,
     }
 }
 

@@ -251,14 +251,29 @@ fn invalid_allowlists_get_a_status_and_leave_the_rest_alone() {
         .message
         .starts_with("rules[0].from[0].serviceAccounts[0]"));
     assert_eq!(cond("bad-port").reason, "UnresolvedServicePort");
-    // The valid ones are unaffected, here and in other namespaces.
-    let names: Vec<Value> = config(plugin(&d, "bookinfo"))["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].clone())
-        .collect();
-    assert_eq!(names, vec![json!("bookinfo/reviews")]);
+    // Without a previous version in force, each stands as a placeholder that
+    // admits nobody; the valid ones are unaffected, here and in other namespaces.
+    for name in ["broken", "bad-sa", "bad-port"] {
+        assert!(
+            cond(name)
+                .message
+                .ends_with("; its workloads deny every request until it is fixed"),
+            "{}",
+            cond(name).message
+        );
+    }
+    let cfg = config(plugin(&d, "bookinfo"));
+    let names: Vec<&Value> = cfg["policies"].as_array().unwrap().iter().map(|p| &p["name"]).collect();
+    assert_eq!(
+        names,
+        [
+            "bookinfo/bad-port",
+            "bookinfo/bad-sa",
+            "bookinfo/broken",
+            "bookinfo/reviews"
+        ]
+    );
+    assert_eq!(cfg["policies"][2], json!({"name": "bookinfo/broken", "rules": []}));
     assert_eq!(config(plugin(&d, "shop"))["policies"][0]["name"], "shop/cart");
     assert_eq!(cond("reviews").status, "True");
 }
