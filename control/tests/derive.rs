@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::*;
 use k8s_openapi::jiff::Timestamp;
-use meshward_control::derive::{derive, Desired, StatusUpdate, WasmPlugin};
+use meshward_control::derive::{derive, Desired, Snapshot, StatusUpdate, WasmPlugin};
+use meshward_filter::config::PluginConfig;
 use meshward_filter::{Engine, Evaluator, Request, Verdict};
 use serde_json::{json, Value};
 
@@ -326,4 +328,140 @@ fn allowlists_validate_against_the_generated_crd() {
         let v = serde_json::to_value(&a).unwrap();
         validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
     }
+}
+
+/// The verdict of one pluginConfig for a workload with `labels`.
+fn verdict(
+    cfg: &PluginConfig,
+    labels: &BTreeMap<String, String>,
+    principal: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Verdict {
+    let engine = Engine::compile(cfg).unwrap();
+    let sel = engine.select(|k| labels.get(k).cloned());
+    let mut ev = Evaluator::new(Arc::new(engine), sel);
+    let headers: [(&str, &str); 0] = [];
+    let r = Request {
+        method,
+        path,
+        authority: Some("svc"),
+        port: Some(9080),
+        principal,
+        headers: &headers[..],
+    };
+    ev.evaluate(&r).verdict
+}
+
+/// The verdict of every WasmPlugin of `ns` delivered to a workload with
+/// `labels` together, as the sidecar's filter chain gives it: any denial
+/// wins, then an audit denial, else the request passes.
+fn ns_verdict(d: &Desired, ns: &str, labels: &Value, principal: Option<&str>, method: &str, path: &str) -> Verdict {
+    let labels: BTreeMap<String, String> = serde_json::from_value(labels.clone()).unwrap();
+    let verdicts: Vec<Verdict> = d
+        .wasm_plugins
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| {
+            p.spec
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        })
+        .map(|p| verdict(&p.spec.plugin_config, &labels, principal, method, path))
+        .collect();
+    if verdicts.iter().any(|v| matches!(v, Verdict::Deny | Verdict::Reject)) {
+        Verdict::Deny
+    } else if verdicts.contains(&Verdict::AuditDeny) {
+        Verdict::AuditDeny
+    } else {
+        Verdict::Allow
+    }
+}
+
+const PRODUCTPAGE: &str = "cluster.local/ns/bookinfo/sa/bookinfo-productpage";
+
+/// bookinfo with its only Allowlist broken (a relative path).
+fn broken_bookinfo() -> Snapshot {
+    let mut s = bookinfo();
+    s.allowlists[0].spec.rules[0].to.as_mut().unwrap()[0]
+        .paths
+        .as_mut()
+        .unwrap()
+        .push("relative".into());
+    s
+}
+
+#[test]
+fn an_invalid_only_allowlist_denies_its_workloads_instead_of_opening_them() {
+    let d = derive(&broken_bookinfo(), &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews").status.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "InvalidPath"));
+    assert!(
+        cond.message
+            .ends_with("; its workloads deny every request until it is fixed"),
+        "{}",
+        cond.message
+    );
+    let p = plugin(&d, "bookinfo");
+    assert_eq!(
+        config(p),
+        json!({"policies": [{"name": "bookinfo/reviews", "selector": {"app": "reviews"}, "rules": []}]})
+    );
+    let reviews = json!({"app": "reviews"});
+    for principal in [Some(PRODUCTPAGE), None] {
+        assert_eq!(
+            ns_verdict(&d, "bookinfo", &reviews, principal, "GET", "/reviews/1"),
+            Verdict::Deny
+        );
+    }
+    // Workloads it does not select are as before: no policy, the request passes.
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &json!({"app": "productpage"}), None, "GET", "/"),
+        Verdict::Allow
+    );
+    // In an audit namespace, the placeholder audits.
+    let mut s = broken_bookinfo();
+    s.namespaces = vec![mk_ns("bookinfo", Some("audit"))];
+    let d = derive(&s, &settings(), now());
+    assert_eq!(config(plugin(&d, "bookinfo"))["policies"][0]["mode"], "audit");
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::AuditDeny
+    );
+}
+
+#[test]
+fn an_invalid_allowlist_keeps_its_last_valid_version_in_force() {
+    let good = derive(&bookinfo(), &settings(), now());
+    let mut s = broken_bookinfo();
+    s.previous = BTreeMap::from([(
+        "bookinfo".to_string(),
+        vec![plugin(&good, "bookinfo").spec.plugin_config.clone()],
+    )]);
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews").status.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "InvalidPath"));
+    assert!(
+        cond.message.ends_with("; the last valid version stays in force"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(
+        plugin(&d, "bookinfo").spec.plugin_config,
+        plugin(&good, "bookinfo").spec.plugin_config
+    );
+    let reviews = json!({"app": "reviews"});
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Allow
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "DELETE", "/reviews/1"),
+        Verdict::Deny
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, None, "GET", "/reviews/1"),
+        Verdict::Deny
+    );
 }
