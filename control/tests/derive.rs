@@ -465,3 +465,111 @@ fn an_invalid_allowlist_keeps_its_last_valid_version_in_force() {
         Verdict::Deny
     );
 }
+
+/// Two Allowlists of 40 distinct methods each: valid alone, but together over
+/// the engine's limit of 64 distinct methods per configuration.
+fn too_many_methods() -> Snapshot {
+    let mut s = bookinfo();
+    for (name, prefix) in [("m", 'M'), ("n", 'N')] {
+        let methods: Vec<String> = (0..40).map(|i| format!("{prefix}{i:02}")).collect();
+        s.allowlists.push(mk_allowlist(
+            "bookinfo",
+            name,
+            json!({"selector": {"matchLabels": {"app": "productpage"}}, "rules": [{"to": [{"methods": methods}]}]}),
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_namespace_config_the_engine_rejects_fails_closed() {
+    let s = too_many_methods();
+    let d = derive(&s, &settings(), now());
+    // Every Allowlist of the namespace says why.
+    for name in ["m", "n", "reviews"] {
+        let cond = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", "NamespaceConfigRejected"),
+            "{name}"
+        );
+        assert!(
+            cond.message
+                .starts_with("WasmPlugin meshward: the engine rejects its pluginConfig: ")
+                && cond.message.contains("more than 64 distinct methods")
+                && cond
+                    .message
+                    .ends_with("; its workloads deny every request until it is fixed"),
+            "{}",
+            cond.message
+        );
+    }
+    // Without a previous configuration: every Allowlist admits nobody.
+    assert_eq!(d.wasm_plugins.len(), 1);
+    let cfg = &plugin(&d, "bookinfo").spec.plugin_config;
+    assert!(Engine::compile(cfg).is_ok());
+    assert_eq!(cfg.policies.len(), 3);
+    assert!(cfg.policies.iter().all(|p| p.rules.is_empty()), "{cfg:#?}");
+    let reviews = json!({"app": "reviews"});
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Deny
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &json!({"app": "productpage"}), None, "M01", "/"),
+        Verdict::Deny
+    );
+    // With one: it stays in force, unchanged.
+    let good = derive(&bookinfo(), &settings(), now());
+    let previous = vec![plugin(&good, "bookinfo").spec.plugin_config.clone()];
+    let mut s = s;
+    s.previous = BTreeMap::from([("bookinfo".to_string(), previous.clone())]);
+    let d = derive(&s, &settings(), now());
+    assert_eq!(d.wasm_plugins.len(), 1);
+    assert_eq!(plugin(&d, "bookinfo").spec.plugin_config, previous[0]);
+    let cond = &status(&d, "bookinfo", "m").status.conditions[0];
+    assert_eq!(cond.reason, "NamespaceConfigRejected");
+    assert!(
+        cond.message
+            .ends_with("; the namespace's last valid WasmPlugins stay in force"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Allow
+    );
+    // A namespace beside it is unaffected.
+    let mut s = too_many_methods();
+    s.namespaces.push(mk_ns("shop", Some("enabled")));
+    s.allowlists.push(mk_allowlist(
+        "shop",
+        "cart",
+        json!({"rules": [{"to": [{"paths": ["/cart"]}]}]}),
+    ));
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "shop", "cart").status.conditions[0].status, "True");
+    assert_eq!(
+        config(plugin(&d, "shop"))["policies"][0]["rules"][0]["to"][0]["paths"],
+        json!(["/cart"])
+    );
+}
+
+#[test]
+fn an_allowlist_invalid_alone_in_a_rejected_namespace_says_both() {
+    let mut s = too_many_methods();
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "broken",
+        json!({"rules": [{"to": [{"paths": ["relative"]}]}]}),
+    ));
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "broken").status.conditions[0];
+    assert_eq!(cond.reason, "NamespaceConfigRejected");
+    assert!(
+        cond.message
+            .contains("; this Allowlist is also invalid: rules[0].to[0].paths[0]: \"relative\""),
+        "{}",
+        cond.message
+    );
+}
