@@ -671,7 +671,7 @@ struct Packing {
     oversize: Vec<Option<usize>>,
 }
 
-/// The JSON size of `{"policies":[]}`.
+/// The size of `{"policies":[]}`, the JSON of a configuration without policy.
 const EMPTY_CONFIG_BYTES: usize = 15;
 
 /// Packs `policies` into as few pluginConfigs of at most `budget` bytes as
@@ -685,13 +685,15 @@ const EMPTY_CONFIG_BYTES: usize = 15;
 fn pack(policies: &[&Policy], workloads: &BTreeSet<&BTreeMap<String, String>>, budget: usize) -> Packing {
     let sizes: Vec<usize> = policies
         .iter()
-        .map(|p| serde_json::to_vec(p).map_or(usize::MAX / 2, |v| v.len()))
+        .map(|p| serde_json::to_vec(p).map_or(usize::MAX / 4, |v| v.len()))
         .collect();
-    // Each policy costs its JSON and a separating comma (one too many, so
-    // `used` stays an upper bound).
-    let total = sizes
-        .iter()
-        .fold(EMPTY_CONFIG_BYTES, |acc, s| acc.saturating_add(s + 1));
+    // The exact size of `{"policies":[...]}` holding `n` policies of `bytes` in all.
+    let config_size = |bytes: usize, n: usize| {
+        EMPTY_CONFIG_BYTES
+            .saturating_add(bytes)
+            .saturating_add(n.saturating_sub(1))
+    };
+    let total = config_size(sizes.iter().fold(0usize, |a, s| a.saturating_add(*s)), sizes.len());
     let mut oversize = vec![None; policies.len()];
     if total <= budget || policies.is_empty() {
         return Packing {
@@ -717,41 +719,46 @@ fn pack(policies: &[&Policy], workloads: &BTreeSet<&BTreeMap<String, String>>, b
             }
         }
     }
+    // Per group: its policies' bytes and indices.
     let mut groups: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
     for (i, size) in sizes.iter().enumerate() {
         let r = root(&mut parent, i);
         let g = groups.entry(r).or_default();
-        g.0 = g.0.saturating_add(size + 1);
+        g.0 = g.0.saturating_add(*size);
         g.1.push(i);
     }
     let mut groups: Vec<(usize, Vec<usize>)> = groups.into_values().collect();
-    // Decreasing size; equal sizes by their first policy's name (index).
+    // Decreasing size; equal sizes by their first policy's index (name).
     groups.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let mut bins: Vec<(usize, Vec<usize>)> = Vec::new(); // (bytes used, policies)
-    for (size, members) in groups {
-        let cost = EMPTY_CONFIG_BYTES.saturating_add(size);
-        if cost > budget {
+    // Per bin: its policies' bytes, whether it is closed, its policies.
+    let mut bins: Vec<(usize, bool, Vec<usize>)> = Vec::new();
+    for (bytes, members) in groups {
+        let alone = config_size(bytes, members.len());
+        if alone > budget {
             // Cannot be split: emitted whole, alone.
             for &i in &members {
                 if let Some(slot) = oversize.get_mut(i) {
-                    *slot = Some(cost);
+                    *slot = Some(alone);
                 }
             }
-            bins.push((usize::MAX, members));
+            bins.push((bytes, true, members));
             continue;
         }
-        match bins.iter_mut().find(|(used, _)| used.saturating_add(size) <= budget) {
-            Some((used, list)) => {
-                *used += size;
+        let fits = |(used, closed, list): &&mut (usize, bool, Vec<usize>)| {
+            !*closed && config_size(used.saturating_add(bytes), list.len() + members.len()) <= budget
+        };
+        match bins.iter_mut().find(fits) {
+            Some((used, _, list)) => {
+                *used = used.saturating_add(bytes);
                 list.extend(members);
             }
-            None => bins.push((cost, members)),
+            None => bins.push((bytes, false, members)),
         }
     }
     Packing {
         bins: bins
             .into_iter()
-            .map(|(_, mut list)| {
+            .map(|(_, _, mut list)| {
                 list.sort_unstable();
                 list
             })

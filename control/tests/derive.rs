@@ -573,3 +573,252 @@ fn an_allowlist_invalid_alone_in_a_rejected_namespace_says_both() {
         cond.message
     );
 }
+
+/// A namespace of six workloads `w0`..`w5` (`w0` also in team x), an
+/// Allowlist per workload with ten paths, and `team-x`, which shares `w0`.
+fn big() -> Snapshot {
+    let mut s = snapshot();
+    s.namespaces = vec![mk_ns("big", Some("enabled"))];
+    for w in 0..6 {
+        let app = format!("w{w}");
+        let labels = if w == 0 {
+            json!({"app": app, "team": "x"})
+        } else {
+            json!({"app": app})
+        };
+        s.pods.push(mk_pod("big", &format!("{app}-1"), labels, Some(&app)));
+        let paths: Vec<String> = (0..10).map(|k| format!("/{app}/resource-{k}/*")).collect();
+        s.allowlists.push(mk_allowlist(
+            "big",
+            &format!("a{w}"),
+            json!({"selector": {"matchLabels": {"app": app}}, "rules": [{
+                "from": [{"workloads": {"selector": {"matchLabels": {"app": format!("w{}", (w + 1) % 6)}}}}],
+                "to": [{"methods": ["GET"], "paths": paths}]
+            }]}),
+        ));
+    }
+    s.allowlists.push(mk_allowlist(
+        "big",
+        "team-x",
+        json!({"selector": {"matchLabels": {"team": "x"}}, "rules": [{"to": [{"paths": ["/team/*"]}]}]}),
+    ));
+    s
+}
+
+fn with_budget(budget_bytes: usize) -> meshward_control::derive::Settings {
+    meshward_control::derive::Settings {
+        budget_bytes,
+        ..settings()
+    }
+}
+
+fn plugins_of<'a>(d: &'a Desired, ns: &str) -> Vec<&'a WasmPlugin> {
+    d.wasm_plugins
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .collect()
+}
+
+#[test]
+fn a_namespace_over_its_budget_is_split_without_changing_a_decision() {
+    const BUDGET: usize = 800;
+    let s = big();
+    let whole = derive(&s, &settings(), now());
+    assert_eq!(plugins_of(&whole, "big").len(), 1);
+    let whole_size = serde_json::to_vec(&plugin(&whole, "big").spec.plugin_config)
+        .unwrap()
+        .len();
+    assert!(
+        whole_size > 2 * BUDGET,
+        "the test needs a namespace well over budget: {whole_size}"
+    );
+
+    let d = derive(&s, &with_budget(BUDGET), now());
+    let plugins = plugins_of(&d, "big");
+    assert!(plugins.len() >= 2, "{plugins:#?}");
+    let names: Vec<&str> = plugins.iter().map(|p| p.metadata.name.as_deref().unwrap()).collect();
+    let mut expected: Vec<String> = (0..plugins.len())
+        .map(|i| {
+            if i == 0 {
+                "meshward".into()
+            } else {
+                format!("meshward-{i}")
+            }
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    let schema = crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    let mut seen: Vec<String> = Vec::new();
+    for p in &plugins {
+        let cfg = &p.spec.plugin_config;
+        let size = serde_json::to_vec(cfg).unwrap().len();
+        assert!(size <= BUDGET, "{}: {size} bytes", names.join(","));
+        Engine::compile(cfg).unwrap();
+        let v = serde_json::to_value(p).unwrap();
+        validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+        // The plugin's selector: labels every one of its policies requires.
+        if let Some(sel) = &p.spec.selector {
+            assert!(!sel.match_labels.is_empty());
+            for policy in &cfg.policies {
+                let own = policy.selector.as_ref().unwrap();
+                assert!(sel.match_labels.iter().all(|(k, v)| own.get(k) == Some(v)), "{p:#?}");
+            }
+            assert!(v["spec"]["selector"]["matchLabels"].is_object());
+        }
+        seen.extend(cfg.policies.iter().map(|p| p.name.clone()));
+    }
+    seen.sort();
+    let mut all: Vec<String> = (0..6).map(|w| format!("big/a{w}")).collect();
+    all.push("big/team-x".into());
+    assert_eq!(seen, all, "every policy exactly once");
+    // Policies that share a workload stay together.
+    let holder = |name: &str| {
+        plugins
+            .iter()
+            .position(|p| p.spec.plugin_config.policies.iter().any(|q| q.name == name))
+            .unwrap()
+    };
+    assert_eq!(holder("big/a0"), holder("big/team-x"));
+    // Statuses: ready, within budget.
+    for st in &d.statuses {
+        let conds: Vec<(&str, &str)> = st
+            .status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(conds, [("Ready", "True"), ("WithinBudget", "True")], "{st:#?}");
+    }
+    // Every workload gets the decisions it got from the single plugin.
+    for w in 0..6 {
+        let labels = if w == 0 {
+            json!({"app": "w0", "team": "x"})
+        } else {
+            json!({"app": format!("w{w}")})
+        };
+        for caller in 0..6 {
+            let principal = format!("cluster.local/ns/big/sa/w{caller}");
+            for (method, path) in [
+                ("GET", format!("/w{w}/resource-3/x")),
+                ("POST", format!("/w{w}/resource-3/x")),
+                ("GET", "/team/1".to_string()),
+                ("GET", "/other".to_string()),
+            ] {
+                assert_eq!(
+                    ns_verdict(&d, "big", &labels, Some(&principal), method, &path),
+                    ns_verdict(&whole, "big", &labels, Some(&principal), method, &path),
+                    "w{w} from w{caller}: {method} {path}"
+                );
+            }
+        }
+    }
+    // Byte-identical across runs and input orders.
+    let render = |s: &Snapshot| serde_yaml::to_string(&derive(s, &with_budget(BUDGET), now()).wasm_plugins).unwrap();
+    let first = render(&s);
+    assert_eq!(render(&s), first);
+    let mut shuffled = s.clone();
+    shuffled.allowlists.reverse();
+    shuffled.pods.reverse();
+    assert_eq!(render(&shuffled), first);
+}
+
+#[test]
+fn a_namespace_within_its_budget_keeps_one_plugin_without_selector() {
+    let d = derive(&big(), &settings(), now());
+    let plugins = plugins_of(&d, "big");
+    assert_eq!(plugins.len(), 1);
+    assert_eq!(plugins[0].metadata.name.as_deref(), Some("meshward"));
+    assert_eq!(plugins[0].spec.selector, None);
+    let v = serde_json::to_value(plugins[0]).unwrap();
+    assert!(v["spec"].get("selector").is_none(), "{v}");
+    // Exactly at the budget still fits.
+    let size = serde_json::to_vec(&plugins[0].spec.plugin_config).unwrap().len();
+    let d = derive(&big(), &with_budget(size), now());
+    assert_eq!(plugins_of(&d, "big").len(), 1);
+}
+
+#[test]
+fn a_group_over_the_budget_is_emitted_whole_and_says_so() {
+    // A budget that holds one Allowlist, but not a0 and team-x, which share
+    // w0: they go whole, alone.
+    let whole = derive(&big(), &settings(), now());
+    let a1 = PluginConfig {
+        policies: vec![plugin(&whole, "big").spec.plugin_config.policies[1].clone()],
+        ..PluginConfig::default()
+    };
+    assert_eq!(a1.policies[0].name, "big/a1");
+    let d = derive(&big(), &with_budget(serde_json::to_vec(&a1).unwrap().len()), now());
+    let plugins = plugins_of(&d, "big");
+    let with_a0: Vec<&&WasmPlugin> = plugins
+        .iter()
+        .filter(|p| p.spec.plugin_config.policies.iter().any(|q| q.name == "big/a0"))
+        .collect();
+    assert_eq!(with_a0.len(), 1);
+    let names: Vec<&str> = with_a0[0]
+        .spec
+        .plugin_config
+        .policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["big/a0", "big/team-x"]);
+    for name in ["a0", "team-x"] {
+        let conds = &status(&d, "big", name).status.conditions;
+        assert_eq!((conds[0].type_.as_str(), conds[0].status.as_str()), ("Ready", "True"));
+        assert_eq!(
+            (
+                conds[1].type_.as_str(),
+                conds[1].status.as_str(),
+                conds[1].reason.as_str()
+            ),
+            ("WithinBudget", "False", "OverBudget")
+        );
+    }
+    assert_eq!(status(&d, "big", "a1").status.conditions[1].status, "True");
+    // A plugin of one Allowlist is delivered only where it applies.
+    let schema = crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    let a1 = plugins
+        .iter()
+        .find(|p| p.spec.plugin_config.policies.iter().any(|q| q.name == "big/a1"))
+        .unwrap();
+    assert_eq!(a1.spec.plugin_config.policies.len(), 1);
+    let v = serde_json::to_value(a1).unwrap();
+    assert_eq!(v["spec"]["selector"], json!({"matchLabels": {"app": "w1"}}));
+    validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+}
+
+#[test]
+fn a_group_over_the_hard_limit_fails_closed() {
+    let mut s = big();
+    // About 1.6 MB of paths in one Allowlist.
+    let long = "x".repeat(1990);
+    let paths: Vec<String> = (0..800).map(|i| format!("/{long}/{i}")).collect();
+    s.allowlists.push(mk_allowlist(
+        "big",
+        "huge",
+        json!({"selector": {"matchLabels": {"app": "w5"}}, "rules": [{"to": [{"paths": paths}]}]}),
+    ));
+    let started = std::time::Instant::now();
+    let d = derive(&s, &settings(), now());
+    eprintln!("derive with a 1.6 MB Allowlist: {:?}", started.elapsed());
+    let cond = &status(&d, "big", "a1").status.conditions[0];
+    assert_eq!(cond.reason, "NamespaceConfigRejected");
+    assert!(cond.message.contains("over the limit of 1400000"), "{}", cond.message);
+    assert_eq!(status(&d, "big", "huge").status.conditions[1].reason, "OverBudget");
+    // Every Allowlist of the namespace now admits nobody.
+    for p in plugins_of(&d, "big") {
+        assert!(p.spec.plugin_config.policies.iter().all(|q| q.rules.is_empty()));
+    }
+    assert_eq!(
+        ns_verdict(
+            &d,
+            "big",
+            &json!({"app": "w1"}),
+            Some("cluster.local/ns/big/sa/w2"),
+            "GET",
+            "/w1/resource-1/x"
+        ),
+        Verdict::Deny
+    );
+}
