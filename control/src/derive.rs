@@ -331,8 +331,11 @@ pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desir
     let mut desired = Desired::default();
     for (ns, entries) in entries {
         let audit = enabled.get(ns).copied().unwrap_or(false);
-        let labels: BTreeSet<&BTreeMap<String, String>> =
-            index.in_namespace(ns).iter().filter_map(|w| w.labels).collect();
+        let labels: BTreeSet<&BTreeMap<String, String>> = index
+            .in_namespace(ns)
+            .iter()
+            .map(|w| w.labels.unwrap_or(&NO_LABELS))
+            .collect();
         let out = namespace_configs(
             &entries,
             &labels,
@@ -442,6 +445,9 @@ pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desir
     desired
 }
 
+/// The labels of a workload without labels.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
 /// The name of a namespace's WasmPlugin number `i`: `meshward`, `meshward-1`, ...
 fn plugin_name(i: usize) -> String {
     if i == 0 {
@@ -481,7 +487,9 @@ fn stand_in(
         .into_iter()
         .flatten()
         .flat_map(|c| c.policies.iter().map(move |p| (c.mode, p)))
-        .find(|(_, p)| p.name == policy_name);
+        // A policy without rule is no valid version to keep: it may be an
+        // earlier placeholder, and admits nobody like the one made here.
+        .find(|(_, p)| p.name == policy_name && !p.rules.is_empty());
     let policy = match last {
         Some((top_mode, p)) => {
             invalid.message.push_str("; the last valid version stays in force");

@@ -822,3 +822,56 @@ fn a_group_over_the_hard_limit_fails_closed() {
         Verdict::Deny
     );
 }
+
+#[test]
+fn a_workload_without_labels_keeps_the_policies_without_selector_together() {
+    let mut s = snapshot();
+    s.namespaces = vec![mk_ns("plain", Some("enabled"))];
+    for name in ["a", "b"] {
+        let paths: Vec<String> = (0..10).map(|k| format!("/{name}/resource-{k}/*")).collect();
+        s.allowlists.push(mk_allowlist(
+            "plain",
+            name,
+            json!({"rules": [{"to": [{"methods": ["GET"], "paths": paths}]}]}),
+        ));
+    }
+    let one = PluginConfig {
+        policies: vec![plugin(&derive(&s, &settings(), now()), "plain")
+            .spec
+            .plugin_config
+            .policies[0]
+            .clone()],
+        ..PluginConfig::default()
+    };
+    let budget = with_budget(serde_json::to_vec(&one).unwrap().len());
+    // No workload yet: two plugins, both for every workload (a future one
+    // gets the intersection, stricter than one plugin).
+    let d = derive(&s, &budget, now());
+    assert_eq!(plugins_of(&d, "plain").len(), 2);
+    assert!(plugins_of(&d, "plain").iter().all(|p| p.spec.selector.is_none()));
+    // A pod without labels is a workload both apply to: kept together.
+    s.pods
+        .push(serde_json::from_value(json!({"metadata": {"name": "bare", "namespace": "plain"}})).unwrap());
+    let d = derive(&s, &budget, now());
+    assert_eq!(plugins_of(&d, "plain").len(), 1);
+    assert_eq!(status(&d, "plain", "a").status.conditions[1].reason, "OverBudget");
+}
+
+#[test]
+fn an_earlier_placeholder_is_no_valid_version() {
+    let placeholder = derive(&broken_bookinfo(), &settings(), now());
+    let mut s = broken_bookinfo();
+    s.previous = BTreeMap::from([(
+        "bookinfo".to_string(),
+        vec![plugin(&placeholder, "bookinfo").spec.plugin_config.clone()],
+    )]);
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews").status.conditions[0];
+    assert!(
+        cond.message
+            .ends_with("; its workloads deny every request until it is fixed"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(d.wasm_plugins, placeholder.wasm_plugins);
+}
