@@ -9,8 +9,16 @@
 //!        workloads ─▶ pods / pod templates ─▶ service accounts ─▶ principals
 //!        serviceAccounts ns/name ─▶ principals
 //!        servicePorts ─▶ Service ─▶ targetPort (named: via the pods' containers)
-//!   ─▶ one WasmPlugin `meshward` per enabled namespace
+//!        invalid ─▶ its last valid version (Snapshot::previous), else a fail-closed placeholder
+//!   ─▶ WasmPlugin `meshward` per enabled namespace; over Settings::budget_bytes:
+//!      `meshward`, `meshward-1`, ... each holding whole groups of policies sharing a workload
+//!   ─▶ every WasmPlugin compiled by the engine; rejected ─▶ the previous configs, else fail closed
 //! ```
+//!
+//! Fail closed is the rule throughout: the filter passes requests to a
+//! workload no policy applies to, so dropping a policy would silently open its
+//! workloads. An Allowlist that cannot be derived is therefore replaced, never
+//! left out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,14 +31,21 @@ use meshward_filter::config::{self, PluginConfig, Policy};
 use meshward_filter::{ConfigError, Engine, Mode};
 use serde::Serialize;
 
-use crate::crd::{Allowlist, AllowlistMode, AllowlistSource, AllowlistStatus, PortName, Resolved};
+use crate::crd::{Allowlist, AllowlistMode, AllowlistSource, AllowlistStatus, PortName, Resolved, Selector};
 
 /// The namespace label that enables meshward.
 pub const ENFORCEMENT_LABEL: &str = "meshward.io/enforcement";
 /// The label on every object the control service writes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "meshward-control");
-/// The name of the WasmPlugin in each enabled namespace.
+/// The name of the WasmPlugin in each enabled namespace; when a namespace's
+/// configuration is split, the others are `meshward-1`, `meshward-2`, ...
 pub const PLUGIN_NAME: &str = "meshward";
+/// The default of [`Settings::budget_bytes`]: 512 KiB.
+pub const DEFAULT_BUDGET_BYTES: usize = 512 * 1024;
+/// The largest pluginConfig emitted at all, in bytes of JSON: Kubernetes
+/// objects are limited to 1.5 MiB (etcd), minus a margin for the rest of the
+/// WasmPlugin and for the writer's encoding.
+pub const HARD_LIMIT_BYTES: usize = 1_400_000;
 
 /// Everything derivation reads.
 #[derive(Debug, Clone, Default)]
@@ -53,15 +68,26 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Allowlists.
     pub allowlists: Vec<Allowlist>,
+    /// The configuration in force: namespace → the `pluginConfig`s of the
+    /// WasmPlugins meshward currently owns there (in the order of their names'
+    /// index: `meshward`, `meshward-1`, ...). The service fills it from the
+    /// cluster; offline rendering leaves it empty. Derivation falls back on it
+    /// so that a broken Allowlist or namespace keeps its last valid version in
+    /// force instead of opening traffic.
+    pub previous: BTreeMap<String, Vec<PluginConfig>>,
 }
 
-/// Where the filter module comes from.
+/// Where the filter module comes from, and how large a WasmPlugin may grow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The module's URL (`oci://`, `https://`, `file://`).
     pub url: String,
     /// Its sha256, if pinned.
     pub sha256: Option<String>,
+    /// The size budget of one WasmPlugin's `pluginConfig`, in bytes of its
+    /// compact JSON. A namespace over it is split into several WasmPlugins
+    /// (the CLI's default is [`DEFAULT_BUDGET_BYTES`]).
+    pub budget_bytes: usize,
 }
 
 /// An Istio `WasmPlugin` (`extensions.istio.io/v1alpha1`), the fields meshward sets.
@@ -96,6 +122,12 @@ pub struct WasmPluginSpec {
     pub match_: Vec<TrafficSelector>,
     /// `FAIL_CLOSE`.
     pub fail_strategy: &'static str,
+    /// `selector: {matchLabels}`: the workloads the plugin is delivered to.
+    /// Absent (every workload of the namespace) unless the namespace's
+    /// configuration is split: then the labels common to the selectors of all
+    /// the plugin's policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
     /// The v1alpha1 plugin configuration.
     pub plugin_config: PluginConfig,
 }
@@ -121,17 +153,31 @@ pub struct StatusUpdate {
 /// What the cluster should contain.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Desired {
-    /// One WasmPlugin per enabled namespace, sorted by namespace.
+    /// The WasmPlugins of the enabled namespaces, sorted by namespace, then
+    /// name: `meshward` alone while a namespace's configuration fits
+    /// [`Settings::budget_bytes`], else `meshward`, `meshward-1`, ... Every
+    /// pluginConfig compiles with the filter's engine.
     pub wasm_plugins: Vec<WasmPlugin>,
-    /// One status per Allowlist in an enabled namespace, sorted.
+    /// One status per Allowlist in an enabled namespace, sorted by namespace,
+    /// then name, with the conditions `Ready` and `WithinBudget`.
     pub statuses: Vec<StatusUpdate>,
 }
 
-/// Why an Allowlist is not part of its namespace's configuration.
+/// Why an Allowlist could not be derived as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Invalid {
     reason: &'static str,
     message: String,
+}
+
+/// One Allowlist of an enabled namespace and the policy that stands for it.
+struct Entry<'a> {
+    name: &'a str,
+    generation: Option<i64>,
+    resolved: Resolved,
+    /// Set when `policy` is its last valid version or a placeholder.
+    invalid: Option<Invalid>,
+    policy: Policy,
 }
 
 /// A pod or pod template: its namespace, labels and service account.
@@ -225,15 +271,12 @@ fn all_workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     out
 }
 
-fn ready(generation: Option<i64>, invalid: Option<&Invalid>, now: &Time) -> Condition {
+fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>, now: &Time) -> Condition {
     Condition {
-        type_: "Ready".into(),
-        status: if invalid.is_some() { "False" } else { "True" }.into(),
-        reason: invalid.map_or("Derived", |i| i.reason).into(),
-        message: invalid.map_or_else(
-            || "part of the namespace's WasmPlugin".to_string(),
-            |i| i.message.clone(),
-        ),
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
         observed_generation: generation,
         last_transition_time: now.clone(),
     }
@@ -263,54 +306,473 @@ pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desir
     allowlists
         .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
 
-    let mut desired = Desired::default();
-    let mut policies: BTreeMap<&str, Vec<Policy>> = enabled.keys().map(|ns| (*ns, Vec::new())).collect();
+    let mut entries: BTreeMap<&str, Vec<Entry<'_>>> = enabled.keys().map(|ns| (*ns, Vec::new())).collect();
     for a in allowlists {
         let (Some(ns), Some(name)) = (a.metadata.namespace.as_deref(), a.metadata.name.as_deref()) else {
             continue;
         };
         let audit = enabled.get(ns).copied().unwrap_or(false);
         let (result, resolved) = to_policy(a, ns, name, audit, snapshot, &index);
-        let invalid = result.as_ref().err().cloned();
-        desired.statuses.push(StatusUpdate {
-            namespace: ns.into(),
-            name: name.into(),
-            status: AllowlistStatus {
-                observed_generation: a.metadata.generation,
-                conditions: vec![ready(a.metadata.generation, invalid.as_ref(), &now)],
-                resolved: Some(resolved),
-            },
-        });
-        if let (Ok(policy), Some(list)) = (result, policies.get_mut(ns)) {
-            list.push(policy);
+        let (policy, invalid) = match result {
+            Ok(policy) => (policy, None),
+            Err(invalid) => stand_in(a, ns, name, audit, snapshot.previous.get(ns), invalid),
+        };
+        if let Some(list) = entries.get_mut(ns) {
+            list.push(Entry {
+                name,
+                generation: a.metadata.generation,
+                resolved,
+                invalid,
+                policy,
+            });
         }
     }
-    for (ns, policies) in policies {
-        let labels = BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())]);
-        desired.wasm_plugins.push(WasmPlugin {
-            api_version: "extensions.istio.io/v1alpha1",
-            kind: "WasmPlugin",
-            metadata: ObjectMeta {
-                name: Some(PLUGIN_NAME.into()),
-                namespace: Some(ns.into()),
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-            spec: WasmPluginSpec {
-                url: settings.url.clone(),
-                sha256: settings.sha256.clone(),
-                plugin_name: "meshward",
-                phase: "AUTHZ",
-                match_: vec![TrafficSelector { mode: "SERVER" }],
-                fail_strategy: "FAIL_CLOSE",
-                plugin_config: PluginConfig {
-                    policies,
-                    ..PluginConfig::default()
+
+    let mut desired = Desired::default();
+    for (ns, entries) in entries {
+        let audit = enabled.get(ns).copied().unwrap_or(false);
+        let labels: BTreeSet<&BTreeMap<String, String>> = index
+            .in_namespace(ns)
+            .iter()
+            .map(|w| w.labels.unwrap_or(&NO_LABELS))
+            .collect();
+        let out = namespace_configs(
+            &entries,
+            &labels,
+            snapshot.previous.get(ns),
+            audit,
+            settings.budget_bytes,
+        );
+        for (i, entry) in entries.iter().enumerate() {
+            let plugin = out.placement.get(i).copied().flatten().map(plugin_name);
+            let ready = match (&out.rejected, &entry.invalid) {
+                (Some(rejected), invalid) => {
+                    let mut message = rejected.clone();
+                    if let Some(invalid) = invalid {
+                        message.push_str(&format!("; this Allowlist is also invalid: {}", invalid.message));
+                    }
+                    condition(
+                        "Ready",
+                        false,
+                        "NamespaceConfigRejected",
+                        message,
+                        entry.generation,
+                        &now,
+                    )
+                }
+                (None, Some(invalid)) => condition(
+                    "Ready",
+                    false,
+                    invalid.reason,
+                    invalid.message.clone(),
+                    entry.generation,
+                    &now,
+                ),
+                (None, None) => condition(
+                    "Ready",
+                    true,
+                    "Derived",
+                    format!("part of WasmPlugin {}", plugin.as_deref().unwrap_or(PLUGIN_NAME)),
+                    entry.generation,
+                    &now,
+                ),
+            };
+            let budget = settings.budget_bytes;
+            let within = match out.oversize.get(i).copied().flatten() {
+                Some(size) => condition(
+                    "WithinBudget",
+                    false,
+                    "OverBudget",
+                    format!(
+                        "with the Allowlists that share its workloads it serializes to {size} bytes, over the budget \
+                         of {budget} bytes, and cannot be split; emitted whole up to {HARD_LIMIT_BYTES} bytes"
+                    ),
+                    entry.generation,
+                    &now,
+                ),
+                None => condition(
+                    "WithinBudget",
+                    true,
+                    "WithinBudget",
+                    format!("within the budget of {budget} bytes"),
+                    entry.generation,
+                    &now,
+                ),
+            };
+            desired.statuses.push(StatusUpdate {
+                namespace: ns.into(),
+                name: entry.name.into(),
+                status: AllowlistStatus {
+                    observed_generation: entry.generation,
+                    conditions: vec![ready, within],
+                    resolved: Some(entry.resolved),
                 },
-            },
-        });
+            });
+        }
+        let split = out.configs.len() > 1;
+        for (i, plugin_config) in out.configs.into_iter().enumerate() {
+            let labels = BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())]);
+            let selector = if split {
+                common_labels(&plugin_config.policies)
+            } else {
+                None
+            };
+            desired.wasm_plugins.push(WasmPlugin {
+                api_version: "extensions.istio.io/v1alpha1",
+                kind: "WasmPlugin",
+                metadata: ObjectMeta {
+                    name: Some(plugin_name(i)),
+                    namespace: Some(ns.into()),
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                },
+                spec: WasmPluginSpec {
+                    url: settings.url.clone(),
+                    sha256: settings.sha256.clone(),
+                    plugin_name: "meshward",
+                    phase: "AUTHZ",
+                    match_: vec![TrafficSelector { mode: "SERVER" }],
+                    fail_strategy: "FAIL_CLOSE",
+                    selector: selector.map(|match_labels| Selector { match_labels }),
+                    plugin_config,
+                },
+            });
+        }
     }
     desired
+        .wasm_plugins
+        .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+    desired
+}
+
+/// The labels of a workload without labels.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+/// The name of a namespace's WasmPlugin number `i`: `meshward`, `meshward-1`, ...
+fn plugin_name(i: usize) -> String {
+    if i == 0 {
+        PLUGIN_NAME.into()
+    } else {
+        format!("{PLUGIN_NAME}-{i}")
+    }
+}
+
+/// The labels (same key and value) common to the selectors of all
+/// `policies`; `None` when that is none, so the plugin reaches every workload.
+fn common_labels(policies: &[Policy]) -> Option<BTreeMap<String, String>> {
+    let mut iter = policies.iter();
+    let mut common = iter.next()?.selector.clone().unwrap_or_default();
+    for p in iter {
+        let selector = p.selector.as_ref();
+        common.retain(|k, v| selector.and_then(|s| s.get(k)) == Some(v));
+    }
+    (!common.is_empty()).then_some(common)
+}
+
+/// What stands in for an invalid Allowlist: its last valid version if one is
+/// in force (`previous`), else a placeholder with its selector and mode and no
+/// rule, which admits nobody. Never nothing: the filter passes requests to a
+/// workload no policy applies to, so leaving the Allowlist out would open its
+/// workloads.
+fn stand_in(
+    a: &Allowlist,
+    ns: &str,
+    name: &str,
+    audit: bool,
+    previous: Option<&Vec<PluginConfig>>,
+    mut invalid: Invalid,
+) -> (Policy, Option<Invalid>) {
+    let policy_name = format!("{ns}/{name}");
+    let last = previous
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.policies.iter().map(move |p| (c.mode, p)))
+        // A policy without rule is no valid version to keep: it may be an
+        // earlier placeholder, and admits nobody like the one made here.
+        .find(|(_, p)| p.name == policy_name && !p.rules.is_empty());
+    let policy = match last {
+        Some((top_mode, p)) => {
+            invalid.message.push_str("; the last valid version stays in force");
+            let mut p = p.clone();
+            // The mode it had under its old configuration, unless the
+            // namespace is now in audit.
+            if audit {
+                p.mode = Some(Mode::Audit);
+            } else if p.mode.is_none() && !top_mode.is_enforce() {
+                p.mode = Some(top_mode);
+            }
+            p
+        }
+        None => {
+            invalid
+                .message
+                .push_str("; its workloads deny every request until it is fixed");
+            Policy {
+                name: policy_name,
+                selector: a.spec.selector.as_ref().map(|s| s.match_labels.clone()),
+                mode: policy_mode(a, audit),
+                rules: Vec::new(),
+            }
+        }
+    };
+    (policy, Some(invalid))
+}
+
+/// A placeholder for `p`: same name, selector and mode, no rule.
+fn placeholder(p: &Policy) -> Policy {
+    Policy {
+        name: p.name.clone(),
+        selector: p.selector.clone(),
+        mode: p.mode,
+        rules: Vec::new(),
+    }
+}
+
+/// The mode of an Allowlist's policy: audit in an audit namespace, else its own.
+fn policy_mode(a: &Allowlist, audit: bool) -> Option<Mode> {
+    if audit {
+        Some(Mode::Audit)
+    } else {
+        a.spec.mode.map(|m| match m {
+            AllowlistMode::Enforce => Mode::Enforce,
+            AllowlistMode::Audit => Mode::Audit,
+        })
+    }
+}
+
+/// A namespace's WasmPlugin configurations and where each Allowlist went.
+struct NamespaceConfigs {
+    /// The pluginConfigs, WasmPlugin `i` named [`plugin_name`]`(i)`.
+    configs: Vec<PluginConfig>,
+    /// Per entry: the WasmPlugin holding its policy (`None` when rejected).
+    placement: Vec<Option<usize>>,
+    /// Per entry: the size of its group when over the budget.
+    oversize: Vec<Option<usize>>,
+    /// Why the derived configuration was rejected, and what is in force instead.
+    rejected: Option<String>,
+}
+
+/// Packs a namespace's policies into WasmPlugins within `budget` and checks
+/// every one with the engine. If one is rejected (too large to emit, or over
+/// the engine's limits together), the namespace's `previous` configurations
+/// stay in force; without any, every Allowlist becomes a placeholder that
+/// admits nobody.
+fn namespace_configs(
+    entries: &[Entry<'_>],
+    workloads: &BTreeSet<&BTreeMap<String, String>>,
+    previous: Option<&Vec<PluginConfig>>,
+    audit: bool,
+    budget: usize,
+) -> NamespaceConfigs {
+    let policies: Vec<&Policy> = entries.iter().map(|e| &e.policy).collect();
+    let packing = pack(&policies, workloads, budget);
+    let mut placement = vec![None; entries.len()];
+    let mut configs = Vec::with_capacity(packing.bins.len());
+    for (bi, bin) in packing.bins.iter().enumerate() {
+        for &i in bin {
+            if let Some(slot) = placement.get_mut(i) {
+                *slot = Some(bi);
+            }
+        }
+        configs.push(PluginConfig {
+            policies: bin
+                .iter()
+                .filter_map(|&i| policies.get(i).map(|p| (*p).clone()))
+                .collect(),
+            ..PluginConfig::default()
+        });
+    }
+    let Err(problem) = check_configs(&configs) else {
+        return NamespaceConfigs {
+            configs,
+            placement,
+            oversize: packing.oversize,
+            rejected: None,
+        };
+    };
+    // Fail closed: what is in force stays, else nobody is admitted.
+    let (configs, instead) = match previous.filter(|p| !p.is_empty() && check_configs(p).is_ok()) {
+        Some(previous) => (previous.clone(), "the namespace's last valid WasmPlugins stay in force"),
+        None => (
+            fail_closed(&policies, workloads, audit, budget),
+            "its workloads deny every request until it is fixed",
+        ),
+    };
+    NamespaceConfigs {
+        configs,
+        placement: vec![None; entries.len()],
+        oversize: packing.oversize,
+        rejected: Some(format!("{problem}; {instead}")),
+    }
+}
+
+/// Placeholders for every policy (same name, selector and mode, no rule),
+/// packed like the policies. If even they are rejected (a name the engine
+/// refuses), one policy without selector and without rule: the whole
+/// namespace denies every request.
+fn fail_closed(
+    policies: &[&Policy],
+    workloads: &BTreeSet<&BTreeMap<String, String>>,
+    audit: bool,
+    budget: usize,
+) -> Vec<PluginConfig> {
+    let placeholders: Vec<Policy> = policies.iter().map(|p| placeholder(p)).collect();
+    let refs: Vec<&Policy> = placeholders.iter().collect();
+    let configs: Vec<PluginConfig> = pack(&refs, workloads, budget)
+        .bins
+        .iter()
+        .map(|bin| PluginConfig {
+            policies: bin.iter().filter_map(|&i| placeholders.get(i).cloned()).collect(),
+            ..PluginConfig::default()
+        })
+        .collect();
+    if check_configs(&configs).is_ok() {
+        return configs;
+    }
+    vec![PluginConfig {
+        policies: vec![Policy {
+            name: "meshward:fail-closed".into(),
+            selector: None,
+            mode: audit.then_some(Mode::Audit),
+            rules: Vec::new(),
+        }],
+        ..PluginConfig::default()
+    }]
+}
+
+/// Checks that every configuration can be emitted and that the engine
+/// accepts it; the error names the WasmPlugin.
+fn check_configs(configs: &[PluginConfig]) -> Result<(), String> {
+    for (i, config) in configs.iter().enumerate() {
+        let name = plugin_name(i);
+        let size = serde_json::to_vec(config).map_or(usize::MAX, |v| v.len());
+        if size > HARD_LIMIT_BYTES {
+            return Err(format!(
+                "WasmPlugin {name}: its pluginConfig would be {size} bytes, over the limit of {HARD_LIMIT_BYTES}"
+            ));
+        }
+        Engine::compile(config).map_err(|e| format!("WasmPlugin {name}: the engine rejects its pluginConfig: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The representative of `i`'s set in a union-find forest, halving paths.
+fn root(parent: &mut [usize], mut i: usize) -> usize {
+    while let Some(&p) = parent.get(i) {
+        if p == i {
+            break;
+        }
+        let grand = parent.get(p).copied().unwrap_or(p);
+        if let Some(slot) = parent.get_mut(i) {
+            *slot = grand;
+        }
+        i = grand;
+    }
+    i
+}
+
+/// Policies packed into WasmPlugins.
+struct Packing {
+    /// Per WasmPlugin, the indices of its policies, ascending.
+    bins: Vec<Vec<usize>>,
+    /// Per policy: the size of its group when the group alone exceeds the budget.
+    oversize: Vec<Option<usize>>,
+}
+
+/// The size of `{"policies":[]}`, the JSON of a configuration without policy.
+const EMPTY_CONFIG_BYTES: usize = 15;
+
+/// Packs `policies` into as few pluginConfigs of at most `budget` bytes as
+/// first-fit decreasing finds, keeping together the policies that apply to a
+/// common workload (`workloads`: the label sets of the namespace's pods and pod
+/// templates): the filter admits a request if any applicable policy of one
+/// configuration admits it, while two WasmPlugins on one workload must both
+/// admit it. A workload that appears later and is selected by policies of two
+/// WasmPlugins gets that intersection: stricter, never looser. Everything in
+/// one configuration when it fits.
+fn pack(policies: &[&Policy], workloads: &BTreeSet<&BTreeMap<String, String>>, budget: usize) -> Packing {
+    let sizes: Vec<usize> = policies
+        .iter()
+        .map(|p| serde_json::to_vec(p).map_or(usize::MAX / 4, |v| v.len()))
+        .collect();
+    // The exact size of `{"policies":[...]}` holding `n` policies of `bytes` in all.
+    let config_size = |bytes: usize, n: usize| {
+        EMPTY_CONFIG_BYTES
+            .saturating_add(bytes)
+            .saturating_add(n.saturating_sub(1))
+    };
+    let total = config_size(sizes.iter().fold(0usize, |a, s| a.saturating_add(*s)), sizes.len());
+    let mut oversize = vec![None; policies.len()];
+    if total <= budget || policies.is_empty() {
+        return Packing {
+            bins: vec![(0..policies.len()).collect()],
+            oversize,
+        };
+    }
+    // Union-find over the policies applying to each workload.
+    let mut parent: Vec<usize> = (0..policies.len()).collect();
+    for labels in workloads {
+        let mut first = None;
+        for (i, p) in policies.iter().enumerate() {
+            if p.selector.as_ref().is_none_or(|s| selects(s, Some(labels))) {
+                match first {
+                    None => first = Some(i),
+                    Some(f) => {
+                        let (a, b) = (root(&mut parent, f), root(&mut parent, i));
+                        if let Some(slot) = parent.get_mut(a.max(b)) {
+                            *slot = a.min(b);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Per group: its policies' bytes and indices.
+    let mut groups: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let r = root(&mut parent, i);
+        let g = groups.entry(r).or_default();
+        g.0 = g.0.saturating_add(*size);
+        g.1.push(i);
+    }
+    let mut groups: Vec<(usize, Vec<usize>)> = groups.into_values().collect();
+    // Decreasing size; equal sizes by their first policy's index (name).
+    groups.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    // Per bin: its policies' bytes, whether it is closed, its policies.
+    let mut bins: Vec<(usize, bool, Vec<usize>)> = Vec::new();
+    for (bytes, members) in groups {
+        let alone = config_size(bytes, members.len());
+        if alone > budget {
+            // Cannot be split: emitted whole, alone.
+            for &i in &members {
+                if let Some(slot) = oversize.get_mut(i) {
+                    *slot = Some(alone);
+                }
+            }
+            bins.push((bytes, true, members));
+            continue;
+        }
+        let fits = |(used, closed, list): &&mut (usize, bool, Vec<usize>)| {
+            !*closed && config_size(used.saturating_add(bytes), list.len() + members.len()) <= budget
+        };
+        match bins.iter_mut().find(fits) {
+            Some((used, _, list)) => {
+                *used = used.saturating_add(bytes);
+                list.extend(members);
+            }
+            None => bins.push((bytes, false, members)),
+        }
+    }
+    Packing {
+        bins: bins
+            .into_iter()
+            .map(|(_, _, mut list)| {
+                list.sort_unstable();
+                list
+            })
+            .collect(),
+        oversize,
+    }
 }
 
 /// Converts one Allowlist into a policy of the plugin configuration, resolving
@@ -400,14 +862,7 @@ fn to_policy(
         });
     }
     resolved.principals = principals_seen.len() as u32;
-    let mode = if audit {
-        Some(Mode::Audit)
-    } else {
-        a.spec.mode.map(|m| match m {
-            AllowlistMode::Enforce => Mode::Enforce,
-            AllowlistMode::Audit => Mode::Audit,
-        })
-    };
+    let mode = policy_mode(a, audit);
     let policy = Policy {
         name: format!("{ns}/{name}"),
         selector: a.spec.selector.as_ref().map(|s| s.match_labels.clone()),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use meshward_control::derive::{derive, Settings};
+use meshward_control::derive::{derive, Settings, DEFAULT_BUDGET_BYTES};
 use meshward_control::{crd, manifests, offline, serve};
 use meshward_filter::Engine;
 
@@ -37,6 +37,10 @@ enum Command {
         /// The mesh's trust domain.
         #[arg(long, default_value = "cluster.local")]
         trust_domain: String,
+        /// The size budget of one WasmPlugin's pluginConfig (bytes of JSON);
+        /// a namespace over it is split into several WasmPlugins.
+        #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
+        budget_bytes: usize,
     },
     /// Simulate a request against the policies derived from the manifests.
     /// Exit status 0 if allowed, 1 if denied (also in audit mode), 2 on error.
@@ -103,6 +107,9 @@ enum Command {
         /// Reconcile at least this often, to repair drift (seconds).
         #[arg(long, default_value_t = 300)]
         resync_seconds: u64,
+        /// Split a namespace's configuration into several WasmPlugins above this size (bytes of JSON).
+        #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
+        budget_bytes: usize,
     },
 }
 
@@ -123,7 +130,16 @@ fn main() -> ExitCode {
             url,
             sha256,
             trust_domain,
-        } => render(&manifests, Settings { url, sha256 }, &trust_domain),
+            budget_bytes,
+        } => render(
+            &manifests,
+            Settings {
+                url,
+                sha256,
+                budget_bytes,
+            },
+            &trust_domain,
+        ),
         Command::Check {
             manifests,
             from,
@@ -167,9 +183,14 @@ fn main() -> ExitCode {
             trust_domain,
             debounce_ms,
             resync_seconds,
+            budget_bytes,
         } => {
             let config = serve::ServeConfig {
-                settings: Settings { url, sha256 },
+                settings: Settings {
+                    url,
+                    sha256,
+                    budget_bytes,
+                },
                 trust_domain,
                 debounce: std::time::Duration::from_millis(debounce_ms),
                 resync: std::time::Duration::from_secs(resync_seconds),
@@ -251,6 +272,7 @@ fn offline_settings() -> Settings {
     Settings {
         url: "file:///meshward.wasm".into(),
         sha256: None,
+        budget_bytes: DEFAULT_BUDGET_BYTES,
     }
 }
 

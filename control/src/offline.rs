@@ -8,7 +8,7 @@ use std::sync::Arc;
 use meshward_filter::{Engine, Evaluator, Reason, Request, Verdict};
 use thiserror::Error;
 
-use crate::derive::{derive, pod_templates, selects, Desired, Settings, Snapshot, ENFORCEMENT_LABEL};
+use crate::derive::{derive, pod_templates, selects, Desired, Settings, Snapshot, WasmPlugin, ENFORCEMENT_LABEL};
 
 /// Why a check could not run.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -121,20 +121,18 @@ pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outc
     })?;
     let (labels, first_port) = workload(snapshot, ns, name).ok_or_else(|| CheckError::UnknownWorkload(c.to.clone()))?;
     let desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-    let Some(plugin) = desired
+    let in_ns: Vec<&WasmPlugin> = desired
         .wasm_plugins
         .iter()
-        .find(|p| p.metadata.namespace.as_deref() == Some(ns))
-    else {
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .collect();
+    if in_ns.is_empty() {
         return Ok(Outcome {
             verdict: Verdict::Allow,
             rule: None,
             explanation: format!("namespace {ns} is not enabled ({ENFORCEMENT_LABEL}); meshward does not filter it"),
         });
-    };
-    let engine = Engine::compile(&plugin.spec.plugin_config).map_err(|e| CheckError::Config(e.to_string()))?;
-    let selection = engine.select(|k| labels.get(k).cloned());
-    let mut evaluator = Evaluator::new(Arc::new(engine), selection);
+    }
     let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let request = Request {
         method,
@@ -144,24 +142,66 @@ pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outc
         principal: principal.as_deref(),
         headers: &headers[..],
     };
-    let decision = evaluator.evaluate(&request);
+    // Every WasmPlugin delivered to the workload judges the request; it
+    // reaches the workload only if none of them denies it.
+    let mut outcomes = Vec::new();
+    for plugin in in_ns.into_iter().filter(|p| delivered(p, &labels)) {
+        outcomes.push(evaluate(plugin, &labels, &request, ns, name)?);
+    }
+    let by_verdict = |v: &[Verdict]| outcomes.iter().position(|(o, _)| v.contains(&o.verdict));
+    let pick = by_verdict(&[Verdict::Deny, Verdict::Reject])
+        .or_else(|| by_verdict(&[Verdict::AuditDeny]))
+        .or_else(|| outcomes.iter().position(|(_, applied)| *applied));
+    let chosen = match pick {
+        Some(i) if i < outcomes.len() => outcomes.swap_remove(i).0,
+        _ => Outcome {
+            verdict: Verdict::Allow,
+            rule: None,
+            explanation: format!("no Allowlist selects {ns}/{name}; the request passes"),
+        },
+    };
+    Ok(chosen)
+}
+
+/// Whether `plugin` is delivered to a workload with `labels` (its selector).
+fn delivered(plugin: &WasmPlugin, labels: &BTreeMap<String, String>) -> bool {
+    plugin
+        .spec
+        .selector
+        .as_ref()
+        .is_none_or(|s| selects(&s.match_labels, Some(labels)))
+}
+
+/// One WasmPlugin's decision, and whether any of its policies applies.
+fn evaluate(
+    plugin: &WasmPlugin,
+    labels: &BTreeMap<String, String>,
+    request: &Request<'_>,
+    ns: &str,
+    name: &str,
+) -> Result<(Outcome, bool), CheckError> {
+    let engine = Engine::compile(&plugin.spec.plugin_config).map_err(|e| CheckError::Config(e.to_string()))?;
+    let selection = engine.select(|k| labels.get(k).cloned());
+    let mut evaluator = Evaluator::new(Arc::new(engine), selection);
+    let decision = evaluator.evaluate(request);
     let engine = evaluator.engine();
     let rule = decision
         .matched()
         .map(|m| format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m)));
     let applied: Vec<&str> = engine.selected_policies(evaluator.selection()).collect();
-    let caller = principal.as_deref().unwrap_or("an anonymous caller");
+    let caller = request.principal.unwrap_or("an anonymous caller");
     let explanation = match (decision.reason, &rule) {
         (_, Some(rule)) => format!("{caller} admitted by {rule} ({} mode)", decision.mode.as_str()),
         (Reason::NoPolicy, _) => format!("no Allowlist selects {ns}/{name}; the request passes"),
         (Reason::Malformed(e), _) => format!("malformed request: {e}"),
         _ => format!("no rule of {} admits {caller}", applied.join(", ")),
     };
-    Ok(Outcome {
+    let outcome = Outcome {
         verdict: decision.verdict,
         rule,
         explanation,
-    })
+    };
+    Ok((outcome, !applied.is_empty()))
 }
 
 /// One lint finding.
@@ -280,22 +320,16 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
             }
         }
     }
-    // Only Allowlists that made it into the configuration protect anything.
-    let valid = |a: &crate::crd::Allowlist| {
-        desired.statuses.iter().any(|st| {
-            Some(st.namespace.as_str()) == a.metadata.namespace.as_deref()
-                && Some(st.name.as_str()) == a.metadata.name.as_deref()
-                && st.status.conditions.iter().all(|c| c.status == "True")
-        })
-    };
+    // A workload is protected when a policy of a WasmPlugin delivered to it
+    // applies (a valid Allowlist, the last valid version of an invalid one, or
+    // the placeholder that admits nobody).
     for (ns, object, labels) in &workloads {
-        let protected = snapshot.allowlists.iter().filter(|a| valid(a)).any(|a| {
-            a.metadata.namespace.as_deref() == Some(ns.as_str())
-                && a.spec
-                    .selector
-                    .as_ref()
-                    .is_none_or(|s| selects(&s.match_labels, Some(labels)))
-        });
+        let protected = desired
+            .wasm_plugins
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && delivered(p, labels))
+            .flat_map(|p| &p.spec.plugin_config.policies)
+            .any(|p| p.selector.as_ref().is_none_or(|s| selects(s, Some(labels))));
         if !protected {
             findings.push(Finding {
                 object: object.clone(),

@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::*;
 use k8s_openapi::jiff::Timestamp;
-use meshward_control::derive::{derive, Desired, StatusUpdate, WasmPlugin};
+use meshward_control::derive::{derive, Desired, Snapshot, StatusUpdate, WasmPlugin};
+use meshward_filter::config::PluginConfig;
 use meshward_filter::{Engine, Evaluator, Request, Verdict};
 use serde_json::{json, Value};
 
@@ -251,14 +253,29 @@ fn invalid_allowlists_get_a_status_and_leave_the_rest_alone() {
         .message
         .starts_with("rules[0].from[0].serviceAccounts[0]"));
     assert_eq!(cond("bad-port").reason, "UnresolvedServicePort");
-    // The valid ones are unaffected, here and in other namespaces.
-    let names: Vec<Value> = config(plugin(&d, "bookinfo"))["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].clone())
-        .collect();
-    assert_eq!(names, vec![json!("bookinfo/reviews")]);
+    // Without a previous version in force, each stands as a placeholder that
+    // admits nobody; the valid ones are unaffected, here and in other namespaces.
+    for name in ["broken", "bad-sa", "bad-port"] {
+        assert!(
+            cond(name)
+                .message
+                .ends_with("; its workloads deny every request until it is fixed"),
+            "{}",
+            cond(name).message
+        );
+    }
+    let cfg = config(plugin(&d, "bookinfo"));
+    let names: Vec<&Value> = cfg["policies"].as_array().unwrap().iter().map(|p| &p["name"]).collect();
+    assert_eq!(
+        names,
+        [
+            "bookinfo/bad-port",
+            "bookinfo/bad-sa",
+            "bookinfo/broken",
+            "bookinfo/reviews"
+        ]
+    );
+    assert_eq!(cfg["policies"][2], json!({"name": "bookinfo/broken", "rules": []}));
     assert_eq!(config(plugin(&d, "shop"))["policies"][0]["name"], "shop/cart");
     assert_eq!(cond("reviews").status, "True");
 }
@@ -311,4 +328,550 @@ fn allowlists_validate_against_the_generated_crd() {
         let v = serde_json::to_value(&a).unwrap();
         validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
     }
+}
+
+/// The verdict of one pluginConfig for a workload with `labels`.
+fn verdict(
+    cfg: &PluginConfig,
+    labels: &BTreeMap<String, String>,
+    principal: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Verdict {
+    let engine = Engine::compile(cfg).unwrap();
+    let sel = engine.select(|k| labels.get(k).cloned());
+    let mut ev = Evaluator::new(Arc::new(engine), sel);
+    let headers: [(&str, &str); 0] = [];
+    let r = Request {
+        method,
+        path,
+        authority: Some("svc"),
+        port: Some(9080),
+        principal,
+        headers: &headers[..],
+    };
+    ev.evaluate(&r).verdict
+}
+
+/// The verdict of every WasmPlugin of `ns` delivered to a workload with
+/// `labels` together, as the sidecar's filter chain gives it: any denial
+/// wins, then an audit denial, else the request passes.
+fn ns_verdict(d: &Desired, ns: &str, labels: &Value, principal: Option<&str>, method: &str, path: &str) -> Verdict {
+    let labels: BTreeMap<String, String> = serde_json::from_value(labels.clone()).unwrap();
+    let verdicts: Vec<Verdict> = d
+        .wasm_plugins
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| {
+            p.spec
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        })
+        .map(|p| verdict(&p.spec.plugin_config, &labels, principal, method, path))
+        .collect();
+    if verdicts.iter().any(|v| matches!(v, Verdict::Deny | Verdict::Reject)) {
+        Verdict::Deny
+    } else if verdicts.contains(&Verdict::AuditDeny) {
+        Verdict::AuditDeny
+    } else {
+        Verdict::Allow
+    }
+}
+
+const PRODUCTPAGE: &str = "cluster.local/ns/bookinfo/sa/bookinfo-productpage";
+
+/// bookinfo with its only Allowlist broken (a relative path).
+fn broken_bookinfo() -> Snapshot {
+    let mut s = bookinfo();
+    s.allowlists[0].spec.rules[0].to.as_mut().unwrap()[0]
+        .paths
+        .as_mut()
+        .unwrap()
+        .push("relative".into());
+    s
+}
+
+#[test]
+fn an_invalid_only_allowlist_denies_its_workloads_instead_of_opening_them() {
+    let d = derive(&broken_bookinfo(), &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews").status.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "InvalidPath"));
+    assert!(
+        cond.message
+            .ends_with("; its workloads deny every request until it is fixed"),
+        "{}",
+        cond.message
+    );
+    let p = plugin(&d, "bookinfo");
+    assert_eq!(
+        config(p),
+        json!({"policies": [{"name": "bookinfo/reviews", "selector": {"app": "reviews"}, "rules": []}]})
+    );
+    let reviews = json!({"app": "reviews"});
+    for principal in [Some(PRODUCTPAGE), None] {
+        assert_eq!(
+            ns_verdict(&d, "bookinfo", &reviews, principal, "GET", "/reviews/1"),
+            Verdict::Deny
+        );
+    }
+    // Workloads it does not select are as before: no policy, the request passes.
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &json!({"app": "productpage"}), None, "GET", "/"),
+        Verdict::Allow
+    );
+    // In an audit namespace, the placeholder audits.
+    let mut s = broken_bookinfo();
+    s.namespaces = vec![mk_ns("bookinfo", Some("audit"))];
+    let d = derive(&s, &settings(), now());
+    assert_eq!(config(plugin(&d, "bookinfo"))["policies"][0]["mode"], "audit");
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::AuditDeny
+    );
+}
+
+#[test]
+fn an_invalid_allowlist_keeps_its_last_valid_version_in_force() {
+    let good = derive(&bookinfo(), &settings(), now());
+    let mut s = broken_bookinfo();
+    s.previous = BTreeMap::from([(
+        "bookinfo".to_string(),
+        vec![plugin(&good, "bookinfo").spec.plugin_config.clone()],
+    )]);
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews").status.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "InvalidPath"));
+    assert!(
+        cond.message.ends_with("; the last valid version stays in force"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(
+        plugin(&d, "bookinfo").spec.plugin_config,
+        plugin(&good, "bookinfo").spec.plugin_config
+    );
+    let reviews = json!({"app": "reviews"});
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Allow
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "DELETE", "/reviews/1"),
+        Verdict::Deny
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, None, "GET", "/reviews/1"),
+        Verdict::Deny
+    );
+}
+
+/// Two Allowlists of 40 distinct methods each: valid alone, but together over
+/// the engine's limit of 64 distinct methods per configuration.
+fn too_many_methods() -> Snapshot {
+    let mut s = bookinfo();
+    for (name, prefix) in [("m", 'M'), ("n", 'N')] {
+        let methods: Vec<String> = (0..40).map(|i| format!("{prefix}{i:02}")).collect();
+        s.allowlists.push(mk_allowlist(
+            "bookinfo",
+            name,
+            json!({"selector": {"matchLabels": {"app": "productpage"}}, "rules": [{"to": [{"methods": methods}]}]}),
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_namespace_config_the_engine_rejects_fails_closed() {
+    let s = too_many_methods();
+    let d = derive(&s, &settings(), now());
+    // Every Allowlist of the namespace says why.
+    for name in ["m", "n", "reviews"] {
+        let cond = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", "NamespaceConfigRejected"),
+            "{name}"
+        );
+        assert!(
+            cond.message
+                .starts_with("WasmPlugin meshward: the engine rejects its pluginConfig: ")
+                && cond.message.contains("more than 64 distinct methods")
+                && cond
+                    .message
+                    .ends_with("; its workloads deny every request until it is fixed"),
+            "{}",
+            cond.message
+        );
+    }
+    // Without a previous configuration: every Allowlist admits nobody.
+    assert_eq!(d.wasm_plugins.len(), 1);
+    let cfg = &plugin(&d, "bookinfo").spec.plugin_config;
+    assert!(Engine::compile(cfg).is_ok());
+    assert_eq!(cfg.policies.len(), 3);
+    assert!(cfg.policies.iter().all(|p| p.rules.is_empty()), "{cfg:#?}");
+    let reviews = json!({"app": "reviews"});
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Deny
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &json!({"app": "productpage"}), None, "M01", "/"),
+        Verdict::Deny
+    );
+    // With one: it stays in force, unchanged.
+    let good = derive(&bookinfo(), &settings(), now());
+    let previous = vec![plugin(&good, "bookinfo").spec.plugin_config.clone()];
+    let mut s = s;
+    s.previous = BTreeMap::from([("bookinfo".to_string(), previous.clone())]);
+    let d = derive(&s, &settings(), now());
+    assert_eq!(d.wasm_plugins.len(), 1);
+    assert_eq!(plugin(&d, "bookinfo").spec.plugin_config, previous[0]);
+    let cond = &status(&d, "bookinfo", "m").status.conditions[0];
+    assert_eq!(cond.reason, "NamespaceConfigRejected");
+    assert!(
+        cond.message
+            .ends_with("; the namespace's last valid WasmPlugins stay in force"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Allow
+    );
+    // A namespace beside it is unaffected.
+    let mut s = too_many_methods();
+    s.namespaces.push(mk_ns("shop", Some("enabled")));
+    s.allowlists.push(mk_allowlist(
+        "shop",
+        "cart",
+        json!({"rules": [{"to": [{"paths": ["/cart"]}]}]}),
+    ));
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "shop", "cart").status.conditions[0].status, "True");
+    assert_eq!(
+        config(plugin(&d, "shop"))["policies"][0]["rules"][0]["to"][0]["paths"],
+        json!(["/cart"])
+    );
+}
+
+#[test]
+fn an_allowlist_invalid_alone_in_a_rejected_namespace_says_both() {
+    let mut s = too_many_methods();
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "broken",
+        json!({"rules": [{"to": [{"paths": ["relative"]}]}]}),
+    ));
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "broken").status.conditions[0];
+    assert_eq!(cond.reason, "NamespaceConfigRejected");
+    assert!(
+        cond.message
+            .contains("; this Allowlist is also invalid: rules[0].to[0].paths[0]: \"relative\""),
+        "{}",
+        cond.message
+    );
+}
+
+/// A namespace of six workloads `w0`..`w5` (`w0` also in team x), an
+/// Allowlist per workload with ten paths, and `team-x`, which shares `w0`.
+fn big() -> Snapshot {
+    let mut s = snapshot();
+    s.namespaces = vec![mk_ns("big", Some("enabled"))];
+    for w in 0..6 {
+        let app = format!("w{w}");
+        let labels = if w == 0 {
+            json!({"app": app, "team": "x"})
+        } else {
+            json!({"app": app})
+        };
+        s.pods.push(mk_pod("big", &format!("{app}-1"), labels, Some(&app)));
+        let paths: Vec<String> = (0..10).map(|k| format!("/{app}/resource-{k}/*")).collect();
+        s.allowlists.push(mk_allowlist(
+            "big",
+            &format!("a{w}"),
+            json!({"selector": {"matchLabels": {"app": app}}, "rules": [{
+                "from": [{"workloads": {"selector": {"matchLabels": {"app": format!("w{}", (w + 1) % 6)}}}}],
+                "to": [{"methods": ["GET"], "paths": paths}]
+            }]}),
+        ));
+    }
+    s.allowlists.push(mk_allowlist(
+        "big",
+        "team-x",
+        json!({"selector": {"matchLabels": {"team": "x"}}, "rules": [{"to": [{"paths": ["/team/*"]}]}]}),
+    ));
+    s
+}
+
+fn with_budget(budget_bytes: usize) -> meshward_control::derive::Settings {
+    meshward_control::derive::Settings {
+        budget_bytes,
+        ..settings()
+    }
+}
+
+fn plugins_of<'a>(d: &'a Desired, ns: &str) -> Vec<&'a WasmPlugin> {
+    d.wasm_plugins
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .collect()
+}
+
+#[test]
+fn a_namespace_over_its_budget_is_split_without_changing_a_decision() {
+    const BUDGET: usize = 800;
+    let s = big();
+    let whole = derive(&s, &settings(), now());
+    assert_eq!(plugins_of(&whole, "big").len(), 1);
+    let whole_size = serde_json::to_vec(&plugin(&whole, "big").spec.plugin_config)
+        .unwrap()
+        .len();
+    assert!(
+        whole_size > 2 * BUDGET,
+        "the test needs a namespace well over budget: {whole_size}"
+    );
+
+    let d = derive(&s, &with_budget(BUDGET), now());
+    let plugins = plugins_of(&d, "big");
+    assert!(plugins.len() >= 2, "{plugins:#?}");
+    let names: Vec<&str> = plugins.iter().map(|p| p.metadata.name.as_deref().unwrap()).collect();
+    let mut expected: Vec<String> = (0..plugins.len())
+        .map(|i| {
+            if i == 0 {
+                "meshward".into()
+            } else {
+                format!("meshward-{i}")
+            }
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    let schema = crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    let mut seen: Vec<String> = Vec::new();
+    for p in &plugins {
+        let cfg = &p.spec.plugin_config;
+        let size = serde_json::to_vec(cfg).unwrap().len();
+        assert!(size <= BUDGET, "{}: {size} bytes", names.join(","));
+        Engine::compile(cfg).unwrap();
+        let v = serde_json::to_value(p).unwrap();
+        validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+        // The plugin's selector: labels every one of its policies requires.
+        if let Some(sel) = &p.spec.selector {
+            assert!(!sel.match_labels.is_empty());
+            for policy in &cfg.policies {
+                let own = policy.selector.as_ref().unwrap();
+                assert!(sel.match_labels.iter().all(|(k, v)| own.get(k) == Some(v)), "{p:#?}");
+            }
+            assert!(v["spec"]["selector"]["matchLabels"].is_object());
+        }
+        seen.extend(cfg.policies.iter().map(|p| p.name.clone()));
+    }
+    seen.sort();
+    let mut all: Vec<String> = (0..6).map(|w| format!("big/a{w}")).collect();
+    all.push("big/team-x".into());
+    assert_eq!(seen, all, "every policy exactly once");
+    // Policies that share a workload stay together.
+    let holder = |name: &str| {
+        plugins
+            .iter()
+            .position(|p| p.spec.plugin_config.policies.iter().any(|q| q.name == name))
+            .unwrap()
+    };
+    assert_eq!(holder("big/a0"), holder("big/team-x"));
+    // Statuses: ready, within budget.
+    for st in &d.statuses {
+        let conds: Vec<(&str, &str)> = st
+            .status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(conds, [("Ready", "True"), ("WithinBudget", "True")], "{st:#?}");
+    }
+    // Every workload gets the decisions it got from the single plugin.
+    for w in 0..6 {
+        let labels = if w == 0 {
+            json!({"app": "w0", "team": "x"})
+        } else {
+            json!({"app": format!("w{w}")})
+        };
+        for caller in 0..6 {
+            let principal = format!("cluster.local/ns/big/sa/w{caller}");
+            for (method, path) in [
+                ("GET", format!("/w{w}/resource-3/x")),
+                ("POST", format!("/w{w}/resource-3/x")),
+                ("GET", "/team/1".to_string()),
+                ("GET", "/other".to_string()),
+            ] {
+                assert_eq!(
+                    ns_verdict(&d, "big", &labels, Some(&principal), method, &path),
+                    ns_verdict(&whole, "big", &labels, Some(&principal), method, &path),
+                    "w{w} from w{caller}: {method} {path}"
+                );
+            }
+        }
+    }
+    // Byte-identical across runs and input orders.
+    let render = |s: &Snapshot| serde_yaml::to_string(&derive(s, &with_budget(BUDGET), now()).wasm_plugins).unwrap();
+    let first = render(&s);
+    assert_eq!(render(&s), first);
+    let mut shuffled = s.clone();
+    shuffled.allowlists.reverse();
+    shuffled.pods.reverse();
+    assert_eq!(render(&shuffled), first);
+}
+
+#[test]
+fn a_namespace_within_its_budget_keeps_one_plugin_without_selector() {
+    let d = derive(&big(), &settings(), now());
+    let plugins = plugins_of(&d, "big");
+    assert_eq!(plugins.len(), 1);
+    assert_eq!(plugins[0].metadata.name.as_deref(), Some("meshward"));
+    assert_eq!(plugins[0].spec.selector, None);
+    let v = serde_json::to_value(plugins[0]).unwrap();
+    assert!(v["spec"].get("selector").is_none(), "{v}");
+    // Exactly at the budget still fits.
+    let size = serde_json::to_vec(&plugins[0].spec.plugin_config).unwrap().len();
+    let d = derive(&big(), &with_budget(size), now());
+    assert_eq!(plugins_of(&d, "big").len(), 1);
+}
+
+#[test]
+fn a_group_over_the_budget_is_emitted_whole_and_says_so() {
+    // A budget that holds one Allowlist, but not a0 and team-x, which share
+    // w0: they go whole, alone.
+    let whole = derive(&big(), &settings(), now());
+    let a1 = PluginConfig {
+        policies: vec![plugin(&whole, "big").spec.plugin_config.policies[1].clone()],
+        ..PluginConfig::default()
+    };
+    assert_eq!(a1.policies[0].name, "big/a1");
+    let d = derive(&big(), &with_budget(serde_json::to_vec(&a1).unwrap().len()), now());
+    let plugins = plugins_of(&d, "big");
+    let with_a0: Vec<&&WasmPlugin> = plugins
+        .iter()
+        .filter(|p| p.spec.plugin_config.policies.iter().any(|q| q.name == "big/a0"))
+        .collect();
+    assert_eq!(with_a0.len(), 1);
+    let names: Vec<&str> = with_a0[0]
+        .spec
+        .plugin_config
+        .policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["big/a0", "big/team-x"]);
+    for name in ["a0", "team-x"] {
+        let conds = &status(&d, "big", name).status.conditions;
+        assert_eq!((conds[0].type_.as_str(), conds[0].status.as_str()), ("Ready", "True"));
+        assert_eq!(
+            (
+                conds[1].type_.as_str(),
+                conds[1].status.as_str(),
+                conds[1].reason.as_str()
+            ),
+            ("WithinBudget", "False", "OverBudget")
+        );
+    }
+    assert_eq!(status(&d, "big", "a1").status.conditions[1].status, "True");
+    // A plugin of one Allowlist is delivered only where it applies.
+    let schema = crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    let a1 = plugins
+        .iter()
+        .find(|p| p.spec.plugin_config.policies.iter().any(|q| q.name == "big/a1"))
+        .unwrap();
+    assert_eq!(a1.spec.plugin_config.policies.len(), 1);
+    let v = serde_json::to_value(a1).unwrap();
+    assert_eq!(v["spec"]["selector"], json!({"matchLabels": {"app": "w1"}}));
+    validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+}
+
+#[test]
+fn a_group_over_the_hard_limit_fails_closed() {
+    let mut s = big();
+    // About 1.6 MB of paths in one Allowlist.
+    let long = "x".repeat(1990);
+    let paths: Vec<String> = (0..800).map(|i| format!("/{long}/{i}")).collect();
+    s.allowlists.push(mk_allowlist(
+        "big",
+        "huge",
+        json!({"selector": {"matchLabels": {"app": "w5"}}, "rules": [{"to": [{"paths": paths}]}]}),
+    ));
+    let started = std::time::Instant::now();
+    let d = derive(&s, &settings(), now());
+    eprintln!("derive with a 1.6 MB Allowlist: {:?}", started.elapsed());
+    let cond = &status(&d, "big", "a1").status.conditions[0];
+    assert_eq!(cond.reason, "NamespaceConfigRejected");
+    assert!(cond.message.contains("over the limit of 1400000"), "{}", cond.message);
+    assert_eq!(status(&d, "big", "huge").status.conditions[1].reason, "OverBudget");
+    // Every Allowlist of the namespace now admits nobody.
+    for p in plugins_of(&d, "big") {
+        assert!(p.spec.plugin_config.policies.iter().all(|q| q.rules.is_empty()));
+    }
+    assert_eq!(
+        ns_verdict(
+            &d,
+            "big",
+            &json!({"app": "w1"}),
+            Some("cluster.local/ns/big/sa/w2"),
+            "GET",
+            "/w1/resource-1/x"
+        ),
+        Verdict::Deny
+    );
+}
+
+#[test]
+fn a_workload_without_labels_keeps_the_policies_without_selector_together() {
+    let mut s = snapshot();
+    s.namespaces = vec![mk_ns("plain", Some("enabled"))];
+    for name in ["a", "b"] {
+        let paths: Vec<String> = (0..10).map(|k| format!("/{name}/resource-{k}/*")).collect();
+        s.allowlists.push(mk_allowlist(
+            "plain",
+            name,
+            json!({"rules": [{"to": [{"methods": ["GET"], "paths": paths}]}]}),
+        ));
+    }
+    let one = PluginConfig {
+        policies: vec![plugin(&derive(&s, &settings(), now()), "plain")
+            .spec
+            .plugin_config
+            .policies[0]
+            .clone()],
+        ..PluginConfig::default()
+    };
+    let budget = with_budget(serde_json::to_vec(&one).unwrap().len());
+    // No workload yet: two plugins, both for every workload (a future one
+    // gets the intersection, stricter than one plugin).
+    let d = derive(&s, &budget, now());
+    assert_eq!(plugins_of(&d, "plain").len(), 2);
+    assert!(plugins_of(&d, "plain").iter().all(|p| p.spec.selector.is_none()));
+    // A pod without labels is a workload both apply to: kept together.
+    s.pods
+        .push(serde_json::from_value(json!({"metadata": {"name": "bare", "namespace": "plain"}})).unwrap());
+    let d = derive(&s, &budget, now());
+    assert_eq!(plugins_of(&d, "plain").len(), 1);
+    assert_eq!(status(&d, "plain", "a").status.conditions[1].reason, "OverBudget");
+}
+
+#[test]
+fn an_earlier_placeholder_is_no_valid_version() {
+    let placeholder = derive(&broken_bookinfo(), &settings(), now());
+    let mut s = broken_bookinfo();
+    s.previous = BTreeMap::from([(
+        "bookinfo".to_string(),
+        vec![plugin(&placeholder, "bookinfo").spec.plugin_config.clone()],
+    )]);
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews").status.conditions[0];
+    assert!(
+        cond.message
+            .ends_with("; its workloads deny every request until it is fixed"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(d.wasm_plugins, placeholder.wasm_plugins);
 }

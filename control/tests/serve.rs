@@ -511,3 +511,39 @@ async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_ca
     assert_eq!(code, 200);
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowlist_that_turns_invalid_keeps_its_last_valid_version_in_force() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    let svc = start(&fake).await;
+    let before = eventually("WasmPlugin", || async { plugin(&fake, "shop") }).await;
+    eventually("Ready", || async {
+        ready(&fake, "shop", "api").filter(|c| c["status"] == "True")
+    })
+    .await;
+
+    put(
+        &fake,
+        mk_allowlist(
+            "shop",
+            "api",
+            json!({"selector": {"matchLabels": {"app": "api"}}, "rules": [{"to": [{"paths": ["no-slash"]}]}]}),
+        ),
+    );
+    let c = eventually("Ready=False", || async {
+        ready(&fake, "shop", "api").filter(|c| c["status"] == "False")
+    })
+    .await;
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains("paths[0]") && message.contains("last valid version stays in force"),
+        "{c}"
+    );
+    let after = plugin(&fake, "shop").unwrap();
+    assert_eq!(
+        after["spec"]["pluginConfig"], before["spec"]["pluginConfig"],
+        "the sidecars keep enforcing the version that was valid"
+    );
+    svc.stop().await;
+}

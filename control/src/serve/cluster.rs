@@ -2,6 +2,7 @@
 //! derivation reads, plus the WasmPlugins meshward owns, and per-kind health
 //! so the writer knows when its view is complete.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +21,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::crd::Allowlist;
-use crate::derive::{Snapshot, MANAGED_BY};
+use crate::derive::{Snapshot, MANAGED_BY, PLUGIN_NAME};
 use crate::serve::plan::{Observed, OwnedPlugin};
+use meshward_filter::config::PluginConfig;
 
 /// Istio's WasmPlugin, as a dynamic resource (its Rust types are not ours).
 pub fn wasm_plugin_resource() -> ApiResource {
@@ -197,7 +199,43 @@ impl Cluster {
             service_accounts: all(&self.service_accounts),
             services: all(&self.services),
             allowlists: all(&self.allowlists),
+            previous: self.previous(),
         }
+    }
+
+    /// The plugin configurations of the WasmPlugins meshward owns, by
+    /// namespace, in the order `meshward`, `meshward-1`, ... (what derivation
+    /// keeps in force when a new configuration is invalid).
+    fn previous(&self) -> BTreeMap<String, Vec<PluginConfig>> {
+        let mut by_ns: BTreeMap<String, Vec<(u32, PluginConfig)>> = BTreeMap::new();
+        for o in self.wasm_plugins.state() {
+            let (Some(ns), Some(name)) = (o.metadata.namespace.as_deref(), o.metadata.name.as_deref()) else {
+                continue;
+            };
+            let index = match name.strip_prefix(PLUGIN_NAME) {
+                Some("") => 0,
+                Some(rest) => match rest.strip_prefix('-').and_then(|n| n.parse().ok()) {
+                    Some(n) => n,
+                    None => continue,
+                },
+                None => continue,
+            };
+            let config = o.data.get("spec").and_then(|s| s.get("pluginConfig")).cloned();
+            match config.map(serde_json::from_value::<PluginConfig>) {
+                Some(Ok(config)) => by_ns.entry(ns.to_string()).or_default().push((index, config)),
+                Some(Err(e)) => {
+                    tracing::warn!(namespace = ns, name, error = %e, "owned WasmPlugin has an unreadable pluginConfig")
+                }
+                None => {}
+            }
+        }
+        by_ns
+            .into_iter()
+            .map(|(ns, mut configs)| {
+                configs.sort_by_key(|(i, _)| *i);
+                (ns, configs.into_iter().map(|(_, c)| c).collect())
+            })
+            .collect()
     }
 
     /// What the writer compares the desired objects with.

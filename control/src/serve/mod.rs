@@ -69,6 +69,7 @@ impl Default for ServeConfig {
             settings: Settings {
                 url: "oci://ghcr.io/meshward/filter:latest".into(),
                 sha256: None,
+                budget_bytes: crate::derive::DEFAULT_BUDGET_BYTES,
             },
             trust_domain: "cluster.local".into(),
             debounce: Duration::from_millis(500),

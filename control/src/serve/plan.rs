@@ -161,6 +161,7 @@ mod tests {
                 phase: "AUTHZ",
                 match_: vec![TrafficSelector { mode: "SERVER" }],
                 fail_strategy: "FAIL_CLOSE",
+                selector: None,
                 plugin_config: PluginConfig::default(),
             },
         }

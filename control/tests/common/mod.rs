@@ -68,6 +68,7 @@ pub fn settings() -> Settings {
     Settings {
         url: "oci://registry.example.com/meshward/filter:0.1.0".into(),
         sha256: Some("a".repeat(64)),
+        budget_bytes: meshward_control::derive::DEFAULT_BUDGET_BYTES,
     }
 }
 
