@@ -195,7 +195,10 @@ pub struct AllowlistStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`: True when the Allowlist is part of its namespace's
-    /// configuration; False with the reason and the offending field.
+    /// configuration; False with the reason and the offending field (its last
+    /// valid version, or a placeholder admitting nobody, stands in).
+    /// `WithinBudget`: False (reason `OverBudget`) when the Allowlists sharing
+    /// its workloads exceed the WasmPlugin size budget together.
     #[serde(default)]
     pub conditions: Vec<StatusCondition>,
     /// What the references resolved to, so selectors that match nothing show.

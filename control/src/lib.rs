@@ -3,7 +3,7 @@
 //! meshward's control service: it turns Kubernetes state (Allowlist resources,
 //! namespaces, pods and pod templates, service accounts, services) into the
 //! filter's plugin configuration, one Istio `WasmPlugin` per enabled
-//! namespace.
+//! namespace (several when its configuration exceeds the size budget).
 //!
 //! * [`crd`] — the `Allowlist` custom resource, and the CRD generated from it.
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
