@@ -5,13 +5,21 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test setup fmt-check clippy test-native test-wasm build-wasm bench crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm bench crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
 ## load that build), and the engine's tests compiled to wasm.
 test: setup fmt-check clippy build-wasm test-native test-wasm
 	@echo "make test: all checks passed"
+
+## The main job, locally: Bookinfo's policies rendered by meshward-control,
+## enforced by the filter in a real Envoy, real requests allowed and denied.
+demo:
+	scripts/setup.sh demo
+	$(CARGO) build -q -p meshward-filter --target wasm32-wasip1 --release
+	$(CARGO) build -q -p meshward-control -p meshward-e2e
+	$(CARGO) run -q -p meshward-e2e --bin meshward-demo
 
 setup:
 	scripts/setup.sh

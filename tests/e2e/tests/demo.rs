@@ -1,0 +1,24 @@
+//! `make demo` is part of the test suite: the demo binary must finish with
+//! every verdict as expected, so it cannot rot.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+#[test]
+fn the_demo_runs_and_every_verdict_is_as_expected() {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshward-demo"))
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all 14 verdicts as expected"), "{stdout}");
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
+    for needle in [
+        "bookinfo/reviews/productpage-reads ok",
+        "meshward_requests{verdict=\"deny\",policy=\"bookinfo/reviews\",rule=\"-\"} 5",
+        "\"verdict\":\"deny\"",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
