@@ -169,8 +169,18 @@ impl Default for PortName {
     }
 }
 
+/// A port number (1-65535) or a non-empty name: the API server enforces the
+/// range, so an Allowlist that the service could not read is refused at
+/// admission.
 fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"x-kubernetes-int-or-string": true})
+    // Without `type` (int-or-string), `minimum`/`maximum` judge only
+    // numbers and `minLength` only strings.
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "minimum": 1,
+        "maximum": 65535,
+        "minLength": 1
+    })
 }
 
 /// A condition on one request header.

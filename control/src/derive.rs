@@ -75,6 +75,12 @@ pub struct Snapshot {
     /// so that a broken Allowlist or namespace keeps its last valid version in
     /// force instead of opening traffic.
     pub previous: BTreeMap<String, Vec<PluginConfig>>,
+    /// Allowlists whose spec the service could not read into the Rust types,
+    /// by (namespace, name), with the reason. Their entry in `allowlists`
+    /// carries what could be read (selector, mode) and no rule; derivation
+    /// treats them as invalid (`InvalidSpec`), so one unreadable object
+    /// neither stops the others nor opens its workloads.
+    pub unreadable: BTreeMap<(String, String), String>,
 }
 
 /// Where the filter module comes from, and how large a WasmPlugin may grow.
@@ -786,6 +792,13 @@ fn to_policy(
     index: &Index<'_>,
 ) -> (Result<Policy, Invalid>, Resolved) {
     let mut resolved = Resolved::default();
+    if let Some(e) = s.unreadable.get(&(ns.to_string(), name.to_string())) {
+        let invalid = Invalid {
+            reason: "InvalidSpec",
+            message: format!("spec: {e}"),
+        };
+        return (Err(invalid), resolved);
+    }
     let mut principals_seen = BTreeSet::new();
     let mut rules = Vec::with_capacity(a.spec.rules.len());
     for (ri, rule) in a.spec.rules.iter().enumerate() {

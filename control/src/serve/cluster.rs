@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::crd::Allowlist;
+use crate::crd::{Allowlist, AllowlistSpec};
 use crate::derive::{Snapshot, MANAGED_BY, PLUGIN_NAME};
 use crate::serve::plan::{Observed, OwnedPlugin};
 use meshward_filter::config::PluginConfig;
@@ -72,7 +72,9 @@ pub struct Cluster {
     daemon_sets: Store<DaemonSet>,
     service_accounts: Store<ServiceAccount>,
     services: Store<Service>,
-    allowlists: Store<Allowlist>,
+    /// Read as dynamic objects and parsed one by one: a single object the
+    /// Rust types cannot read must not fail the whole list.
+    allowlists: Store<DynamicObject>,
     wasm_plugins: Store<DynamicObject>,
     health: Arc<Vec<Arc<KindHealth>>>,
 }
@@ -135,11 +137,12 @@ impl Cluster {
             (),
             spawn("Service"),
         );
+        let al = ApiResource::erase::<Allowlist>(&());
         let allowlists = watch(
             tasks,
-            Api::all(client.clone()),
+            Api::all_with(client.clone(), &al),
             watcher::Config::default(),
-            (),
+            al.clone(),
             spawn("Allowlist"),
         );
         let ar = wasm_plugin_resource();
@@ -189,6 +192,23 @@ impl Cluster {
         {
             s.state().iter().map(|k| K::clone(k)).collect()
         }
+        let mut unreadable = BTreeMap::new();
+        let allowlists = self
+            .allowlists
+            .state()
+            .iter()
+            .map(|o| {
+                let (allowlist, error) = read_allowlist(o);
+                if let Some(e) = error {
+                    let key = (
+                        o.metadata.namespace.clone().unwrap_or_default(),
+                        o.metadata.name.clone().unwrap_or_default(),
+                    );
+                    unreadable.insert(key, e);
+                }
+                allowlist
+            })
+            .collect();
         Snapshot {
             trust_domain: trust_domain.to_string(),
             namespaces: all(&self.namespaces),
@@ -198,8 +218,9 @@ impl Cluster {
             daemon_sets: all(&self.daemon_sets),
             service_accounts: all(&self.service_accounts),
             services: all(&self.services),
-            allowlists: all(&self.allowlists),
+            allowlists,
             previous: self.previous(),
+            unreadable,
         }
     }
 
@@ -250,6 +271,8 @@ impl Cluster {
                     name: o.metadata.name.clone()?,
                     labels: o.metadata.labels.clone().unwrap_or_default(),
                     spec: o.data.get("spec").cloned().unwrap_or_default(),
+                    uid: o.metadata.uid.clone(),
+                    resource_version: o.metadata.resource_version.clone(),
                 })
             })
             .collect();
@@ -259,10 +282,49 @@ impl Cluster {
             .iter()
             .filter_map(|a| {
                 let key = (a.metadata.namespace.clone()?, a.metadata.name.clone()?);
-                Some((key, a.status.clone()))
+                let status = a
+                    .data
+                    .get("status")
+                    .cloned()
+                    .and_then(|s| serde_json::from_value(s).ok());
+                Some((key, status))
             })
             .collect();
         Observed { plugins, statuses }
+    }
+}
+
+/// An Allowlist from its dynamic form. When the spec does not fit the Rust
+/// types (a schema change between versions, a value the CRD schema let
+/// through), the result keeps the metadata, and the selector and mode if
+/// they can be read, with no rule, and the error says why.
+fn read_allowlist(o: &DynamicObject) -> (Allowlist, Option<String>) {
+    let spec = o.data.get("spec").cloned().unwrap_or(serde_json::Value::Null);
+    match serde_json::from_value::<AllowlistSpec>(spec.clone()) {
+        Ok(spec) => (
+            Allowlist {
+                metadata: o.metadata.clone(),
+                spec,
+                status: None,
+            },
+            None,
+        ),
+        Err(e) => {
+            let lenient = AllowlistSpec {
+                selector: spec
+                    .get("selector")
+                    .cloned()
+                    .and_then(|s| serde_json::from_value(s).ok()),
+                mode: spec.get("mode").cloned().and_then(|m| serde_json::from_value(m).ok()),
+                rules: Vec::new(),
+            };
+            let allowlist = Allowlist {
+                metadata: o.metadata.clone(),
+                spec: lenient,
+                status: None,
+            };
+            (allowlist, Some(e.to_string()))
+        }
     }
 }
 
