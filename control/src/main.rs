@@ -102,10 +102,10 @@ enum Command {
         #[arg(long, default_value = "cluster.local")]
         trust_domain: String,
         /// Wait this long after a change for more before deriving (milliseconds).
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
         debounce_ms: u64,
         /// Reconcile at least this often, to repair drift (seconds).
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         resync_seconds: u64,
         /// Split a namespace's configuration into several WasmPlugins above this size (bytes of JSON).
         #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]

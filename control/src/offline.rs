@@ -105,6 +105,13 @@ fn workload(s: &Snapshot, ns: &str, name: &str) -> Option<(BTreeMap<String, Stri
 
 /// Simulates `check` against the configuration derived from `snapshot`.
 pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outcome, CheckError> {
+    let desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    check_against(snapshot, &desired, c)
+}
+
+/// Simulates `check` against `desired`, already derived from `snapshot`
+/// (the service reuses its last derivation).
+pub fn check_against(snapshot: &Snapshot, desired: &Desired, c: &Check) -> Result<Outcome, CheckError> {
     let (ns, name) = split_ns("--to", &c.to, "<namespace>/<workload>")?;
     let principal = match (&c.principal, &c.from) {
         (Some(p), _) => Some(p.clone()),
@@ -120,7 +127,6 @@ pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outc
         expected: "'METHOD /path'",
     })?;
     let (labels, first_port) = workload(snapshot, ns, name).ok_or_else(|| CheckError::UnknownWorkload(c.to.clone()))?;
-    let desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     let in_ns: Vec<&WasmPlugin> = desired
         .wasm_plugins
         .iter()

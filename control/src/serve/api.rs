@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::crd::{Allowlist, AllowlistMode};
-use crate::offline::{check, Check};
+use crate::offline::{check_against, Check};
 use crate::serve::auth::{bearer, may_patch_allowlist, AuthError};
 use crate::serve::{Derived, Shared};
 
@@ -49,13 +49,37 @@ impl IntoResponse for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let code = match &e {
-            AuthError::MissingToken | AuthError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AuthError::Review(_) => StatusCode::BAD_GATEWAY,
-        };
-        Self(code, e.to_string())
+        match &e {
+            AuthError::MissingToken | AuthError::Unauthenticated => Self(StatusCode::UNAUTHORIZED, e.to_string()),
+            AuthError::Forbidden { .. } => Self(StatusCode::FORBIDDEN, e.to_string()),
+            AuthError::Review(inner) => {
+                // The details stay in the service's log.
+                tracing::warn!(error = %inner, "TokenReview/SubjectAccessReview failed");
+                Self(
+                    StatusCode::BAD_GATEWAY,
+                    "the authorization check could not be made".into(),
+                )
+            }
+        }
     }
+}
+
+/// An RFC 1123 label (namespace names): lower-case alphanumerics and `-`,
+/// starting and ending alphanumeric, at most 63 characters.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// An RFC 1123 subdomain (object names): labels joined by `.`, at most 253
+/// characters.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 fn latest(shared: &Shared) -> Result<Arc<Derived>, ApiError> {
@@ -68,7 +92,9 @@ fn latest(shared: &Shared) -> Result<Arc<Derived>, ApiError> {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.cluster.synced() {
+    let synced = shared.cluster.synced();
+    shared.metrics.set_ready(synced);
+    if synced {
         (StatusCode::OK, "ready").into_response()
     } else {
         let waiting = shared.cluster.incomplete().join(", ");
@@ -81,6 +107,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    shared.metrics.set_ready(shared.cluster.synced());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         shared.metrics.render(),
@@ -160,6 +187,14 @@ async fn simulate(
         ));
     }
     let derived = latest(&shared)?;
+    // Simulation compiles the namespace's configuration: bounded, and off the
+    // runtime threads that serve the watchers and the reconciler.
+    let Ok(permit) = shared.simulations.clone().try_acquire_owned() else {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many simulations in flight; retry".into(),
+        ));
+    };
     let c = Check {
         from: req.from,
         principal: req.principal,
@@ -169,8 +204,13 @@ async fn simulate(
         port: req.port,
         headers: req.headers,
     };
-    let outcome = check(&derived.snapshot, &shared.config.settings, &c)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        check_against(&derived.snapshot, &derived.desired, &c)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("simulation failed: {e}")))?
+    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(SimulateResponse {
         verdict: outcome.verdict.as_str().to_string(),
         rule: outcome.rule,
@@ -195,6 +235,20 @@ async fn set_mode(
 ) -> Result<Json<Value>, ApiError> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = bearer(authorization)?;
+    // The names go into the API server's URL unescaped: only valid
+    // Kubernetes names, so the object checked is the object patched.
+    if !is_dns_label(&ns) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{ns:?} is not a namespace name"),
+        ));
+    }
+    if !is_dns_subdomain(&name) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{name:?} is not an object name"),
+        ));
+    }
     let user = may_patch_allowlist(&shared.client, token, &ns, &name).await?;
     let Json(change) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let api: Api<Allowlist> = Api::namespaced(shared.client.clone(), &ns);
@@ -217,5 +271,24 @@ async fn set_mode(
             StatusCode::BAD_GATEWAY,
             format!("patching Allowlist {ns}/{name}: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kubernetes_names_reach_the_api_server_url() {
+        for ok in ["shop", "a", "a-1", "x9"] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a/b", "..", "a.b", "a%2Fb", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+        assert!(is_dns_subdomain("api.v1-x"));
+        for bad in ["x/../../victim", "a..b", ".a", "a.", "a_b"] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
     }
 }

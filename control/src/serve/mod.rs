@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
 use serde_json::json;
 use thiserror::Error;
@@ -85,11 +85,16 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
+    /// A watcher or the reconciler stopped (they run until shutdown).
+    #[error("a background task stopped: {0}")]
+    TaskEnded(String),
 }
 
 /// Why a reconcile round did not finish.
 #[derive(Debug, Error)]
 enum RoundError {
+    #[error("derivation failed: {0}")]
+    Derive(String),
     #[error("{failed} of {total} writes failed; first: {first}")]
     Writes {
         failed: usize,
@@ -121,6 +126,17 @@ pub struct Shared {
     pub latest: RwLock<Option<Arc<Derived>>>,
     /// Notified by the watchers on every change.
     pub changed: Arc<Notify>,
+    /// Simulations allowed to run at once (each compiles a namespace's configuration).
+    pub simulations: Arc<tokio::sync::Semaphore>,
+}
+
+/// The service's Kubernetes client. kube's own retry of 429/503/504 (up to
+/// 15 times, backing off to minutes) is turned off: the service retries at
+/// its level (the reconciler's backoff, the watchers' re-list), and an API
+/// call made for an HTTP caller fails at once instead of hanging.
+pub fn client(mut config: kube::Config) -> Result<Client, kube::Error> {
+    config.default_retry = false;
+    Client::try_from(config)
 }
 
 /// Runs the service until `shutdown` completes: watchers, the reconciler,
@@ -141,14 +157,27 @@ pub async fn run(
         metrics: Metrics::default(),
         latest: RwLock::new(None),
         changed,
+        simulations: Arc::new(tokio::sync::Semaphore::new(2)),
     });
     tasks.spawn(reconcile_loop(shared.clone()));
     tracing::info!(addr = %listener.local_addr()?, "serving the API, /metrics, /healthz, /readyz");
-    let served = axum::serve(listener, api::router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let server = axum::serve(listener, api::router(shared)).with_graceful_shutdown(shutdown);
+    // The watchers and the reconciler run forever; if one ends (a panic), the
+    // service must not go on answering 200 with a frozen view: it exits, and
+    // Kubernetes restarts it.
+    let result = tokio::select! {
+        served = server => served.map_err(ServeError::Http),
+        ended = tasks.join_next() => {
+            let reason = match ended {
+                Some(Err(e)) => e.to_string(),
+                _ => "ended".to_string(),
+            };
+            tracing::error!(reason, "a watcher or the reconciler stopped; exiting");
+            Err(ServeError::TaskEnded(reason))
+        }
+    };
     tasks.shutdown().await;
-    served.map_err(ServeError::Http)
+    result
 }
 
 async fn reconcile_loop(shared: Arc<Shared>) {
@@ -188,10 +217,19 @@ async fn reconcile_loop(shared: Arc<Shared>) {
 
 /// One round: snapshot, derive, plan, write.
 async fn reconcile(shared: &Shared) -> Result<(), RoundError> {
-    let snapshot = shared.cluster.snapshot(&shared.config.trust_domain);
-    let started = Instant::now();
-    let desired = derive(&snapshot, &shared.config.settings, Timestamp::now());
-    shared.metrics.derived(started.elapsed(), desired.wasm_plugins.len());
+    // Snapshot and derivation are CPU work over the whole cluster: off the
+    // runtime threads that serve the watchers and the API.
+    let cluster = shared.cluster.clone();
+    let (trust_domain, settings) = (shared.config.trust_domain.clone(), shared.config.settings.clone());
+    let (snapshot, desired, took) = tokio::task::spawn_blocking(move || {
+        let snapshot = cluster.snapshot(&trust_domain);
+        let started = Instant::now();
+        let desired = derive(&snapshot, &settings, Timestamp::now());
+        (snapshot, desired, started.elapsed())
+    })
+    .await
+    .map_err(|e| RoundError::Derive(e.to_string()))?;
+    shared.metrics.derived(took, desired.wasm_plugins.len());
     let observed = shared.cluster.observed();
     let plan = plan(&desired, &observed, shared.cluster.complete());
     if let Ok(mut latest) = shared.latest.write() {
@@ -235,16 +273,25 @@ async fn write(shared: &Shared, plan: Plan) -> Result<(), RoundError> {
             }
         }
     }
-    for (ns, name) in &plan.delete {
+    for d in &plan.delete {
+        let (ns, name) = (&d.namespace, &d.name);
         // Checked again right before acting: a watch may have failed meanwhile.
         if !shared.cluster.complete() {
             tracing::info!(namespace = %ns, name = %name, "view became incomplete; delete postponed");
             continue;
         }
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        match api.delete(name, &DeleteParams::default()).await {
+        // Only the object observed: if it changed since, the round is retried.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: d.uid.clone(),
+                resource_version: d.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(name, &params).await {
             Ok(_) => {
-                tracing::info!(namespace = %ns, name = %name, "WasmPlugin deleted (namespace no longer enabled)");
+                tracing::info!(namespace = %ns, name = %name, "WasmPlugin deleted (no longer derived)");
                 m.write("WasmPlugin", Outcome::Deleted);
             }
             Err(kube::Error::Api(s)) if s.code == 404 => m.write("WasmPlugin", Outcome::Deleted),

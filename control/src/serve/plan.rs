@@ -22,7 +22,24 @@ pub struct OwnedPlugin {
     pub labels: BTreeMap<String, String>,
     /// Its `spec`, as JSON.
     pub spec: Value,
+    /// Its uid (a delete is conditional on it).
+    pub uid: Option<String>,
+    /// Its resource version (a delete is conditional on it).
+    pub resource_version: Option<String>,
 }
+
+/// The `spec` fields meshward sets. Only these are compared: a field another
+/// field manager added (server-side apply keeps it) is not a difference.
+const MANAGED_SPEC_FIELDS: [&str; 8] = [
+    "url",
+    "sha256",
+    "pluginName",
+    "phase",
+    "match",
+    "failStrategy",
+    "selector",
+    "pluginConfig",
+];
 
 /// The part of the cluster the writer compares with.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,9 +55,9 @@ pub struct Observed {
 pub struct Plan {
     /// WasmPlugins to apply (new or changed).
     pub apply: Vec<WasmPlugin>,
-    /// Owned WasmPlugins to delete, (namespace, name): their namespace is no
-    /// longer enabled or no longer needs them.
-    pub delete: Vec<(String, String)>,
+    /// Owned WasmPlugins to delete: their namespace is no longer enabled or
+    /// no longer needs them. Deleted only if still the object observed.
+    pub delete: Vec<OwnedPlugin>,
     /// Allowlist statuses to write (changed ones only).
     pub statuses: Vec<StatusUpdate>,
     /// WasmPlugins that already hold the desired content.
@@ -72,9 +89,9 @@ pub fn plan(desired: &Desired, observed: &Observed, complete: bool) -> Plan {
     }
     if complete {
         out.delete = owned
-            .keys()
-            .filter(|k| !wanted.contains(*k))
-            .map(|(ns, name)| ((*ns).to_string(), (*name).to_string()))
+            .iter()
+            .filter(|(k, _)| !wanted.contains(*k))
+            .map(|(_, p)| (*p).clone())
             .collect();
     }
     for s in &desired.statuses {
@@ -102,7 +119,10 @@ fn same_plugin(desired: &WasmPlugin, current: &OwnedPlugin) -> bool {
         .iter()
         .flatten()
         .all(|(k, v)| current.labels.get(k) == Some(v));
-    labels_ok && serde_json::to_value(&desired.spec).is_ok_and(|spec| spec == current.spec)
+    let Ok(spec) = serde_json::to_value(&desired.spec) else {
+        return false;
+    };
+    labels_ok && MANAGED_SPEC_FIELDS.iter().all(|f| spec.get(f) == current.spec.get(f))
 }
 
 /// Statuses equal but for condition timestamps.
@@ -173,6 +193,8 @@ mod tests {
             name: p.metadata.name.clone().unwrap_or_default(),
             labels: p.metadata.labels.clone().unwrap_or_default(),
             spec: serde_json::to_value(&p.spec).unwrap(),
+            uid: Some("u1".into()),
+            resource_version: Some("7".into()),
         }
     }
 
@@ -239,6 +261,37 @@ mod tests {
     }
 
     #[test]
+    fn fields_other_managers_added_are_not_a_difference_but_a_field_we_dropped_is() {
+        let p = plugin("a", "meshward");
+        let desired = Desired {
+            wasm_plugins: vec![p.clone()],
+            statuses: vec![],
+        };
+        let mut foreign = owned(&p);
+        foreign.spec["imagePullPolicy"] = "Always".into();
+        let plan1 = plan(
+            &desired,
+            &Observed {
+                plugins: vec![foreign],
+                ..Observed::default()
+            },
+            true,
+        );
+        assert!(plan1.apply.is_empty(), "{plan1:?}");
+        let mut stale = owned(&p);
+        stale.spec["selector"] = serde_json::json!({"matchLabels": {"app": "x"}});
+        let plan2 = plan(
+            &desired,
+            &Observed {
+                plugins: vec![stale],
+                ..Observed::default()
+            },
+            true,
+        );
+        assert_eq!(plan2.apply.len(), 1, "a selector meshward no longer sets is removed");
+    }
+
+    #[test]
     fn owned_plugins_no_longer_wanted_are_deleted_only_on_a_complete_view() {
         let stale = owned(&plugin("disabled", "meshward"));
         let observed = Observed {
@@ -246,9 +299,16 @@ mod tests {
             ..Observed::default()
         };
         let desired = Desired::default();
+        let deletes = plan(&desired, &observed, true).delete;
+        assert_eq!(deletes.len(), 1);
         assert_eq!(
-            plan(&desired, &observed, true).delete,
-            vec![("disabled".into(), "meshward".into())]
+            (deletes[0].namespace.as_str(), deletes[0].name.as_str()),
+            ("disabled", "meshward")
+        );
+        assert_eq!(
+            deletes[0].uid.as_deref(),
+            Some("u1"),
+            "the delete is conditional on the observed object"
         );
         assert!(plan(&desired, &observed, false).delete.is_empty());
     }

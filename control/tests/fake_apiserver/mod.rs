@@ -5,9 +5,11 @@
 //! subresource, delete, TokenReview and SubjectAccessReview — with failure
 //! injection (a broken kind, a full outage) and a log of every write.
 //!
-//! Server-side apply is modelled for a single field manager: applied `spec`
-//! and `status` replace the stored ones, labels are merged; a write that
-//! changes nothing does not bump the resource version (as the real server).
+//! Server-side apply is modelled at the level of top-level `spec` fields: the
+//! applier owns the fields of its last apply; a field it stops applying is
+//! removed, fields others wrote stay; labels are merged; an applied `status`
+//! replaces the stored one. A write that changes nothing does not bump the
+//! resource version (as the real server). Deletes honour `preconditions`.
 
 #![allow(
     dead_code,
@@ -55,6 +57,9 @@ struct Event {
     object: Value,
 }
 
+/// (plural, namespace, name).
+type Key = (String, String, String);
+
 #[derive(Default)]
 struct Inner {
     rv: u64,
@@ -69,6 +74,8 @@ struct Inner {
     tokens: BTreeMap<String, (String, Vec<String>)>,
     /// (user, verb, plural, namespace, name).
     grants: BTreeSet<(String, String, String, String, String)>,
+    /// Top-level spec fields each object's appliers own: (key, manager) → fields.
+    owned: BTreeMap<(Key, String), BTreeSet<String>>,
 }
 
 /// The fake API server. Cheap to clone; all clones share state.
@@ -150,10 +157,10 @@ impl FakeApi {
         fake
     }
 
-    /// A `kube::Client` pointed at the fake.
+    /// The service's `kube::Client`, pointed at the fake.
     pub fn client(&self) -> kube::Client {
         let config = kube::Config::new(format!("http://{}", self.addr).parse().unwrap());
-        kube::Client::try_from(config).unwrap()
+        meshward_control::serve::client(config).unwrap()
     }
 
     /// Creates or replaces an object (as another client would), emitting a watch event.
@@ -381,6 +388,13 @@ async fn handle(
             let mut inner = fake.inner.lock().unwrap();
             let existing = inner.objects.get(&key).cloned();
             let updated = if content_type.starts_with("application/apply-patch") {
+                // As the real server: an apply names its object and its manager.
+                if body["apiVersion"].as_str().is_none() || body["kind"].as_str().is_none() {
+                    return status(400, "BadRequest", "apply: apiVersion and kind must be set");
+                }
+                if !query.contains_key("fieldManager") {
+                    return status(400, "BadRequest", "apply: fieldManager is required");
+                }
                 match (&existing, target.status) {
                     (None, true) => return status(404, "NotFound", &format!("{} {name} not found", target.plural)),
                     (Some(old), true) => {
@@ -388,13 +402,31 @@ async fn handle(
                         o["status"] = body["status"].clone();
                         o
                     }
-                    (None, false) => body.clone(),
+                    (None, false) => {
+                        let fields = spec_fields(&body);
+                        inner.owned.insert((key.clone(), manager(&query)), fields);
+                        body.clone()
+                    }
                     (Some(old), false) => {
                         let mut o = old.clone();
                         let mut labels = old["metadata"]["labels"].clone();
                         merge(&mut labels, &body["metadata"]["labels"]);
                         o["metadata"]["labels"] = labels;
-                        o["spec"] = body["spec"].clone();
+                        let fields = spec_fields(&body);
+                        let before = inner
+                            .owned
+                            .insert((key.clone(), manager(&query)), fields)
+                            .unwrap_or_default();
+                        if !o["spec"].is_object() {
+                            o["spec"] = json!({});
+                        }
+                        let spec = o["spec"].as_object_mut().unwrap();
+                        for dropped in before.iter().filter(|f| body["spec"].get(f.as_str()).is_none()) {
+                            spec.remove(dropped);
+                        }
+                        for (k, v) in body["spec"].as_object().into_iter().flatten() {
+                            spec.insert(k.clone(), v.clone());
+                        }
                         o
                     }
                 }
@@ -415,7 +447,17 @@ async fn handle(
         }
         (Method::DELETE, Some(name)) => {
             let key = (target.plural.clone(), ns, name.clone());
-            let deleted = fake.inner.lock().unwrap().delete(&key);
+            let mut inner = fake.inner.lock().unwrap();
+            if let Some(current) = inner.objects.get(&key) {
+                let pre = &body["preconditions"];
+                for (field, want) in [("uid", &pre["uid"]), ("resourceVersion", &pre["resourceVersion"])] {
+                    if !want.is_null() && &current["metadata"][field] != want {
+                        return status(409, "Conflict", &format!("precondition failed: {field}"));
+                    }
+                }
+            }
+            let deleted = inner.delete(&key);
+            drop(inner);
             fake.notify();
             match deleted {
                 Some(o) => axum::Json(o).into_response(),
@@ -424,6 +466,19 @@ async fn handle(
         }
         (m, _) => status(405, "MethodNotAllowed", &format!("{m} {path}")),
     }
+}
+
+/// The top-level spec fields of an applied object.
+fn spec_fields(body: &Value) -> BTreeSet<String> {
+    body["spec"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The field manager of a request.
+fn manager(query: &HashMap<String, String>) -> String {
+    query.get("fieldManager").cloned().unwrap_or_default()
 }
 
 fn list_kind(plural: &str) -> (&'static str, &'static str) {
