@@ -9,6 +9,7 @@
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
 //! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
 //! * [`offline`] — `check` (simulate a request) and `lint`.
+//! * [`oci`] — the filter module as an OCI image (layout tar) that Istio's agent pulls.
 //! * [`serve`] — the in-cluster service: reflectors, the writer, the HTTP API.
 //!
 //! Policies are validated by the filter's own engine
@@ -18,5 +19,6 @@
 pub mod crd;
 pub mod derive;
 pub mod manifests;
+pub mod oci;
 pub mod offline;
 pub mod serve;

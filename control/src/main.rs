@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use meshward_control::derive::{derive, Settings, DEFAULT_BUDGET_BYTES};
-use meshward_control::{crd, manifests, offline, serve};
+use meshward_control::{crd, manifests, oci, offline, serve};
 use meshward_filter::Engine;
 
 #[derive(Parser)]
@@ -111,6 +111,20 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
         budget_bytes: usize,
     },
+    /// Write the filter module as an OCI image (an OCI image layout in a tar
+    /// archive) that Istio's agent pulls from an `oci://` URL, and print its
+    /// digests: the manifest digest is the WasmPlugin's `sha256`.
+    OciImage {
+        /// The filter module (`meshward_filter.wasm`).
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The archive to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The image's tag in the layout (`org.opencontainers.image.ref.name`).
+        #[arg(long, default_value = oci::DEFAULT_TAG)]
+        tag: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -197,6 +211,29 @@ fn main() -> ExitCode {
                 ..serve::ServeConfig::default()
             };
             run_service(listen, config)
+        }
+        Command::OciImage { wasm, out, tag } => oci_image(&wasm, &out, &tag),
+    }
+}
+
+fn oci_image(wasm: &std::path::Path, out: &std::path::Path, tag: &str) -> ExitCode {
+    match oci::write(wasm, out, tag) {
+        Ok(image) => {
+            println!("wrote {} (OCI image layout, tag {})", out.display(), image.tag);
+            println!("manifest digest: {}", image.manifest_digest);
+            println!(
+                "WasmPlugin sha256 for oci:// URLs (the manifest digest): {}",
+                image.manifest_digest.hex()
+            );
+            println!(
+                "plugin.wasm sha256 (the module; WasmPlugin sha256 for http(s):// URLs only): {}",
+                image.module_digest.hex()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("meshward-control: {e}");
+            ExitCode::FAILURE
         }
     }
 }
