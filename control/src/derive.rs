@@ -164,8 +164,11 @@ pub struct Desired {
     /// [`Settings::budget_bytes`], else `meshward`, `meshward-1`, ... Every
     /// pluginConfig compiles with the filter's engine.
     pub wasm_plugins: Vec<WasmPlugin>,
-    /// One status per Allowlist in an enabled namespace, sorted by namespace,
-    /// then name, with the conditions `Ready` and `WithinBudget`.
+    /// One status per Allowlist, sorted by namespace, then name: in an
+    /// enabled namespace with the conditions `Ready` and `WithinBudget`;
+    /// elsewhere `Ready=False`, reason `NamespaceNotEnabled` (nothing enforces
+    /// it, and a status left from when the namespace was enabled must not
+    /// keep saying Ready).
     pub statuses: Vec<StatusUpdate>,
 }
 
@@ -445,6 +448,37 @@ pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desir
             });
         }
     }
+    for a in &snapshot.allowlists {
+        let (Some(ns), Some(name)) = (a.metadata.namespace.as_deref(), a.metadata.name.as_deref()) else {
+            continue;
+        };
+        if enabled.contains_key(ns) {
+            continue;
+        }
+        let message = format!(
+            "namespace {ns} is not labelled {ENFORCEMENT_LABEL}=enabled or audit; nothing enforces this Allowlist"
+        );
+        let generation = a.metadata.generation;
+        desired.statuses.push(StatusUpdate {
+            namespace: ns.into(),
+            name: name.into(),
+            status: AllowlistStatus {
+                observed_generation: generation,
+                conditions: vec![condition(
+                    "Ready",
+                    false,
+                    "NamespaceNotEnabled",
+                    message,
+                    generation,
+                    &now,
+                )],
+                resolved: None,
+            },
+        });
+    }
+    desired
+        .statuses
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     desired
         .wasm_plugins
         .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));

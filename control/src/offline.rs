@@ -225,9 +225,10 @@ impl fmt::Display for Finding {
     }
 }
 
-/// Everything `lint` reports, sorted: invalid Allowlists, selectors that
-/// match nothing, references to missing service accounts, and workloads of
-/// enabled namespaces that no Allowlist protects.
+/// Everything `lint` reports, sorted: invalid Allowlists, Allowlists in
+/// namespaces nothing enforces, selectors that match nothing, references to
+/// missing service accounts, and workloads of enabled namespaces that no
+/// Allowlist protects.
 pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
     let desired: Desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     let mut findings = Vec::new();

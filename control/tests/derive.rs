@@ -130,11 +130,13 @@ fn generated_wasmplugins_validate_against_istios_schema() {
 }
 
 #[test]
-fn disabled_namespaces_get_nothing() {
+fn disabled_namespaces_get_no_wasmplugin_and_their_allowlists_say_why() {
     let mut s = bookinfo();
     s.namespaces = vec![mk_ns("bookinfo", Some("disabled"))];
     let d = derive(&s, &settings(), now());
-    assert!(d.wasm_plugins.is_empty() && d.statuses.is_empty(), "{d:#?}");
+    assert!(d.wasm_plugins.is_empty(), "{d:#?}");
+    let reasons: Vec<&str> = d.statuses.iter().map(|s| s.status.conditions[0].reason.as_str()).collect();
+    assert_eq!(reasons, ["NamespaceNotEnabled"], "{d:#?}");
 }
 
 #[test]
@@ -874,4 +876,31 @@ fn an_earlier_placeholder_is_no_valid_version() {
         cond.message
     );
     assert_eq!(d.wasm_plugins, placeholder.wasm_plugins);
+}
+
+#[test]
+fn an_allowlist_in_a_namespace_that_is_not_enabled_says_so() {
+    let mut s = bookinfo();
+    s.allowlists.push(mk_allowlist("other", "idle", json!({"rules": [{}]})));
+    let d = derive(&s, &settings(), now());
+    assert!(d
+        .wasm_plugins
+        .iter()
+        .all(|p| p.metadata.namespace.as_deref() != Some("other")));
+    let st = status(&d, "other", "idle");
+    assert_eq!(st.status.conditions.len(), 1);
+    let c = &st.status.conditions[0];
+    assert_eq!(
+        (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+        ("Ready", "False", "NamespaceNotEnabled")
+    );
+    assert!(c.message.contains("meshward.io/enforcement"), "{}", c.message);
+    let names: Vec<(&str, &str)> = d
+        .statuses
+        .iter()
+        .map(|s| (s.namespace.as_str(), s.name.as_str()))
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "statuses stay sorted");
 }

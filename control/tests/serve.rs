@@ -198,7 +198,9 @@ async fn enabling_a_namespace_writes_its_wasmplugin_and_statuses() {
     let a = fake.get("Allowlist", "shop", "api").unwrap();
     assert_eq!(a["status"]["observedGeneration"], 1);
     assert_eq!(a["status"]["resolved"]["principals"], 1);
-    assert!(fake.get("Allowlist", "quiet", "api").unwrap()["status"].is_null());
+    let quiet = eventually("quiet/api's status", || async { ready(&fake, "quiet", "api") }).await;
+    assert_eq!(quiet["status"], "False");
+    assert_eq!(quiet["reason"], "NamespaceNotEnabled", "{quiet}");
     svc.stop().await;
 }
 
