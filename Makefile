@@ -29,7 +29,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p meshward-filter --target wasm32-wasip1 --lib -- -D warnings
+	$(CARGO) clippy -p meshward-filter -p meshward-noop-filter --target wasm32-wasip1 --lib -- -D warnings
 
 test-native: build-wasm
 	$(CARGO) test --workspace
@@ -38,10 +38,10 @@ test-native: build-wasm
 test-wasm:
 	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown -p meshward-filter --tests
 
-## The artifact Istio loads.
+## The artifact Istio loads, and the benchmarks' no-op wasm filter.
 build-wasm:
-	$(CARGO) build -p meshward-filter --target wasm32-wasip1 --release
-	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm
+	$(CARGO) build -p meshward-filter -p meshward-noop-filter --target wasm32-wasip1 --release
+	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm target/wasm32-wasip1/release/meshward_noop_filter.wasm
 
 ## Benchmarks for BENCHMARKS.md (minutes; not part of `make test`): the engine
 ## (callgrind instruction counts, wall clock natively and in V8, criterion) and

@@ -64,7 +64,7 @@ if [[ "$have" != "$want" ]]; then
 fi
 
 install_envoy
-install_tools curl valgrind
+install_tools curl valgrind wrk
 
 if ! command -v node >/dev/null; then
   echo "setup: node is required to run the wasm tests (apt-get install nodejs)" >&2
