@@ -172,7 +172,7 @@ How each figure is measured:
 - **p50 / p99**: wrk `--latency` distribution (50% and 99% lines), µs, median over rounds.
 - **CPU µs/req**: Envoy's `utime + stime` (fields 14 and 15 of `/proc/<pid>/stat`, all threads, in clock ticks) \
 from just before to just after the measured wrk run, divided by the requests wrk completed; median over rounds.
-- **RSS**: `VmRSS` of `/proc/<pid>/status` after both load runs (one Envoy serves the allowed and then the denied load).
+- **RSS**: `VmRSS` of `/proc/<pid>/status` after both load runs (one Envoy serves the allowed and the denied load).
 - **config change**: from writing the ECDS file with the last rule removed (`configs::update_filter`) until the \
 formerly allowed request is answered 403, polled every ~1 ms with a fresh connection; enforcing variants only.
 - **÷ (a)**, **÷ (c)**: per round, the variant's figure divided by (a) Router's or (c) NoopWasm's on the same N \
@@ -213,7 +213,7 @@ pub(crate) fn render(opts: &Options, machine: &Machine, command: &[String], clk_
     let _ = writeln!(
         out,
         "- Schedule: {} round(s); within a round the variants run one after another (interleaved), each in a fresh \
-         Envoy: {} s warm-up then {} s measured, first with the allowed request, then the denied one. \
+         Envoy: {} s warm-up then {} s measured, with the allowed and the denied request (allowed first in odd rounds, denied first in even ones). \
          Clock ticks: {clk_tck}/s.\n",
         opts.rounds, opts.warmup, opts.duration
     );
@@ -286,7 +286,11 @@ pub(crate) fn render(opts: &Options, machine: &Machine, command: &[String], clk_
                 cell(median(&rss), 1),
                 cell(median(&heap), 1),
                 cell(difference(runs, router, rss_mb), 1),
-                cell(difference(runs, noop, rss_mb), 1),
+                if matches!(variant, Variant::NoopWasm | Variant::Meshward) {
+                    cell(difference(runs, noop, rss_mb), 1)
+                } else {
+                    String::new()
+                },
                 cell(difference(runs, router, heap_mb), 1),
             );
         }

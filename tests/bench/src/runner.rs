@@ -222,7 +222,7 @@ impl Bench {
                         authz: authz_port,
                     };
                     let dir = self.scratch.join(format!("n{n}-r{round}-{}", variant_name(variant)));
-                    match self.run_one(variant, &rules, &allowed, &denied, &ports, &dir) {
+                    match self.run_one(variant, round, &rules, &allowed, &denied, &ports, &dir) {
                         Ok(run) => {
                             results.runs.entry((n, variant)).or_default().insert(round, run);
                             if !self.opts.keep {
@@ -246,9 +246,11 @@ impl Bench {
     }
 
     /// One Envoy under test: start, verdicts, load, memory, config change.
+    #[allow(clippy::too_many_arguments)]
     fn run_one(
         &self,
         variant: Variant,
+        round: u32,
         rules: &[Rule],
         allowed: &(String, String),
         denied: &(String, String),
@@ -277,8 +279,14 @@ impl Bench {
             check_verdict(ports.listener, method, path, expected_status(variant, kind))
                 .map_err(|e| format!("wrong verdict, refusing to measure: {} request {e}", kind.name()))?;
         }
+        // Alternate which request is loaded first, so neither always meets a
+        // freshly started Envoy.
+        let mut order = requests;
+        if round % 2 == 0 {
+            order.reverse();
+        }
         let mut loads = BTreeMap::new();
-        for (kind, (method, path)) in requests {
+        for (kind, (method, path)) in order {
             let load = self.load(&mut envoy, ports.listener, dir, variant, kind, method, path)?;
             eprintln!(
                 "  {:7} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  {:>6.1} CPU µs/req",
