@@ -135,7 +135,11 @@ fn disabled_namespaces_get_no_wasmplugin_and_their_allowlists_say_why() {
     s.namespaces = vec![mk_ns("bookinfo", Some("disabled"))];
     let d = derive(&s, &settings(), now());
     assert!(d.wasm_plugins.is_empty(), "{d:#?}");
-    let reasons: Vec<&str> = d.statuses.iter().map(|s| s.status.conditions[0].reason.as_str()).collect();
+    let reasons: Vec<&str> = d
+        .statuses
+        .iter()
+        .map(|s| s.status.conditions[0].reason.as_str())
+        .collect();
     assert_eq!(reasons, ["NamespaceNotEnabled"], "{d:#?}");
 }
 
