@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm bench crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm bench bench-envoy crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
@@ -49,6 +49,14 @@ build-wasm:
 bench:
 	scripts/bench-engine.sh
 	$(CARGO) bench -p meshward-control --bench derive --profile profiling
+
+## Side-by-side load runs in real Envoys (BENCHMARKS.md; about 25 minutes with
+## the defaults): router only, RBAC, RBAC matcher tree, no-op wasm, meshward,
+## ext_authz at N = 10, 1,000, 10,000 rules. `make bench-envoy BENCH_ARGS=--smoke`
+## for a quick look; `-- --help` lists the options.
+BENCH_ARGS ?=
+bench-envoy: setup build-wasm
+	$(CARGO) run -q -p meshward-bench -- $(BENCH_ARGS)
 
 ## Regenerate istio/crd.yaml from the Allowlist types (a test fails on drift).
 crd:
