@@ -53,6 +53,21 @@ pub struct Engine {
     principal_index: HashMap<Box<str>, Vec<u32>>,
     namespace_index: HashMap<Box<str>, Vec<u32>>,
     unindexed: Vec<u32>,
+    needs: Needs,
+}
+
+/// What evaluating a request can read besides its method, path and
+/// authority, so that a proxy fetches only that: every hostcall on the
+/// request path costs. A field the configuration never reads does not
+/// change any decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// Some rule has `from` (principals or namespaces).
+    pub principal: bool,
+    /// Some `to` entry has `ports`.
+    pub port: bool,
+    /// Some rule has `when` (header conditions).
+    pub headers: bool,
 }
 
 #[derive(Debug)]
@@ -477,6 +492,12 @@ impl Engine {
             principal_index: HashMap::default(),
             namespace_index: HashMap::default(),
             unindexed: Vec::new(),
+            needs: Needs::default(),
+        };
+        engine.needs = Needs {
+            principal: engine.rules.iter().any(|r| r.from.is_some()),
+            port: engine.clauses.iter().any(|c| c.ports.is_some()),
+            headers: engine.rules.iter().any(|r| !r.when.is_empty()),
         };
         engine.build_indexes();
         Ok(engine)
@@ -569,6 +590,11 @@ impl Engine {
             || cl.paths.as_ref().is_some_and(|r| r.is_empty())
             || cl.hosts.as_ref().is_some_and(Vec::is_empty)
             || cl.ports.as_ref().is_some_and(Vec::is_empty)
+    }
+
+    /// What an evaluation can read besides method, path and authority.
+    pub fn needs(&self) -> Needs {
+        self.needs
     }
 
     /// The top-level mode.
