@@ -2,7 +2,24 @@
 //! serde_json).
 
 use meshward_bench::configs::Variant;
+use meshward_bench::rules::Mix;
 use std::path::PathBuf;
+
+/// The name of a rule mix on the command line (`--mix`).
+pub(crate) fn mix_name(mix: Mix) -> &'static str {
+    match mix {
+        Mix::All => "all",
+        Mix::MapsOnly => "maps",
+    }
+}
+
+/// The rule mix in words, for the report.
+pub(crate) fn mix_description(mix: Mix) -> &'static str {
+    match mix {
+        Mix::All => "all forms (40% exact, 30% prefix, 20% template, 10% regex)",
+        Mix::MapsOnly => "exact and prefix only (60% exact, 40% prefix; no template or regex)",
+    }
+}
 
 /// Every variant, in report order.
 pub(crate) const ALL_VARIANTS: [Variant; 6] = [
@@ -50,6 +67,8 @@ OPTIONS:
   --rules LIST         rule counts N                           [10,1000,10000]
   --variants LIST      subset of router,rbac,rbac-matcher,noop-wasm,meshward,
                        ext-authz                                         [all]
+  --mix all|maps       rule mix: all forms (exact, prefix, template, regex)
+                       or maps = exact and prefix only                   [all]
   --rounds K           rounds of every variant                             [3]
   --duration SECS      measured seconds per load run                      [10]
   --warmup SECS        unmeasured load before each measured run            [1]
@@ -73,6 +92,8 @@ meshward_noop_filter.wasm).
 pub(crate) struct Options {
     pub(crate) rules: Vec<usize>,
     pub(crate) variants: Vec<Variant>,
+    /// The rule mix (`--mix`).
+    pub(crate) mix: Mix,
     pub(crate) rounds: u32,
     pub(crate) duration: u64,
     pub(crate) warmup: u64,
@@ -112,6 +133,7 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
 pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut rules = None;
     let mut variants = None;
+    let mut mix = Mix::All;
     let mut rounds = None;
     let mut duration = None;
     let mut warmup = None;
@@ -166,6 +188,13 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
                 list.sort();
                 variants = Some(list);
             }
+            "--mix" => {
+                let v = value()?;
+                mix = [Mix::All, Mix::MapsOnly]
+                    .into_iter()
+                    .find(|&m| mix_name(m) == v.trim())
+                    .ok_or_else(|| format!("--mix: expected all or maps, got {v:?}"))?;
+            }
             "--rounds" => rounds = Some(positive("--rounds", &value()?)?),
             "--duration" => duration = Some(positive("--duration", &value()?)?),
             "--warmup" => warmup = Some(number("--warmup", &value()?)?),
@@ -190,6 +219,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Run(Box::new(Options {
         rules: rules.unwrap_or(d_rules),
         variants: variants.unwrap_or_else(|| ALL_VARIANTS.to_vec()),
+        mix,
         rounds: rounds.unwrap_or(d_rounds),
         duration: duration.unwrap_or(d_duration),
         warmup: warmup.unwrap_or(1),
@@ -220,6 +250,7 @@ mod tests {
         let o = run(&[]);
         assert_eq!(o.rules, vec![10, 1000, 10000]);
         assert_eq!(o.variants, ALL_VARIANTS.to_vec());
+        assert_eq!(o.mix, Mix::All);
         assert_eq!(
             (o.rounds, o.duration, o.warmup, o.connections, o.threads),
             (3, 10, 1, 16, 1)
@@ -243,6 +274,18 @@ mod tests {
             o.variants,
             vec![Variant::Router, Variant::RbacMatcher, Variant::Meshward]
         );
+    }
+
+    #[test]
+    fn mix_flag() {
+        assert_eq!(run(&["--mix", "maps"]).mix, Mix::MapsOnly);
+        assert_eq!(run(&["--mix=maps", "--smoke"]).mix, Mix::MapsOnly);
+        assert_eq!(run(&["--mix", "all"]).mix, Mix::All);
+        assert_eq!(run(&["--mix", "maps", "--mix", "all"]).mix, Mix::All);
+        let p = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(p(&["--mix", "regex"]).unwrap_err().contains("--mix"));
+        assert!(p(&["--mix"]).unwrap_err().contains("needs a value"));
+        assert!(USAGE.contains("--mix all|maps"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The markdown report: machine header, the command, the results table, the
 //! memory table and what was not reported.
 
-use crate::cli::{variant_label, Options};
+use crate::cli::{mix_description, mix_name, variant_label, Options};
 use crate::runner::{Kind, Results, Run};
 use meshward_bench::configs::Variant;
 use std::collections::BTreeMap;
@@ -199,6 +199,12 @@ pub(crate) fn render(opts: &Options, machine: &Machine, command: &[String], clk_
     }
     let command: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
     let _ = writeln!(out, "- Command: `{}`", command.join(" "));
+    let _ = writeln!(
+        out,
+        "- Rule mix: {} (`--mix {}`)",
+        mix_description(opts.mix),
+        mix_name(opts.mix)
+    );
     let _ = writeln!(out, "- Date: {}", machine.date);
     let _ = writeln!(out, "- CPU: {} ({} logical CPUs)", machine.cpu, machine.cpus);
     let _ = writeln!(out, "- Kernel: {}", machine.kernel);
@@ -218,6 +224,7 @@ pub(crate) fn render(opts: &Options, machine: &Machine, command: &[String], clk_
         opts.rounds, opts.warmup, opts.duration
     );
     let _ = writeln!(out, "{LEGEND}\n");
+    let _ = writeln!(out, "### Load, rule mix: {}\n", mix_description(opts.mix));
     let _ = writeln!(
         out,
         "| variant | N | request | req/s median [min–max] | p50 µs | p99 µs | CPU µs/req | RSS MB | \
@@ -261,7 +268,8 @@ pub(crate) fn render(opts: &Options, machine: &Machine, command: &[String], clk_
             }
         }
     }
-    let _ = writeln!(out, "\n{MEMORY_LEGEND}\n");
+    let _ = writeln!(out, "\n### Memory, rule mix: {}\n", mix_description(opts.mix));
+    let _ = writeln!(out, "{MEMORY_LEGEND}\n");
     let _ = writeln!(
         out,
         "| variant | N | RSS MB | heap MB | RSS − (a) MB | RSS − (c) MB | heap − (a) MB |"
@@ -403,5 +411,17 @@ mod tests {
             );
             assert!(text.contains(&format!("| {label} | 10 | denied | 1000 |")));
         }
+        assert!(text.contains("- Rule mix: all forms"), "{text}");
+        assert!(text.contains("### Load, rule mix: all forms"), "{text}");
+        let maps = Options {
+            mix: meshward_bench::rules::Mix::MapsOnly,
+            ..opts
+        };
+        let text = render(&maps, &machine, &["meshward-bench".into()], 100, &results);
+        assert!(text.contains("- Rule mix: exact and prefix only"), "{text}");
+        assert!(text.contains("(`--mix maps`)"), "{text}");
+        assert!(text.contains("### Load, rule mix: exact and prefix only"), "{text}");
+        assert!(text.contains("### Memory, rule mix: exact and prefix only"), "{text}");
+        assert!(!text.contains("all forms"), "{text}");
     }
 }

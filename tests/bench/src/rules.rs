@@ -18,6 +18,17 @@
 //!
 //! so with `n` a multiple of 10 the last rule is a regex, the slowest form
 //! for the RBAC matcher tree (its regexes are a sequential fallback list).
+//!
+//! [`Mix::MapsOnly`] (`rules_with(n, Mix::MapsOnly)`) keeps the scheme but
+//! draws only the forms the matcher tree holds in maps:
+//!
+//! | `i % 10` | form | example (`i = 7`) |
+//! |---|---|---|
+//! | 0–5 | exact (60 %) | `/svc7/api/v1/items` |
+//! | 6–9 | prefix (40 %) | `/svc7/static/` |
+//!
+//! so with `n` a multiple of 10 the last rule is a prefix (the tree's second
+//! lookup, after the exact map misses).
 
 /// A path pattern of one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,17 +55,36 @@ pub struct Rule {
 /// The methods rules draw from.
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 
-/// `n` rules, a deterministic mix of exact, prefix, template and regex paths.
-pub fn rules(n: usize) -> Vec<Rule> {
-    (0..n).map(rule).collect()
+/// Which path forms an allowlist draws from (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mix {
+    /// 40 % exact, 30 % prefix, 20 % template, 10 % regex: the default.
+    #[default]
+    All,
+    /// 60 % exact, 40 % prefix, no template or regex: every rule lands in
+    /// one of the RBAC matcher tree's maps (issue 6's map-only comparison).
+    MapsOnly,
 }
 
-fn rule(i: usize) -> Rule {
-    let path = match i % 10 {
-        0..=3 => PathPattern::Exact(format!("/svc{i}/api/v1/items")),
-        4..=6 => PathPattern::Prefix(format!("/svc{i}/static/")),
-        7 | 8 => PathPattern::Template(format!("/svc{i}/users/{{*}}/profile")),
-        _ => PathPattern::Regex(format!("/svc{i}/v[0-9]+/orders/[a-z0-9]+")),
+/// `n` rules, a deterministic mix of exact, prefix, template and regex paths
+/// (`rules_with(n, Mix::All)`).
+pub fn rules(n: usize) -> Vec<Rule> {
+    rules_with(n, Mix::All)
+}
+
+/// `n` rules of the given mix; rule `i` depends only on `i` and `mix`.
+pub fn rules_with(n: usize, mix: Mix) -> Vec<Rule> {
+    (0..n).map(|i| rule(i, mix)).collect()
+}
+
+fn rule(i: usize, mix: Mix) -> Rule {
+    let exact = || PathPattern::Exact(format!("/svc{i}/api/v1/items"));
+    let prefix = || PathPattern::Prefix(format!("/svc{i}/static/"));
+    let path = match (mix, i % 10) {
+        (Mix::All, 0..=3) | (Mix::MapsOnly, 0..=5) => exact(),
+        (Mix::All, 4..=6) | (Mix::MapsOnly, _) => prefix(),
+        (Mix::All, 7 | 8) => PathPattern::Template(format!("/svc{i}/users/{{*}}/profile")),
+        (Mix::All, _) => PathPattern::Regex(format!("/svc{i}/v[0-9]+/orders/[a-z0-9]+")),
     };
     // One method, or two for odd `i`.
     let mut methods = vec![method(i)];
@@ -74,7 +104,7 @@ fn method(i: usize) -> String {
 /// prefix followed by `index.html`; the template with `u42` for each `{*}`;
 /// for a regex, one instance of it (see [`sample_regex`]). That no other
 /// rule admits it holds for [`rules`]' disjoint allowlists (the tests check
-/// it); an empty `rules` gives `GET /`.
+/// it, for both [`Mix`]es); an empty `rules` gives `GET /`.
 pub fn allowed_request(rules: &[Rule]) -> (String, String) {
     let Some(last) = rules.last() else {
         return ("GET".to_string(), "/".to_string());
@@ -213,6 +243,69 @@ mod tests {
             let rules = rules(n);
             let (method, path) = allowed_request(&rules);
             assert!(admits(&rules[n - 1], &method, &path), "{:?} vs {path}", rules[n - 1]);
+        }
+    }
+
+    #[test]
+    fn the_maps_only_mix_is_sixty_forty() {
+        let rules = rules_with(1000, Mix::MapsOnly);
+        let count = |f: fn(&PathPattern) -> bool| rules.iter().filter(|r| f(&r.path)).count();
+        assert_eq!(count(|p| matches!(p, PathPattern::Exact(_))), 600);
+        assert_eq!(count(|p| matches!(p, PathPattern::Prefix(_))), 400);
+        // Same methods as the full mix, rule by rule.
+        let all = rules_with(1000, Mix::All);
+        for (m, a) in rules.iter().zip(&all) {
+            assert_eq!(m.methods, a.methods);
+        }
+        assert!(matches!(rules[9].path, PathPattern::Prefix(_)));
+        assert!(matches!(rules[5].path, PathPattern::Exact(_)));
+    }
+
+    #[test]
+    fn rules_is_the_full_mix() {
+        assert_eq!(rules(1000), rules_with(1000, Mix::All));
+        assert_eq!(Mix::default(), Mix::All);
+        // Unchanged output: rule 9 is still the regex, rule 7 the template.
+        let r = rules(10);
+        assert_eq!(r[9].path, PathPattern::Regex("/svc9/v[0-9]+/orders/[a-z0-9]+".into()));
+        assert_eq!(r[7].path, PathPattern::Template("/svc7/users/{*}/profile".into()));
+        assert_eq!(r[3].path, PathPattern::Exact("/svc3/api/v1/items".into()));
+        assert_eq!(r[4].path, PathPattern::Prefix("/svc4/static/".into()));
+    }
+
+    #[test]
+    fn maps_only_rules_are_deterministic() {
+        assert_eq!(rules_with(100, Mix::MapsOnly), rules_with(100, Mix::MapsOnly));
+        assert_eq!(rules_with(10, Mix::MapsOnly)[..], rules_with(100, Mix::MapsOnly)[..10]);
+    }
+
+    #[test]
+    fn maps_only_allowed_request_is_admitted_by_the_last_rule_only() {
+        for n in [1, 2, 5, 6, 7, 9, 10, 11, 16, 17, 100, 1000, 10_000] {
+            let rules = rules_with(n, Mix::MapsOnly);
+            let request = allowed_request(&rules);
+            assert_eq!(admitted_by(&rules, &request), vec![n - 1], "n={n}: {request:?}");
+            assert!(admitted_by(&rules[..n - 1], &request).is_empty(), "n={n}");
+            assert!(admits(&rules[n - 1], &request.0, &request.1), "n={n}");
+        }
+    }
+
+    #[test]
+    fn maps_only_denied_request_is_admitted_by_no_rule() {
+        for n in [10, 1000, 10_000] {
+            let rules = rules_with(n, Mix::MapsOnly);
+            assert!(admitted_by(&rules, &denied_request()).is_empty(), "n={n}");
+            assert!(rules.iter().any(|r| r.methods.contains(&denied_request().0)));
+        }
+    }
+
+    #[test]
+    fn maps_only_has_no_template_or_regex() {
+        for r in rules_with(10_000, Mix::MapsOnly) {
+            assert!(
+                matches!(r.path, PathPattern::Exact(_) | PathPattern::Prefix(_)),
+                "{r:?}"
+            );
         }
     }
 

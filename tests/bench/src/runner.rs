@@ -205,7 +205,7 @@ impl Bench {
         };
         let mut results = Results::default();
         for &n in &self.opts.rules {
-            let rules = self.configs.rules(n);
+            let rules = self.configs.rules(n, self.opts.mix);
             let allowed = self.configs.allowed_request(&rules);
             let denied = self.configs.denied_request();
             check_workload(n, &rules, &allowed, &denied)?;
@@ -429,7 +429,7 @@ fn check_workload(
 ) -> Result<(), String> {
     if rules.len() != n {
         return Err(format!(
-            "rules::rules({n}) returned {} rules (is the configuration half merged?)",
+            "rules::rules_with({n}, ..) returned {} rules (is the configuration half merged?)",
             rules.len()
         ));
     }

@@ -7,7 +7,7 @@
 //! nothing about the real variants, and the report says so.
 
 use meshward_bench::configs::{self, Files, Ports, Variant};
-use meshward_bench::rules::{self, PathPattern, Rule};
+use meshward_bench::rules::{self, Mix, PathPattern, Rule};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The source of rules and bootstraps.
@@ -20,9 +20,10 @@ pub(crate) enum Configs {
 }
 
 impl Configs {
-    pub(crate) fn rules(self, n: usize) -> Vec<Rule> {
+    /// `n` rules of `mix` (the stand-ins are exact paths whatever the mix).
+    pub(crate) fn rules(self, n: usize, mix: Mix) -> Vec<Rule> {
         match self {
-            Self::Real => rules::rules(n),
+            Self::Real => rules::rules_with(n, mix),
             Self::SelfTest => (0..n)
                 .map(|i| Rule {
                     methods: vec!["GET".into()],
@@ -191,7 +192,7 @@ mod tests {
             authz: 4,
         };
         let c = Configs::SelfTest;
-        let rules = c.rules(3);
+        let rules = c.rules(3, Mix::All);
         assert_eq!(c.allowed_request(&rules), ("GET".into(), "/selftest/2".into()));
         for v in crate::cli::ALL_VARIANTS {
             let boot = c.bootstrap(v, &rules, &ports, &files);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use meshward_bench::configs::{bootstrap, responder_bootstrap, update_filter, Files, Ports, Variant};
-use meshward_bench::rules::{allowed_request, denied_request, rules};
+use meshward_bench::rules::{allowed_request, denied_request, rules, rules_with, Mix};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -346,4 +346,62 @@ fn ext_authz() {
     // The trivial authorizer answers 200 to every check, so both requests
     // pass: this measures the round trip, not a decision.
     check(Variant::ExtAuthz, &[10, 1000], &[10, 1000], (200, 200), false);
+}
+
+/// Issue 6's map-only comparison: `rules_with(1000, Mix::MapsOnly)` (exact
+/// and prefix only, so the matcher tree has no regex list) validates, filter
+/// inlined too, and in a real Envoy the allowed request (the last rule, a
+/// prefix) passes, an exact rule's request passes, the denied one gets 403.
+#[test]
+fn maps_only() {
+    let scratch = Scratch::new("maps-only");
+    let upstream = (free_port(), free_port());
+    let _upstream = Envoy::start(
+        &scratch.0,
+        "upstream",
+        &responder_bootstrap(upstream.0, upstream.1),
+        upstream.1,
+    );
+    let n = 1000;
+    let rules = rules_with(n, Mix::MapsOnly);
+    let (allowed, denied) = (allowed_request(&rules), denied_request());
+    let exact = allowed_request(&rules[..1]);
+    for variant in [Variant::RbacMatcher, Variant::Meshward] {
+        let dir = scratch.0.join(format!("{variant:?}"));
+        std::fs::create_dir_all(&dir).expect("create run dir");
+        let files = Files {
+            dir: dir.clone(),
+            meshward_wasm: module("meshward_filter.wasm"),
+            noop_wasm: module("meshward_noop_filter.wasm"),
+        };
+        let ports = Ports {
+            listener: free_port(),
+            admin: free_port(),
+            upstream: upstream.0,
+            authz: free_port(),
+        };
+        let config = bootstrap(variant, &rules, &ports, &files);
+        if variant == Variant::RbacMatcher {
+            assert!(!config.contains("safe_regex"), "no regex in the map-only tree");
+            let filter = std::fs::read_to_string(dir.join("filter.json")).expect("read filter.json");
+            assert!(
+                !filter.contains("safe_regex") && !filter.contains("matcher_list"),
+                "{variant:?}"
+            );
+        }
+        let path = dir.join("envoy.json");
+        std::fs::write(&path, &config).expect("write bootstrap");
+        validate(&path);
+        let inline = dir.join("inline.json");
+        std::fs::write(&inline, inlined(&config, &dir)).expect("write inlined bootstrap");
+        validate(&inline);
+        let _envoy = Envoy::start(&dir, "envoy", &config, ports.admin);
+        assert_eq!(
+            eventually(ports.listener, &allowed, 200),
+            200,
+            "{variant:?} {allowed:?}"
+        );
+        assert_eq!(status(ports.listener, &exact), 200, "{variant:?} {exact:?}");
+        assert_eq!(status(ports.listener, &denied), 403, "{variant:?} {denied:?}");
+    }
 }
