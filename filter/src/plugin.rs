@@ -199,6 +199,7 @@ impl Plugin {
     }
 
     fn compile(&mut self, host: &dyn Host, json: &[u8]) -> Result<(), ConfigError> {
+        let started = host.now_nanos();
         let engine = Engine::from_json(json)?;
         let selection = engine
             .select(|key| utf8(host.property(&[NODE_METADATA[0], NODE_METADATA[1], NODE_METADATA[2], "LABELS", key])));
@@ -210,13 +211,15 @@ impl Plugin {
         host.log(
             Level::Info,
             &format!(
-                "meshward: configuration accepted for {}/{}: {} of {} policies apply ({}), mode {}",
+                "meshward: configuration accepted for {}/{}: {} of {} policies apply ({}), mode {}, {} bytes compiled in {:.1} ms",
                 workload.namespace.as_deref().unwrap_or("-"),
                 workload.name.as_deref().unwrap_or("-"),
                 applied.len(),
                 engine.policy_count(),
                 applied.join(", "),
                 engine.mode().as_str(),
+                json.len(),
+                host.now_nanos().saturating_sub(started) as f64 / 1e6,
             ),
         );
         let deciding: Vec<&str> = (0..engine.policy_count() as u32)
