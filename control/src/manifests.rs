@@ -70,16 +70,15 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// Deserializes `v` into `T`, refusing fields `T` does not know: the
+/// Deserializes `original` into `T`, refusing fields `T` does not know: the
 /// Kubernetes types ignore unknown fields, so a typo such as
 /// `serviceAcountName` would silently become the `default` service account.
 /// The object is converted back and the first field that did not survive is
-/// named.
-fn strict<T: DeserializeOwned + Serialize>(v: serde_yaml::Value) -> Result<T, String> {
-    let original = serde_json::to_value(&v).map_err(|e| e.to_string())?;
+/// named. Also used by the tests that check the install manifests.
+pub fn strict<T: DeserializeOwned + Serialize>(original: &Value) -> Result<T, String> {
     let typed: T = serde_json::from_value(original.clone()).map_err(|e| e.to_string())?;
     let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    match first_dropped(&original, &back, "") {
+    match first_dropped(original, &back, "") {
         Some(field) => Err(format!("unknown field `{field}`")),
         None => Ok(typed),
     }
@@ -144,7 +143,7 @@ pub fn load(dir: &Path, trust_domain: &str) -> Result<Loaded, ManifestError> {
             let (api_version, kind) = (field("apiVersion"), field("kind"));
             let object = format!("{kind} {}/{}", meta("namespace"), meta("name"));
             fn typed<T: DeserializeOwned + Serialize>(v: serde_yaml::Value) -> Result<T, String> {
-                strict(v)
+                strict(&serde_json::to_value(&v).map_err(|e| e.to_string())?)
             }
             let s = &mut loaded.snapshot;
             let result = match (api_version.as_str(), kind.as_str()) {

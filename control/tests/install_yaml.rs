@@ -41,6 +41,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAcco
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use meshward_control::crd::Allowlist;
+use meshward_control::manifests;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -125,38 +126,10 @@ fn one<'a>(docs: &'a [Doc], kind: &str, name: &str) -> &'a Value {
     &found[0].value
 }
 
-/// Deserializes into `T` and back; a field that did not survive is unknown
-/// to `T` (the Kubernetes types ignore unknown fields, so a typo such as
-/// `readOnlyRootFileSystem` would silently vanish).
+/// Deserializes into `T` and back with the loader's own check
+/// ([`manifests::strict`]): a field that did not survive is unknown to `T`.
 fn strict<T: DeserializeOwned + Serialize>(v: &Value) -> Result<(), String> {
-    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
-    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    match first_dropped(v, &back, "") {
-        Some(field) => Err(format!("unknown field `{field}`")),
-        None => Ok(()),
-    }
-}
-
-fn first_dropped(original: &Value, back: &Value, path: &str) -> Option<String> {
-    match (original, back) {
-        (Value::Object(o), Value::Object(b)) => o.iter().filter(|(_, v)| !v.is_null()).find_map(|(k, v)| {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            match b.get(k) {
-                None => Some(p),
-                Some(bv) => first_dropped(v, bv, &p),
-            }
-        }),
-        (Value::Array(o), Value::Array(b)) => o
-            .iter()
-            .zip(b)
-            .enumerate()
-            .find_map(|(i, (ov, bv))| first_dropped(ov, bv, &format!("{path}[{i}]"))),
-        _ => None,
-    }
+    manifests::strict::<T>(v).map(|_| ())
 }
 
 /// `(apiVersion, kind)` → the `openAPIV3Schema` of every served version of the
@@ -333,7 +306,7 @@ fn every_manifest_is_a_known_kind_and_valid() {
     assert!(errors.is_empty(), "invalid manifests:\n{}", errors.join("\n"));
     // The CLI's own loader accepts the same directories.
     for dir in DIRS {
-        meshward_control::manifests::load(&workspace().join(dir), "cluster.local").unwrap();
+        manifests::load(&workspace().join(dir), "cluster.local").unwrap();
     }
 }
 
