@@ -40,6 +40,9 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "meshward-
 /// The name of the WasmPlugin in each enabled namespace; when a namespace's
 /// configuration is split, the others are `meshward-1`, `meshward-2`, ...
 pub const PLUGIN_NAME: &str = "meshward";
+/// The filter module's URL when none is given.
+pub const DEFAULT_URL: &str = "oci://ghcr.io/meshward/filter:latest";
+
 /// The default of [`Settings::budget_bytes`]: 512 KiB.
 pub const DEFAULT_BUDGET_BYTES: usize = 512 * 1024;
 /// The largest pluginConfig emitted at all, in bytes of JSON: Kubernetes

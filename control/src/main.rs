@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use meshward_control::derive::{derive, Settings, DEFAULT_BUDGET_BYTES};
+use meshward_control::derive::{derive, Settings, DEFAULT_BUDGET_BYTES, DEFAULT_URL};
 use meshward_control::{crd, manifests, oci, offline, serve};
 use meshward_filter::Engine;
 
@@ -28,19 +28,8 @@ enum Command {
         /// Directory of Kubernetes YAML (Namespaces, workloads, Services, Allowlists).
         #[arg(long)]
         manifests: PathBuf,
-        /// The filter module's URL.
-        #[arg(long, default_value = "oci://ghcr.io/meshward/filter:latest")]
-        url: String,
-        /// The module's sha256.
-        #[arg(long)]
-        sha256: Option<String>,
-        /// The mesh's trust domain.
-        #[arg(long, default_value = "cluster.local")]
-        trust_domain: String,
-        /// The size budget of one WasmPlugin's pluginConfig (bytes of JSON);
-        /// a namespace over it is split into several WasmPlugins.
-        #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
-        budget_bytes: usize,
+        #[command(flatten)]
+        derivation: Derivation,
     },
     /// Simulate a request against the policies derived from the manifests.
     /// Exit status 0 if allowed, 1 if denied (also in audit mode), 2 on error.
@@ -92,24 +81,14 @@ enum Command {
         /// Address of the HTTP API, /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
-        /// The filter module's URL.
-        #[arg(long, default_value = "oci://ghcr.io/meshward/filter:latest")]
-        url: String,
-        /// The module's sha256.
-        #[arg(long)]
-        sha256: Option<String>,
-        /// The mesh's trust domain.
-        #[arg(long, default_value = "cluster.local")]
-        trust_domain: String,
+        #[command(flatten)]
+        derivation: Derivation,
         /// Wait this long after a change for more before deriving (milliseconds).
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
         debounce_ms: u64,
         /// Reconcile at least this often, to repair drift (seconds).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         resync_seconds: u64,
-        /// Split a namespace's configuration into several WasmPlugins above this size (bytes of JSON).
-        #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
-        budget_bytes: usize,
     },
     /// Write the filter module as an OCI image (an OCI image layout in a tar
     /// archive) that Istio's agent pulls from an `oci://` URL, and print its
@@ -127,6 +106,37 @@ enum Command {
     },
 }
 
+/// What the WasmPlugins are derived with: the same flags for `render` and
+/// `serve`.
+#[derive(clap::Args)]
+struct Derivation {
+    /// The filter module's URL.
+    #[arg(long, default_value = DEFAULT_URL)]
+    url: String,
+    /// The module's sha256.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// The mesh's trust domain.
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// The size budget of one WasmPlugin's pluginConfig (bytes of JSON);
+    /// a namespace over it is split into several WasmPlugins.
+    #[arg(long, default_value_t = DEFAULT_BUDGET_BYTES)]
+    budget_bytes: usize,
+}
+
+impl Derivation {
+    /// The derivation settings and the trust domain.
+    fn split(self) -> (Settings, String) {
+        let settings = Settings {
+            url: self.url,
+            sha256: self.sha256,
+            budget_bytes: self.budget_bytes,
+        };
+        (settings, self.trust_domain)
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => match crd::crd_yaml() {
@@ -139,21 +149,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Render {
-            manifests,
-            url,
-            sha256,
-            trust_domain,
-            budget_bytes,
-        } => render(
-            &manifests,
-            Settings {
-                url,
-                sha256,
-                budget_bytes,
-            },
-            &trust_domain,
-        ),
+        Command::Render { manifests, derivation } => {
+            let (settings, trust_domain) = derivation.split();
+            render(&manifests, settings, &trust_domain)
+        }
         Command::Check {
             manifests,
             from,
@@ -192,19 +191,13 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate(&files),
         Command::Serve {
             listen,
-            url,
-            sha256,
-            trust_domain,
+            derivation,
             debounce_ms,
             resync_seconds,
-            budget_bytes,
         } => {
+            let (settings, trust_domain) = derivation.split();
             let config = serve::ServeConfig {
-                settings: Settings {
-                    url,
-                    sha256,
-                    budget_bytes,
-                },
+                settings,
                 trust_domain,
                 debounce: std::time::Duration::from_millis(debounce_ms),
                 resync: std::time::Duration::from_secs(resync_seconds),

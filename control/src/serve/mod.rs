@@ -67,7 +67,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             settings: Settings {
-                url: "oci://ghcr.io/meshward/filter:latest".into(),
+                url: crate::derive::DEFAULT_URL.into(),
                 sha256: None,
                 budget_bytes: crate::derive::DEFAULT_BUDGET_BYTES,
             },
