@@ -82,78 +82,26 @@ pub struct Cluster {
 impl Cluster {
     /// Starts one watcher per kind on `tasks`; every change notifies `changed`.
     pub fn start(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Self {
-        let mut health = Vec::new();
-        let mut spawn = |kind: &'static str| {
-            let h = Arc::new(KindHealth::new(kind));
-            health.push(h.clone());
-            (h, changed.clone())
+        let mut w = Watchers {
+            client,
+            tasks,
+            changed,
+            health: Vec::new(),
         };
-        let namespaces = watch(
-            tasks,
-            Api::all(client.clone()),
+        let namespaces = w.typed("Namespace");
+        let pods = w.typed("Pod");
+        let deployments = w.typed("Deployment");
+        let stateful_sets = w.typed("StatefulSet");
+        let daemon_sets = w.typed("DaemonSet");
+        let service_accounts = w.typed("ServiceAccount");
+        let services = w.typed("Service");
+        let allowlists = w.dynamic(
+            "Allowlist",
+            &ApiResource::erase::<Allowlist>(&()),
             watcher::Config::default(),
-            (),
-            spawn("Namespace"),
         );
-        let pods = watch(
-            tasks,
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            (),
-            spawn("Pod"),
-        );
-        let deployments = watch(
-            tasks,
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            (),
-            spawn("Deployment"),
-        );
-        let stateful_sets = watch(
-            tasks,
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            (),
-            spawn("StatefulSet"),
-        );
-        let daemon_sets = watch(
-            tasks,
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            (),
-            spawn("DaemonSet"),
-        );
-        let service_accounts = watch(
-            tasks,
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            (),
-            spawn("ServiceAccount"),
-        );
-        let services = watch(
-            tasks,
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            (),
-            spawn("Service"),
-        );
-        let al = ApiResource::erase::<Allowlist>(&());
-        let allowlists = watch(
-            tasks,
-            Api::all_with(client.clone(), &al),
-            watcher::Config::default(),
-            al.clone(),
-            spawn("Allowlist"),
-        );
-        let ar = wasm_plugin_resource();
         let owned = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-        let wasm_plugins = watch(
-            tasks,
-            Api::all_with(client.clone(), &ar),
-            owned,
-            ar.clone(),
-            spawn("WasmPlugin"),
-        );
+        let wasm_plugins = w.dynamic("WasmPlugin", &wasm_plugin_resource(), owned);
         Self {
             namespaces,
             pods,
@@ -164,7 +112,7 @@ impl Cluster {
             services,
             allowlists,
             wasm_plugins,
-            health: Arc::new(health),
+            health: Arc::new(w.health),
         }
     }
 
@@ -291,6 +239,49 @@ impl Cluster {
             })
             .collect();
         Observed { plugins, statuses }
+    }
+}
+
+/// Starts watchers and collects their health.
+struct Watchers<'a> {
+    client: &'a Client,
+    tasks: &'a mut JoinSet<()>,
+    changed: &'a Arc<Notify>,
+    health: Vec<Arc<KindHealth>>,
+}
+
+impl Watchers<'_> {
+    /// A watcher over every object of a kind with Rust types.
+    fn typed<K>(&mut self, kind: &'static str) -> Store<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let health = self.health(kind);
+        watch(
+            self.tasks,
+            Api::all(self.client.clone()),
+            watcher::Config::default(),
+            (),
+            health,
+        )
+    }
+
+    /// A watcher over a kind read as dynamic objects.
+    fn dynamic(&mut self, kind: &'static str, ar: &ApiResource, config: watcher::Config) -> Store<DynamicObject> {
+        let health = self.health(kind);
+        watch(
+            self.tasks,
+            Api::all_with(self.client.clone(), ar),
+            config,
+            ar.clone(),
+            health,
+        )
+    }
+
+    fn health(&mut self, kind: &'static str) -> (Arc<KindHealth>, Arc<Notify>) {
+        let h = Arc::new(KindHealth::new(kind));
+        self.health.push(h.clone());
+        (h, self.changed.clone())
     }
 }
 
