@@ -39,11 +39,11 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
     /// Everything written.
-    Ok,
+    Ok = 0,
     /// A write failed; retried with backoff.
-    Error,
+    Error = 1,
     /// The view of the cluster was incomplete; nothing written.
-    Skipped,
+    Skipped = 2,
 }
 
 /// The service's counters.
@@ -61,12 +61,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a reconcile round.
     pub fn round(&self, r: Round) {
-        let i = match r {
-            Round::Ok => 0,
-            Round::Error => 1,
-            Round::Skipped => 2,
-        };
-        if let Some(c) = self.reconciles.get(i) {
+        if let Some(c) = self.reconciles.get(r as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -86,27 +81,9 @@ impl Metrics {
         }
     }
 
-    /// The number of objects of `kind` that ended as `outcome`.
-    pub fn writes(&self, kind: &str, outcome: Outcome) -> u64 {
-        self.writes
-            .lock()
-            .map(|w| {
-                w.iter()
-                    .filter(|((k, o), _)| *k == kind && *o == outcome)
-                    .map(|(_, n)| *n)
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-
     /// The number of reconcile rounds that ended as `r`.
     pub fn rounds(&self, r: Round) -> u64 {
-        let i = match r {
-            Round::Ok => 0,
-            Round::Error => 1,
-            Round::Skipped => 2,
-        };
-        self.reconciles.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
+        self.reconciles.get(r as usize).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Records one derivation's duration and the number of WasmPlugins it produced.
@@ -131,11 +108,12 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP meshward_control_reconciles_total Reconcile rounds by result."
+        family(
+            &mut out,
+            "meshward_control_reconciles_total",
+            "counter",
+            "Reconcile rounds by result.",
         );
-        let _ = writeln!(out, "# TYPE meshward_control_reconciles_total counter");
         for (result, r) in [("ok", Round::Ok), ("error", Round::Error), ("skipped", Round::Skipped)] {
             let _ = writeln!(
                 out,
@@ -143,11 +121,12 @@ impl Metrics {
                 self.rounds(r)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP meshward_control_writes_total Objects considered by the writer, by kind and outcome."
+        family(
+            &mut out,
+            "meshward_control_writes_total",
+            "counter",
+            "Objects considered by the writer, by kind and outcome.",
         );
-        let _ = writeln!(out, "# TYPE meshward_control_writes_total counter");
         if let Ok(w) = self.writes.lock() {
             for ((kind, outcome), n) in w.iter() {
                 let _ = writeln!(
@@ -157,11 +136,12 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP meshward_control_derivation_seconds Time to derive the desired objects from a snapshot."
+        family(
+            &mut out,
+            "meshward_control_derivation_seconds",
+            "histogram",
+            "Time to derive the desired objects from a snapshot.",
         );
-        let _ = writeln!(out, "# TYPE meshward_control_derivation_seconds histogram");
         for (bound, bucket) in BUCKETS.iter().zip(&self.derive_buckets) {
             let _ = writeln!(
                 out,
@@ -174,21 +154,23 @@ impl Metrics {
         let sum = self.derive_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "meshward_control_derivation_seconds_sum {sum}");
         let _ = writeln!(out, "meshward_control_derivation_seconds_count {count}");
-        let _ = writeln!(
-            out,
-            "# HELP meshward_control_wasmplugins WasmPlugins in the last derivation."
+        family(
+            &mut out,
+            "meshward_control_wasmplugins",
+            "gauge",
+            "WasmPlugins in the last derivation.",
         );
-        let _ = writeln!(out, "# TYPE meshward_control_wasmplugins gauge");
         let _ = writeln!(
             out,
             "meshward_control_wasmplugins {}",
             self.wasm_plugins.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "# HELP meshward_control_ready 1 after the first full sync of every watched kind."
+        family(
+            &mut out,
+            "meshward_control_ready",
+            "gauge",
+            "1 after the first full sync of every watched kind.",
         );
-        let _ = writeln!(out, "# TYPE meshward_control_ready gauge");
         let _ = writeln!(
             out,
             "meshward_control_ready {}",
@@ -196,6 +178,12 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
