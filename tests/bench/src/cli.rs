@@ -104,9 +104,6 @@ pub(crate) struct Options {
     pub(crate) envoy: Option<PathBuf>,
     pub(crate) keep: bool,
     pub(crate) smoke: bool,
-    /// Hidden, for developing the runner: hand-written stand-in bootstraps
-    /// instead of [`meshward_bench::configs`] (see `selftest.rs`).
-    pub(crate) self_test_configs: bool,
 }
 
 /// What the command line asks for.
@@ -144,7 +141,6 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut envoy = None;
     let mut keep = false;
     let mut smoke = false;
-    let mut self_test_configs = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -161,7 +157,6 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--keep" => keep = true,
             "--smoke" => smoke = true,
-            "--self-test-configs" => self_test_configs = true,
             "--rules" => {
                 let v = value()?;
                 let list = v
@@ -230,7 +225,6 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
         envoy,
         keep,
         smoke,
-        self_test_configs,
     })))
 }
 

@@ -11,7 +11,6 @@ mod http;
 mod procstat;
 mod report;
 mod runner;
-mod selftest;
 mod wrk;
 
 use cli::Parsed;
@@ -57,20 +56,13 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let release = target.join("wasm32-wasip1/release");
     let meshward_wasm = release.join("meshward_filter.wasm");
     let noop_wasm = release.join("meshward_noop_filter.wasm");
-    let configs = if opts.self_test_configs {
-        selftest::Configs::SelfTest
-    } else {
-        selftest::Configs::Real
-    };
-    if configs == selftest::Configs::Real {
-        for (variant, module) in [(Variant::Meshward, &meshward_wasm), (Variant::NoopWasm, &noop_wasm)] {
-            if opts.variants.contains(&variant) && !module.exists() {
-                return Err(format!(
-                    "{} is missing (needed by {}): run `make build-wasm`",
-                    module.display(),
-                    cli::variant_label(variant)
-                ));
-            }
+    for (variant, module) in [(Variant::Meshward, &meshward_wasm), (Variant::NoopWasm, &noop_wasm)] {
+        if opts.variants.contains(&variant) && !module.exists() {
+            return Err(format!(
+                "{} is missing (needed by {}): run `make build-wasm`",
+                module.display(),
+                cli::variant_label(variant)
+            ));
         }
     }
     if opts.envoy_cpu == opts.load_cpu {
@@ -85,7 +77,6 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let machine = report::Machine::describe(&envoy, wrk_version);
     let bench = runner::Bench {
         opts,
-        configs,
         envoy,
         clk_tck,
         meshward_wasm,

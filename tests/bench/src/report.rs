@@ -49,12 +49,7 @@ fn ratio(
     reference: Option<&BTreeMap<u32, Run>>,
     f: impl Fn(&Run) -> Option<f64>,
 ) -> Option<f64> {
-    let reference = reference?;
-    let ratios: Vec<f64> = runs
-        .iter()
-        .filter_map(|(round, run)| Some(f(run)? / f(reference.get(round)?)?))
-        .collect();
-    median(&ratios)
+    per_round(runs, reference, f, |a, b| a / b)
 }
 
 /// Per round, `f(variant) − f(reference)`; the median of the differences.
@@ -63,12 +58,22 @@ fn difference(
     reference: Option<&BTreeMap<u32, Run>>,
     f: impl Fn(&Run) -> Option<f64>,
 ) -> Option<f64> {
+    per_round(runs, reference, f, |a, b| a - b)
+}
+
+/// The median over the rounds both have of `combine(f(variant), f(reference))`.
+fn per_round(
+    runs: &BTreeMap<u32, Run>,
+    reference: Option<&BTreeMap<u32, Run>>,
+    f: impl Fn(&Run) -> Option<f64>,
+    combine: impl Fn(f64, f64) -> f64,
+) -> Option<f64> {
     let reference = reference?;
-    let diffs: Vec<f64> = runs
+    let values: Vec<f64> = runs
         .iter()
-        .filter_map(|(round, run)| Some(f(run)? - f(reference.get(round)?)?))
+        .filter_map(|(round, run)| Some(combine(f(run)?, f(reference.get(round)?)?)))
         .collect();
-    median(&diffs)
+    median(&values)
 }
 
 fn shell_quote(arg: &str) -> String {
@@ -178,13 +183,6 @@ configuration; **RSS − (c)** for Meshward is meshward's engine and rule set be
 pub(crate) fn render(opts: &Options, machine: &Machine, command: &[String], clk_tck: u64, results: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## meshward-bench\n");
-    if opts.self_test_configs {
-        let _ = writeln!(
-            out,
-            "**SELF-TEST STAND-IN CONFIGURATIONS (`--self-test-configs`): not the real variants; \
-             these numbers say nothing about them.**\n"
-        );
-    }
     let command: Vec<String> = command.iter().map(|a| shell_quote(a)).collect();
     let _ = writeln!(out, "- Command: `{}`", command.join(" "));
     let _ = writeln!(

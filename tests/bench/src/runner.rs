@@ -6,9 +6,9 @@
 use crate::cli::{variant_label, variant_name, Options};
 use crate::http;
 use crate::procstat::{self, Guard};
-use crate::selftest::Configs;
 use crate::wrk;
-use meshward_bench::configs::{Files, Ports, Variant};
+use meshward_bench::configs::{self, Files, Ports, Variant};
+use meshward_bench::rules;
 use meshward_bench::rules::Rule;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -112,7 +112,6 @@ pub(crate) fn envoy_binary(opts: &Options, workspace: &Path) -> Result<PathBuf, 
 #[derive(Debug)]
 pub(crate) struct Bench {
     pub(crate) opts: Options,
-    pub(crate) configs: Configs,
     pub(crate) envoy: PathBuf,
     pub(crate) clk_tck: u64,
     pub(crate) meshward_wasm: PathBuf,
@@ -171,12 +170,7 @@ impl Bench {
         let dir = self.scratch.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let (port, admin) = (free_port()?, free_port()?);
-        let bootstrap = self.configs.responder_bootstrap(port, admin);
-        if bootstrap.trim().is_empty() {
-            return Err(
-                "configs::responder_bootstrap returned an empty bootstrap (is the configuration half merged?)".into(),
-            );
-        }
+        let bootstrap = configs::responder_bootstrap(port, admin);
         let envoy = self.start_envoy(name, &dir, &bootstrap, admin, &self.opts.load_cpu)?;
         let reply = http::request(port, "GET", "/", Duration::from_secs(5))?;
         if reply.status != 200 {
@@ -205,9 +199,9 @@ impl Bench {
         };
         let mut results = Results::default();
         for &n in &self.opts.rules {
-            let rules = self.configs.rules(n, self.opts.mix);
-            let allowed = self.configs.allowed_request(&rules);
-            let denied = self.configs.denied_request();
+            let rules = rules::rules_with(n, self.opts.mix);
+            let allowed = rules::allowed_request(&rules);
+            let denied = rules::denied_request();
             check_workload(n, &rules, &allowed, &denied)?;
             for round in 1..=self.opts.rounds {
                 for &variant in &self.opts.variants {
@@ -263,10 +257,7 @@ impl Bench {
             meshward_wasm: self.meshward_wasm.clone(),
             noop_wasm: self.noop_wasm.clone(),
         };
-        let bootstrap = self.configs.bootstrap(variant, rules, ports, &files);
-        if bootstrap.trim().is_empty() {
-            return Err("configs::bootstrap returned an empty bootstrap (is the configuration half merged?)".into());
-        }
+        let bootstrap = configs::bootstrap(variant, rules, ports, &files);
         let mut envoy = self.start_envoy(
             variant_name(variant),
             dir,
@@ -395,7 +386,7 @@ impl Bench {
     ) -> Result<f64, String> {
         let fewer = rules.get(..rules.len().saturating_sub(1)).unwrap_or_default();
         let start = Instant::now();
-        self.configs.update_filter(variant, fewer, files)?;
+        configs::update_filter(variant, fewer, files);
         loop {
             if let Ok(r) = http::request(port, method, path, Duration::from_secs(5)) {
                 if r.status == 403 {
@@ -428,10 +419,7 @@ fn check_workload(
     denied: &(String, String),
 ) -> Result<(), String> {
     if rules.len() != n {
-        return Err(format!(
-            "rules::rules_with({n}, ..) returned {} rules (is the configuration half merged?)",
-            rules.len()
-        ));
+        return Err(format!("rules::rules_with({n}, ..) returned {} rules", rules.len()));
     }
     for (what, (method, path)) in [("allowed", allowed), ("denied", denied)] {
         if method.is_empty() || !path.starts_with('/') {
