@@ -617,6 +617,13 @@ async fn an_allowlist_the_types_cannot_read_is_reported_and_blocks_nothing_else(
     assert_eq!(c["status"], "False");
     assert_eq!(c["reason"], "InvalidSpec");
     assert!(c["message"].as_str().unwrap().starts_with("spec: "), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("rules[0].to[0].servicePorts[0].port"),
+        "the message names the field: {c}"
+    );
     // The others are derived, and the unreadable one fails closed for its selector.
     let blog = eventually("blog's plugin", || async { plugin(&fake, "blog") }).await;
     assert_eq!(blog["spec"]["pluginConfig"]["policies"][0]["name"], "blog/api");

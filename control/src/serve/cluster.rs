@@ -291,7 +291,7 @@ impl Watchers<'_> {
 /// they can be read, with no rule, and the error says why.
 fn read_allowlist(o: &DynamicObject) -> (Allowlist, Option<String>) {
     let spec = o.data.get("spec").cloned().unwrap_or(serde_json::Value::Null);
-    match serde_json::from_value::<AllowlistSpec>(spec.clone()) {
+    match serde_path_to_error::deserialize::<_, AllowlistSpec>(spec.clone()) {
         Ok(spec) => (
             Allowlist {
                 metadata: o.metadata.clone(),
