@@ -8,6 +8,8 @@
 //! # instructions per evaluation = (count at 11000 − count at 1000) / 10000:
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 allow
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 11000 allow
+//! # any plugin configuration, e.g. the side-by-side benchmark's (`meshward-bench --keep`):
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 0
 //! ```
 
 use std::sync::Arc;
@@ -22,7 +24,16 @@ fn main() {
     let arg = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (rules, evaluations) = (arg(1, 10_000), arg(2, 0));
     let kind = args.get(3).map_or("allow", String::as_str);
-    let json = common::generated_rules(rules);
+    let json = match args.get(1).and_then(|a| a.strip_prefix('@')) {
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(json) => json,
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                std::process::exit(1);
+            }
+        },
+        None => common::generated_rules(rules),
+    };
     let engine = match Engine::from_json(json.as_bytes()) {
         Ok(engine) => engine,
         Err(e) => {
