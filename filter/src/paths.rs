@@ -123,15 +123,26 @@ fn literal_prefix(re: &str) -> (&str, &str) {
 
 /// Parses a regular expression anchored at its end (`\z`). A literal prefix
 /// is taken as is and only the rest goes through the parser: parsing is most
-/// of the cost of compiling thousands of path regexes.
-fn parse_anchored(re: &str) -> Result<Hir, Box<regex_syntax::Error>> {
+/// of the cost of compiling thousands of path regexes. `parsed` remembers the
+/// rests parsed so far: path regexes of one service tend to differ only in
+/// their literal prefix (`/svc1/v[0-9]+`, `/svc2/v[0-9]+`), and the parser's
+/// output depends on nothing but the text.
+fn parse_anchored<'c>(re: &'c str, parsed: &mut HashMap<&'c str, Hir>) -> Result<Hir, Box<regex_syntax::Error>> {
     let (literal, rest) = literal_prefix(re);
     let mut parts = Vec::with_capacity(3);
     if !literal.is_empty() {
         parts.push(Hir::literal(literal.as_bytes()));
     }
     if literal.is_empty() || !rest.is_empty() {
-        parts.push(parser().parse(rest).map_err(Box::new)?);
+        let hir = match parsed.get(rest) {
+            Some(hir) => hir.clone(),
+            None => {
+                let hir = parser().parse(rest).map_err(Box::new)?;
+                parsed.insert(rest, hir.clone());
+                hir
+            }
+        };
+        parts.push(hir);
     }
     parts.push(Hir::look(Look::End));
     Ok(Hir::concat(parts))
@@ -139,8 +150,8 @@ fn parse_anchored(re: &str) -> Result<Hir, Box<regex_syntax::Error>> {
 
 /// Parses and size-checks one `regex:` pattern on its own, so that an error
 /// names the pattern that caused it. Returns the pattern anchored at its end.
-fn check_regex(re: &str) -> Result<Hir, PatternError> {
-    let hir = parse_anchored(re).map_err(PatternError::Regex)?;
+fn check_regex<'c>(re: &'c str, parsed: &mut HashMap<&'c str, Hir>) -> Result<Hir, PatternError> {
+    let hir = parse_anchored(re, parsed).map_err(PatternError::Regex)?;
     // Only a pattern whose bound exceeds the limit is compiled to decide.
     if estimated_nfa_bytes(&hir) > MAX_REGEX_SIZE {
         thompson::Compiler::new()
@@ -170,6 +181,8 @@ pub(crate) struct PathIndexBuilder<'c> {
     any: Vec<PathId>,
     regexes: Vec<Hir>,
     regex_ids: Vec<PathId>,
+    /// Regex text after the literal prefix → its parse (see [`parse_anchored`]).
+    parsed_rests: HashMap<&'c str, Hir>,
     counts: PathCounts,
 }
 
@@ -205,7 +218,7 @@ impl<'c> PathIndexBuilder<'c> {
                 self.templates.insert(&segments, id);
             }
             MatchPath::Regex(re) => {
-                self.regexes.push(check_regex(re)?);
+                self.regexes.push(check_regex(re, &mut self.parsed_rests)?);
                 self.regex_ids.push(id);
                 self.counts.regex += 1;
             }
@@ -364,8 +377,13 @@ mod tests {
 
     #[test]
     fn split_parse_equals_full_parse() {
+        // One memo for all, as in a configuration: the second and third
+        // patterns reuse the first one's parsed rest.
+        let mut parsed = HashMap::default();
         for re in [
             "/svc3/v[0-9]+/report",
+            "/svc4/v[0-9]+/report",
+            "/v[0-9]+/report",
             "/ab+c",
             "/a.b",
             "/x?",
@@ -375,7 +393,7 @@ mod tests {
             "/é+",
         ] {
             let full = Hir::concat(vec![parser().parse(re).unwrap(), Hir::look(Look::End)]);
-            let split = parse_anchored(re).unwrap();
+            let split = parse_anchored(re, &mut parsed).unwrap();
             let a = thompson::Compiler::new()
                 .configure(nfa_config(1 << 20))
                 .build_from_hir(&full)
@@ -386,6 +404,8 @@ mod tests {
                 .unwrap();
             for hay in [
                 "/svc3/v12/report",
+                "/svc4/v12/report",
+                "/v7/report",
                 "/abbc",
                 "/ac",
                 "/axb",
