@@ -40,6 +40,7 @@ pub struct PluginConfig {
     pub log: Option<LogConfig>,
     /// The policies. Required; an empty list means no policy applies, so every
     /// request passes.
+    #[serde(deserialize_with = "tight")]
     pub policies: Vec<Policy>,
 }
 
@@ -141,6 +142,7 @@ pub struct Policy {
     pub mode: Option<Mode>,
     /// The rules; a request is admitted if any rule of any applicable policy
     /// matches it. Required; an empty list admits nothing.
+    #[serde(deserialize_with = "tight")]
     pub rules: Vec<Rule>,
 }
 
@@ -152,13 +154,13 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Callers, OR. Absent = any caller, including anonymous ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub from: Option<Vec<Source>>,
     /// Operations, OR. Absent = any operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub to: Option<Vec<Operation>>,
     /// Header conditions, AND. Absent = no condition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub when: Option<Vec<Condition>>,
 }
 
@@ -171,16 +173,16 @@ pub struct Rule {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
     /// Principals (`<trust-domain>/ns/<ns>/sa/<sa>`): exact, `prefix*`, `*suffix` or `*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub principals: Option<Vec<String>>,
     /// The caller's principal must match none of these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_principals: Option<Vec<String>>,
     /// Namespaces, taken from the principal: exact, `prefix*`, `*suffix` or `*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub namespaces: Option<Vec<String>>,
     /// The caller's namespace must match none of these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_namespaces: Option<Vec<String>>,
 }
 
@@ -189,19 +191,19 @@ pub struct Source {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
     /// Methods, exact and upper-case (`GET`), or `*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub methods: Option<Vec<String>>,
     /// Path patterns matched against the canonical path (see the crate docs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub paths: Option<Vec<String>>,
     /// The canonical path must match none of these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_paths: Option<Vec<String>>,
     /// Hosts, case-insensitive: `name`, `name:port`, `*.suffix`, `prefix*`, `*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub hosts: Option<Vec<String>>,
     /// The request's host must match none of these (a request without host fails).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_hosts: Option<Vec<String>>,
     /// Destination ports (the port the proxy received the request on).
     #[serde(
@@ -220,10 +222,10 @@ pub struct Condition {
     pub header: String,
     /// The header must be present and every value it carries (each repeated
     /// field line, each comma-separated element) must match one of these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub values: Option<Vec<String>>,
     /// No value the header carries may match any of these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_values: Option<Vec<String>>,
 }
 
@@ -248,8 +250,43 @@ fn integral_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error
 fn integral_vec_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u16>>, D::Error> {
     #[derive(Deserialize)]
     struct Int(#[serde(deserialize_with = "integral")] u16);
-    let v: Vec<Int> = Vec::deserialize(d)?;
+    let v: Vec<Int> = tight(d)?;
     Ok(Some(v.into_iter().map(|Int(p)| p).collect()))
+}
+
+/// Deserializes a list into a `Vec` whose capacity is its length. JSON gives
+/// no length up front, so serde's own `Vec` starts at four elements and
+/// doubles: most lists in a configuration hold one element, and at 10,000
+/// rules the slack was more than half of the parsed configuration's memory,
+/// which stays in the VM's linear memory for good (it never shrinks).
+fn tight<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct Tight<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Tight<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(1).clamp(1, 4096));
+            while let Some(item) = seq.next_element()? {
+                v.push(item);
+            }
+            v.shrink_to_fit();
+            Ok(v)
+        }
+    }
+    d.deserialize_seq(Tight(std::marker::PhantomData))
+}
+
+/// [`tight`] for an optional list (`null` is absent).
+fn tight_opt<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
+    struct Present<T>(Vec<T>);
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            tight(d).map(Present)
+        }
+    }
+    Ok(Option::<Present<T>>::deserialize(d)?.map(|Present(v)| v))
 }
 
 #[cfg(test)]
