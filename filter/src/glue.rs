@@ -102,7 +102,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        match self.plugin.configure(&Proxy, &config) {
+        match self.plugin.configure(&Proxy, config) {
             Ok(()) => true,
             Err(e) => {
                 let keeps = if self.plugin.is_configured() {
