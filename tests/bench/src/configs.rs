@@ -133,6 +133,14 @@ pub fn update_filter(variant: Variant, rules: &[Rule], files: &Files) {
         authz: 0,
     };
     if let Some(filter) = filter(variant, rules, &ports, files) {
+        // The configuration the Envoy started with stays next to it, for
+        // `--keep` users (scripts/envoy-instructions.sh starts from it).
+        let initial = files.dir.join(INITIAL_ECDS_FILE);
+        if !initial.exists() {
+            if let Err(e) = std::fs::copy(files.dir.join(ECDS_FILE), &initial) {
+                eprintln!("meshward-bench: cannot keep {}: {e}", initial.display());
+            }
+        }
         write_ecds(&files.dir, &filter);
     }
 }
@@ -160,6 +168,8 @@ pub fn dir_of(path: &Path) -> &Path {
 
 /// The ECDS file in [`Files::dir`].
 const ECDS_FILE: &str = "filter.json";
+/// A copy of the first `filter.json`, made before [`update_filter`] replaces it.
+const INITIAL_ECDS_FILE: &str = "filter-initial.json";
 
 /// One HTTP filter's configuration, as ECDS delivers it.
 struct Filter {
