@@ -187,6 +187,15 @@ pub(crate) struct PathIndexBuilder<'c> {
 }
 
 impl<'c> PathIndexBuilder<'c> {
+    /// A builder for about `patterns` patterns: the map of all patterns is
+    /// sized once instead of rehashing every key at each doubling. (Not the
+    /// map of exact ones: it is kept by the index, and its share is unknown.)
+    pub(crate) fn with_capacity(patterns: usize) -> Self {
+        let mut builder = Self::default();
+        builder.ids.reserve(patterns);
+        builder
+    }
+
     /// The id of the path pattern written as `source`, the same for equal
     /// patterns. A new pattern is parsed (and a regex size-checked) here.
     pub(crate) fn intern(&mut self, source: &'c str) -> Result<PathId, PatternError> {

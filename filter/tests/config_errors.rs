@@ -113,6 +113,32 @@ fn names() {
     assert_starts(rule_error(r#"{"name":"x;y"}"#), "policies[1].rules[1].name");
 }
 
+/// Unnamed rules are `rule-<index>`; a written name may not take one of
+/// those, and the error names the later of the two rules.
+#[test]
+fn written_names_against_generated_ones() {
+    let policy = |rules: &str| format!(r#"{{"policies":[{{"name":"p","rules":[{rules}]}}]}}"#);
+    // Rule 0 is called "rule-1", and rule 1, unnamed, is generated as "rule-1".
+    let e = error(&policy(r#"{"name":"rule-1"},{}"#));
+    assert_starts(e.clone(), "policies[0].rules[1].name");
+    assert!(e.contains(r#""rule-1""#), "{e}");
+    // Two written names, the first repeat wins over a later generated clash.
+    assert_starts(
+        error(&policy(r#"{"name":"a"},{"name":"a"},{},{"name":"rule-2"}"#)),
+        "policies[0].rules[1].name",
+    );
+    // Not generated forms, or no unnamed rule at that index: accepted.
+    for rules in [
+        r#"{},{"name":"rule-01"}"#,
+        r#"{},{"name":"rule-5"}"#,
+        r#"{"name":"rule-1"},{"name":"b"}"#,
+        r#"{"name":"rule-"},{}"#,
+    ] {
+        let json = policy(rules);
+        assert!(Engine::from_json(json.as_bytes()).is_ok(), "{json}");
+    }
+}
+
 #[test]
 fn schema_errors() {
     // The unknown field itself is named.
