@@ -55,6 +55,35 @@ pub struct LogConfig {
     /// secrets). Absent = false.
     #[serde(default)]
     pub include_query: bool,
+    /// Which filter-state entries every request leaves for access logs and
+    /// telemetry. Absent = `all`.
+    #[serde(default, skip_serializing_if = "FilterState::is_all")]
+    pub filter_state: FilterState,
+}
+
+/// The filter-state entries a request leaves (`%FILTER_STATE(wasm.meshward.verdict:PLAIN)%`).
+///
+/// Each entry is one host call per request, the most expensive thing the
+/// filter does per request after reading the headers (about 4,500 Envoy
+/// instructions each, BENCHMARKS.md); the metric and the log line carry the
+/// policy and the rule either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterState {
+    /// `meshward.verdict`, `meshward.policy` and `meshward.rule`.
+    #[default]
+    All,
+    /// `meshward.verdict` only.
+    Verdict,
+    /// None.
+    Off,
+}
+
+impl FilterState {
+    /// `true` for [`FilterState::All`].
+    pub fn is_all(&self) -> bool {
+        *self == FilterState::All
+    }
 }
 
 /// Which requests get a log line.

@@ -68,7 +68,7 @@ mod template;
 mod trie;
 
 pub use canonical::{CanonicalPath, RequestError};
-pub use config::{Mode, PluginConfig};
+pub use config::{FilterState, Mode, PluginConfig};
 pub use engine::{
     Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef, Selection, Verdict,
     DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,

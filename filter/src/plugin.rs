@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::canonical::principal_from_uri_san;
-use crate::config::{LogConfig, Mode, PluginConfig, RequestLog};
+use crate::config::{FilterState, LogConfig, Mode, PluginConfig, RequestLog};
 use crate::engine::{Decision, Engine, Evaluator, Reason, Request, Verdict};
 use crate::error::ConfigError;
 
@@ -382,11 +382,17 @@ impl RequestContext {
             (None, _) => (active.decided_by.as_str(), "-"),
         };
         self.count(host, &active, &decision, policy, rule);
-        for (key, value) in [
+        let state = [
             (STATE_VERDICT, decision.verdict.as_str()),
             (STATE_POLICY, policy),
             (STATE_RULE, rule),
-        ] {
+        ];
+        let written = match active.log.filter_state {
+            FilterState::All => state.len(),
+            FilterState::Verdict => 1,
+            FilterState::Off => 0,
+        };
+        for (key, value) in state.into_iter().take(written) {
             if let Err(e) = host.set_filter_state(key, value.as_bytes()) {
                 host.log(Level::Warn, &format!("meshward: {e}"));
             }
@@ -682,6 +688,37 @@ mod tests {
             ),
             (Some("allow"), Some("shop/reviews"), Some("reads"))
         );
+    }
+
+    #[test]
+    fn filter_state_entries_follow_the_configuration() {
+        for (setting, want) in [
+            ("all", vec![STATE_VERDICT, STATE_POLICY, STATE_RULE]),
+            ("verdict", vec![STATE_VERDICT]),
+            ("off", vec![]),
+        ] {
+            let json = CONFIG.replacen(
+                r#"{"policies""#,
+                &format!(r#"{{"log":{{"filterState":"{setting}"}},"policies""#),
+                1,
+            );
+            for (method, verdict) in [("GET", "allow"), ("DELETE", "deny")] {
+                let mut host = reviews_host().with_request(method, "/reviews/1", "reviews:9080");
+                let plugin = configured(&host, &json);
+                plugin.request().on_request_headers(&mut host);
+                let keys: Vec<&str> = host.state.iter().map(|(k, _)| k.as_str()).collect();
+                assert_eq!(keys, want, "{setting} {method}");
+                if !want.is_empty() {
+                    assert_eq!(host.state(STATE_VERDICT), Some(verdict));
+                }
+            }
+        }
+        let bad = CONFIG.replacen(r#"{"policies""#, r#"{"log":{"filterState":"some"},"policies""#, 1);
+        let err = Plugin::default()
+            .configure(&reviews_host(), bad.into_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("log.filterState"), "{err}");
     }
 
     #[test]

@@ -242,7 +242,9 @@ pub(crate) fn meshward_config(rules: &[Rule]) -> String {
         .collect();
     json!({
         "mode": "enforce",
-        "log": {"requests": "off"},
+        // No log line and only the verdict in filter state: like the native
+        // filters, no per-request output beyond the decision itself.
+        "log": {"requests": "off", "filterState": "verdict"},
         "policies": [{"name": "bench/allowlist", "rules": rules}],
     })
     .to_string()
@@ -496,5 +498,6 @@ mod tests {
         assert_eq!(rules[7]["to"][0]["paths"][0], "/svc7/users/{*}/profile");
         assert_eq!(rules[9]["to"][0]["paths"][0], "regex:/svc9/v[0-9]+/orders/[a-z0-9]+");
         assert_eq!(config["log"]["requests"], "off");
+        assert_eq!(config["log"]["filterState"], "verdict");
     }
 }
