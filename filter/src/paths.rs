@@ -241,21 +241,48 @@ impl<'c> PathIndexBuilder<'c> {
         self.ids.len()
     }
 
+    /// Everything but the regex automaton, owning its data: what is left to
+    /// build no longer borrows the configuration, which can go first.
+    pub(crate) fn finish(self) -> PendingPathIndex {
+        PendingPathIndex {
+            index: PathIndex {
+                exact: self.exact,
+                prefixes: self.prefixes.build(),
+                suffixes: self.suffixes.build(),
+                templates: self.templates.build(),
+                any: self.any,
+                automaton: None,
+                counts: self.counts,
+            },
+            regexes: self.regexes,
+            regex_ids: self.regex_ids,
+        }
+    }
+}
+
+impl Default for PathIndex {
+    /// An index of no pattern.
+    fn default() -> Self {
+        PathIndexBuilder::default().finish().index
+    }
+}
+
+/// A [`PathIndex`] whose regex automaton is still to be built.
+#[derive(Debug)]
+pub(crate) struct PendingPathIndex {
+    index: PathIndex,
+    regexes: Vec<Hir>,
+    regex_ids: Vec<PathId>,
+}
+
+impl PendingPathIndex {
+    /// Builds the regex automaton (the largest allocation of configure).
     pub(crate) fn build(self) -> Result<PathIndex, ConfigError> {
-        let automaton = if self.regexes.is_empty() {
-            None
-        } else {
-            Some(Automaton::build(&self.regexes, self.regex_ids)?)
-        };
-        Ok(PathIndex {
-            exact: self.exact,
-            prefixes: self.prefixes.build(),
-            suffixes: self.suffixes.build(),
-            templates: self.templates.build(),
-            any: self.any,
-            automaton,
-            counts: self.counts,
-        })
+        let mut index = self.index;
+        if !self.regexes.is_empty() {
+            index.automaton = Some(Automaton::build(&self.regexes, self.regex_ids)?);
+        }
+        Ok(index)
     }
 }
 

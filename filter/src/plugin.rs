@@ -215,8 +215,7 @@ impl Plugin {
         // The text is not needed past parsing, and the VM's memory never
         // shrinks below its peak: at 10,000 rules it is 0.7 MB of that peak.
         drop(json);
-        let engine = Engine::compile(&config)?;
-        drop(config);
+        let engine = Engine::from_config(config)?;
         let selection = engine
             .select(|key| utf8(host.property(&[NODE_METADATA[0], NODE_METADATA[1], NODE_METADATA[2], "LABELS", key])));
         let workload = Workload {
