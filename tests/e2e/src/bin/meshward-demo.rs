@@ -219,8 +219,7 @@ fn main() -> ExitCode {
             s.envoy.update_config(&config);
             // Wait until the new configuration serves: the first audit row
             // must come back with the audit verdict.
-            wait_for_audit(&s, caller("ratings"));
-            sent += 1;
+            sent += wait_for_audit(&s, caller("ratings"));
         }
         for r in rows() {
             let (want_status, want_verdict) = if mode == "enforce" { r.enforce } else { r.audit };
@@ -279,11 +278,16 @@ fn main() -> ExitCode {
 
 /// Sends one request until the audit configuration answers it (ECDS applies
 /// asynchronously); counts as a request in the access log.
-fn wait_for_audit(s: &Scenario, caller: &Caller) {
+/// Sends a request the audit configuration admits and the enforce one denies
+/// until it passes; returns how many were sent (each one is an access-log
+/// line: under load the change can take several tries).
+fn wait_for_audit(s: &Scenario, caller: &Caller) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = 0;
     loop {
+        sent += 1;
         if s.envoy.send(caller, &call("GET", "/reviews/0")).status == 200 {
-            return;
+            return sent;
         }
         assert!(Instant::now() < deadline, "the audit configuration was not applied");
         std::thread::sleep(Duration::from_millis(100));
