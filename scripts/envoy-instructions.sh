@@ -101,7 +101,7 @@ for dir in "$kept"/$only/; do
             callgrind_control -d "$vg" >/dev/null
             callgrind_control -i off "$vg" >/dev/null
             sleep 0.5
-            counts+=("$(cat "$out".* | awk '/^totals:/ {s += $2} END {print s}')")
+            counts+=("$(cat "$out".* | awk '/^totals:/ {s += $2} END {printf "%.0f\n", s}')")
         done
         python3 -c "import sys; a, b, r = map(int, sys.argv[1:4]); print(f'| {sys.argv[4]} | {sys.argv[5]} | {sys.argv[6]} | {(b - a) / (2 * r):,.0f} |')" \
             "${counts[0]}" "${counts[1]}" "$requests" "$variant" "$n" "$kind"
