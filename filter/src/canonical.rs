@@ -89,6 +89,10 @@ pub enum RequestError {
     /// The authority's port is not a decimal number in 1–65535.
     #[error("authority: invalid port")]
     InvalidPort,
+    /// A header the configuration's conditions could read is not UTF-8
+    /// (obs-text bytes): it can be compared with no pattern soundly.
+    #[error("header: value is not UTF-8")]
+    HeaderNotUtf8,
 }
 
 /// A request path in canonical form, split from its query string.

@@ -54,6 +54,8 @@ pub struct Engine {
     namespace_index: HashMap<Box<str>, Vec<u32>>,
     unindexed: Vec<u32>,
     needs: Needs,
+    /// The header names `when` conditions read, lower-case, sorted, distinct.
+    condition_headers: Vec<Box<str>>,
 }
 
 /// What evaluating a request can read besides its method, path and
@@ -115,6 +117,11 @@ struct CompiledCondition {
     header: Box<str>,
     values: Option<Vec<MatchStr>>,
     not_values: Vec<MatchStr>,
+}
+
+/// Orders `lower` (lower-case) against `name` as if `name` were lower-cased.
+fn cmp_ignore_ascii_case(lower: &str, name: &[u8]) -> std::cmp::Ordering {
+    lower.bytes().cmp(name.iter().map(u8::to_ascii_lowercase))
 }
 
 /// Identifies a rule of an [`Engine`]: what admitted a request.
@@ -452,11 +459,20 @@ impl Lowered {
     fn build(self) -> Result<Engine, ConfigError> {
         let mut engine = self.engine;
         engine.paths = self.paths.build()?;
+        let mut condition_headers: Vec<Box<str>> = engine
+            .rules
+            .iter()
+            .flat_map(|r| &r.when)
+            .map(|c| c.header.clone())
+            .collect();
+        condition_headers.sort_unstable();
+        condition_headers.dedup();
         engine.needs = Needs {
             principal: engine.rules.iter().any(|r| r.from.is_some()),
             port: engine.clauses.iter().any(|c| c.ports.is_some()),
-            headers: engine.rules.iter().any(|r| !r.when.is_empty()),
+            headers: !condition_headers.is_empty(),
         };
+        engine.condition_headers = condition_headers;
         engine.build_indexes();
         Ok(engine)
     }
@@ -537,6 +553,7 @@ impl Engine {
                 namespace_index: HashMap::default(),
                 unindexed: Vec::new(),
                 needs: Needs::default(),
+                condition_headers: Vec::new(),
             },
             paths: c.paths.finish(),
         })
@@ -629,6 +646,14 @@ impl Engine {
             || cl.paths.as_ref().is_some_and(|r| r.is_empty())
             || cl.hosts.as_ref().is_some_and(Vec::is_empty)
             || cl.ports.as_ref().is_some_and(Vec::is_empty)
+    }
+
+    /// Whether some `when` condition reads header `name` (compared
+    /// case-insensitively; a name that is not ASCII is read by none).
+    pub fn reads_header(&self, name: &[u8]) -> bool {
+        self.condition_headers
+            .binary_search_by(|h| cmp_ignore_ascii_case(h, name))
+            .is_ok()
     }
 
     /// What an evaluation can read besides method, path and authority.
@@ -1048,6 +1073,24 @@ impl Evaluator {
         &self.selection
     }
 
+    /// The decision for a request that cannot be evaluated as received, the
+    /// one [`Evaluator::evaluate`] gives when canonicalization fails: reject
+    /// (audit_deny if only audit policies apply); allow if no policy applies.
+    pub fn malformed(&self, error: RequestError) -> Decision<'static> {
+        let sel = &self.selection;
+        let (verdict, mode, reason) = match (sel.enforce, sel.audit) {
+            (0, 0) => (Verdict::Allow, self.engine.mode, Reason::NoPolicy),
+            (0, _) => (Verdict::AuditDeny, Mode::Audit, Reason::Malformed(error)),
+            _ => (Verdict::Reject, Mode::Enforce, Reason::Malformed(error)),
+        };
+        Decision {
+            verdict,
+            mode,
+            reason,
+            path: None,
+        }
+    }
+
     /// Decides one request.
     pub fn evaluate<'r, H: Headers + ?Sized>(&mut self, req: &Request<'r, H>) -> Decision<'r> {
         let sel = &self.selection;
@@ -1062,18 +1105,7 @@ impl Evaluator {
         let mode = if sel.enforce > 0 { Mode::Enforce } else { Mode::Audit };
         let canonical = match canonicalize(req) {
             Ok(c) => c,
-            Err(e) => {
-                return Decision {
-                    verdict: if mode == Mode::Enforce {
-                        Verdict::Reject
-                    } else {
-                        Verdict::AuditDeny
-                    },
-                    mode,
-                    reason: Reason::Malformed(e),
-                    path: None,
-                }
-            }
+            Err(e) => return self.malformed(e),
         };
         let (verdict, reason) = match self.decide(req, &canonical) {
             Ok(v) => v,

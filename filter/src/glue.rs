@@ -5,12 +5,15 @@
 //! The SDK's own `Context::set_property` and `get_plugin_configuration` panic
 //! on a non-Ok host status (a trap under `panic = "abort"`), so this file
 //! calls `proxy_wasm::hostcalls` directly and turns every status into a
-//! [`HostError`].
+//! [`HostError`]. Its `get_map` also panics on a header value that is not
+//! UTF-8, so the request headers come from the raw hostcall (the one
+//! `unsafe` function of the crate) and are read by [`HeaderMap`].
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action as ProxyAction, BufferType, ContextType, LogLevel, MapType, MetricType};
 
+use crate::headermap::HeaderMap;
 use crate::plugin::{Action, Host, HostError, Level, Plugin, RequestContext};
 
 // Runs once per VM: the log level, a panic hook that logs at critical level
@@ -39,8 +42,21 @@ impl Host for Proxy {
         hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 
-    fn request_headers(&self) -> Vec<(String, String)> {
-        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    fn request_headers(&self) -> HeaderMap {
+        let bytes = match request_header_bytes() {
+            Ok(bytes) => bytes,
+            Err(status) => {
+                self.log(
+                    Level::Warn,
+                    &format!("meshward: cannot read the request headers: status {status}"),
+                );
+                return HeaderMap::default();
+            }
+        };
+        HeaderMap::parse(bytes).unwrap_or_else(|e| {
+            self.log(Level::Warn, &format!("meshward: {e}"));
+            HeaderMap::default()
+        })
     }
 
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
@@ -80,6 +96,33 @@ impl Host for Proxy {
 
     fn increment_counter(&self, id: u32) -> Result<(), HostError> {
         hostcalls::increment_metric(id, 1).map_err(failed("increment_metric"))
+    }
+}
+
+/// The request header map's serialized bytes, from the host directly: the
+/// SDK's `get_map` panics (aborting the VM) on a header value that is not
+/// UTF-8 and on any status but Ok; [`HeaderMap`] reads the bytes instead.
+#[allow(unsafe_code)]
+fn request_header_bytes() -> Result<Vec<u8>, u32> {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize)
+            -> u32;
+    }
+    const HTTP_REQUEST_HEADERS: u32 = 0;
+    const OK: u32 = 0;
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: both out-pointers point to live locals the host writes into.
+    let status = unsafe { proxy_get_header_map_pairs(HTTP_REQUEST_HEADERS, &mut data, &mut size) };
+    match status {
+        OK if data.is_null() => Ok(Vec::new()),
+        // SAFETY: on Ok the host hands over a buffer of `size` bytes it got
+        // from this module's `proxy_on_memory_allocate` (the SDK's export: a
+        // boxed `[u8]` of exactly `size`, from the global allocator), the
+        // contract the SDK's own `get_map` relies on; nothing else owns it.
+        OK => Ok(unsafe { Vec::from_raw_parts(data, size, size) }),
+        other => Err(other),
     }
 }
 

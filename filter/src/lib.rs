@@ -19,6 +19,8 @@
 //! * [`canonical`] — the canonical forms of paths, hosts, methods and
 //!   identities: what is rewritten and what is rejected.
 //! * [`Engine`] — validation and compilation; [`Evaluator`] — decisions.
+//! * [`headermap`] — request headers as the proxy serializes them, read in
+//!   place, without assuming they are UTF-8.
 //!
 //! ## Semantics (as Istio's ALLOW `AuthorizationPolicy`)
 //!
@@ -61,6 +63,7 @@ mod engine;
 mod error;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "proxy-wasm-glue"))]
 mod glue;
+pub mod headermap;
 mod paths;
 mod pattern;
 pub mod plugin;

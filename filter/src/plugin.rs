@@ -22,10 +22,11 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::canonical::principal_from_uri_san;
+use crate::canonical::{principal_from_uri_san, RequestError};
 use crate::config::{FilterState, LogConfig, Mode, PluginConfig, RequestLog};
 use crate::engine::{Decision, Engine, Evaluator, Reason, Request, Verdict};
 use crate::error::ConfigError;
+use crate::headermap::{HeaderMap, Utf8Headers};
 
 /// Log levels the host understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,8 +59,9 @@ pub trait Host {
     /// A property (`["xds","node","metadata","NAMESPACE"]`, ...); `None` if
     /// absent or empty.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
-    /// Every request header as received, one pair per field line.
-    fn request_headers(&self) -> Vec<(String, String)>;
+    /// Every request header as received, one entry per field line, in the
+    /// proxy's serialized form (empty if it cannot be read).
+    fn request_headers(&self) -> HeaderMap;
     /// Replaces a request header (used for `:path`).
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     /// Answers the request locally; the upstream is never contacted.
@@ -350,8 +352,12 @@ impl RequestContext {
         // one (the host allocates in the VM). The header map is one call for
         // all headers, cheaper than three single reads (measured).
         let needs = evaluator.engine().needs();
-        let headers = host.request_headers();
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let map = host.request_headers();
+        let Utf8Headers {
+            valid: headers,
+            invalid,
+        } = map.utf8();
+        let header = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let san = if needs.principal {
             utf8(host.property(&["connection", "uri_san_peer_certificate"]))
         } else {
@@ -372,7 +378,16 @@ impl RequestContext {
             principal: san.as_deref().and_then(principal_from_uri_san),
             headers: &headers[..],
         };
-        let decision = evaluator.evaluate(&request);
+        // A header that is not UTF-8 cannot be compared with any pattern.
+        // Leaving it out would make it absent, which a `notValues` condition
+        // admits, so if a condition reads it the request is rejected. Other
+        // headers cannot change the decision; a pseudo-header left out is
+        // missing, which canonicalization rejects.
+        let decision = if needs.headers && invalid.iter().any(|name| evaluator.engine().reads_header(name)) {
+            evaluator.malformed(RequestError::HeaderNotUtf8)
+        } else {
+            evaluator.evaluate(&request)
+        };
         let engine = evaluator.engine().clone();
         drop(evaluator);
         let (policy, rule) = match (decision.matched(), decision.reason) {
@@ -540,6 +555,8 @@ mod tests {
     struct FakeHost {
         properties: Vec<(Vec<String>, Vec<u8>)>,
         headers: Vec<(String, String)>,
+        /// Headers as bytes, after `headers` (values that are not UTF-8).
+        raw_headers: Vec<(Vec<u8>, Vec<u8>)>,
         set_headers: Vec<(String, String)>,
         response: Option<(u16, String)>,
         state: Vec<(String, String)>,
@@ -573,6 +590,10 @@ mod tests {
         }
         fn with_header(mut self, name: &str, value: &str) -> Self {
             self.headers.push((name.into(), value.into()));
+            self
+        }
+        fn with_raw_header(mut self, name: &str, value: &[u8]) -> Self {
+            self.raw_headers.push((name.as_bytes().to_vec(), value.to_vec()));
             self
         }
         fn with_peer(self, san: &str) -> Self {
@@ -609,9 +630,15 @@ mod tests {
                 .find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied()))
                 .map(|(_, v)| v.clone())
         }
-        fn request_headers(&self) -> Vec<(String, String)> {
+        fn request_headers(&self) -> HeaderMap {
             self.calls.borrow_mut().push("get_map".into());
-            self.headers.clone()
+            let raw: Vec<(&[u8], &[u8])> = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                .chain(self.raw_headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                .collect();
+            HeaderMap::parse(HeaderMap::serialize(&raw)).unwrap()
         }
         fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
             self.set_headers.push((name.into(), value.into()));
@@ -687,6 +714,50 @@ mod tests {
             ),
             (Some("allow"), Some("shop/reviews"), Some("reads"))
         );
+    }
+
+    /// A header value that is not UTF-8 (obs-text, which HTTP/1.1 allows and
+    /// Envoy forwards) used to abort the VM inside the SDK's header reader.
+    #[test]
+    fn header_values_that_are_not_utf8() {
+        let with_condition = |mode: &str| {
+            format!(
+                r#"{{"mode":"{mode}","policies":[{{"name":"p","rules":[{{"to":[{{"paths":["/a"]}}],
+                "when":[{{"header":"x-tier","notValues":["internal*"]}}]}}]}}]}}"#
+            )
+        };
+        // A condition could read it: rejected (as absent it would pass notValues).
+        let mut host = FakeHost::new()
+            .with_request("GET", "/a", "svc")
+            .with_raw_header("x-tier", b"internal\xe9");
+        let plugin = configured(&host, &with_condition("enforce"));
+        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+        assert_eq!(host.response.as_ref().map(|r| r.0), Some(400));
+        assert_eq!(host.state(STATE_VERDICT), Some("reject"));
+        // Case-insensitively the same header; in audit mode recorded, forwarded.
+        let mut host = FakeHost::new()
+            .with_request("GET", "/a", "svc")
+            .with_raw_header("X-Tier", b"caf\xe9");
+        let plugin = configured(&host, &with_condition("audit"));
+        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+        assert_eq!(host.state(STATE_VERDICT), Some("audit_deny"));
+        // A header no condition reads cannot change the decision.
+        let mut host = FakeHost::new()
+            .with_request("GET", "/a", "svc")
+            .with_raw_header("x-other", b"caf\xe9");
+        let plugin = configured(&host, &with_condition("enforce"));
+        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+        assert_eq!(host.state(STATE_VERDICT), Some("allow"));
+        // No condition reads headers: the value cannot change the decision.
+        let mut host = FakeHost::new()
+            .with_request("GET", "/a", "svc")
+            .with_raw_header("x-tier", b"caf\xe9");
+        let plugin = configured(
+            &host,
+            r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["/a"]}]}]}]}"#,
+        );
+        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+        assert_eq!(host.state(STATE_VERDICT), Some("allow"));
     }
 
     #[test]

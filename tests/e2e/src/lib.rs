@@ -254,6 +254,15 @@ impl Drop for Upstream {
     }
 }
 
+/// One line as bytes, shown lossily (header values may be obs-text); the
+/// number of bytes read, 0 at the end or on an error.
+fn read_line_lossy(reader: &mut impl BufRead, out: &mut String) -> usize {
+    let mut bytes = Vec::new();
+    let n = reader.read_until(b'\n', &mut bytes).unwrap_or(0);
+    *out = String::from_utf8_lossy(&bytes).into_owned();
+    n
+}
+
 fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(match conn.try_clone() {
@@ -263,7 +272,7 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let mut conn = conn;
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        if read_line_lossy(&mut reader, &mut line) == 0 {
             return;
         }
         let mut parts = line.trim_end().splitn(3, ' ');
@@ -275,7 +284,7 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>) {
         let mut length = 0usize;
         loop {
             let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            if read_line_lossy(&mut reader, &mut h) == 0 {
                 return;
             }
             let h = h.trim_end();

@@ -183,6 +183,29 @@ fn repeated_and_comma_joined_headers_are_judged_value_by_value() {
     }
 }
 
+/// HTTP/1.1 allows header bytes above 0x7f (obs-text) and Envoy forwards
+/// them. The proxy-wasm SDK's header reader panicked on them, which aborted
+/// the VM: that request and every later one on the worker got a 503.
+#[test]
+fn header_values_that_are_not_utf8_neither_crash_nor_bypass() {
+    let s = Scenario::start(EnvoyOptions::new(POLICY));
+    let raw = |path: &str, extra: &[u8]| {
+        let mut r = format!("GET {path} HTTP/1.1\r\nHost: reviews\r\n").into_bytes();
+        r.extend_from_slice(extra);
+        r.extend_from_slice(b"Connection: close\r\n\r\n");
+        s.envoy.send_raw(&r)
+    };
+    // A header no condition reads: the decision is the usual one.
+    assert_eq!(raw("/public/x", b"X-Note: caf\xe9\r\n"), 200);
+    // The header a condition reads: rejected, not taken as absent.
+    assert_eq!(raw("/versioned", b"X-Api-Version: v1\xe9\r\n"), 400);
+    // The VM is still alive and deciding.
+    assert_eq!(raw("/public/x", b""), 200);
+    assert_eq!(raw("/versioned", b"X-Api-Version: v1\r\n"), 200);
+    assert_eq!(raw("/admin", b""), 403);
+    assert!(!s.envoy.log().contains("panic"), "{}", s.envoy.log());
+}
+
 #[test]
 fn http2_over_mtls() {
     let s = Scenario::start(EnvoyOptions::new(POLICY));
