@@ -2,12 +2,16 @@
 //! SDK's callbacks to [`Plugin`] and [`RequestContext`]. Built for
 //! `wasm32-wasip1` only; everything it calls is tested natively.
 //!
-//! The SDK's own `Context::set_property` and `get_plugin_configuration` panic
-//! on a non-Ok host status (a trap under `panic = "abort"`), so this file
-//! calls `proxy_wasm::hostcalls` directly and turns every status into a
-//! [`HostError`]. Its `get_map` also panics on a header value that is not
-//! UTF-8, so the request headers come from the raw hostcall (the one
-//! `unsafe` function of the crate) and are read by [`HeaderMap`].
+//! Statuses: the SDK's `Context` methods unwrap what its `hostcalls`
+//! return, so this file calls `proxy_wasm::hostcalls` and turns each `Err`
+//! into a [`HostError`]. Those wrappers still panic (a trap under
+//! `panic = "abort"`) on a status they do not expect — for the calls used
+//! here, Envoy returns such a status only for a stream without stream info or
+//! a filter-state key another filter made read-only, nothing a request can
+//! cause. Request data is different: the SDK's `get_map` panics on a header
+//! value that is not UTF-8, which any client can send, so the request headers
+//! come from the raw hostcall (the one `unsafe` function of the crate) and
+//! are read by [`HeaderMap`].
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
