@@ -432,7 +432,24 @@ fn wasm_filter_config(config: &str) -> String {
 
 impl Envoy {
     /// Writes the configuration, starts Envoy and waits until it is ready.
+    ///
+    /// The ports come from binding port 0 and letting it go, so another
+    /// process (a client's ephemeral port, a parallel test) can take one
+    /// before Envoy binds it; a start that fails on a taken port is retried
+    /// with new ports.
     pub fn start(scratch: &Scratch, pki: &Pki, upstream: &Upstream, opts: &EnvoyOptions) -> Self {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(scratch, pki, upstream, opts) {
+                Ok(envoy) => return envoy,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => attempt += 1,
+                Err(log) => panic!("Envoy exited before becoming ready; log:\n{log}"),
+            }
+        }
+    }
+
+    /// One start; `Err` with Envoy's log if it exits before becoming ready.
+    fn try_start(scratch: &Scratch, pki: &Pki, upstream: &Upstream, opts: &EnvoyOptions) -> Result<Self, String> {
         let dir = scratch.path().to_path_buf();
         let (admin, mtls, plain) = (free_port(), opts.mtls_port.unwrap_or_else(free_port), free_port());
         let config = opts
@@ -528,18 +545,18 @@ impl Envoy {
             dir,
             ca: pki.ca(),
         };
-        envoy.wait_ready();
-        envoy
+        envoy.wait_ready()?;
+        Ok(envoy)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("Envoy exited ({status}) before becoming ready; log:\n{}", self.log());
+                return Err(format!("exit {status}\n{}", self.log()));
             }
             if self.admin_get("/ready").is_some_and(|b| b.trim() == "LIVE") {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
