@@ -726,38 +726,53 @@ mod tests {
                 "when":[{{"header":"x-tier","notValues":["internal*"]}}]}}]}}]}}"#
             )
         };
-        // A condition could read it: rejected (as absent it would pass notValues).
-        let mut host = FakeHost::new()
-            .with_request("GET", "/a", "svc")
-            .with_raw_header("x-tier", b"internal\xe9");
-        let plugin = configured(&host, &with_condition("enforce"));
-        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
-        assert_eq!(host.response.as_ref().map(|r| r.0), Some(400));
-        assert_eq!(host.state(STATE_VERDICT), Some("reject"));
-        // Case-insensitively the same header; in audit mode recorded, forwarded.
-        let mut host = FakeHost::new()
-            .with_request("GET", "/a", "svc")
-            .with_raw_header("X-Tier", b"caf\xe9");
-        let plugin = configured(&host, &with_condition("audit"));
-        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
-        assert_eq!(host.state(STATE_VERDICT), Some("audit_deny"));
-        // A header no condition reads cannot change the decision.
-        let mut host = FakeHost::new()
-            .with_request("GET", "/a", "svc")
-            .with_raw_header("x-other", b"caf\xe9");
-        let plugin = configured(&host, &with_condition("enforce"));
-        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
-        assert_eq!(host.state(STATE_VERDICT), Some("allow"));
-        // No condition reads headers: the value cannot change the decision.
-        let mut host = FakeHost::new()
-            .with_request("GET", "/a", "svc")
-            .with_raw_header("x-tier", b"caf\xe9");
-        let plugin = configured(
-            &host,
-            r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["/a"]}]}]}]}"#,
-        );
-        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
-        assert_eq!(host.state(STATE_VERDICT), Some("allow"));
+        let no_condition = r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["/a"]}]}]}]}"#;
+        for (config, name, value, action, verdict) in [
+            // A condition reads it: rejected (as absent it would pass notValues).
+            (
+                with_condition("enforce"),
+                "x-tier",
+                &b"internal\xe9"[..],
+                Action::Pause,
+                "reject",
+            ),
+            // Case-insensitively the same header; in audit mode recorded, forwarded.
+            (
+                with_condition("audit"),
+                "X-Tier",
+                b"caf\xe9",
+                Action::Continue,
+                "audit_deny",
+            ),
+            // A header no condition reads cannot change the decision.
+            (
+                with_condition("enforce"),
+                "x-other",
+                b"caf\xe9",
+                Action::Continue,
+                "allow",
+            ),
+            (
+                no_condition.to_string(),
+                "x-tier",
+                b"caf\xe9",
+                Action::Continue,
+                "allow",
+            ),
+        ] {
+            let mut host = FakeHost::new()
+                .with_request("GET", "/a", "svc")
+                .with_raw_header(name, value);
+            let plugin = configured(&host, &config);
+            assert_eq!(
+                plugin.request().on_request_headers(&mut host),
+                action,
+                "{name} {config}"
+            );
+            assert_eq!(host.state(STATE_VERDICT), Some(verdict), "{name} {config}");
+            let status = host.response.as_ref().map(|r| r.0);
+            assert_eq!(status, (action == Action::Pause).then_some(400), "{name} {config}");
+        }
     }
 
     #[test]
