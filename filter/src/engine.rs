@@ -837,7 +837,11 @@ impl<'c> Compiler<'c> {
 fn rule_names(rules: &[Rule], at: &At<'_>) -> Result<Vec<Box<str>>, ConfigError> {
     let mut written: HashSet<&str> = HashSet::default();
     written.reserve(rules.iter().filter(|r| r.name.is_some()).count());
+    // The earliest rule whose name an earlier rule has: a repeated written
+    // name is reported where it repeats, a clash with a generated name at the
+    // later of the two rules.
     let mut duplicate: Option<usize> = None;
+    let mut found = |k: usize| duplicate = Some(duplicate.map_or(k, |d| d.min(k)));
     for (k, name) in rules
         .iter()
         .enumerate()
@@ -849,14 +853,12 @@ fn rule_names(rules: &[Rule], at: &At<'_>) -> Result<Vec<Box<str>>, ConfigError>
                 value: name.to_string(),
             });
         }
-        let mut site = (!written.insert(name)).then_some(k);
-        if let Some(i) = generated_index(name).filter(|&i| rules.get(i).is_some_and(|r| r.name.is_none())) {
-            site = Some(site.map_or(i.max(k), |s| s.min(i.max(k))));
+        if !written.insert(name) {
+            found(k);
         }
-        duplicate = match (duplicate, site) {
-            (Some(d), Some(s)) => Some(d.min(s)),
-            (d, s) => d.or(s),
-        };
+        if let Some(i) = generated_index(name).filter(|&i| rules.get(i).is_some_and(|r| r.name.is_none())) {
+            found(i.max(k));
+        }
     }
     let names: Vec<Box<str>> = rules
         .iter()

@@ -383,7 +383,7 @@ impl RequestContext {
         // admits, so if a condition reads it the request is rejected. Other
         // headers cannot change the decision; a pseudo-header left out is
         // missing, which canonicalization rejects.
-        let decision = if needs.headers && invalid.iter().any(|name| evaluator.engine().reads_header(name)) {
+        let decision = if invalid.iter().any(|name| evaluator.engine().reads_header(name)) {
             evaluator.malformed(RequestError::HeaderNotUtf8)
         } else {
             evaluator.evaluate(&request)
@@ -554,9 +554,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct FakeHost {
         properties: Vec<(Vec<String>, Vec<u8>)>,
-        headers: Vec<(String, String)>,
-        /// Headers as bytes, after `headers` (values that are not UTF-8).
-        raw_headers: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Request headers as bytes (values need not be UTF-8).
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         set_headers: Vec<(String, String)>,
         response: Option<(u16, String)>,
         state: Vec<(String, String)>,
@@ -580,20 +579,17 @@ mod tests {
             self.with_property(&["xds", "node", "metadata", "LABELS", key], value.as_bytes())
         }
         fn with_request(mut self, method: &str, path: &str, authority: &str) -> Self {
-            self.headers = vec![
-                (":method".into(), method.into()),
-                (":path".into(), path.into()),
-                (":authority".into(), authority.into()),
-                ("x-request-id".into(), "req-1".into()),
-            ];
-            self
+            self.headers.clear();
+            self.with_header(":method", method)
+                .with_header(":path", path)
+                .with_header(":authority", authority)
+                .with_header("x-request-id", "req-1")
         }
-        fn with_header(mut self, name: &str, value: &str) -> Self {
-            self.headers.push((name.into(), value.into()));
-            self
+        fn with_header(self, name: &str, value: &str) -> Self {
+            self.with_raw_header(name, value.as_bytes())
         }
         fn with_raw_header(mut self, name: &str, value: &[u8]) -> Self {
-            self.raw_headers.push((name.as_bytes().to_vec(), value.to_vec()));
+            self.headers.push((name.as_bytes().to_vec(), value.to_vec()));
             self
         }
         fn with_peer(self, san: &str) -> Self {
@@ -632,13 +628,7 @@ mod tests {
         }
         fn request_headers(&self) -> HeaderMap {
             self.calls.borrow_mut().push("get_map".into());
-            let raw: Vec<(&[u8], &[u8])> = self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
-                .chain(self.raw_headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
-                .collect();
-            HeaderMap::parse(HeaderMap::serialize(&raw)).unwrap()
+            HeaderMap::parse(HeaderMap::serialize(&self.headers)).unwrap()
         }
         fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
             self.set_headers.push((name.into(), value.into()));
@@ -947,7 +937,10 @@ mod tests {
         let mut host = FakeHost::new();
         let plugin = configured(&host, &json);
         for i in 0..MAX_REQUEST_SERIES + 50 {
-            host.headers = vec![(":method".into(), "GET".into()), (":path".into(), format!("/p{i}"))];
+            host.headers = vec![
+                (b":method".to_vec(), b"GET".to_vec()),
+                (b":path".to_vec(), format!("/p{i}").into_bytes()),
+            ];
             plugin.request().on_request_headers(&mut host);
         }
         let requests = host
