@@ -247,31 +247,51 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
         return Err(PatternError::NotAbsolute);
     }
     let bytes = lit.as_bytes();
+    // One pass: escapes and bytes as they come, and each complete segment
+    // (between two slashes) when its closing slash comes. The piece before
+    // the first slash is either empty (anchored) or the tail of some segment
+    // (a suffix), and the piece after the last one may be a partial segment
+    // (a prefix such as "/api/v1."): neither is checked as a segment.
+    let mut last_slash = None;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         match b {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).unwrap_or_default();
-                let ok = hex.len() == 2 && hex.iter().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(h));
-                let decoded = std::str::from_utf8(hex)
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                let canonical = match decoded {
-                    Some(v) => {
-                        ok && !v.is_ascii_alphanumeric()
-                            && !matches!(v, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
-                            && v > 0x1f
-                            && v != 0x7f
+                let decoded = match (
+                    bytes.get(i + 1).and_then(|&h| upper_hex(h)),
+                    bytes.get(i + 2).and_then(|&h| upper_hex(h)),
+                ) {
+                    (Some(hi), Some(lo)) => hi << 4 | lo,
+                    _ => {
+                        return Err(PatternError::NotCanonical {
+                            canonical: String::new(),
+                        })
                     }
-                    None => false,
                 };
-                if !canonical {
+                // No canonical path holds these escaped: canonicalization
+                // decodes unreserved characters and rejects requests with an
+                // encoded separator or control character.
+                let decodes = decoded.is_ascii_alphanumeric()
+                    || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
+                    || decoded <= 0x1f
+                    || decoded == 0x7f;
+                if decodes {
                     return Err(PatternError::NotCanonical {
                         canonical: String::new(),
                     });
                 }
                 i += 3;
                 continue;
+            }
+            b'/' => {
+                if let Some(seg) = last_slash.and_then(|s: usize| bytes.get(s + 1..i)) {
+                    if matches!(seg, b"" | b"." | b"..") {
+                        return Err(PatternError::NotCanonical {
+                            canonical: canonicalize_path(lit).map(|c| c.path().to_string()).unwrap_or_default(),
+                        });
+                    }
+                }
+                last_slash = Some(i);
             }
             b'?' | b'#' | b'\\' | b';' | b' ' | 0x80..=0xff => {
                 return Err(PatternError::NotInCanonicalPath(char::from(b)));
@@ -281,21 +301,16 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
         }
         i += 1;
     }
-    // No empty or dot segment between two slashes (a prefix may end in one
-    // partial segment, e.g. "/api/v1." — fine).
-    // The first piece is either before the leading '/' (anchored) or the
-    // tail of some segment (a suffix): neither is a complete segment.
-    let mut segments = lit.split('/').peekable();
-    segments.next();
-    while let Some(seg) = segments.next() {
-        let complete = segments.peek().is_some();
-        if complete && (seg.is_empty() || seg == "." || seg == "..") {
-            return Err(PatternError::NotCanonical {
-                canonical: canonicalize_path(lit).map(|c| c.path().to_string()).unwrap_or_default(),
-            });
-        }
-    }
     Ok(())
+}
+
+/// The value of an upper-case hexadecimal digit (the canonical form of an escape).
+fn upper_hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
