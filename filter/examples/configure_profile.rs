@@ -10,6 +10,8 @@
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 11000 allow
 //! # any plugin configuration, e.g. the side-by-side benchmark's (`meshward-bench --keep`):
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 0
+//! # and any request to it, as METHOD:PATH (the benchmark's allowed request at N = 10):
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 1000 POST:/svc9/v0/orders/a
 //! ```
 
 use std::sync::Arc;
@@ -44,11 +46,13 @@ fn main() {
     println!("{:?}", engine.stats());
     let selection = engine.select(|_| None);
     let mut ev = Evaluator::new(Arc::new(engine), selection);
-    let path = match kind {
-        "deny" => format!("/svc{rules}/v2/report"),
-        _ => common::generated_path(rules - 1),
+    let (method, path) = match kind.split_once(':') {
+        Some((method, path)) => (method, path.to_string()),
+        None if kind == "deny" => ("GET", format!("/svc{rules}/v2/report")),
+        None => ("GET", common::generated_path(rules - 1)),
     };
-    let request = common::typical_request(&path);
+    let mut request = common::typical_request(&path);
+    request.method = method;
     let mut verdicts = 0usize;
     for _ in 0..evaluations {
         verdicts += std::hint::black_box(ev.evaluate(std::hint::black_box(&request))).verdict as usize;

@@ -7,8 +7,8 @@
 //!                      ├ *suffix   → radix trie, reversed (one walk)
 //!                      ├ *         → always
 //!                      ├ {*} {**}  → segment trie        (one walk)
-//!                      └ regex:    → one Thompson NFA searched by a lazy
-//!                                    DFA (overlapping, anchored)
+//!                      └ regex:    → one Thompson NFA, walked by a lazy DFA
+//!                                    (anchored at both ends)
 //! ```
 //!
 //! The cost of a lookup depends on the path length and on the number of
@@ -19,7 +19,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use regex_automata::hybrid::dfa::{Cache, OverlappingState, DFA};
+use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::{self, WhichCaptures, NFA};
 use regex_automata::{Anchored, Input, MatchError, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
@@ -324,6 +324,41 @@ struct Automaton {
 }
 
 impl Automaton {
+    /// Appends the id of every pattern that matches the whole of `path`.
+    ///
+    /// Every pattern is anchored at both ends, so this is one walk of the
+    /// lazy DFA from the anchored start state over the path's bytes and then
+    /// the end-of-input transition; the state it ends in lists every pattern
+    /// that matched (`MatchKind::All` keeps them all). An overlapping search
+    /// reports the same set, at about five times the instructions per byte
+    /// (callgrind).
+    fn whole_path_matches(&self, path: &str, cache: &mut Cache, out: &mut Vec<PathId>) -> Result<(), MatchError> {
+        let dfa = &self.dfa;
+        let mut sid = dfa.start_state_forward(cache, &Input::new(path).anchored(Anchored::Yes))?;
+        for (at, &byte) in path.as_bytes().iter().enumerate() {
+            sid = dfa.next_state(cache, sid, byte).map_err(|_| MatchError::gave_up(at))?;
+            if sid.is_tagged() {
+                if sid.is_dead() {
+                    return Ok(());
+                }
+                if sid.is_quit() {
+                    return Err(MatchError::quit(byte, at));
+                }
+            }
+        }
+        sid = dfa
+            .next_eoi_state(cache, sid)
+            .map_err(|_| MatchError::gave_up(path.len()))?;
+        if sid.is_match() {
+            for i in 0..dfa.match_len(cache, sid) {
+                if let Some(&id) = self.ids.get(dfa.match_pattern(cache, sid, i).as_usize()) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn build(hirs: &[Hir], ids: Vec<PathId>) -> Result<Self, ConfigError> {
         let too_large = |e: Box<dyn std::error::Error + Send + Sync>| ConfigError::AutomatonTooLarge {
             limit: MAX_AUTOMATON_SIZE,
@@ -360,15 +395,7 @@ impl PathIndex {
         self.templates.find(path, &mut scratch.active, &mut scratch.next, out);
         if let Some(a) = &self.automaton {
             let cache = scratch.cache.get_or_insert_with(|| a.dfa.create_cache());
-            let input = Input::new(path).anchored(Anchored::Yes);
-            let mut state = OverlappingState::start();
-            loop {
-                a.dfa.try_search_overlapping_fwd(cache, &input, &mut state)?;
-                let Some(m) = state.get_match() else { break };
-                if let Some(&id) = a.ids.get(m.pattern().as_usize()) {
-                    out.push(id);
-                }
-            }
+            a.whole_path_matches(path, cache, out)?;
         }
         Ok(())
     }
