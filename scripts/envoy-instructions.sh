@@ -12,7 +12,9 @@
 # REQUESTS and 3 × REQUESTS requests (the variant's allowed and denied ones)
 # are sent over one keep-alive connection, each batch counted separately, and
 # the script prints (count(3R) − count(R)) / 2R: everything Envoy executed per
-# request, all threads, with the fixed costs of a batch cancelled out.
+# request, all threads, with the fixed costs of a batch cancelled out. For
+# ext_authz it also prints that figure plus the authorizer's own (an Envoy
+# that answers every check with 200), counted over the same batches.
 # VARIANT-DIR-GLOB picks variant directories (default all: n*-r*-*), e.g.
 # 'n10-r1-meshward'. Valgrind makes Envoy start in about a minute; a variant
 # takes one to two.
@@ -68,8 +70,32 @@ batch() { # PORT METHOD PATH COUNT EXPECTED-STATUS
     >"$work/upstream.log" 2>&1 &
 pids+=($!)
 wait_ready "$(json_port "$kept/upstream/envoy.json" "b['admin']['address']['socket_address']['port_value']")" 30
+# The ext_authz variant's trivial authorizer, when the run had one: also
+# under callgrind, so that the ext-authz rows can add what answering the
+# check costs (a separate process, like the upstream, which is not counted).
+authz_vg=
+if [ -f "$kept/authorizer/envoy.json" ]; then
+    valgrind --tool=callgrind --smc-check=all-non-file --instr-atstart=no \
+        --callgrind-out-file="$work/authorizer.cg" "$envoy" -c "$kept/authorizer/envoy.json" \
+        --concurrency 1 --base-id 43 --log-level error >"$work/authorizer.log" 2>&1 &
+    authz_vg=$!
+    pids+=("$authz_vg")
+    wait_ready "$(json_port "$kept/authorizer/envoy.json" "b['admin']['address']['socket_address']['port_value']")" 300
+fi
 
-printf '| variant | N | request | instructions per request |\n|---|---:|---|---:|\n'
+count() { # CALLGRIND-PID OUT-FILE COMMAND...: instructions the process ran during COMMAND
+    local vg=$1 out=$2
+    shift 2
+    rm -f "$out".*
+    callgrind_control -i on "$vg" >/dev/null
+    "$@"
+    callgrind_control -d "$vg" >/dev/null
+    callgrind_control -i off "$vg" >/dev/null
+    sleep 0.5
+    cat "$out".* | awk '/^totals:/ {s += $2} END {printf "%.0f\n", s}'
+}
+
+printf '| variant | N | request | instructions per request | with the authorizer |\n|---|---:|---|---:|---:|\n'
 for dir in "$kept"/$only/; do
     dir=${dir%/}
     name=$(basename "$dir")
@@ -94,17 +120,29 @@ for dir in "$kept"/$only/; do
         if [ "$kind" = denied ] && [[ "$variant" =~ ^(meshward|rbac|rbac-matcher)$ ]]; then want=403; fi
         batch "$port" "$method" "$path" 200 "$want" # warm-up, not counted
         counts=()
+        authz=()
         for r in "$requests" $((3 * requests)); do
-            rm -f "$out".*
-            callgrind_control -i on "$vg" >/dev/null
-            batch "$port" "$method" "$path" "$r" "$want"
-            callgrind_control -d "$vg" >/dev/null
-            callgrind_control -i off "$vg" >/dev/null
-            sleep 0.5
-            counts+=("$(cat "$out".* | awk '/^totals:/ {s += $2} END {printf "%.0f\n", s}')")
+            if [ "$variant" = ext-authz ] && [ -n "$authz_vg" ]; then
+                # Both processes counted over the same batch.
+                callgrind_control -i on "$authz_vg" >/dev/null
+                rm -f "$work/authorizer.cg".*
+                counts+=("$(count "$vg" "$out" batch "$port" "$method" "$path" "$r" "$want")")
+                callgrind_control -d "$authz_vg" >/dev/null
+                callgrind_control -i off "$authz_vg" >/dev/null
+                sleep 0.5
+                authz+=("$(cat "$work/authorizer.cg".* | awk '/^totals:/ {s += $2} END {printf "%.0f\n", s}')")
+            else
+                counts+=("$(count "$vg" "$out" batch "$port" "$method" "$path" "$r" "$want")")
+                authz+=(0)
+            fi
         done
-        python3 -c "import sys; a, b, r = map(int, sys.argv[1:4]); print(f'| {sys.argv[4]} | {sys.argv[5]} | {sys.argv[6]} | {(b - a) / (2 * r):,.0f} |')" \
-            "${counts[0]}" "${counts[1]}" "$requests" "$variant" "$n" "$kind"
+        python3 -c "
+import sys
+a, b, r, za, zb = map(int, sys.argv[1:6])
+own = (b - a) / (2 * r)
+total = f'{own + (zb - za) / (2 * r):,.0f}' if sys.argv[6] == 'ext-authz' else ''
+print(f'| {sys.argv[6]} | {sys.argv[7]} | {sys.argv[8]} | {own:,.0f} | {total} |')" \
+            "${counts[0]}" "${counts[1]}" "$requests" "${authz[0]}" "${authz[1]}" "$variant" "$n" "$kind"
     done
     kill "$vg"
     wait "$vg" 2>/dev/null || true
