@@ -83,12 +83,37 @@ pub(crate) struct Results {
     pub(crate) refused: Vec<(usize, Variant, String)>,
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("bind an ephemeral port on 127.0.0.1: {e}"))
+/// `K` distinct ports on 127.0.0.1 that were free a moment ago: all bound at once (so no
+/// two are the same), then released for Envoy to bind.
+fn free_ports<const K: usize>() -> Result<[u16; K], String> {
+    let listeners = (0..K)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bind an ephemeral port on 127.0.0.1: {e}"))?;
+    let mut ports = [0; K];
+    for (port, l) in ports.iter_mut().zip(&listeners) {
+        *port = l
+            .local_addr()
+            .map_err(|e| format!("local address of an ephemeral port: {e}"))?
+            .port();
+    }
+    Ok(ports)
+}
+
+/// Runs `start` with fresh (listener, admin) ports, again with new ones (up
+/// to three tries) when Envoy could not bind one: another process can take a
+/// port between [`free_ports`] releasing it and Envoy binding it.
+fn with_fresh_ports<T>(mut start: impl FnMut([u16; 2]) -> Result<T, String>) -> Result<T, String> {
+    let mut tries = 1;
+    loop {
+        match start(free_ports()?) {
+            Err(e) if tries < 3 && e.contains("Address already in use") => {
+                eprintln!("  a port was taken before Envoy bound it; again with new ports");
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// The Envoy binary: `--envoy`, `$MESHWARD_ENVOY`, or the project's `.venv`.
@@ -169,9 +194,13 @@ impl Bench {
     fn start_responder(&self, name: &str) -> Result<(Envoy, u16), String> {
         let dir = self.scratch.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let (port, admin) = (free_port()?, free_port()?);
-        let bootstrap = configs::responder_bootstrap(port, admin);
-        let envoy = self.start_envoy(name, &dir, &bootstrap, admin, &self.opts.load_cpu)?;
+        let (envoy, port) = with_fresh_ports(|[port, admin]| {
+            let bootstrap = configs::responder_bootstrap(port, admin);
+            Ok((
+                self.start_envoy(name, &dir, &bootstrap, admin, &self.opts.load_cpu)?,
+                port,
+            ))
+        })?;
         let reply = http::request(port, "GET", "/", Duration::from_secs(5))?;
         if reply.status != 200 {
             return Err(format!("{name} answers {} instead of 200", reply.status));
@@ -195,7 +224,10 @@ impl Bench {
         };
         let authz_port = match &authorizer {
             Some((_, port)) => *port,
-            None => free_port()?,
+            None => {
+                let [unused] = free_ports()?;
+                unused
+            }
         };
         let mut results = Results::default();
         for &n in &self.opts.rules {
@@ -209,14 +241,17 @@ impl Bench {
                         continue;
                     }
                     eprintln!("N={n} round {round}/{}: {}", self.opts.rounds, variant_label(variant));
-                    let ports = Ports {
-                        listener: free_port()?,
-                        admin: free_port()?,
-                        upstream: upstream_port,
-                        authz: authz_port,
-                    };
                     let dir = self.scratch.join(format!("n{n}-r{round}-{}", variant_name(variant)));
-                    match self.run_one(variant, round, &rules, &allowed, &denied, &ports, &dir) {
+                    let run = with_fresh_ports(|[listener, admin]| {
+                        let ports = Ports {
+                            listener,
+                            admin,
+                            upstream: upstream_port,
+                            authz: authz_port,
+                        };
+                        self.run_one(variant, round, &rules, &allowed, &denied, &ports, &dir)
+                    });
+                    match run {
                         Ok(run) => {
                             results.runs.entry((n, variant)).or_default().insert(round, run);
                             if !self.opts.keep {
@@ -457,5 +492,47 @@ fn admin_allocated(admin: u16) -> Option<u64> {
     match json.get("allocated")? {
         serde_json::Value::String(s) => s.parse().ok(),
         v => v.as_u64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports: [u16; 8] = free_ports().unwrap();
+        let mut sorted = ports.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 8, "{ports:?}");
+        assert!(ports.iter().all(|&p| p != 0));
+    }
+
+    #[test]
+    fn a_taken_port_is_retried_with_new_ports_other_errors_are_not() {
+        let taken = "cannot bind '127.0.0.1:4000': Address already in use";
+        let mut seen = Vec::new();
+        let ok = with_fresh_ports(|ports| {
+            seen.push(ports);
+            if seen.len() < 3 {
+                Err(taken.to_string())
+            } else {
+                Ok(seen.len())
+            }
+        });
+        assert_eq!(ok, Ok(3));
+        let mut tries = 0;
+        let always = with_fresh_ports(|_| -> Result<(), String> {
+            tries += 1;
+            Err(taken.to_string())
+        });
+        assert_eq!((always, tries), (Err(taken.to_string()), 3));
+        let mut tries = 0;
+        let other = with_fresh_ports(|_| -> Result<(), String> {
+            tries += 1;
+            Err("wrong verdict".to_string())
+        });
+        assert_eq!((other, tries), (Err("wrong verdict".to_string()), 1));
     }
 }
