@@ -103,21 +103,9 @@ impl PluginConfig {
     /// Parses the JSON text of a plugin configuration. Errors name the field
     /// path, e.g. `policies[2].rules[0].to[0].paths[3]`.
     pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
-        // Tracking the path costs time on every value, so only a failed parse
-        // is repeated with tracking, to name the field.
-        serde_json::from_slice(json).map_err(|_| {
-            let de = &mut serde_json::Deserializer::from_slice(json);
-            match serde_path_to_error::deserialize::<_, Self>(de) {
-                Err(e) => ConfigError::Syntax {
-                    field: e.path().to_string(),
-                    source: e.into_inner(),
-                },
-                // Unreachable (same input, same deserializer), but never Ok.
-                Ok(_) => ConfigError::Syntax {
-                    field: ".".into(),
-                    source: serde::de::Error::custom("inconsistent parse"),
-                },
-            }
+        serde_json::from_slice(json).map_err(|source| ConfigError::Syntax {
+            field: crate::jsonpath::field_at(json, &source),
+            source,
         })
     }
 

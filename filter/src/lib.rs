@@ -64,6 +64,7 @@ mod error;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "proxy-wasm-glue"))]
 mod glue;
 pub mod headermap;
+mod jsonpath;
 mod paths;
 mod pattern;
 pub mod plugin;
