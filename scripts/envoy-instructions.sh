@@ -19,6 +19,8 @@
 # 'n10-r1-meshward'. Valgrind makes Envoy start in about a minute; a variant
 # takes one to two.
 set -euo pipefail
+# Command substitutions (`counts+=("$(count ...)")`) stop on a failed batch too.
+shopt -s inherit_errexit
 
 kept=${1:?usage: scripts/envoy-instructions.sh KEPT_DIR [REQUESTS]}
 requests=${2:-500}
@@ -88,7 +90,8 @@ count() { # CALLGRIND-PID OUT-FILE COMMAND...: instructions the process ran duri
     shift 2
     rm -f "$out".*
     callgrind_control -i on "$vg" >/dev/null
-    "$@"
+    # A batch with a wrong status must not yield a count.
+    "$@" || return 1
     callgrind_control -d "$vg" >/dev/null
     callgrind_control -i off "$vg" >/dev/null
     sleep 0.5

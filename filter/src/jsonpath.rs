@@ -17,64 +17,150 @@ enum Frame<'a> {
 
 /// The path of the field `error` is about, `.` for the document itself.
 ///
-/// Parse errors point at the byte where the parser stopped: the end of an
-/// unknown key, the end of (or the byte after) a value of the wrong type, the
-/// `}` of an object that misses a field, the end of a text cut short. Every
-/// token that starts before that byte is read; for a missing field, the path
-/// is the object's own.
+/// serde_json stops at one of three places, which decide what is read:
+/// * on or just after the offending token (an unknown key's closing quote, a
+///   value of the wrong type, a number out of range): every token that starts
+///   up to there is read, a closing `}`/`]` or a `,` only before it;
+/// * just before an object it refused (`invalid type: map`): that byte (a
+///   `,`, `[`, `:` or a space) is read too, and the object is the element;
+/// * on the `}` of an object that misses a field, which names the object.
+///
+/// A text cut short is read to its end. An enum written as an object
+/// (`"mode": {"q": 1}`) names the field, not the object's key. A check of a
+/// value's content (a number out of range: our own `deserialize_with`) is
+/// reported wherever the reader got to, past spaces and even the next comma,
+/// so it names the last value that started before that point.
 pub(crate) fn field_at(json: &[u8], error: &serde_json::Error) -> String {
-    let stop = match error.classify() {
+    let message = error.to_string();
+    let mut stop = match error.classify() {
         // The whole text was read.
         serde_json::error::Category::Eof => json.len(),
         _ => offset(json, error.line(), error.column()),
     };
-    let mut stack: Vec<Frame<'_>> = Vec::new();
-    let mut i = 0;
-    while i < stop {
-        let Some(&b) = json.get(i) else { break };
-        match b {
+    const PLACED: [&str; 6] = [
+        "invalid type",
+        "invalid length",
+        "unknown field",
+        "unknown variant",
+        "missing field",
+        "duplicate field",
+    ];
+    let content_check =
+        error.classify() == serde_json::error::Category::Data && !PLACED.iter().any(|p| message.starts_with(p));
+    let mut scan = Scan::to(json, stop);
+    if content_check {
+        if let Some(value) = scan.last_value {
+            stop = value;
+            scan = Scan::to(json, value);
+        }
+    }
+    let i = scan.next;
+    match json.get(stop) {
+        Some(&b) if message.starts_with("invalid type: map") => {
+            if matches!(b, b',' | b'[') {
+                scan.token(json, stop, stop + 1);
+            }
+            start_value(&mut scan.stack);
+        }
+        // The offending value starts where parsing stopped.
+        Some(b'{' | b'[') if i == stop => start_value(&mut scan.stack),
+        Some(b) if i == stop && !b",}]: \t\n\r".contains(b) => {
+            scan.token(json, stop, stop + 1);
+        }
+        _ => {}
+    }
+    if message.starts_with("missing field") {
+        if let Some(Frame::Object(key)) = scan.stack.last_mut() {
+            *key = None;
+        }
+    }
+    if message.starts_with("unknown variant") && scan.after_key {
+        // The key of an object given where an enum's name was expected.
+        scan.stack.pop();
+    }
+    render(&scan.stack)
+}
+
+/// The containers open so far, and whether the last token read was a key.
+#[derive(Default)]
+struct Scan<'a> {
+    stack: Vec<Frame<'a>>,
+    after_key: bool,
+    /// Where the last value read started.
+    last_value: Option<usize>,
+    /// The first byte not read.
+    next: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// Reads every token that starts before `stop`.
+    fn to(json: &'a [u8], stop: usize) -> Self {
+        let mut scan = Self::default();
+        while scan.next < stop {
+            scan.next = scan.token(json, scan.next, stop) + 1;
+        }
+        scan
+    }
+
+    /// Reads the token that starts at `i` (nothing for whitespace or `:`), a
+    /// string or scalar to its end but not beyond `limit`; returns the index
+    /// of its last byte.
+    fn token(&mut self, json: &'a [u8], mut i: usize, limit: usize) -> usize {
+        let Some(&b) = json.get(i) else { return i };
+        let key = match b {
             b'{' | b'[' => {
-                start_value(&mut stack);
-                stack.push(if b == b'{' {
+                start_value(&mut self.stack);
+                self.last_value = Some(i);
+                self.stack.push(if b == b'{' {
                     Frame::Object(None)
                 } else {
                     Frame::List(None)
                 });
+                false
             }
             b'}' | b']' => {
-                stack.pop();
+                self.stack.pop();
+                false
             }
-            b',' => match stack.last_mut() {
-                Some(Frame::Object(key)) => *key = None,
-                Some(Frame::List(index)) => *index = Some(index.map_or(0, |i| i + 1)),
-                None => {}
-            },
+            b',' => {
+                match self.stack.last_mut() {
+                    Some(Frame::Object(key)) => *key = None,
+                    Some(Frame::List(index)) => *index = Some(index.map_or(0, |i| i + 1)),
+                    None => {}
+                }
+                false
+            }
             b'"' => {
                 let end = string_end(json, i);
-                match stack.last_mut() {
+                let key = match self.stack.last_mut() {
                     // A string where a key is expected is the member's key.
-                    Some(Frame::Object(key @ None)) => *key = json.get(i + 1..end.min(stop).max(i + 1)),
-                    _ => start_value(&mut stack),
-                }
+                    Some(Frame::Object(key @ None)) => {
+                        *key = json.get(i + 1..end.min(limit).max(i + 1));
+                        true
+                    }
+                    _ => {
+                        start_value(&mut self.stack);
+                        self.last_value = Some(i);
+                        false
+                    }
+                };
                 i = end;
+                key
             }
-            b' ' | b'\t' | b'\n' | b'\r' | b':' => {}
+            b' ' | b'\t' | b'\n' | b'\r' | b':' => return i,
             // The first byte of a number, `true`, `false` or `null`.
             _ => {
-                start_value(&mut stack);
-                while json.get(i + 1).is_some_and(|b| !b",]} \t\n\r".contains(b)) && i + 1 < stop {
+                start_value(&mut self.stack);
+                self.last_value = Some(i);
+                while json.get(i + 1).is_some_and(|b| !b",]} \t\n\r".contains(b)) && i + 1 < limit {
                     i += 1;
                 }
+                false
             }
-        }
-        i += 1;
+        };
+        self.after_key = key;
+        i
     }
-    if error.to_string().starts_with("missing field") {
-        if let Some(Frame::Object(key)) = stack.last_mut() {
-            *key = None;
-        }
-    }
-    render(&stack)
 }
 
 /// Marks the start of a value: in a list, its first element begins.
@@ -204,6 +290,57 @@ mod tests {
             (
                 r#"{"policies":[{"name":"a","rules":[{"to":[{"paths":["/a"]}]}]}"#,
                 "policies[0]",
+            ),
+            // Found in review: the offending element is the one after the
+            // comma, with or without a space; a first element is `[0]`; an
+            // enum written as an object names the field.
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"paths":["/a",{}]}]}]}]}"#,
+                "policies[0].rules[0].to[0].paths[1]",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"paths":["/a", {}]}]}]}]}"#,
+                "policies[0].rules[0].to[0].paths[1]",
+            ),
+            (r#"{"policies":[1]}"#, "policies[0]"),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"paths":[{}]}]}]}]}"#,
+                "policies[0].rules[0].to[0].paths[0]",
+            ),
+            (r#"{"mode":{"q":1},"policies":[]}"#, "mode"),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"paths":["/a",3]}]}]}]}"#,
+                "policies[0].rules[0].to[0].paths[1]",
+            ),
+            (r#"{"policies":[],"denyStatus":"x"}"#, "denyStatus"),
+            (r#"{"policies":[],"denyStatus":[1]}"#, "denyStatus"),
+            (r#"{"policies":[],"denyStatus":{}}"#, "denyStatus"),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"ports":[70000, 80]}]}]}]}"#,
+                "policies[0].rules[0].to[0].ports[0]",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"ports":[70000,80]}]}]}]}"#,
+                "policies[0].rules[0].to[0].ports[0]",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"ports":[1.5 ,80]}]}]}]}"#,
+                "policies[0].rules[0].to[0].ports[0]",
+            ),
+            (r#"{"denyStatus":403.5 ,"policies":[]}"#, "denyStatus"),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"ports":[80,"x"]}]}]}]}"#,
+                "policies[0].rules[0].to[0].ports[1]",
+            ),
+            (r#"{"policies":[{"name":"a","rules":[{"from":"all"}]}]}"#, "policies[0].rules[0].from"),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"paths":["/"]}],"when":[1]}]}]}"#,
+                "policies[0].rules[0].when[0]",
+            ),
+            (r#"{"policies":[{"name":"a","rules":[]},{"name":true,"rules":[]}]}"#, "policies[1].name"),
+            (
+                r#"{"policies":[{"name":"a","rules":[]},{"name":"b","rules":[],"mode":"x"}]}"#,
+                "policies[1].mode",
             ),
         ];
         for (json, want) in cases {

@@ -251,8 +251,11 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
     // (between two slashes) when its closing slash comes. The piece before
     // the first slash is either empty (anchored) or the tail of some segment
     // (a suffix), and the piece after the last one may be a partial segment
-    // (a prefix such as "/api/v1."): neither is checked as a segment.
+    // (a prefix such as "/api/v1."): neither is checked as a segment. A bad
+    // segment is reported only if no byte is bad, so that the canonical form
+    // it suggests is a pattern that could be written.
     let mut last_slash = None;
+    let mut bad_segment = false;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         match b {
@@ -285,11 +288,7 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
             }
             b'/' => {
                 if let Some(seg) = last_slash.and_then(|s: usize| bytes.get(s + 1..i)) {
-                    if matches!(seg, b"" | b"." | b"..") {
-                        return Err(PatternError::NotCanonical {
-                            canonical: canonicalize_path(lit).map(|c| c.path().to_string()).unwrap_or_default(),
-                        });
-                    }
+                    bad_segment |= matches!(seg, b"" | b"." | b"..");
                 }
                 last_slash = Some(i);
             }
@@ -300,6 +299,11 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
             _ => {}
         }
         i += 1;
+    }
+    if bad_segment {
+        return Err(PatternError::NotCanonical {
+            canonical: canonicalize_path(lit).map(|c| c.path().to_string()).unwrap_or_default(),
+        });
     }
     Ok(())
 }
@@ -318,6 +322,24 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// A bad byte is reported before a bad segment: the canonical form
+    /// suggested for a bad segment must not quietly drop the rest.
+    #[test]
+    fn bad_bytes_before_bad_segments() {
+        assert!(matches!(
+            MatchPath::parse("/api//v1?x"),
+            Err(PatternError::NotInCanonicalPath('?'))
+        ));
+        assert!(matches!(
+            check_path_literal("//*", true),
+            Err(PatternError::MisplacedWildcard)
+        ));
+        match MatchPath::parse("/api//v1") {
+            Err(PatternError::NotCanonical { canonical }) => assert_eq!(canonical, "/api/v1"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn str_match_forms() {
