@@ -280,7 +280,7 @@ impl PendingPathIndex {
     pub(crate) fn build(self) -> Result<PathIndex, ConfigError> {
         let mut index = self.index;
         if !self.regexes.is_empty() {
-            index.automaton = Some(Automaton::build(&self.regexes, self.regex_ids)?);
+            index.automaton = Some(Automaton::build(&self.regexes, self.regex_ids, DFA_CACHE_CAPACITY)?);
         }
         Ok(index)
     }
@@ -359,7 +359,9 @@ impl Automaton {
         Ok(())
     }
 
-    fn build(hirs: &[Hir], ids: Vec<PathId>) -> Result<Self, ConfigError> {
+    /// The automaton of `hirs`, its lazy DFA's cache `cache_capacity` bytes
+    /// (at least four times the minimum the DFA needs).
+    fn build(hirs: &[Hir], ids: Vec<PathId>, cache_capacity: usize) -> Result<Self, ConfigError> {
         let too_large = |e: Box<dyn std::error::Error + Send + Sync>| ConfigError::AutomatonTooLarge {
             limit: MAX_AUTOMATON_SIZE,
             source: e,
@@ -374,7 +376,7 @@ impl Automaton {
             .get_minimum_cache_capacity(&nfa)
             .map_err(|e| too_large(Box::new(e)))?;
         let dfa = DFA::builder()
-            .configure(config.cache_capacity(DFA_CACHE_CAPACITY.max(minimum.saturating_mul(4))))
+            .configure(config.cache_capacity(cache_capacity.max(minimum.saturating_mul(4))))
             .build_from_nfa(nfa)
             .map_err(|e| too_large(Box::new(e)))?;
         Ok(Self { dfa, ids, nfa_bytes })
@@ -424,6 +426,69 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The walk of `whole_path_matches` keeps working when the lazy DFA's
+    /// cache fills up and is cleared in the middle of a path: with the
+    /// smallest cache allowed, many patterns and long paths, the patterns
+    /// reported are exactly those the `regex` crate matches on the whole path.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn walk_survives_cache_clears() {
+        let sources: Vec<String> = (0..60)
+            .map(|i| match i % 6 {
+                0 => format!("/s{i}/v[0-9]+/[a-z]+"),
+                1 => format!("/s{}/.*/x{i}", i % 7),
+                2 => "/s[0-9]+/(a|b)+/.*".to_string(),
+                3 => format!("/s{i}/[^/]+/[^/]+/end"),
+                4 => format!("(/[a-z0-9]+){{2,{}}}", 2 + i % 5),
+                // 2^11 DFA states over `a` and `b`: more than the cache holds.
+                _ => format!("/s{}/[ab]*b[ab]{{{}}}", i % 4, 8 + i % 4),
+            })
+            .collect();
+        let mut parsed = HashMap::default();
+        let hirs: Vec<Hir> = sources
+            .iter()
+            .map(|re| parse_anchored(re, &mut parsed).unwrap())
+            .collect();
+        let ids: Vec<PathId> = (0..sources.len() as PathId).collect();
+        let automaton = Automaton::build(&hirs, ids, 0).unwrap();
+        let reference: Vec<regex::Regex> = sources
+            .iter()
+            .map(|re| regex::Regex::new(&format!("^(?:{re})$")).unwrap())
+            .collect();
+        let mut cache = automaton.dfa.create_cache();
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"/ababab0123sxendv";
+        let mut matched_some = 0;
+        for n in 0..3000 {
+            let len = 1 + (next() % 60) as usize;
+            // Every other path walks the `[ab]` patterns' many states.
+            let (mut path, alphabet): (String, &[u8]) = if n % 2 == 0 {
+                (format!("/s{}/", next() % 4), b"ab")
+            } else {
+                (String::from("/s"), alphabet)
+            };
+            for _ in 0..len {
+                path.push(char::from(alphabet[(next() % alphabet.len() as u64) as usize]));
+            }
+            let mut got = Vec::new();
+            automaton.whole_path_matches(&path, &mut cache, &mut got).unwrap();
+            got.sort_unstable();
+            let want: Vec<PathId> = (0..sources.len() as PathId)
+                .filter(|&i| reference[i as usize].is_match(&path))
+                .collect();
+            assert_eq!(got, want, "{path}");
+            matched_some += usize::from(!want.is_empty());
+        }
+        assert!(cache.clear_count() > 0, "the cache was never cleared");
+        assert!(matched_some > 100, "too few paths matched anything: {matched_some}");
+    }
 
     #[test]
     fn literal_prefix_stops_where_syntax_starts() {
