@@ -50,8 +50,6 @@ pub struct Engine {
     methods: Vec<Box<str>>,
     /// Path id → clauses filed under it.
     path_postings: Postings,
-    /// Number of distinct path patterns (path ids are below it).
-    path_count: usize,
     principal_index: HashMap<Box<str>, Vec<u32>>,
     namespace_index: HashMap<Box<str>, Vec<u32>>,
     unindexed: Vec<u32>,
@@ -455,6 +453,8 @@ struct Lowered {
     /// The engine, its path index still empty.
     engine: Engine,
     paths: PendingPathIndex,
+    /// Number of distinct path patterns (path ids are below it).
+    path_count: usize,
 }
 
 impl Lowered {
@@ -475,7 +475,7 @@ impl Lowered {
             headers: !condition_headers.is_empty(),
         };
         engine.condition_headers = condition_headers;
-        engine.build_indexes();
+        engine.build_indexes(self.path_count);
         Ok(engine)
     }
 }
@@ -602,7 +602,6 @@ impl Engine {
                 path_refs: c.path_refs,
                 methods: c.methods.into_iter().map(Into::into).collect(),
                 path_postings: Postings::default(),
-                path_count: paths_len,
                 principal_index: HashMap::default(),
                 namespace_index: HashMap::default(),
                 unindexed: Vec::new(),
@@ -610,14 +609,16 @@ impl Engine {
                 condition_headers: Vec::new(),
             },
             paths: c.paths.finish(),
+            path_count: paths_len,
         })
     }
 
-    /// Files every live clause under the most selective index available.
-    fn build_indexes(&mut self) {
+    /// Files every live clause under the most selective index available;
+    /// path ids are below `path_count`.
+    fn build_indexes(&mut self, path_count: usize) {
         let refs = std::mem::take(&mut self.path_refs);
         // Pass 1: how many clauses each key would hold, to pick the smaller.
-        let mut path_load = vec![0usize; self.path_count];
+        let mut path_load = vec![0usize; path_count];
         let mut principal_load: HashMap<&str, usize> = HashMap::default();
         let mut namespace_load: HashMap<&str, usize> = HashMap::default();
         let keys: Vec<Option<(Vec<&str>, Vec<&str>)>> = self
@@ -682,7 +683,7 @@ impl Engine {
         for list in principal_index.values_mut().chain(namespace_index.values_mut()) {
             list.dedup();
         }
-        self.path_postings = Postings::new(self.path_count, &path_filed);
+        self.path_postings = Postings::new(path_count, &path_filed);
         self.principal_index = principal_index;
         self.namespace_index = namespace_index;
         self.path_refs = refs;
