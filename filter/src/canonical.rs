@@ -204,7 +204,8 @@ fn is_plain_segment(seg: &[u8]) -> bool {
     !(seg.is_empty() || seg == b"." || seg == b"..")
 }
 
-const fn is_unreserved(b: u8) -> bool {
+/// RFC 3986 unreserved: decoded wherever it occurs escaped.
+pub(crate) const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 

@@ -7,7 +7,9 @@
 //! Identity and header patterns are compared as strings, never compiled into
 //! regular expressions, so no escaping mistake can widen them.
 
-use crate::canonical::{canonicalize_authority, canonicalize_path, is_tchar, parse_port, split_host_port};
+use crate::canonical::{
+    canonicalize_authority, canonicalize_path, is_tchar, is_unreserved, parse_port, split_host_port,
+};
 use crate::error::PatternError;
 
 /// Longest pattern the engine accepts, in bytes.
@@ -274,10 +276,8 @@ fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
                 // No canonical path holds these escaped: canonicalization
                 // decodes unreserved characters and rejects requests with an
                 // encoded separator or control character.
-                let decodes = decoded.is_ascii_alphanumeric()
-                    || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\')
-                    || decoded <= 0x1f
-                    || decoded == 0x7f;
+                let decodes =
+                    is_unreserved(decoded) || matches!(decoded, b'/' | b'\\') || decoded <= 0x1f || decoded == 0x7f;
                 if decodes {
                     return Err(PatternError::NotCanonical {
                         canonical: String::new(),
