@@ -132,7 +132,7 @@ fn configure_files(files: &[String]) {
     #[cfg(target_arch = "wasm32")]
     println!(
         "linear memory: {:.1} MiB",
-        (core::arch::wasm32::memory_size(0) * 65536) as f64 / (1024.0 * 1024.0)
+        mib(core::arch::wasm32::memory_size(0) * 65536)
     );
 }
 

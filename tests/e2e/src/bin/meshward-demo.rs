@@ -276,11 +276,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sends one request until the audit configuration answers it (ECDS applies
-/// asynchronously); counts as a request in the access log.
 /// Sends a request the audit configuration admits and the enforce one denies
-/// until it passes; returns how many were sent (each one is an access-log
-/// line: under load the change can take several tries).
+/// until it passes (ECDS applies asynchronously); returns how many were sent
+/// (each one is an access-log line: under load the change can take several
+/// tries).
 fn wait_for_audit(s: &Scenario, caller: &Caller) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut sent = 0;
