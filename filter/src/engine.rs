@@ -26,6 +26,7 @@ use crate::config::{Condition, LogConfig, Mode, Operation, PluginConfig, Policy,
 use crate::error::{ConfigError, PatternError};
 use crate::paths::{PathCounts, PathId, PathIndex, PathIndexBuilder, PathScratch, PendingPathIndex};
 use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchStr};
+use crate::postings::Postings;
 
 /// The default status of a denied request.
 pub const DEFAULT_DENY_STATUS: u16 = 403;
@@ -477,57 +478,6 @@ impl Lowered {
         engine.condition_headers = condition_headers;
         engine.build_indexes(self.path_count);
         Ok(engine)
-    }
-}
-
-/// Clause ids filed under each path id, flattened: the ids of path `p` are
-/// `ids[starts[p]..starts[p + 1]]`, in clause order. Two allocations in all,
-/// where a list per path pattern took one each (10,000 at 10,000 rules).
-#[derive(Debug, Default)]
-struct Postings {
-    starts: Vec<u32>,
-    ids: Vec<u32>,
-}
-
-impl Postings {
-    /// Files `(path id, clause id)` pairs, given in clause order, under
-    /// `paths` path ids (a counting sort, so each list stays in clause order).
-    fn new(paths: usize, filed: &[(PathId, u32)]) -> Self {
-        let mut starts = vec![0u32; paths + 1];
-        for &(p, _) in filed {
-            if let Some(n) = starts.get_mut(p as usize + 1) {
-                *n += 1;
-            }
-        }
-        let mut total = 0;
-        for n in &mut starts {
-            total += *n;
-            *n = total;
-        }
-        // `next[p]`: where the next id of path `p` goes.
-        let mut next = starts.clone();
-        let mut ids = vec![0u32; filed.len()];
-        for &(p, ci) in filed {
-            if let Some(at) = next.get_mut(p as usize) {
-                if let Some(slot) = ids.get_mut(*at as usize) {
-                    *slot = ci;
-                }
-                *at += 1;
-            }
-        }
-        Self { starts, ids }
-    }
-
-    /// The clauses filed under path `p` (none for an unknown id).
-    fn get(&self, p: PathId) -> &[u32] {
-        let range = self.starts.get(p as usize).zip(self.starts.get(p as usize + 1));
-        range
-            .and_then(|(&a, &b)| self.ids.get(a as usize..b as usize))
-            .unwrap_or_default()
-    }
-
-    fn heap_size(&self) -> usize {
-        (self.starts.capacity() + self.ids.capacity()) * 4
     }
 }
 

@@ -68,6 +68,7 @@ mod jsonpath;
 mod paths;
 mod pattern;
 pub mod plugin;
+mod postings;
 mod template;
 mod trie;
 
