@@ -15,7 +15,7 @@
 //!        ──▶ filter state meshward.verdict / .policy / .rule
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -76,16 +76,49 @@ pub trait Host {
     fn define_counter(&self, name: &str) -> Result<u32, HostError>;
     /// Adds one to a counter.
     fn increment_counter(&self, id: u32) -> Result<(), HostError>;
+    /// The VM's linear memory in bytes, if known. It grows to the peak of
+    /// what was ever allocated and never shrinks: it is the memory the VM
+    /// holds.
+    fn vm_memory(&self) -> Option<usize>;
 }
 
-/// The VM's linear memory in bytes (wasm only). It grows to the peak of what
-/// was ever allocated and never shrinks, so after a configure it is the
-/// memory this VM holds.
-fn vm_memory() -> Option<usize> {
-    #[cfg(target_arch = "wasm32")]
-    return Some(core::arch::wasm32::memory_size(0) * 65536);
-    #[cfg(not(target_arch = "wasm32"))]
-    None
+/// `bytes` in MiB, for log lines.
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// The VM's memory last reported (configure's accept line reports it). It can
+/// grow while requests are served too, mostly with lazy DFA states, up to the
+/// caches' bound: each growth is logged once, so the memory a VM really holds
+/// shows in the proxy's log and not only the figure after configure. Shared by
+/// a root context and its requests.
+#[derive(Debug, Default)]
+struct MemoryWatch(Cell<usize>);
+
+impl MemoryWatch {
+    /// Records `bytes` (if known) as reported, without a log line.
+    fn reported(&self, bytes: Option<usize>) {
+        if let Some(bytes) = bytes {
+            self.0.set(self.0.get().max(bytes));
+        }
+    }
+
+    /// Logs the VM's memory if it grew since last reported.
+    fn check(&self, host: &dyn Host) {
+        match host.vm_memory() {
+            Some(bytes) if bytes > self.0.get() => {
+                self.0.set(bytes);
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "meshward: VM memory grew to {:.1} MiB while serving requests",
+                        mib(bytes)
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What the proxy should do with the request after the headers.
@@ -186,6 +219,7 @@ struct Active {
 pub struct Plugin {
     active: Option<Rc<Active>>,
     counters: Rc<RefCell<Counters>>,
+    memory: Rc<MemoryWatch>,
 }
 
 const NODE_METADATA: [&str; 3] = ["xds", "node", "metadata"];
@@ -207,6 +241,7 @@ impl Plugin {
             METRIC_CONFIG_REJECTED
         };
         self.counters.borrow_mut().increment(host, metric);
+        self.memory.reported(host.vm_memory());
         result
     }
 
@@ -237,7 +272,7 @@ impl Plugin {
                 engine.mode().as_str(),
                 size,
                 host.now_nanos().saturating_sub(started) as f64 / 1e6,
-                vm_memory().map_or(String::new(), |b| format!(", VM memory {:.1} MiB", b as f64 / 1048576.0)),
+                host.vm_memory().map_or(String::new(), |b| format!(", VM memory {:.1} MiB", mib(b))),
             ),
         );
         let deciding: Vec<&str> = (0..engine.policy_count() as u32)
@@ -271,6 +306,7 @@ impl Plugin {
         RequestContext {
             active: self.active.clone(),
             counters: self.counters.clone(),
+            memory: self.memory.clone(),
             pending: None,
         }
     }
@@ -281,6 +317,7 @@ impl Plugin {
 pub struct RequestContext {
     active: Option<Rc<Active>>,
     counters: Rc<RefCell<Counters>>,
+    memory: Rc<MemoryWatch>,
     /// The log line to write when the response is known.
     pending: Option<LogRecord>,
 }
@@ -338,6 +375,12 @@ pub fn rfc3339(nanos: u64) -> String {
 impl RequestContext {
     /// Decides the request from its headers and acts on the verdict.
     pub fn on_request_headers(&mut self, host: &mut dyn Host) -> Action {
+        let action = self.decide(host);
+        self.memory.check(host);
+        action
+    }
+
+    fn decide(&mut self, host: &mut dyn Host) -> Action {
         let Some(active) = self.active.clone() else {
             // No valid configuration was ever accepted: fail closed.
             host.log(Level::Error, "meshward: no valid configuration; denying");
@@ -564,6 +607,7 @@ mod tests {
         now: u64,
         /// Header and property reads, in order.
         calls: RefCell<Vec<String>>,
+        memory: Option<usize>,
     }
 
     impl FakeHost {
@@ -658,6 +702,9 @@ mod tests {
                     (c.len() - 1) as u32
                 }
             })
+        }
+        fn vm_memory(&self) -> Option<usize> {
+            self.memory
         }
         fn increment_counter(&self, id: u32) -> Result<(), HostError> {
             match self.counters.borrow_mut().get_mut(id as usize) {
@@ -794,6 +841,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("log.filterState"), "{err}");
+    }
+
+    #[test]
+    fn memory_growth_while_serving_is_logged_once_per_step() {
+        let grew = |host: &FakeHost| {
+            host.logs
+                .borrow()
+                .iter()
+                .filter(|(_, l)| l.contains("VM memory grew"))
+                .map(|(_, l)| l.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews:9080");
+        host.memory = Some(5 << 20);
+        let plugin = configured(&host, CONFIG);
+        assert!(host.logs.borrow().iter().any(|(_, l)| l.contains("VM memory 5.0 MiB")));
+        plugin.request().on_request_headers(&mut host);
+        assert_eq!(grew(&host), [] as [String; 0], "no growth since configure");
+        host.memory = Some(6 << 20);
+        plugin.request().on_request_headers(&mut host);
+        plugin.request().on_request_headers(&mut host);
+        assert_eq!(
+            grew(&host),
+            ["meshward: VM memory grew to 6.0 MiB while serving requests"]
+        );
+        // A denied request is watched too.
+        host = host.with_request("DELETE", "/reviews/1", "reviews:9080");
+        host.memory = Some(7 << 20);
+        assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+        assert_eq!(grew(&host).len(), 2);
     }
 
     #[test]
