@@ -107,9 +107,32 @@ struct Clause {
     /// Range of `Engine::path_refs`.
     paths: Option<Range<u32>>,
     not_paths: Range<u32>,
+    /// Hosts and ports, which most `to` entries leave out: boxed, so that a
+    /// clause without them takes 48 bytes instead of 80 (wasm32), 320 KB at
+    /// 10,000 rules.
+    target: Option<Box<Target>>,
+}
+
+/// The host and port fields of a clause.
+#[derive(Debug)]
+struct Target {
     hosts: Option<Vec<MatchHost>>,
     not_hosts: Vec<MatchHost>,
     ports: Option<Vec<u16>>,
+}
+
+impl Clause {
+    fn hosts(&self) -> Option<&[MatchHost]> {
+        self.target.as_ref().and_then(|t| t.hosts.as_deref())
+    }
+
+    fn not_hosts(&self) -> &[MatchHost] {
+        self.target.as_ref().map_or(&[], |t| &t.not_hosts)
+    }
+
+    fn ports(&self) -> Option<&[u16]> {
+        self.target.as_ref().and_then(|t| t.ports.as_deref())
+    }
 }
 
 #[derive(Debug)]
@@ -382,6 +405,18 @@ impl<'c> Compiler<'c> {
                 Some(l) => self.path_ids(l, &at.field("notPaths"))?,
                 None => 0..0,
             },
+            target: self.target(op, ports, at)?,
+        })
+    }
+
+    /// The host and port fields of `op`, if it sets any.
+    fn target(
+        &mut self,
+        op: &Operation,
+        ports: Option<Vec<u16>>,
+        at: &At<'_>,
+    ) -> Result<Option<Box<Target>>, ConfigError> {
+        let target = Target {
             hosts: op
                 .hosts
                 .as_deref()
@@ -392,7 +427,9 @@ impl<'c> Compiler<'c> {
                 None => Vec::new(),
             },
             ports,
-        })
+        };
+        let any = target.hosts.is_some() || !target.not_hosts.is_empty() || target.ports.is_some();
+        Ok(any.then(|| Box::new(target)))
     }
 
     fn condition(&mut self, c: &'c Condition, at: &At<'_>) -> Result<CompiledCondition, ConfigError> {
@@ -472,7 +509,7 @@ impl Lowered {
         condition_headers.dedup();
         engine.needs = Needs {
             principal: engine.rules.iter().any(|r| r.from.is_some()),
-            port: engine.clauses.iter().any(|c| c.ports.is_some()),
+            port: engine.clauses.iter().any(|c| c.ports().is_some()),
             headers: !condition_headers.is_empty(),
         };
         engine.condition_headers = condition_headers;
@@ -649,8 +686,8 @@ impl Engine {
         rule_dead
             || cl.methods == Some(0)
             || cl.paths.as_ref().is_some_and(|r| r.is_empty())
-            || cl.hosts.as_ref().is_some_and(Vec::is_empty)
-            || cl.ports.as_ref().is_some_and(Vec::is_empty)
+            || cl.hosts().is_some_and(<[_]>::is_empty)
+            || cl.ports().is_some_and(<[_]>::is_empty)
     }
 
     /// Whether some `when` condition reads header `name` (compared
@@ -798,9 +835,7 @@ impl<'c> Compiler<'c> {
                     methods: None,
                     paths: None,
                     not_paths: 0..0,
-                    hosts: None,
-                    not_hosts: Vec::new(),
-                    ports: None,
+                    target: None,
                 }),
                 Some(ops) => {
                     let at_to = at.field("to");
@@ -1246,19 +1281,16 @@ impl MatchContext<'_> {
 
     fn clause_matches(&self, cl: &Clause) -> bool {
         let method_ok = cl.methods.is_none_or(|m| m & self.method_bit != 0);
-        let port_ok = cl
-            .ports
-            .as_ref()
-            .is_none_or(|ps| self.port.is_some_and(|p| ps.contains(&p)));
+        let port_ok = cl.ports().is_none_or(|ps| self.port.is_some_and(|p| ps.contains(&p)));
         let paths = cl.paths.as_ref().map(|r| path_refs(self.path_refs, r));
         let paths_ok = passes(paths, path_refs(self.path_refs, &cl.not_paths), |&p| {
             self.path_matched(p)
         });
         // A request without authority fails every host field, negative ones included.
-        let hosts_ok = (cl.hosts.is_none() && cl.not_hosts.is_empty())
+        let hosts_ok = (cl.hosts().is_none() && cl.not_hosts().is_empty())
             || self
                 .authority
-                .is_some_and(|a| passes(cl.hosts.as_deref(), &cl.not_hosts, |h| h.matches(a.host(), a.port())));
+                .is_some_and(|a| passes(cl.hosts(), cl.not_hosts(), |h| h.matches(a.host(), a.port())));
         method_ok && port_ok && paths_ok && hosts_ok
     }
 
