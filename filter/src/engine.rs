@@ -43,6 +43,8 @@ pub struct Engine {
     log: LogConfig,
     policies: Vec<CompiledPolicy>,
     rules: Vec<CompiledRule>,
+    /// The rules' names, by rule index.
+    rule_names: Names,
     clauses: Vec<Clause>,
     paths: PathIndex,
     /// The path ids of all clauses' `paths` and `notPaths`, by range.
@@ -83,7 +85,6 @@ struct CompiledPolicy {
 #[derive(Debug)]
 struct CompiledRule {
     policy: u32,
-    name: Box<str>,
     /// `None` = any caller. `Some(empty)` = no caller.
     from: Option<Vec<CompiledSource>>,
     when: Vec<CompiledCondition>,
@@ -260,7 +261,61 @@ struct Compiler<'c> {
     policy_names: HashSet<&'c str>,
     policies: Vec<CompiledPolicy>,
     rules: Vec<CompiledRule>,
+    rule_names: Names,
     clauses: Vec<Clause>,
+}
+
+/// Strings by index, in one buffer: one allocation for all of them where a
+/// `Box<str>` each took one per rule (10,000 at 10,000 rules, most of them
+/// generated `rule-<i>` names of a few bytes).
+#[derive(Debug, Default)]
+struct Names {
+    text: String,
+    /// End of string `i` in `text`; it starts where string `i - 1` ends.
+    ends: Vec<u32>,
+}
+
+impl Names {
+    fn with_capacity(names: usize) -> Self {
+        Self {
+            text: String::new(),
+            ends: Vec::with_capacity(names),
+        }
+    }
+
+    fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    /// Appends `rule-<index>`, the name of an unnamed rule.
+    fn push_generated(&mut self, index: usize) {
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        let mut n = index;
+        for slot in digits.iter_mut() {
+            *slot = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.text.push_str(GENERATED_NAME_PREFIX);
+        self.text.extend(digits.iter().take(len).rev().map(|&d| char::from(d)));
+        self.ends.push(self.text.len() as u32);
+    }
+
+    /// String `i` ("" for an unknown index).
+    fn get(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    fn heap_size(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * 4
+    }
 }
 
 impl<'c> Compiler<'c> {
@@ -569,6 +624,7 @@ impl Engine {
             policy_names: HashSet::default(),
             policies: Vec::with_capacity(config.policies.len()),
             rules: Vec::with_capacity(total_rules),
+            rule_names: Names::with_capacity(total_rules),
             clauses: Vec::with_capacity(total_rules),
         };
         let root = At::ROOT;
@@ -584,6 +640,7 @@ impl Engine {
                 log: config.log.unwrap_or_default(),
                 policies: c.policies,
                 rules: c.rules,
+                rule_names: c.rule_names,
                 clauses: c.clauses,
                 paths: PathIndex::default(),
                 path_refs: c.path_refs,
@@ -735,7 +792,7 @@ impl Engine {
 
     /// The name of the rule (explicit, or `rule-<index in policy>`).
     pub fn rule_name(&self, rule: RuleRef) -> &str {
-        self.rules.get(rule.rule as usize).map_or("", |r| &r.name)
+        self.rule_names.get(rule.rule as usize)
     }
 
     /// Sizes of the compiled structures.
@@ -751,7 +808,8 @@ impl Engine {
             heap_bytes: self.paths.heap_size()
                 + clause_bytes
                 + postings
-                + self.rules.capacity() * std::mem::size_of::<CompiledRule>(),
+                + self.rules.capacity() * std::mem::size_of::<CompiledRule>()
+                + self.rule_names.heap_size(),
         }
     }
 
@@ -803,8 +861,12 @@ impl<'c> Compiler<'c> {
             });
         }
         let at_rules = at.field("rules");
-        let names = rule_names(&policy.rules, &at_rules)?;
-        for ((ri, rule), name) in policy.rules.iter().enumerate().zip(names) {
+        check_rule_names(&policy.rules, &at_rules)?;
+        for (ri, rule) in policy.rules.iter().enumerate() {
+            match &rule.name {
+                Some(name) => self.rule_names.push(name),
+                None => self.rule_names.push_generated(ri),
+            }
             let at = at_rules.index(ri);
             let rule_index = self.rules.len() as u32;
             let from = match &rule.from {
@@ -845,12 +907,7 @@ impl<'c> Compiler<'c> {
                     }
                 }
             }
-            self.rules.push(CompiledRule {
-                policy: pi,
-                name,
-                from,
-                when,
-            });
+            self.rules.push(CompiledRule { policy: pi, from, when });
         }
         self.policies.push(CompiledPolicy {
             name: policy.name.as_str().into(),
@@ -866,15 +923,15 @@ impl<'c> Compiler<'c> {
     }
 }
 
-/// The names of a policy's rules: as written, or `rule-<index>` when absent,
-/// unique within the policy. The error names the first rule (in order) whose
-/// name an earlier rule already has.
+/// Checks the names of a policy's rules (as written, or `rule-<index>` when
+/// absent): valid, and unique within the policy. The error names the first
+/// rule (in order) whose name an earlier rule already has.
 ///
 /// Generated names are distinct from each other by construction, so only the
 /// written ones go through a set; a written name that reads as a generated one
 /// (`rule-7`) is checked against the rule at that index. At 10,000 unnamed
 /// rules this replaces 10,000 `format!`s and set insertions in configure.
-fn rule_names(rules: &[Rule], at: &At<'_>) -> Result<Vec<Box<str>>, ConfigError> {
+fn check_rule_names(rules: &[Rule], at: &At<'_>) -> Result<(), ConfigError> {
     let mut written: HashSet<&str> = HashSet::default();
     written.reserve(rules.iter().filter(|r| r.name.is_some()).count());
     // The earliest rule whose name an earlier rule has: a repeated written
@@ -900,37 +957,23 @@ fn rule_names(rules: &[Rule], at: &At<'_>) -> Result<Vec<Box<str>>, ConfigError>
             found(i.max(k));
         }
     }
-    let names: Vec<Box<str>> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.name.as_deref().map_or_else(|| generated_name(i), Into::into))
-        .collect();
     match duplicate {
-        Some(k) => Err(ConfigError::DuplicateName {
-            field: at.index(k).field("name").path(),
-            name: names.get(k).map(|n| n.to_string()).unwrap_or_default(),
-        }),
-        None => Ok(names),
-    }
-}
-
-/// `rule-<index>`, the name of an unnamed rule.
-fn generated_name(index: usize) -> Box<str> {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    let mut n = index;
-    for slot in digits.iter_mut() {
-        *slot = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
+        Some(k) => {
+            let name = match rules.get(k).and_then(|r| r.name.as_deref()) {
+                Some(name) => name.to_string(),
+                None => {
+                    let mut generated = Names::default();
+                    generated.push_generated(k);
+                    generated.text
+                }
+            };
+            Err(ConfigError::DuplicateName {
+                field: at.index(k).field("name").path(),
+                name,
+            })
         }
+        None => Ok(()),
     }
-    let mut name = String::with_capacity(GENERATED_NAME_PREFIX.len() + len);
-    name.push_str(GENERATED_NAME_PREFIX);
-    name.extend(digits.iter().take(len).rev().map(|&d| char::from(d)));
-    name.into_boxed_str()
 }
 
 const GENERATED_NAME_PREFIX: &str = "rule-";
@@ -1372,5 +1415,31 @@ mod tests {
         assert_eq!(e("a,,b, "), vec!["a", "b"]);
         assert_eq!(e(""), vec![""]);
         assert_eq!(e(" , "), vec![""]);
+    }
+
+    #[test]
+    fn names_by_index() {
+        let mut names = Names::default();
+        names.push_generated(0);
+        names.push("reads");
+        names.push("");
+        names.push_generated(10_203);
+        names.push("é");
+        let all: Vec<&str> = (0..6).map(|i| names.get(i)).collect();
+        assert_eq!(all, ["rule-0", "reads", "", "rule-10203", "é", ""]);
+        for (i, name) in all.iter().enumerate().take(5) {
+            assert_eq!(generated_index(name).is_some(), [0, 3].contains(&i), "{name}");
+        }
+    }
+
+    #[test]
+    fn rule_names_in_a_compiled_engine() {
+        let engine = Engine::from_json(
+            br#"{"policies":[{"name":"a","rules":[{},{"name":"x"},{}]},{"name":"b","rules":[{"name":"y"},{}]}]}"#,
+        )
+        .unwrap();
+        let name = |policy, rule| engine.rule_name(RuleRef { policy, rule });
+        assert_eq!([name(0, 0), name(0, 1), name(0, 2)], ["rule-0", "x", "rule-2"]);
+        assert_eq!([name(1, 3), name(1, 4)], ["y", "rule-1"]);
     }
 }
