@@ -127,7 +127,8 @@ impl TemplateIndex {
     /// Appends the id of every template matching the canonical `path` to
     /// `out`. `active` and `next` are scratch buffers.
     pub(crate) fn find(&self, path: &str, active: &mut Vec<u32>, next: &mut Vec<u32>, out: &mut Vec<PathId>) {
-        if self.edges.is_empty() && self.nodes.len() <= 1 {
+        // No template at all (`/{**}` alone is a root with a rest, no edge).
+        if self.edges.is_empty() && self.nodes.len() <= 1 && self.nodes.first().is_none_or(|n| n.rest.is_empty()) {
             return;
         }
         let Some(mut rest) = path.strip_prefix('/') else {
@@ -226,5 +227,20 @@ mod tests {
     #[test]
     fn empty_index() {
         assert!(find(&TemplateIndex::default(), "/a").is_empty());
+        assert!(find(&index(&[]), "/a").is_empty());
+    }
+
+    /// `/{**}` alone files its template at the root, with no edge and no
+    /// other node: it once went unmatched, so as a `notPaths` entry it
+    /// excluded nothing.
+    #[test]
+    fn rest_at_the_root() {
+        let ix = index(&["/{**}"]);
+        assert_eq!(find(&ix, "/x"), vec![0]);
+        assert_eq!(find(&ix, "/x/y/"), vec![0]);
+        assert_eq!(find(&ix, "/"), Vec::<u32>::new());
+        let ix = index(&["/{**}", "/{*}"]);
+        assert_eq!(find(&ix, "/x"), vec![0, 1]);
+        assert_eq!(find(&ix, "/x/y"), vec![0]);
     }
 }

@@ -220,6 +220,24 @@ fn path_forms() {
     assert_eq!(verdict(&mut ev, &get("/admin?/health")), Deny);
 }
 
+/// `/{**}` on its own (any path but `/`) once matched nothing, as its
+/// template hung at the root of an otherwise empty template index: as a
+/// positive pattern it denied what it should admit, and as a negative one
+/// it excluded nothing, so this rule admitted GET on every path.
+#[test]
+fn a_lone_root_rest_template_matches_every_path_but_the_root() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["GET"],"notPaths":["/{**}"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/"), Allow), (get("/admin"), Deny), (get("/a/b/"), Deny)],
+    );
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/{**}"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/"), Deny), (get("/admin"), Allow), (get("/a/b/"), Allow)],
+    );
+}
+
 #[test]
 fn prefix_patterns_are_plain_string_prefixes_as_in_istio() {
     let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/api*"]}]}]"#));
