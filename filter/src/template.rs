@@ -9,44 +9,36 @@
 //! thousands of templates compile in microseconds each.
 
 use crate::pattern::TemplateSegment;
+use crate::postings::Postings;
 
 /// Index of a template pattern's path id.
 type PathId = u32;
 
-#[derive(Debug, Clone, Default)]
-struct Node {
-    /// `{*}` child.
-    one: Option<u32>,
-    /// Templates that end at this node.
-    ends: Vec<PathId>,
-    /// Templates whose `{**}` starts at this node.
-    rest: Vec<PathId>,
-}
-
 /// All templates of a configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct TemplateIndex {
-    nodes: Vec<Node>,
+    /// Node → its `{*}` child, 0 for none (the root, node 0, is no child).
+    /// Empty for an index of no template.
+    one: Vec<u32>,
+    /// Node → the templates that end there.
+    ends: Postings,
+    /// Node → the templates whose `{**}` starts there.
+    rests: Postings,
     /// Literal edges, sorted by (parent, segment): (parent, segment range in
     /// `arena`, child).
     edges: Vec<(u32, u32, u32, u32)>,
     arena: String,
 }
 
-impl Default for TemplateIndex {
-    fn default() -> Self {
-        Self {
-            nodes: vec![Node::default()],
-            edges: Vec::new(),
-            arena: String::new(),
-        }
-    }
-}
-
 /// Builds a [`TemplateIndex`].
 #[derive(Debug)]
 pub(crate) struct TemplateBuilder<'c> {
-    nodes: Vec<Node>,
+    /// Node → `{*}` child, as in [`TemplateIndex`]; one entry per node.
+    one: Vec<u32>,
+    /// (node, template) pairs, filed into [`Postings`] by `build`: a list per
+    /// node took 24 bytes (wasm32) in every node, most of them empty.
+    ends: Vec<(u32, PathId)>,
+    rests: Vec<(u32, PathId)>,
     /// (parent, segment) → child, while building; segments borrow the config.
     literal: rustc_hash::FxHashMap<(u32, &'c str), u32>,
 }
@@ -54,7 +46,9 @@ pub(crate) struct TemplateBuilder<'c> {
 impl Default for TemplateBuilder<'_> {
     fn default() -> Self {
         Self {
-            nodes: vec![Node::default()],
+            one: vec![0],
+            ends: Vec::new(),
+            rests: Vec::new(),
             literal: rustc_hash::FxHashMap::default(),
         }
     }
@@ -64,36 +58,37 @@ impl<'c> TemplateBuilder<'c> {
     pub(crate) fn insert(&mut self, segments: &[TemplateSegment<'c>], id: PathId) {
         let mut node = 0u32;
         for seg in segments {
-            let next = self.nodes.len() as u32;
+            let next = self.one.len() as u32;
             node = match seg {
                 TemplateSegment::Rest => {
                     // Parsing guarantees `{**}` is last.
-                    if let Some(n) = self.nodes.get_mut(node as usize) {
-                        n.rest.push(id);
-                    }
+                    self.rests.push((node, id));
                     return;
                 }
-                TemplateSegment::One => match self.nodes.get_mut(node as usize) {
-                    Some(Node { one: Some(child), .. }) => *child,
-                    Some(n) => {
-                        n.one = Some(next);
-                        self.nodes.push(Node::default());
+                TemplateSegment::One => match self.one.get(node as usize).copied() {
+                    Some(0) => {
+                        if let Some(child) = self.one.get_mut(node as usize) {
+                            *child = next;
+                        }
+                        self.one.push(0);
                         next
                     }
+                    Some(child) => child,
                     None => return,
                 },
                 TemplateSegment::Literal(lit) => *self.literal.entry((node, lit)).or_insert_with(|| {
-                    self.nodes.push(Node::default());
+                    self.one.push(0);
                     next
                 }),
             };
         }
-        if let Some(n) = self.nodes.get_mut(node as usize) {
-            n.ends.push(id);
-        }
+        self.ends.push((node, id));
     }
 
     pub(crate) fn build(self) -> TemplateIndex {
+        if self.ends.is_empty() && self.rests.is_empty() {
+            return TemplateIndex::default();
+        }
         let mut literal: Vec<((u32, &str), u32)> = self.literal.into_iter().collect();
         literal.sort_unstable();
         let mut arena = String::new();
@@ -105,8 +100,11 @@ impl<'c> TemplateBuilder<'c> {
                 (parent, start, arena.len() as u32, child)
             })
             .collect();
+        let nodes = self.one.len();
         TemplateIndex {
-            nodes: self.nodes,
+            ends: Postings::new(nodes, &self.ends),
+            rests: Postings::new(nodes, &self.rests),
+            one: self.one,
             edges,
             arena,
         }
@@ -127,8 +125,7 @@ impl TemplateIndex {
     /// Appends the id of every template matching the canonical `path` to
     /// `out`. `active` and `next` are scratch buffers.
     pub(crate) fn find(&self, path: &str, active: &mut Vec<u32>, next: &mut Vec<u32>, out: &mut Vec<PathId>) {
-        // No template at all (`/{**}` alone is a root with a rest, no edge).
-        if self.edges.is_empty() && self.nodes.len() <= 1 && self.nodes.first().is_none_or(|n| n.rest.is_empty()) {
+        if self.one.is_empty() {
             return;
         }
         let Some(mut rest) = path.strip_prefix('/') else {
@@ -143,18 +140,16 @@ impl TemplateIndex {
             };
             next.clear();
             for &n in active.iter() {
-                let Some(node) = self.nodes.get(n as usize) else {
-                    continue;
-                };
                 // `{**}` takes everything from this segment on: one or more bytes.
                 if !rest.is_empty() {
-                    out.extend_from_slice(&node.rest);
+                    out.extend_from_slice(self.rests.get(n));
                 }
                 if let Some(child) = self.literal_child(n, seg) {
                     next.push(child);
                 }
-                if let (Some(child), false) = (node.one, seg.is_empty()) {
-                    next.push(child);
+                match self.one.get(n as usize) {
+                    Some(&child) if child != 0 && !seg.is_empty() => next.push(child),
+                    _ => {}
                 }
             }
             std::mem::swap(active, next);
@@ -165,20 +160,15 @@ impl TemplateIndex {
             }
         }
         for &n in active.iter() {
-            if let Some(node) = self.nodes.get(n as usize) {
-                out.extend_from_slice(&node.ends);
-            }
+            out.extend_from_slice(self.ends.get(n));
         }
     }
 
     /// Approximate heap size in bytes.
     pub(crate) fn heap_size(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self
-                .nodes
-                .iter()
-                .map(|n| (n.ends.capacity() + n.rest.capacity()) * 4)
-                .sum::<usize>()
+        self.one.capacity() * 4
+            + self.ends.heap_size()
+            + self.rests.heap_size()
             + self.edges.capacity() * 16
             + self.arena.capacity()
     }
