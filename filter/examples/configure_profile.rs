@@ -12,6 +12,10 @@
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 0
 //! # and any request to it, as METHOD:PATH (the benchmark's allowed request at N = 10):
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 1000 POST:/svc9/v0/orders/a
+//! # or a different path each time, across every service of the rule set
+//! # (`DELETE /svc{k}/v{d}/orders/x{i}`, as `scripts/vm-memory.py` sends):
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 1000 distinct
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 11000 distinct
 //! ```
 
 use std::sync::Arc;
@@ -54,8 +58,20 @@ fn main() {
     let mut request = common::typical_request(&path);
     request.method = method;
     let mut verdicts = 0usize;
-    for _ in 0..evaluations {
-        verdicts += std::hint::black_box(ev.evaluate(std::hint::black_box(&request))).verdict as usize;
+    if kind == "distinct" {
+        // Paths for the largest count either way, so formatting them cancels
+        // out of the difference between two counts.
+        let services = ev.engine().stats().rules.max(1);
+        let paths = common::distinct_paths(services, evaluations.max(11_000));
+        for path in paths.iter().take(evaluations) {
+            let mut request = common::typical_request(path);
+            request.method = "DELETE";
+            verdicts += std::hint::black_box(ev.evaluate(std::hint::black_box(&request))).verdict as usize;
+        }
+    } else {
+        for _ in 0..evaluations {
+            verdicts += std::hint::black_box(ev.evaluate(std::hint::black_box(&request))).verdict as usize;
+        }
     }
     println!(
         "{} evaluations of {kind}: {:?}",

@@ -106,6 +106,23 @@ fn configure_files(files: &[String]) {
             "linear memory after the first compile: {:.1} MiB",
             mib(core::arch::wasm32::memory_size(0) * 65536)
         );
+        // The lazy DFA caches grow with the paths requests walk, up to their
+        // bound: what an evaluator holds after many different paths.
+        let mut evaluator = evaluator;
+        let services = evaluator.engine().stats().rules;
+        let paths = common::distinct_paths(services, 20_000);
+        let before_requests = LIVE.load(Ordering::Relaxed);
+        for path in &paths {
+            let mut request = common::typical_request(path);
+            request.method = "DELETE";
+            std::hint::black_box(evaluator.evaluate(&request));
+        }
+        println!(
+            "heap growth over {} distinct paths (DELETE /svc{{k}}/v{{d}}/orders/x{{i}}): {:.2} MiB",
+            paths.len(),
+            mib(LIVE.load(Ordering::Relaxed) - before_requests)
+        );
+        drop(paths);
         drop(std::hint::black_box(evaluator));
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);

@@ -168,6 +168,15 @@ pub fn generated_rules(n: usize) -> String {
     )
 }
 
+/// `n` request paths, each different, spread over services `0..services`:
+/// `/svc{k}/v{d}/orders/x{i}`, the shape of the side-by-side benchmark's
+/// regex rules (`scripts/vm-memory.py` sends the same ones).
+pub fn distinct_paths(services: usize, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("/svc{}/v{}/orders/x{i}", (i * 7919) % services.max(1), i % 7))
+        .collect()
+}
+
 /// A request path that rule `i` of [`generated_rules`] admits.
 pub fn generated_path(i: usize) -> String {
     match i % 4 {
