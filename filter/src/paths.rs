@@ -666,6 +666,26 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    /// A small deterministic generator (xorshift64) for test inputs.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// The reference: each regex anchored at both ends, by the `regex` crate.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn whole_path_regexes(sources: &[impl AsRef<str>]) -> Vec<regex::Regex> {
+        sources
+            .iter()
+            .map(|re| regex::Regex::new(&format!("^(?:{})$", re.as_ref())).unwrap())
+            .collect()
+    }
+
     /// The walk of `whole_path_matches` keeps working when the lazy DFA's
     /// cache fills up and is cleared in the middle of a path: with the
     /// smallest cache allowed, many patterns and long paths, the patterns
@@ -691,18 +711,9 @@ mod tests {
             .collect();
         let ids: Vec<PathId> = (0..sources.len() as PathId).collect();
         let automaton = Automaton::build(&hirs, ids, MAX_AUTOMATON_SIZE, 0).unwrap();
-        let reference: Vec<regex::Regex> = sources
-            .iter()
-            .map(|re| regex::Regex::new(&format!("^(?:{re})$")).unwrap())
-            .collect();
+        let reference = whole_path_regexes(&sources);
         let mut cache = automaton.dfa.create_cache();
-        let mut seed = 7u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(7);
         let alphabet = b"/ababab0123sxendv";
         let mut matched_some = 0;
         for n in 0..3000 {
@@ -802,18 +813,10 @@ mod tests {
         assert!(split_literals >= 3, "too few literals split: {split_literals}");
         assert!(!pending.whole.is_empty(), "nothing kept whole");
         let index = pending.build().unwrap();
-        let reference: Vec<regex::Regex> = sources
-            .iter()
-            .map(|s| regex::Regex::new(&format!("^(?:{})$", s.trim_start_matches("regex:"))).unwrap())
-            .collect();
+        let texts: Vec<&str> = sources.iter().map(|s| s.trim_start_matches("regex:")).collect();
+        let reference = whole_path_regexes(&texts);
         let mut scratch = PathScratch::default();
-        let mut seed = 11u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(11);
         let alphabet = b"/abcdefvxX0129end";
         let mut matched = 0;
         for _ in 0..20_000 {
