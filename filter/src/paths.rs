@@ -146,6 +146,14 @@ fn literal_prefix(re: &str) -> (&str, &str) {
     re.split_at(end)
 }
 
+/// [`literal_prefix`], with the rest absent when the literal is the whole
+/// pattern (an empty pattern has an empty rest: it still goes through the
+/// parser).
+fn literal_and_rest(re: &str) -> (&str, Option<&str>) {
+    let (literal, rest) = literal_prefix(re);
+    (literal, (literal.is_empty() || !rest.is_empty()).then_some(rest))
+}
+
 /// Parses the part of a regular expression after its literal prefix (see
 /// [`literal_prefix`]): parsing is most of the cost of compiling thousands of
 /// path regexes. `parsed` remembers the rests parsed so far: path regexes of
@@ -189,8 +197,7 @@ fn check_regex<'c>(
     id: PathId,
     parsed: &mut HashMap<&'c str, Hir>,
 ) -> Result<PendingRegex<'c>, PatternError> {
-    let (literal, rest) = literal_prefix(re);
-    let rest = (literal.is_empty() || !rest.is_empty()).then_some(rest);
+    let (literal, rest) = literal_and_rest(re);
     let rest_hir = rest
         .map(|r| parse_rest(r, parsed))
         .transpose()
@@ -235,10 +242,8 @@ fn nested(trie: &PrefixTrie, literals: &HashMap<&str, u32>) -> Vec<bool> {
 /// prefix taken as is (the form both automata compile).
 #[cfg(test)]
 fn parse_anchored<'c>(re: &'c str, parsed: &mut HashMap<&'c str, Hir>) -> Result<Hir, Box<regex_syntax::Error>> {
-    let (literal, rest) = literal_prefix(re);
-    let rest = (literal.is_empty() || !rest.is_empty())
-        .then(|| parse_rest(rest, parsed))
-        .transpose()?;
+    let (literal, rest) = literal_and_rest(re);
+    let rest = rest.map(|r| parse_rest(r, parsed)).transpose()?;
     Ok(anchored(literal, rest))
 }
 
