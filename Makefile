@@ -43,14 +43,14 @@ build-wasm:
 	$(CARGO) build -p meshward-filter -p meshward-noop-filter --target wasm32-wasip1 --release
 	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm target/wasm32-wasip1/release/meshward_noop_filter.wasm
 
-## Benchmarks for BENCHMARKS.md (minutes; not part of `make test`): the engine
+## Benchmarks for docs/benchmarks.md (minutes; not part of `make test`): the engine
 ## (callgrind instruction counts, wall clock natively and in V8, criterion) and
 ## the control service's derivation at cluster scale.
 bench:
 	scripts/bench-engine.sh
 	$(CARGO) bench -p meshward-control --bench derive --profile profiling
 
-## Side-by-side load runs in real Envoys (BENCHMARKS.md; about 25 minutes with
+## Side-by-side load runs in real Envoys (docs/benchmarks.md; about 25 minutes with
 ## the defaults): router only, RBAC, RBAC matcher tree, no-op wasm, meshward,
 ## ext_authz at N = 10, 1,000, 10,000 rules. `make bench-envoy BENCH_ARGS=--smoke`
 ## for a quick look; `-- --help` lists the options.

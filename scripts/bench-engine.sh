@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Engine measurements for BENCHMARKS.md (minutes; not part of `make test`):
+# Engine measurements for docs/benchmarks.md (minutes; not part of `make test`):
 #   1. instructions per evaluation and per configure, counted by callgrind
 #      (deterministic: the figures to compare across rule counts),
 #   2. wall-clock medians natively and compiled to wasm under node's V8,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request of the Envoy under test, counted by callgrind: a
 # figure that does not move with the neighbours of a shared machine, unlike
-# the CPU µs of `meshward-bench` (BENCHMARKS.md, "Instructions per request").
+# the CPU µs of `meshward-bench` (docs/benchmarks.md, "Instructions per request
+# in Envoy").
 #
 # usage: scripts/envoy-instructions.sh KEPT_DIR [REQUESTS] [VARIANT-DIR-GLOB]
 #

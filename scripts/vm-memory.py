@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Per-VM configure time and memory of meshward in Envoy, before and after
-traffic and after a configuration change (BENCHMARKS.md, "VM memory").
+traffic and after a configuration change (docs/benchmarks.md, "In Envoy, per
+VM").
 
 usage: scripts/vm-memory.py KEPT_VARIANT_DIR MODULE.wasm [MODULE.wasm ...]
            [--starts K] [--requests N]
