@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::crd::{Allowlist, AllowlistSpec};
-use crate::derive::{Snapshot, MANAGED_BY, PLUGIN_NAME};
+use crate::derive::{PluginName, Snapshot, MANAGED_BY};
 use crate::serve::plan::{Observed, OwnedPlugin};
 use meshward_filter::config::PluginConfig;
 
@@ -176,18 +176,13 @@ impl Cluster {
     /// namespace, in the order `meshward`, `meshward-1`, ... (what derivation
     /// keeps in force when a new configuration is invalid).
     fn previous(&self) -> BTreeMap<String, Vec<PluginConfig>> {
-        let mut by_ns: BTreeMap<String, Vec<(u32, PluginConfig)>> = BTreeMap::new();
+        let mut by_ns: BTreeMap<String, Vec<(usize, PluginConfig)>> = BTreeMap::new();
         for o in self.wasm_plugins.state() {
             let (Some(ns), Some(name)) = (o.metadata.namespace.as_deref(), o.metadata.name.as_deref()) else {
                 continue;
             };
-            let index = match name.strip_prefix(PLUGIN_NAME) {
-                Some("") => 0,
-                Some(rest) => match rest.strip_prefix('-').and_then(|n| n.parse().ok()) {
-                    Some(n) => n,
-                    None => continue,
-                },
-                None => continue,
+            let Some(index) = PluginName::parse(name) else {
+                continue;
             };
             let config = o.data.get("spec").and_then(|s| s.get("pluginConfig")).cloned();
             match config.map(serde_json::from_value::<PluginConfig>) {
