@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::crd::{Allowlist, AllowlistMode};
-use crate::offline::{check_against, Check};
 use crate::serve::auth::{bearer, may_patch_allowlist, AuthError};
 use crate::serve::{Derived, Shared};
+use crate::simulate::{check_against, Check};
 
 /// The field manager of API-initiated Allowlist changes.
 pub const API_FIELD_MANAGER: &str = "meshward-api";
