@@ -26,3 +26,4 @@ pub mod manifests;
 pub mod oci;
 pub mod serve;
 pub mod simulate;
+pub mod state;

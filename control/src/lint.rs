@@ -1,11 +1,15 @@
 //! `meshward-control lint`: what is wrong or risky in a set of manifests,
 //! from the same derivation as the service.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::derive::{derive, pod_templates, selects, Desired, Settings, Snapshot};
+use crate::derive::{derive, selects, Desired, Settings};
 use crate::simulate::delivered;
+use crate::state::{ClusterState, NamespaceState};
+
+/// The labels of a workload without labels.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 /// One lint finding.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,8 +30,8 @@ impl fmt::Display for Finding {
 /// namespaces nothing enforces, selectors that match nothing, references to
 /// missing service accounts, and workloads of enabled namespaces that no
 /// Allowlist protects.
-pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
-    let desired: Desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+pub fn lint(state: &ClusterState, settings: &Settings) -> Vec<Finding> {
+    let desired: Desired = derive(state, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     let mut findings = Vec::new();
     for st in &desired.statuses {
         let object = format!("Allowlist {}/{}", st.namespace, st.name);
@@ -38,86 +42,61 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
             });
         }
     }
-    // Workloads of enabled namespaces: labels per (namespace, kind/name).
-    let enabled: Vec<&str> = desired
+    // The pod templates of enabled namespaces: (namespace, `Kind ns/name`, labels).
+    let enabled: BTreeSet<&str> = desired
         .wasm_plugins
         .iter()
         .filter_map(|p| p.metadata.namespace.as_deref())
         .collect();
-    let mut workloads: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
-    let mut add = |kind: &str,
-                   m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-                   labels: Option<&BTreeMap<String, String>>| {
-        if let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) {
-            if enabled.contains(&ns) {
-                workloads.push((
-                    ns.into(),
-                    format!("{kind} {ns}/{name}"),
-                    labels.cloned().unwrap_or_default(),
-                ));
-            }
+    let mut workloads: Vec<(&str, String, &BTreeMap<String, String>)> = Vec::new();
+    for &ns in &enabled {
+        for (kind, name, w) in state.namespace(ns).into_iter().flat_map(NamespaceState::templates) {
+            let labels = w.map_or(&NO_LABELS, |w| &w.labels);
+            workloads.push((ns, format!("{} {ns}/{name}", kind.as_str()), labels));
         }
-    };
-    for (kind, meta, template) in pod_templates(snapshot) {
-        add(
-            kind,
-            meta,
-            template
-                .and_then(|t| t.metadata.as_ref())
-                .and_then(|m| m.labels.as_ref()),
-        );
     }
-    let sa_exists = |ns: &str, name: &str| {
-        snapshot
-            .service_accounts
-            .iter()
-            .any(|sa| sa.metadata.namespace.as_deref() == Some(ns) && sa.metadata.name.as_deref() == Some(name))
-    };
-    for a in &snapshot.allowlists {
-        let (Some(ns), Some(name)) = (a.metadata.namespace.as_deref(), a.metadata.name.as_deref()) else {
+    let sa_exists = |ns: &str, name: &str| state.namespace(ns).is_some_and(|s| s.has_service_account(name));
+    for &ns in &enabled {
+        let Some(namespace) = state.namespace(ns) else {
             continue;
         };
-        if !enabled.contains(&ns) {
-            continue;
-        }
-        let object = format!("Allowlist {ns}/{name}");
-        let own = a.spec.selector.as_ref().map(|s| &s.match_labels);
-        if !workloads
-            .iter()
-            .any(|(wns, _, labels)| wns == ns && own.is_none_or(|sel| selects(sel, Some(labels))))
-        {
-            findings.push(Finding {
-                object: object.clone(),
-                message: "spec.selector matches no workload in the namespace".into(),
-            });
-        }
-        for (ri, rule) in a.spec.rules.iter().enumerate() {
-            for (si, src) in rule.from.iter().flatten().enumerate() {
-                if let Some(w) = &src.workloads {
-                    let wns = w.namespace.as_deref().unwrap_or(ns);
-                    let matched = workloads
-                        .iter()
-                        .any(|(n, _, l)| n == wns && selects(&w.selector.match_labels, Some(l)))
-                        || snapshot.pods.iter().any(|p| {
-                            p.metadata.namespace.as_deref() == Some(wns)
-                                && selects(&w.selector.match_labels, p.metadata.labels.as_ref())
+        for (name, a) in namespace.allowlists() {
+            let object = format!("Allowlist {ns}/{name}");
+            let own = a.spec.selector.as_ref().map(|s| &s.match_labels);
+            if !workloads
+                .iter()
+                .any(|(wns, _, labels)| *wns == ns && own.is_none_or(|sel| selects(sel, Some(labels))))
+            {
+                findings.push(Finding {
+                    object: object.clone(),
+                    message: "spec.selector matches no workload in the namespace".into(),
+                });
+            }
+            for (ri, rule) in a.spec.rules.iter().enumerate() {
+                for (si, src) in rule.from.iter().flatten().enumerate() {
+                    if let Some(w) = &src.workloads {
+                        let wns = w.namespace.as_deref().unwrap_or(ns);
+                        let matched = state.namespace(wns).is_some_and(|s| {
+                            s.workloads()
+                                .any(|(wl, _)| selects(&w.selector.match_labels, Some(&wl.labels)))
                         });
-                    if !matched {
-                        findings.push(Finding {
-                            object: object.clone(),
-                            message: format!("rules[{ri}].from[{si}].workloads: the selector matches no workload in {wns}, so it admits nobody"),
-                        });
-                    }
-                }
-                for (i, sa) in src.service_accounts.iter().flatten().enumerate() {
-                    if let Some((sns, sname)) = sa.split_once('/') {
-                        if !sa_exists(sns, sname) {
+                        if !matched {
                             findings.push(Finding {
                                 object: object.clone(),
-                                message: format!(
-                                    "rules[{ri}].from[{si}].serviceAccounts[{i}]: ServiceAccount {sa} does not exist"
-                                ),
+                                message: format!("rules[{ri}].from[{si}].workloads: the selector matches no workload in {wns}, so it admits nobody"),
                             });
+                        }
+                    }
+                    for (i, sa) in src.service_accounts.iter().flatten().enumerate() {
+                        if let Some((sns, sname)) = sa.split_once('/') {
+                            if !sa_exists(sns, sname) {
+                                findings.push(Finding {
+                                    object: object.clone(),
+                                    message: format!(
+                                        "rules[{ri}].from[{si}].serviceAccounts[{i}]: ServiceAccount {sa} does not exist"
+                                    ),
+                                });
+                            }
                         }
                     }
                 }
@@ -131,7 +110,7 @@ pub fn lint(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
         let protected = desired
             .wasm_plugins
             .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && delivered(p, labels))
+            .filter(|p| p.metadata.namespace.as_deref() == Some(*ns) && delivered(p, labels))
             .flat_map(|p| &p.spec.plugin_config.policies)
             .any(|p| p.selector.as_ref().is_none_or(|s| selects(s, Some(labels))));
         if !protected {

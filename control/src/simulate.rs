@@ -10,7 +10,8 @@ use std::sync::Arc;
 use meshward_filter::{Engine, Evaluator, Reason, Request, Verdict};
 use thiserror::Error;
 
-use crate::derive::{derive, pod_templates, selects, Desired, Settings, Snapshot, WasmPlugin, ENFORCEMENT_LABEL};
+use crate::derive::{derive_namespace, selects, Settings, WasmPlugin, ENFORCEMENT_LABEL};
+use crate::state::ClusterState;
 
 /// Why a check could not run.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -81,46 +82,38 @@ fn split_ns<'a>(flag: &'static str, value: &'a str, expected: &'static str) -> R
     }
 }
 
-/// Labels and first container port of the workload `name` in `ns`.
-fn workload(s: &Snapshot, ns: &str, name: &str) -> Option<(BTreeMap<String, String>, Option<u16>)> {
-    let in_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(name)
-    };
-    let port_of = |spec: Option<&k8s_openapi::api::core::v1::PodSpec>| {
-        spec.and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).next())
-            .and_then(|p| u16::try_from(p.container_port).ok())
-    };
-    let templates = pod_templates(s)
-        .filter(|(_, meta, _)| in_ns(meta))
-        .filter_map(|(_, _, template)| template);
-    let from_template = templates.into_iter().next().map(|t| {
-        let labels = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-        (labels, port_of(t.spec.as_ref()))
-    });
-    from_template.or_else(|| {
-        s.pods
-            .iter()
-            .find(|p| in_ns(&p.metadata))
-            .map(|p| (p.metadata.labels.clone().unwrap_or_default(), port_of(p.spec.as_ref())))
-    })
+/// Labels and first container port of the workload `name` in `ns`: a
+/// Deployment, StatefulSet or DaemonSet of that name (in that order), else a
+/// pod.
+fn workload(s: &ClusterState, ns: &str, name: &str) -> Option<(BTreeMap<String, String>, Option<u16>)> {
+    let namespace = s.namespace(ns)?;
+    let template = namespace
+        .templates()
+        .filter(|(_, n, _)| *n == name)
+        .find_map(|(_, _, w)| w);
+    template
+        .or_else(|| namespace.pod(name))
+        .map(|w| (w.labels.clone(), w.first_port))
 }
 
-/// Simulates `check` against the configuration derived from `snapshot`.
-pub fn check(snapshot: &Snapshot, settings: &Settings, c: &Check) -> Result<Outcome, CheckError> {
-    let desired = derive(snapshot, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-    check_against(snapshot, &desired, c)
+/// Simulates `check` against the configuration derived from `state`.
+pub fn check(state: &ClusterState, settings: &Settings, c: &Check) -> Result<Outcome, CheckError> {
+    let (ns, _) = split_ns("--to", &c.to, "<namespace>/<workload>")?;
+    let desired = derive_namespace(state, ns, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    check_against(state, &desired.wasm_plugins, c)
 }
 
-/// Simulates `check` against `desired`, already derived from `snapshot`
-/// (the service reuses its last derivation).
-pub fn check_against(snapshot: &Snapshot, desired: &Desired, c: &Check) -> Result<Outcome, CheckError> {
+/// Simulates `check` against `plugins`, the WasmPlugins of the target's
+/// namespace already derived from `state` (the service reuses its last
+/// derivation).
+pub fn check_against(state: &ClusterState, plugins: &[WasmPlugin], c: &Check) -> Result<Outcome, CheckError> {
     let (ns, name) = split_ns("--to", &c.to, "<namespace>/<workload>")?;
     let principal = match (&c.principal, &c.from) {
         (Some(p), _) => Some(p.clone()),
         (None, None) => None,
         (None, Some(from)) => {
             let (fns, sa) = split_ns("--from", from, "<namespace>/<serviceaccount>")?;
-            Some(format!("{}/ns/{fns}/sa/{sa}", snapshot.trust_domain))
+            Some(format!("{}/ns/{fns}/sa/{sa}", state.trust_domain))
         }
     };
     let (method, path) = c.request.split_once(' ').ok_or_else(|| CheckError::BadArgument {
@@ -128,9 +121,8 @@ pub fn check_against(snapshot: &Snapshot, desired: &Desired, c: &Check) -> Resul
         value: c.request.clone(),
         expected: "'METHOD /path'",
     })?;
-    let (labels, first_port) = workload(snapshot, ns, name).ok_or_else(|| CheckError::UnknownWorkload(c.to.clone()))?;
-    let in_ns: Vec<&WasmPlugin> = desired
-        .wasm_plugins
+    let (labels, first_port) = workload(state, ns, name).ok_or_else(|| CheckError::UnknownWorkload(c.to.clone()))?;
+    let in_ns: Vec<&WasmPlugin> = plugins
         .iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
         .collect();

@@ -61,6 +61,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             derivation,
             debounce_ms,
             resync_seconds,
+            write_concurrency,
         } => {
             let (settings, trust_domain) = derivation.split();
             let config = serve::ServeConfig {
@@ -68,6 +69,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 trust_domain,
                 debounce: Duration::from_millis(debounce_ms),
                 resync: Duration::from_secs(resync_seconds),
+                write_concurrency: usize::try_from(write_concurrency).unwrap_or(serve::DEFAULT_WRITE_CONCURRENCY),
                 ..serve::ServeConfig::default()
             };
             run_service(listen, config)
@@ -87,7 +89,7 @@ fn offline_settings() -> Settings {
 
 fn render(dir: &Path, settings: &Settings, trust_domain: &str) -> Result<ExitCode, CliError> {
     let loaded = manifests::load(dir, trust_domain)?;
-    let desired = derive(&loaded.snapshot, settings, Timestamp::now());
+    let desired = derive(&loaded.snapshot.to_state(), settings, Timestamp::now());
     let mut ok = true;
     for s in &desired.statuses {
         for c in s.status.conditions.iter().filter(|c| c.status != "True") {
@@ -103,7 +105,7 @@ fn render(dir: &Path, settings: &Settings, trust_domain: &str) -> Result<ExitCod
 
 fn check(dir: &Path, trust_domain: &str, c: &simulate::Check) -> Result<ExitCode, CliError> {
     let loaded = manifests::load(dir, trust_domain)?;
-    let outcome = simulate::check(&loaded.snapshot, &offline_settings(), c)?;
+    let outcome = simulate::check(&loaded.snapshot.to_state(), &offline_settings(), c)?;
     println!("{outcome}");
     Ok(if outcome.verdict == Verdict::Allow {
         ExitCode::SUCCESS
@@ -114,7 +116,7 @@ fn check(dir: &Path, trust_domain: &str, c: &simulate::Check) -> Result<ExitCode
 
 fn lint(dir: &Path, trust_domain: &str) -> Result<ExitCode, CliError> {
     let loaded = manifests::load(dir, trust_domain)?;
-    let findings = lint::lint(&loaded.snapshot, &offline_settings());
+    let findings = lint::lint(&loaded.snapshot.to_state(), &offline_settings());
     for f in &findings {
         println!("{f}");
     }

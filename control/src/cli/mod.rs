@@ -101,12 +101,17 @@ pub enum Command {
         /// How the WasmPlugins are derived.
         #[command(flatten)]
         derivation: Derivation,
-        /// Wait this long after a change for more before deriving (milliseconds).
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+        /// After a change, collect further changes this long before deriving
+        /// (milliseconds): a burst of events costs one round.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
         debounce_ms: u64,
-        /// Reconcile at least this often, to repair drift (seconds).
+        /// Derive every namespace at least this often, to repair drift (seconds).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         resync_seconds: u64,
+        /// Writes to the API server made at once (WasmPlugins go before
+        /// Allowlist statuses).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+        write_concurrency: u64,
     },
     /// Write the filter module as an OCI image (an OCI image layout in a tar
     /// archive) that Istio's agent pulls from an `oci://` URL, and print its

@@ -10,6 +10,7 @@
 //!   large, over the engine's limits) keeps its last valid WasmPlugins, else
 //!   gets placeholders for every policy ([`namespace_configs`]).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshward_filter::config::{PluginConfig, Policy};
@@ -19,23 +20,71 @@ use super::pack::pack;
 use super::plugin::PluginName;
 use super::translate::{policy_mode, Invalid};
 use super::HARD_LIMIT_BYTES;
-use crate::crd::Allowlist;
+use crate::crd::AllowlistSpec;
+use crate::state::NamespaceState;
+
+/// The configuration in force in a namespace: the `pluginConfig`s of the
+/// WasmPlugins meshward owns there, in the order of their names (`meshward`,
+/// `meshward-1`, ...). Read only when something must fall back on it, and
+/// remembered as read: a change to those WasmPlugins can then change the
+/// derivation.
+pub(super) struct Previous<'s> {
+    namespace: Option<&'s NamespaceState>,
+    configs: OnceCell<Vec<PluginConfig>>,
+}
+
+impl<'s> Previous<'s> {
+    pub(super) fn new(namespace: Option<&'s NamespaceState>) -> Self {
+        Self {
+            namespace,
+            configs: OnceCell::new(),
+        }
+    }
+
+    /// The configurations in force.
+    pub(super) fn get(&self) -> &[PluginConfig] {
+        self.configs.get_or_init(|| {
+            let mut found: Vec<(usize, PluginConfig)> = Vec::new();
+            for (name, plugin) in self.namespace.into_iter().flat_map(NamespaceState::plugins) {
+                let Some(index) = PluginName::parse(name) else {
+                    continue;
+                };
+                let config = serde_json::from_str::<serde_json::Value>(&plugin.managed)
+                    .ok()
+                    .and_then(|mut spec| spec.get_mut("pluginConfig").map(serde_json::Value::take));
+                match config.map(serde_json::from_value::<PluginConfig>) {
+                    Some(Ok(config)) => found.push((index, config)),
+                    Some(Err(e)) => {
+                        tracing::warn!(name, error = %e, "owned WasmPlugin has an unreadable pluginConfig")
+                    }
+                    None => {}
+                }
+            }
+            found.sort_by_key(|(i, _)| *i);
+            found.into_iter().map(|(_, c)| c).collect()
+        })
+    }
+
+    /// Whether derivation read them.
+    pub(super) fn was_read(&self) -> bool {
+        self.configs.get().is_some()
+    }
+}
 
 /// What stands in for an invalid Allowlist: its last valid version if one is
 /// in force (`previous`), else a placeholder with its selector and mode and no
 /// rule, which admits nobody.
 pub(super) fn stand_in(
-    a: &Allowlist,
+    spec: &AllowlistSpec,
     ns: &str,
     name: &str,
     audit: bool,
-    previous: Option<&Vec<PluginConfig>>,
+    previous: &[PluginConfig],
     mut invalid: Invalid,
 ) -> (Policy, Option<Invalid>) {
     let policy_name = format!("{ns}/{name}");
     let last = previous
-        .into_iter()
-        .flatten()
+        .iter()
         .flat_map(|c| c.policies.iter().map(move |p| (c.mode, p)))
         // A policy without rule is no valid version to keep: it may be an
         // earlier placeholder, and admits nobody like the one made here.
@@ -59,8 +108,8 @@ pub(super) fn stand_in(
                 .push_str("; its workloads deny every request until it is fixed");
             Policy {
                 name: policy_name,
-                selector: a.spec.selector.as_ref().map(|s| s.match_labels.clone()),
-                mode: policy_mode(a, audit),
+                selector: spec.selector.as_ref().map(|s| s.match_labels.clone()),
+                mode: policy_mode(spec, audit),
                 rules: Vec::new(),
             }
         }
@@ -98,7 +147,7 @@ pub(super) struct NamespaceConfigs {
 pub(super) fn namespace_configs(
     policies: &[&Policy],
     workloads: &BTreeSet<&BTreeMap<String, String>>,
-    previous: Option<&Vec<PluginConfig>>,
+    previous: &Previous<'_>,
     audit: bool,
     budget: usize,
 ) -> NamespaceConfigs {
@@ -128,12 +177,18 @@ pub(super) fn namespace_configs(
         };
     };
     // Fail closed: what is in force stays, else nobody is admitted.
-    let (configs, instead) = match previous.filter(|p| !p.is_empty() && check_configs(p).is_ok()) {
-        Some(previous) => (previous.clone(), "the namespace's last valid WasmPlugins stay in force"),
-        None => (
+    let previous = previous.get();
+    let usable = !previous.is_empty() && check_configs(previous).is_ok();
+    let (configs, instead) = if usable {
+        (
+            previous.to_vec(),
+            "the namespace's last valid WasmPlugins stay in force",
+        )
+    } else {
+        (
             fail_closed(policies, workloads, audit, budget),
             "its workloads deny every request until it is fixed",
-        ),
+        )
     };
     NamespaceConfigs {
         configs,

@@ -1,7 +1,11 @@
-//! Derivation: a cluster snapshot in, desired WasmPlugins and Allowlist
-//! statuses out. Pure and deterministic: the same snapshot always yields
-//! byte-identical objects, so the writer can skip unchanged ones (every
-//! pluginConfig change reloads the wasm VM in every sidecar).
+//! Derivation: the cluster state in, desired WasmPlugins and Allowlist
+//! statuses out, one namespace at a time. Pure and deterministic: the same
+//! state always yields byte-identical objects, so the writer can skip
+//! unchanged ones (every pluginConfig change reloads the wasm VM in every
+//! sidecar). A namespace's result depends only on its own objects and on the
+//! workloads of the namespaces its Allowlists select from
+//! ([`ClusterState::readers_of`] says which), so the service derives again
+//! only the namespaces a change affects ([`Derivations`]).
 //!
 //! ```text
 //! Namespace (meshward.io/enforcement: enabled|audit)
@@ -9,7 +13,7 @@
 //!        workloads ─▶ pods / pod templates ─▶ service accounts ─▶ principals   (workloads.rs)
 //!        serviceAccounts ns/name ─▶ principals                                 (translate.rs)
 //!        servicePorts ─▶ Service ─▶ targetPort (named: via the pods' containers)
-//!        invalid ─▶ its last valid version (Snapshot::previous), else a fail-closed placeholder
+//!        invalid ─▶ its last valid version (the WasmPlugins in force), else a placeholder
 //!                                                                               (fallback.rs)
 //!   ─▶ WasmPlugin `meshward` per enabled namespace; over Settings::budget_bytes:
 //!      `meshward`, `meshward-1`, ... each holding whole groups of policies sharing a workload
@@ -24,6 +28,7 @@
 //! left out.
 
 mod fallback;
+mod incremental;
 mod pack;
 mod plugin;
 mod status;
@@ -32,12 +37,11 @@ mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use meshward_filter::config::{PluginConfig, Policy};
+use meshward_filter::config::Policy;
 
+pub use incremental::Derivations;
 pub use plugin::{
     PluginName, TrafficSelector, WasmPlugin, WasmPluginSpec, MANAGED_BY, PLUGIN_NAME, ROOT_ID, WASM_PLUGIN_API_VERSION,
 };
@@ -46,13 +50,13 @@ pub use status::{
     REASON_WITHIN_BUDGET,
 };
 pub use translate::{Invalid, InvalidReason};
-pub use workloads::{pod_templates, selects, DEFAULT_SERVICE_ACCOUNT};
+pub use workloads::{selects, DEFAULT_SERVICE_ACCOUNT};
 
-use crate::crd::{Allowlist, AllowlistStatus, Resolved};
-use fallback::{namespace_configs, stand_in};
+use crate::crd::{AllowlistStatus, Resolved};
+use crate::state::{ClusterState, Snapshot};
+use fallback::{namespace_configs, stand_in, Previous};
 use pack::common_labels;
 use translate::Translator;
-use workloads::Index;
 
 /// The namespace label that enables meshward.
 pub const ENFORCEMENT_LABEL: &str = "meshward.io/enforcement";
@@ -66,42 +70,6 @@ pub const DEFAULT_BUDGET_BYTES: usize = 512 * 1024;
 /// objects are limited to 1.5 MiB (etcd), minus a margin for the rest of the
 /// WasmPlugin and for the writer's encoding.
 pub const HARD_LIMIT_BYTES: usize = 1_400_000;
-
-/// Everything derivation reads.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// The mesh's trust domain (principals are `<td>/ns/<ns>/sa/<sa>`).
-    pub trust_domain: String,
-    /// Namespaces.
-    pub namespaces: Vec<Namespace>,
-    /// Pods.
-    pub pods: Vec<Pod>,
-    /// Deployments (their pod templates).
-    pub deployments: Vec<Deployment>,
-    /// StatefulSets (their pod templates).
-    pub stateful_sets: Vec<StatefulSet>,
-    /// DaemonSets (their pod templates).
-    pub daemon_sets: Vec<DaemonSet>,
-    /// ServiceAccounts.
-    pub service_accounts: Vec<ServiceAccount>,
-    /// Services.
-    pub services: Vec<Service>,
-    /// Allowlists.
-    pub allowlists: Vec<Allowlist>,
-    /// The configuration in force: namespace → the `pluginConfig`s of the
-    /// WasmPlugins meshward currently owns there (in the order of their names'
-    /// index: `meshward`, `meshward-1`, ...). The service fills it from the
-    /// cluster; offline rendering leaves it empty. Derivation falls back on it
-    /// so that a broken Allowlist or namespace keeps its last valid version in
-    /// force instead of opening traffic.
-    pub previous: BTreeMap<String, Vec<PluginConfig>>,
-    /// Allowlists whose spec the service could not read into the Rust types,
-    /// by (namespace, name), with the reason. Their entry in `allowlists`
-    /// carries what could be read (selector, mode) and no rule; derivation
-    /// treats them as invalid (`InvalidSpec`), so one unreadable object
-    /// neither stops the others nor opens its workloads.
-    pub unreadable: BTreeMap<(String, String), String>,
-}
 
 /// Where the filter module comes from, and how large a WasmPlugin may grow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +111,19 @@ pub struct Desired {
     pub statuses: Vec<StatusUpdate>,
 }
 
+/// What one namespace should contain.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NamespaceDesired {
+    /// Its WasmPlugins, sorted by name (none when the namespace is not enabled).
+    pub wasm_plugins: Vec<WasmPlugin>,
+    /// A status per Allowlist, sorted by name.
+    pub statuses: Vec<StatusUpdate>,
+    /// Derivation fell back on the WasmPlugins in force (an invalid Allowlist
+    /// kept its last valid version, or the namespace's configuration was
+    /// rejected): a change to those WasmPlugins can change this result.
+    pub reads_plugins: bool,
+}
+
 /// How meshward treats a namespace, from its [`ENFORCEMENT_LABEL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enforcement {
@@ -173,144 +154,97 @@ struct Entry<'a> {
     policy: Policy,
 }
 
-/// The labels of a workload without labels.
-static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-
-/// Derives the desired objects. `now` stamps status conditions (the writer
-/// keeps an existing condition's time when its status did not change).
-pub fn derive(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desired {
-    let now = Time(now);
-    let index = Index::new(snapshot);
-    let mut enabled: BTreeMap<&str, Enforcement> = BTreeMap::new();
-    for ns in &snapshot.namespaces {
-        let label = ns.metadata.labels.as_ref().and_then(|l| l.get(ENFORCEMENT_LABEL));
-        if let (Some(name), Some(e)) = (
-            ns.metadata.name.as_deref(),
-            label.and_then(|l| Enforcement::from_label(l)),
-        ) {
-            enabled.insert(name, e);
-        }
-    }
-    let mut by_ns: BTreeMap<&str, Vec<(&str, &Allowlist)>> = BTreeMap::new();
-    for a in &snapshot.allowlists {
-        if let (Some(ns), Some(name)) = (a.metadata.namespace.as_deref(), a.metadata.name.as_deref()) {
-            by_ns.entry(ns).or_default().push((name, a));
-        }
-    }
-    for list in by_ns.values_mut() {
-        list.sort_by_key(|(name, _)| *name);
-    }
+/// Derives every namespace of `state`. `now` stamps status conditions (the
+/// writer keeps an existing condition's time when its status did not change).
+pub fn derive(state: &ClusterState, settings: &Settings, now: Timestamp) -> Desired {
     let mut desired = Desired::default();
-    for (&ns, &enforcement) in &enabled {
-        let allowlists = by_ns.get(ns).map_or(&[][..], Vec::as_slice);
-        derive_namespace(
-            snapshot,
-            &index,
-            ns,
-            enforcement,
-            allowlists,
-            settings,
-            &now,
-            &mut desired,
-        );
+    for (ns, _) in state.namespaces() {
+        let d = derive_namespace(state, ns, settings, now);
+        desired.wasm_plugins.extend(d.wasm_plugins);
+        desired.statuses.extend(d.statuses);
     }
-    for (&ns, allowlists) in &by_ns {
-        if enabled.contains_key(ns) {
-            continue;
-        }
-        for (name, a) in allowlists {
-            desired.statuses.push(StatusUpdate {
-                namespace: ns.into(),
-                name: (*name).into(),
-                status: status::not_enabled(ns, a.metadata.generation, &now),
-            });
-        }
-    }
-    desired
-        .statuses
-        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    desired
-        .wasm_plugins
-        .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
     desired
 }
 
-/// Derives one enabled namespace: its Allowlists (sorted by name) to
-/// policies, packed into WasmPlugins, and a status each.
-#[allow(clippy::too_many_arguments)]
-fn derive_namespace(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
-    ns: &str,
-    enforcement: Enforcement,
-    allowlists: &[(&str, &Allowlist)],
-    settings: &Settings,
-    now: &Time,
-    desired: &mut Desired,
-) {
-    let audit = enforcement == Enforcement::Audit;
-    let previous = snapshot.previous.get(ns);
-    let translator = Translator {
-        ns,
-        audit,
-        trust_domain: &snapshot.trust_domain,
-        index,
-        unreadable: &snapshot.unreadable,
+/// [`derive`] over whole objects (manifests, tests).
+pub fn derive_snapshot(snapshot: &Snapshot, settings: &Settings, now: Timestamp) -> Desired {
+    derive(&snapshot.to_state(), settings, now)
+}
+
+/// Derives one namespace: in an enabled namespace its Allowlists (sorted by
+/// name) to policies, packed into WasmPlugins, and a status each; elsewhere a
+/// `NamespaceNotEnabled` status for each Allowlist.
+pub fn derive_namespace(state: &ClusterState, ns: &str, settings: &Settings, now: Timestamp) -> NamespaceDesired {
+    let now = Time(now);
+    let mut out = NamespaceDesired::default();
+    let Some(namespace) = state.namespace(ns) else {
+        return out;
     };
-    let entries: Vec<Entry<'_>> = allowlists
-        .iter()
-        .map(|&(name, a)| {
+    let Some(enforcement) = namespace.enforcement() else {
+        for (name, a) in namespace.allowlists() {
+            out.statuses.push(StatusUpdate {
+                namespace: ns.into(),
+                name: name.into(),
+                status: status::not_enabled(ns, a.generation, &now),
+            });
+        }
+        return out;
+    };
+    let audit = enforcement == Enforcement::Audit;
+    let previous = Previous::new(Some(namespace));
+    let translator = Translator { ns, audit, state };
+    let entries: Vec<Entry<'_>> = namespace
+        .allowlists()
+        .map(|(name, a)| {
             let (result, resolved) = translator.policy(a, name);
             let (policy, invalid) = match result {
                 Ok(policy) => (policy, None),
-                Err(invalid) => stand_in(a, ns, name, audit, previous, invalid),
+                Err(invalid) => stand_in(&a.spec, ns, name, audit, previous.get(), invalid),
             };
             Entry {
                 name,
-                generation: a.metadata.generation,
+                generation: a.generation,
                 resolved,
                 invalid,
                 policy,
             }
         })
         .collect();
-    let labels: BTreeSet<&BTreeMap<String, String>> = index
-        .in_namespace(ns)
-        .iter()
-        .map(|w| w.labels.unwrap_or(&NO_LABELS))
-        .collect();
+    let labels: BTreeSet<&BTreeMap<String, String>> = namespace.workloads().map(|(w, _)| &w.labels).collect();
     let policies: Vec<&Policy> = entries.iter().map(|e| &e.policy).collect();
-    let out = namespace_configs(&policies, &labels, previous, audit, settings.budget_bytes);
+    let configs = namespace_configs(&policies, &labels, &previous, audit, settings.budget_bytes);
     for (i, entry) in entries.iter().enumerate() {
         let outcome = status::Outcome {
             generation: entry.generation,
             resolved: entry.resolved,
             invalid: entry.invalid.as_ref(),
-            rejected: out.rejected.as_deref(),
-            plugin: out
+            rejected: configs.rejected.as_deref(),
+            plugin: configs
                 .placement
                 .get(i)
                 .copied()
                 .flatten()
                 .map(|p| PluginName(p).to_string()),
-            oversize: out.oversize.get(i).copied().flatten(),
+            oversize: configs.oversize.get(i).copied().flatten(),
             budget: settings.budget_bytes,
         };
-        desired.statuses.push(StatusUpdate {
+        out.statuses.push(StatusUpdate {
             namespace: ns.into(),
             name: entry.name.into(),
-            status: status::enabled(&outcome, now),
+            status: status::enabled(&outcome, &now),
         });
     }
-    let split = out.configs.len() > 1;
-    for (i, plugin_config) in out.configs.into_iter().enumerate() {
+    let split = configs.configs.len() > 1;
+    for (i, plugin_config) in configs.configs.into_iter().enumerate() {
         let selector = if split {
             common_labels(&plugin_config.policies)
         } else {
             None
         };
-        desired
-            .wasm_plugins
+        out.wasm_plugins
             .push(WasmPlugin::new(ns, i, settings, selector, plugin_config));
     }
+    out.wasm_plugins.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    out.reads_plugins = previous.was_read();
+    out
 }

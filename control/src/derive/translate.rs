@@ -9,14 +9,15 @@
 //! ports). Last, the filter's own engine judges the policy: what it accepts
 //! here, the sidecars accept.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use meshward_filter::config::{self, PluginConfig, Policy};
 use meshward_filter::{ConfigError, Engine, Mode};
 
-use super::workloads::{Index, Workload};
-use crate::crd::{Allowlist, AllowlistMode, AllowlistOperation, AllowlistSource, Resolved, WorkloadSelector};
+use super::workloads::{selected, service_port};
+use crate::crd::{AllowlistMode, AllowlistOperation, AllowlistSource, AllowlistSpec, Resolved, WorkloadSelector};
+use crate::state::{ClusterState, StoredAllowlist};
 
 /// Why an Allowlist could not be derived as written: the `reason` of its
 /// `Ready=False` condition.
@@ -139,11 +140,11 @@ impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
 }
 
 /// The mode of an Allowlist's policy: audit in an audit namespace, else its own.
-pub(super) fn policy_mode(a: &Allowlist, audit: bool) -> Option<Mode> {
+pub(super) fn policy_mode(spec: &AllowlistSpec, audit: bool) -> Option<Mode> {
     if audit {
         Some(Mode::Audit)
     } else {
-        a.spec.mode.map(|m| match m {
+        spec.mode.map(|m| match m {
             AllowlistMode::Enforce => Mode::Enforce,
             AllowlistMode::Audit => Mode::Audit,
         })
@@ -156,25 +157,21 @@ pub(super) struct Translator<'s> {
     pub(super) ns: &'s str,
     /// The namespace is labelled audit.
     pub(super) audit: bool,
-    /// The mesh's trust domain.
-    pub(super) trust_domain: &'s str,
-    /// Workloads and Services.
-    pub(super) index: &'s Index<'s>,
-    /// Allowlists whose spec could not be read, by (namespace, name).
-    pub(super) unreadable: &'s BTreeMap<(String, String), String>,
+    /// Workloads and Services, and the trust domain.
+    pub(super) state: &'s ClusterState,
 }
 
 impl Translator<'_> {
     /// The policy standing for `a`, and what its references resolved to.
-    pub(super) fn policy(&self, a: &Allowlist, name: &str) -> (Result<Policy, Invalid>, Resolved) {
+    pub(super) fn policy(&self, a: &StoredAllowlist, name: &str) -> (Result<Policy, Invalid>, Resolved) {
         let mut resolved = Resolved::default();
         let result = self.translate(a, name, &mut resolved);
         (result, resolved)
     }
 
-    fn translate(&self, a: &Allowlist, name: &str, resolved: &mut Resolved) -> Result<Policy, Invalid> {
+    fn translate(&self, a: &StoredAllowlist, name: &str, resolved: &mut Resolved) -> Result<Policy, Invalid> {
         let ns = self.ns;
-        if let Some(e) = self.unreadable.get(&(ns.to_string(), name.to_string())) {
+        if let Some(e) = &a.unreadable {
             return Err(Invalid::new(InvalidReason::InvalidSpec, format!("spec: {e}")));
         }
         let mut principals_seen = BTreeSet::new();
@@ -221,7 +218,7 @@ impl Translator<'_> {
         let policy = Policy {
             name: format!("{ns}/{name}"),
             selector: a.spec.selector.as_ref().map(|s| s.match_labels.clone()),
-            mode: policy_mode(a, self.audit),
+            mode: policy_mode(&a.spec, self.audit),
             rules,
         };
         // The filter's engine is the judge of validity: what it accepts here,
@@ -239,18 +236,15 @@ impl Translator<'_> {
     fn source(&self, src: &AllowlistSource, field: &str, resolved: &mut Resolved) -> Result<config::Source, Invalid> {
         let caller = CallerRef::try_from(src)
             .map_err(|what| Invalid::new(InvalidReason::InvalidSource, format!("{field}: {what}")))?;
-        let principal = |ns: &str, sa: &str| format!("{}/ns/{ns}/sa/{sa}", self.trust_domain);
+        let principal = |ns: &str, sa: &str| format!("{}/ns/{ns}/sa/{sa}", self.state.trust_domain);
         let principals = match caller {
             CallerRef::Workloads(w) => {
                 let ns = w.namespace.as_deref().unwrap_or(self.ns);
-                let matched: Vec<&Workload<'_>> = self
-                    .index
-                    .in_namespace(ns)
-                    .iter()
-                    .filter(|wl| wl.selected_by(&w.selector.match_labels))
-                    .collect();
-                resolved.workloads += matched.len() as u32;
-                let set: BTreeSet<String> = matched.iter().map(|wl| principal(ns, wl.service_account())).collect();
+                let mut set = BTreeSet::new();
+                for (wl, count) in selected(self.state, ns, &w.selector.match_labels) {
+                    resolved.workloads = resolved.workloads.saturating_add(count);
+                    set.insert(principal(ns, &wl.service_account));
+                }
                 // A selector that matches nothing yields an empty list: nobody.
                 Some(set.into_iter().collect())
             }
@@ -287,7 +281,7 @@ impl Translator<'_> {
         if let Some(refs) = &op.service_ports {
             let list = ports.get_or_insert_with(Vec::new);
             for (pi, r) in refs.iter().enumerate() {
-                match self.index.service_port(self.ns, &r.service, &r.port) {
+                match service_port(self.state, self.ns, &r.service, &r.port) {
                     Some(found) => list.extend(found),
                     None => {
                         let message = format!(

@@ -1,34 +1,39 @@
 //! `meshward-control serve`: the in-cluster service.
 //!
 //! ```text
-//!  API server ──watch──▶ reflectors (cluster.rs) ──notify──▶ reconciler (reconcile.rs)
-//!                                                            │ debounce, snapshot
-//!                                                            ▼
-//!                                             derive() (pure) ─▶ plan() (pure, plan.rs)
-//!                                                            │ only changes; deletes only
-//!                                                            ▼ on a complete view
-//!  API server ◀── server-side apply / delete / status ── writer (write.rs)
-//!
+//!  API server ──watch (slim types, paginated lists)──▶ watchers (watch.rs)
+//!                                                       │ apply / delete / replace
+//!                                                       ▼
+//!                                   ClusterState (indexed, slim) ──▶ Changes {derive, plan}
+//!                                                       │ debounce: a burst is one round
+//!                                                       ▼
+//!  reconciler (reconcile.rs): derive the affected namespaces (pure) ─▶ plan (pure, plan.rs)
+//!                                                       │ only changes; deletes only
+//!                                                       ▼ on a complete view
+//!  API server ◀── server-side apply / delete / status ── writer (write.rs): queue, workers,
+//!                                                        WasmPlugins before statuses
 //!  HTTP (api.rs): /v1/namespaces/{ns}/config, /v1/simulate,
 //!                 PATCH /v1/namespaces/{ns}/allowlists/{name}, /metrics, /healthz, /readyz
 //! ```
 //!
-//! The reconciler runs when a watched object changes (after `debounce`, so a
-//! burst of events costs one round) and every `resync`. It writes nothing
-//! until every kind has been listed completely, and nothing while any watch
-//! is failing: a WasmPlugin is never deleted or emptied because the view was
-//! partial. Failed writes are retried with exponential backoff.
+//! The reconciler runs when a watched object changes and every `resync`
+//! (a full derivation, to repair drift). A round derives only the namespaces
+//! the changes since the last round can affect. It writes nothing until every
+//! kind has been listed completely, and deletes nothing while any watch is
+//! failing: a WasmPlugin is never deleted or emptied because the view was
+//! partial.
 
 pub mod api;
 pub mod auth;
-pub mod cluster;
 pub mod metrics;
 pub mod plan;
 mod reconcile;
+pub mod watch;
 mod write;
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kube::Client;
@@ -37,9 +42,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::derive::{Desired, Settings, Snapshot, DEFAULT_BUDGET_BYTES, DEFAULT_TRUST_DOMAIN, DEFAULT_URL};
-use cluster::Cluster;
+use crate::derive::{Derivations, Settings, DEFAULT_BUDGET_BYTES, DEFAULT_TRUST_DOMAIN, DEFAULT_URL};
+use crate::state::{Changes, ClusterState, Kind, Object};
 use metrics::Metrics;
+use watch::Health;
+use write::Writer;
 
 /// The field manager of every server-side apply the service makes.
 pub const FIELD_MANAGER: &str = "meshward-control";
@@ -51,13 +58,21 @@ pub struct ServeConfig {
     pub settings: Settings,
     /// The mesh's trust domain.
     pub trust_domain: String,
-    /// How long to wait after a change for more changes before deriving.
+    /// How long to collect changes after the first one before a round.
     pub debounce: Duration,
-    /// Reconcile at least this often, to repair drift.
+    /// Derive everything at least this often, to repair drift.
     pub resync: Duration,
-    /// Backoff after a failed round: doubles from `min` to `max`.
+    /// Writes made at once.
+    pub write_concurrency: usize,
+    /// After a failed write, wait this long before planning its namespace
+    /// again: doubles from `min` with each consecutive failure, up to `max`.
     pub backoff: (Duration, Duration),
 }
+
+/// The default of [`ServeConfig::debounce`].
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
+/// The default of [`ServeConfig::write_concurrency`].
+pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -68,8 +83,9 @@ impl Default for ServeConfig {
                 budget_bytes: DEFAULT_BUDGET_BYTES,
             },
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
-            debounce: Duration::from_millis(500),
+            debounce: DEFAULT_DEBOUNCE,
             resync: Duration::from_secs(300),
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
             backoff: (Duration::from_millis(250), Duration::from_secs(30)),
         }
     }
@@ -81,49 +97,141 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
-    /// A watcher or the reconciler stopped (they run until shutdown).
+    /// A watcher, the reconciler or a writer stopped (they run until shutdown).
     #[error("a background task stopped: {0}")]
     TaskEnded(String),
 }
 
-/// The last derivation, served by the API.
-#[derive(Debug)]
-pub struct Derived {
-    /// The snapshot it was derived from.
-    pub snapshot: Snapshot,
-    /// The desired objects.
-    pub desired: Desired,
+/// Changes waiting for the next round.
+#[derive(Debug, Default)]
+struct Pending {
+    changes: Changes,
+    /// Plan every namespace (after a re-list: postponed deletes are due).
+    plan_all: bool,
 }
 
-/// State shared by the reconciler and the HTTP handlers.
+/// State shared by the watchers, the reconciler, the writers and the HTTP
+/// handlers.
 pub struct Shared {
     /// The Kubernetes client (the service's own credentials).
     pub client: Client,
-    /// The reflectors.
-    pub cluster: Cluster,
     /// Settings.
     pub config: ServeConfig,
     /// Counters.
     pub metrics: Metrics,
-    /// The last derivation; `None` before the first full sync.
-    pub latest: RwLock<Option<Arc<Derived>>>,
-    /// Notified by the watchers on every change.
-    pub changed: Arc<Notify>,
+    /// The cluster, as the watchers see it.
+    state: RwLock<ClusterState>,
+    /// Per-kind health of the watchers.
+    pub health: Health,
+    /// The last derivation of every namespace.
+    derived: RwLock<Derivations>,
+    /// Set once the first full derivation is done.
+    derived_once: AtomicBool,
+    pending: Mutex<Pending>,
+    /// Notified when changes are pending.
+    changed: Notify,
+    writer: Writer,
     /// Simulations allowed to run at once (each compiles a namespace's configuration).
     pub simulations: Arc<tokio::sync::Semaphore>,
 }
 
+impl Shared {
+    fn new(client: Client, config: ServeConfig) -> Self {
+        let state = ClusterState::new(config.trust_domain.clone());
+        Self {
+            client,
+            config,
+            metrics: Metrics::default(),
+            state: RwLock::new(state),
+            health: Health::new(),
+            derived: RwLock::new(Derivations::default()),
+            derived_once: AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
+            changed: Notify::new(),
+            writer: Writer::default(),
+            simulations: Arc::new(tokio::sync::Semaphore::new(2)),
+        }
+    }
+
+    /// Runs `f` on the state, for reading.
+    pub fn read_state<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        let guard = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&guard)
+    }
+
+    /// Runs `f` on the state, for changing it.
+    fn with_state<T>(&self, f: impl FnOnce(&mut ClusterState) -> T) -> T {
+        let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = f(&mut guard);
+        self.metrics.objects(guard.counts());
+        out
+    }
+
+    /// The last derivation of namespace `ns`; `None` before the first full
+    /// derivation (and for a namespace with nothing derived).
+    pub fn derived(&self, ns: &str) -> Option<Arc<crate::derive::NamespaceDesired>> {
+        let guard = self.derived.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.get(ns).cloned()
+    }
+
+    /// Whether the first full derivation is done.
+    pub fn ready(&self) -> bool {
+        self.health.synced() && self.derived_once.load(Ordering::Acquire)
+    }
+
+    /// Records changes for the next round.
+    fn note(&self, changes: Changes, plan_all: bool) {
+        if changes.is_empty() && !plan_all {
+            return;
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            p.changes.merge(changes);
+            p.plan_all |= plan_all;
+        }
+        self.changed.notify_one();
+    }
+
+    /// Plans namespace `ns` again at the next round (a write there failed).
+    fn replan(&self, ns: String) {
+        let mut changes = Changes::default();
+        changes.plan.insert(ns);
+        self.note(changes, false);
+    }
+
+    /// Takes the pending changes.
+    fn take_pending(&self) -> Pending {
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+
+    /// Stores what a write returned, as a watch event would.
+    fn observe(&self, object: Option<Object>) {
+        if let Some(object) = object {
+            let changes = self.with_state(|s| s.apply(object));
+            self.note(changes, false);
+        }
+    }
+
+    /// Forgets a WasmPlugin the writer deleted.
+    fn forget(&self, ns: &str, name: &str) {
+        let changes = self.with_state(|s| s.delete(Kind::WasmPlugin, ns, name));
+        self.note(changes, false);
+    }
+}
+
 /// The service's Kubernetes client. kube's own retry of 429/503/504 (up to
 /// 15 times, backing off to minutes) is turned off: the service retries at
-/// its level (the reconciler's backoff, the watchers' re-list), and an API
-/// call made for an HTTP caller fails at once instead of hanging.
+/// its level (the writer's backoff, the watchers' re-list), and an API call
+/// made for an HTTP caller fails at once instead of hanging.
 pub fn client(mut config: kube::Config) -> Result<Client, kube::Error> {
     config.default_retry = false;
     Client::try_from(config)
 }
 
 /// Runs the service until `shutdown` completes: watchers, the reconciler,
-/// and the HTTP API on `listener`.
+/// the writers, and the HTTP API on `listener`.
 pub async fn run(
     client: Client,
     config: ServeConfig,
@@ -131,22 +239,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let mut tasks = JoinSet::new();
-    let changed = Arc::new(Notify::new());
-    let cluster = Cluster::start(&client, &mut tasks, &changed);
-    let shared = Arc::new(Shared {
-        client,
-        cluster,
-        config,
-        metrics: Metrics::default(),
-        latest: RwLock::new(None),
-        changed,
-        simulations: Arc::new(tokio::sync::Semaphore::new(2)),
-    });
+    let workers = config.write_concurrency;
+    let shared = Arc::new(Shared::new(client.clone(), config));
+    watch::start(&client, &shared, &mut tasks);
+    write::start(&shared, workers, &mut tasks);
     tasks.spawn(reconcile::reconcile_loop(shared.clone()));
     tracing::info!(addr = %listener.local_addr()?, "serving the API, /metrics, /healthz, /readyz");
     let server = axum::serve(listener, api::router(shared)).with_graceful_shutdown(shutdown);
-    // The watchers and the reconciler run forever; if one ends (a panic), the
-    // service must not go on answering 200 with a frozen view: it exits, and
+    // The background tasks run forever; if one ends (a panic), the service
+    // must not go on answering 200 with a frozen view: it exits, and
     // Kubernetes restarts it.
     let result = tokio::select! {
         served = server => served.map_err(ServeError::Http),
@@ -155,7 +256,7 @@ pub async fn run(
                 Some(Err(e)) => e.to_string(),
                 _ => "ended".to_string(),
             };
-            tracing::error!(reason, "a watcher or the reconciler stopped; exiting");
+            tracing::error!(reason, "a background task stopped; exiting");
             Err(ServeError::TaskEnded(reason))
         }
     };

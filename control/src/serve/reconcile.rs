@@ -1,18 +1,29 @@
-//! The reconciler: after a change (debounced) or every resync period, one
-//! round of snapshot → derive → plan → write.
+//! The reconciler: after changes (collected for `debounce`) or every resync
+//! period, one round of derive → plan → queue writes.
+//!
+//! A round derives the namespaces the pending changes affect (all of them
+//! for the first round and each resync), on every core, reading the state
+//! one namespace at a time so the watchers are never held up for long. It
+//! plans those namespaces and the ones whose observed objects changed, and
+//! hands the writes to the writer without waiting for them: a change that
+//! arrives while thousands of writes are queued is derived and applied ahead
+//! of them (WasmPlugins go first).
+//!
+//! A burst of events costs one round per `debounce` at most: events mark
+//! namespaces, and a round takes every mark made since the last one.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use thiserror::Error;
 
 use super::metrics::Round;
 use super::plan::plan;
-use super::write::write;
-use super::{Derived, Shared};
-use crate::derive::derive;
+use super::{Pending, Shared};
+use crate::derive::{derive_namespace, NamespaceDesired, Settings};
 
 /// Why a reconcile round did not finish.
 #[derive(Debug, Error)]
@@ -21,79 +32,143 @@ pub(super) enum RoundError {
     /// the cluster's objects (those become Allowlist statuses).
     #[error("the derivation task did not complete: {0}")]
     Join(#[from] tokio::task::JoinError),
-    /// Some writes failed; they are retried with the round.
-    #[error("{failed} of {total} writes failed; first: {first}")]
-    Writes {
-        /// How many failed.
-        failed: usize,
-        /// How many were attempted.
-        total: usize,
-        /// The first failure.
-        first: kube::Error,
-    },
+    /// A derivation thread panicked.
+    #[error("a derivation thread panicked")]
+    Panicked,
 }
 
 /// Runs rounds until the task is dropped.
 pub(super) async fn reconcile_loop(shared: Arc<Shared>) {
-    let (min, max) = shared.config.backoff;
-    let mut backoff = min;
+    let mut last_full: Option<Instant> = None;
     loop {
+        let resync_in = last_full.map_or(shared.config.resync, |t| {
+            shared.config.resync.saturating_sub(t.elapsed())
+        });
         tokio::select! {
             () = shared.changed.notified() => {}
-            () = tokio::time::sleep(shared.config.resync) => {}
+            () = tokio::time::sleep(resync_in) => {}
         }
-        // Debounce: let a burst of events settle, then take one round for all of it.
+        // Collect what else changes in the next moments into the same round.
         tokio::time::sleep(shared.config.debounce).await;
-        let _ = shared.changed.notified().now_or_never();
-        shared.metrics.set_ready(shared.cluster.synced());
-        if !shared.cluster.complete() {
-            // Nothing is written on a partial view; the watchers notify again
-            // once they have listed and recovered.
-            tracing::info!(waiting_for = ?shared.cluster.incomplete(), "view incomplete; not writing");
+        if !shared.health.complete() {
+            // Nothing is derived or written on a partial view; the pending
+            // changes wait, and the watchers notify again once they have
+            // listed and recovered.
+            tracing::info!(waiting_for = ?shared.health.incomplete(), "view incomplete; not writing");
             shared.metrics.round(Round::Skipped);
+            shared.metrics.set_ready(shared.ready());
             continue;
         }
-        match reconcile(&shared).await {
-            Ok(()) => {
+        let full = last_full.is_none_or(|t| t.elapsed() >= shared.config.resync);
+        let pending = shared.take_pending();
+        let started = Instant::now();
+        match round(&shared, pending, full).await {
+            Ok(derived) => {
                 shared.metrics.round(Round::Ok);
-                backoff = min;
+                shared.metrics.round_done(started.elapsed(), derived);
+                if full {
+                    last_full = Some(started);
+                    shared.derived_once.store(true, Ordering::Release);
+                }
             }
             Err(e) => {
+                // Everything is derived again at the next round.
                 shared.metrics.round(Round::Error);
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "reconcile failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(max);
+                tracing::error!(error = %e, "reconcile round failed");
+                last_full = None;
                 shared.changed.notify_one();
             }
         }
+        shared.metrics.set_ready(shared.ready());
     }
 }
 
-/// One round: snapshot, derive, plan, write.
-async fn reconcile(shared: &Shared) -> Result<(), RoundError> {
-    // Snapshot and derivation are CPU work over the whole cluster: off the
-    // runtime threads that serve the watchers and the API.
-    let cluster = shared.cluster.clone();
-    let (trust_domain, settings) = (shared.config.trust_domain.clone(), shared.config.settings.clone());
-    let (snapshot, desired, took) = tokio::task::spawn_blocking(move || {
-        let snapshot = cluster.snapshot(&trust_domain);
-        let started = Instant::now();
-        let desired = derive(&snapshot, &settings, Timestamp::now());
-        (snapshot, desired, started.elapsed())
-    })
-    .await?;
-    shared.metrics.derived(took, desired.wasm_plugins.len());
-    let observed = shared.cluster.observed();
-    let plan = plan(&desired, &observed, shared.cluster.complete());
-    if let Ok(mut latest) = shared.latest.write() {
-        *latest = Some(Arc::new(Derived { snapshot, desired }));
+/// One round; returns the number of namespaces derived.
+async fn round(shared: &Arc<Shared>, pending: Pending, full: bool) -> Result<usize, RoundError> {
+    let Pending { changes, plan_all } = pending;
+    let to_derive: BTreeSet<String> = if full {
+        let mut all: BTreeSet<String> = shared.read_state(|s| s.namespaces().map(|(ns, _)| ns.to_string()).collect());
+        if let Ok(d) = shared.derived.read() {
+            all.extend(d.namespaces().map(|(ns, _)| ns.to_string()));
+        }
+        all
+    } else {
+        shared.derived.read().map(|d| d.affected(&changes)).unwrap_or_default()
+    };
+    let settings = shared.config.settings.clone();
+    let now = Timestamp::now();
+    let worker = shared.clone();
+    let namespaces: Vec<String> = to_derive.iter().cloned().collect();
+    let results =
+        tokio::task::spawn_blocking(move || derive_in_parallel(&worker, &namespaces, &settings, now)).await??;
+    let derived = results.len();
+    if let Ok(mut d) = shared.derived.write() {
+        for (ns, desired) in results {
+            d.set(&ns, desired);
+        }
+        shared.metrics.wasm_plugins(d.wasm_plugins());
     }
-    tracing::debug!(
-        apply = plan.apply.len(),
-        delete = plan.delete.len(),
-        statuses = plan.statuses.len(),
-        unchanged = plan.unchanged_plugins + plan.unchanged_statuses,
-        "planned"
-    );
-    write(shared, plan).await
+    let mut to_plan = to_derive;
+    to_plan.extend(changes.plan);
+    if plan_all || full {
+        to_plan.extend(shared.read_state(|s| s.namespaces().map(|(ns, _)| ns.to_string()).collect::<Vec<_>>()));
+    }
+    let complete = shared.health.complete();
+    let (mut apply, mut delete, mut statuses) = (0, 0, 0);
+    for ns in &to_plan {
+        let desired = shared.derived(ns);
+        let p = shared.read_state(|s| plan(ns, desired.as_deref(), s.namespace(ns), complete));
+        shared
+            .metrics
+            .writes_n("WasmPlugin", super::metrics::Outcome::Unchanged, p.unchanged_plugins);
+        shared.metrics.writes_n(
+            "AllowlistStatus",
+            super::metrics::Outcome::Unchanged,
+            p.unchanged_statuses,
+        );
+        apply += p.apply.len();
+        delete += p.delete.len();
+        statuses += p.statuses.len();
+        shared.writer.enqueue(p);
+    }
+    tracing::debug!(derived, planned = to_plan.len(), apply, delete, statuses, "round");
+    Ok(derived)
+}
+
+/// Derives `namespaces` on every core, each reading the state for one
+/// namespace at a time.
+fn derive_in_parallel(
+    shared: &Shared,
+    namespaces: &[String],
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<Vec<(String, NamespaceDesired)>, RoundError> {
+    if namespaces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = namespaces.len().div_ceil(threads.min(namespaces.len()));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = namespaces
+            .chunks(size.max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|ns| {
+                            (
+                                ns.clone(),
+                                shared.read_state(|s| derive_namespace(s, ns, settings, now)),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(namespaces.len());
+        for h in handles {
+            out.extend(h.join().map_err(|_| RoundError::Panicked)?);
+        }
+        Ok(out)
+    })
 }
