@@ -8,7 +8,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use k8s_openapi::jiff::Timestamp;
-use meshward_control::derive::{derive, Snapshot};
+use meshward_control::derive::derive;
+use meshward_control::state::Snapshot;
 use serde_json::json;
 
 #[path = "../tests/common/mod.rs"]
@@ -60,11 +61,16 @@ fn cluster(namespaces: usize) -> Snapshot {
 }
 
 fn bench(c: &mut Criterion) {
-    let s = cluster(100);
+    let snapshot = cluster(100);
     assert_eq!(
-        (s.deployments.len(), s.pods.len(), s.allowlists.len()),
+        (
+            snapshot.deployments.len(),
+            snapshot.pods.len(),
+            snapshot.allowlists.len()
+        ),
         (10_000, 100_000, 10_000)
     );
+    let s = snapshot.to_state();
     let settings = common::settings();
     let now = Timestamp::UNIX_EPOCH;
     let d = derive(&s, &settings, now);

@@ -5,10 +5,12 @@
 //! filter's plugin configuration, one Istio `WasmPlugin` per enabled
 //! namespace (several when its configuration exceeds the size budget).
 //!
+//! * [`cli`] — the command line: clap types and the command handlers.
 //! * [`crd`] — the `Allowlist` custom resource, and the CRD generated from it.
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
 //! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
-//! * [`offline`] — `check` (simulate a request) and `lint`.
+//! * [`simulate`] — what the filter would decide for a request (`check`, `POST /v1/simulate`).
+//! * [`lint`] — what is wrong or risky in a set of manifests.
 //! * [`oci`] — the filter module as an OCI image (layout tar) that Istio's agent pulls.
 //! * [`serve`] — the in-cluster service: reflectors, the writer, the HTTP API.
 //!
@@ -16,9 +18,12 @@
 //! ([`meshward_filter::Engine`]), so what the control service accepts, the
 //! sidecars accept.
 
+pub mod cli;
 pub mod crd;
 pub mod derive;
+pub mod lint;
 pub mod manifests;
 pub mod oci;
-pub mod offline;
 pub mod serve;
+pub mod simulate;
+pub mod state;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::crd::Allowlist;
-use crate::derive::Snapshot;
+use crate::state::Snapshot;
 
 /// Why manifests could not be loaded.
 #[derive(Debug, Error)]

@@ -107,7 +107,7 @@ fn manifest_errors_name_the_file_document_and_object() {
         &[("ns.yaml", NAMESPACE), ("a.yaml", &format!("{NAMESPACE}---\n{typo}"))],
     );
     let out = bin().args(["render", "--manifests"]).arg(&d).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "bad input");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("a.yaml: document 1 (Allowlist shop/cart): unknown field `rulez`"),
@@ -266,7 +266,7 @@ fn unknown_fields_in_core_kinds_are_refused() {
         &[("ns.yaml", NAMESPACE), ("w.yaml", &typo), ("a.yaml", ALLOWLIST)],
     );
     let out = bin().args(["render", "--manifests"]).arg(&d).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "bad input");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(

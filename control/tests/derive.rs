@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use common::*;
 use k8s_openapi::jiff::Timestamp;
-use meshward_control::derive::{derive, Desired, Snapshot, StatusUpdate, WasmPlugin};
+use meshward_control::derive::{derive_snapshot as derive, Desired, StatusUpdate, WasmPlugin};
+use meshward_control::state::Snapshot;
 use meshward_filter::config::PluginConfig;
 use meshward_filter::{Engine, Evaluator, Request, Verdict};
 use serde_json::{json, Value};
@@ -34,7 +35,7 @@ fn config(p: &WasmPlugin) -> Value {
 }
 
 /// A bookinfo-like namespace: productpage calls reviews.
-fn bookinfo() -> meshward_control::derive::Snapshot {
+fn bookinfo() -> meshward_control::state::Snapshot {
     let mut s = snapshot();
     s.namespaces = vec![mk_ns("bookinfo", Some("enabled")), mk_ns("other", None)];
     s.pods = vec![
@@ -305,7 +306,7 @@ fn output_is_deterministic() {
             json!({"rules": [{"to": [{"paths": [format!("/{name}")]}]}]}),
         ));
     }
-    let render = |s: &meshward_control::derive::Snapshot| {
+    let render = |s: &meshward_control::state::Snapshot| {
         serde_yaml::to_string(&derive(s, &settings(), now()).wasm_plugins).unwrap()
     };
     let first = render(&s);

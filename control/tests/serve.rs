@@ -531,7 +531,8 @@ async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_ca
     let (code, m) = http("GET", &format!("{base}/metrics"), None, None).await;
     assert_eq!(code, 200);
     let m = m.as_str().unwrap();
-    assert!(m.contains("meshward_control_derivation_seconds_count "), "{m}");
+    assert!(m.contains("meshward_control_round_duration_seconds_count "), "{m}");
+    assert!(code_has(m, "meshward_control_objects{kind=\"Allowlist\"} 1"), "{m}");
     assert!(code_has(m, "meshward_control_ready 1"), "{m}");
     let (code, _) = http("GET", &format!("{base}/healthz"), None, None).await;
     assert_eq!(code, 200);

@@ -109,6 +109,41 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The path of the offending field, as the message starts with it
+    /// (`policies[2].rules[0].to[0].paths[3]`; `.` for the whole document,
+    /// `policies` when the path patterns of all policies together are too
+    /// large, `denyStatus` for the deny status).
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Syntax { field, .. }
+            | Self::InvalidPattern { field, .. }
+            | Self::InvalidName { field, .. }
+            | Self::DuplicateName { field, .. }
+            | Self::InvalidMethod { field, .. }
+            | Self::InvalidHeaderName { field, .. }
+            | Self::InvalidPort { field }
+            | Self::EmptyEntry { field, .. }
+            | Self::TooLarge { field, .. } => field,
+            Self::InvalidDenyStatus { .. } => "denyStatus",
+            Self::AutomatonTooLarge { .. } => "policies",
+        }
+    }
+
+    /// The message without the field path in front of it: what is wrong
+    /// with the field, for callers that name the field their own way.
+    pub fn detail(&self) -> String {
+        let message = self.to_string();
+        match message
+            .strip_prefix(self.field())
+            .and_then(|rest| rest.strip_prefix(": "))
+        {
+            Some(detail) => detail.to_string(),
+            None => message,
+        }
+    }
+}
+
 /// What is wrong with a single pattern.
 #[derive(Debug, Error)]
 pub enum PatternError {

@@ -163,3 +163,28 @@ fn error_variants_are_typed() {
         matches!(e, ConfigError::InvalidPattern { ref field, .. } if field == "policies[0].rules[0].to[0].paths[0]")
     );
 }
+
+#[test]
+fn the_field_path_and_the_detail_are_available_apart() {
+    let samples = [
+        (
+            r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["relative"]}]}]}]}"#,
+            "policies[0].rules[0].to[0].paths[0]",
+        ),
+        (
+            r#"{"policies":[{"name":"p","rules":[{"to":[{"methods":["get"]}]}]}]}"#,
+            "policies[0].rules[0].to[0].methods[0]",
+        ),
+        (r#"{"denyStatus":200,"policies":[]}"#, "denyStatus"),
+        (
+            r#"{"policies":[{"name":"p","rules":[{"frm":[]}]}]}"#,
+            "policies[0].rules[0].frm",
+        ),
+    ];
+    for (json, field) in samples {
+        let e: ConfigError = Engine::from_json(json.as_bytes()).err().unwrap();
+        assert_eq!(e.field(), field, "{e}");
+        assert_eq!(format!("{}: {}", e.field(), e.detail()), e.to_string());
+        assert!(!e.detail().starts_with(field), "{}", e.detail());
+    }
+}

@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::crd::{Allowlist, AllowlistMode};
-use crate::offline::{check_against, Check};
+use crate::derive::NamespaceDesired;
 use crate::serve::auth::{bearer, may_patch_allowlist, AuthError};
-use crate::serve::{Derived, Shared};
+use crate::serve::metrics::Gauges;
+use crate::serve::Shared;
+use crate::simulate::{check_against, Check};
 
 /// The field manager of API-initiated Allowlist changes.
 pub const API_FIELD_MANAGER: &str = "meshward-api";
@@ -82,22 +84,39 @@ fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-fn latest(shared: &Shared) -> Result<Arc<Derived>, ApiError> {
-    shared.latest.read().ok().and_then(|l| l.clone()).ok_or_else(|| {
-        ApiError(
+/// 503 until the first full derivation: the API answers from it.
+fn ensure_ready(shared: &Shared) -> Result<(), ApiError> {
+    if shared.ready() {
+        Ok(())
+    } else {
+        Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "not synced with the cluster yet".into(),
-        )
-    })
+        ))
+    }
+}
+
+/// The last derivation of namespace `ns`; 404 when it is not enabled.
+fn derived_plugins(shared: &Shared, ns: &str) -> Result<Arc<NamespaceDesired>, ApiError> {
+    ensure_ready(shared)?;
+    match shared.derived(ns) {
+        Some(d) if !d.wasm_plugins.is_empty() => Ok(d),
+        _ => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("namespace {ns} is not enabled (label it meshward.io/enforcement=enabled or audit)"),
+        )),
+    }
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let synced = shared.cluster.synced();
-    shared.metrics.set_ready(synced);
-    if synced {
+    let ready = shared.ready();
+    shared.metrics.set_ready(ready);
+    if ready {
         (StatusCode::OK, "ready").into_response()
+    } else if shared.health.synced() {
+        (StatusCode::SERVICE_UNAVAILABLE, "listed; deriving for the first time").into_response()
     } else {
-        let waiting = shared.cluster.incomplete().join(", ");
+        let waiting = shared.health.incomplete().join(", ");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("waiting for the first list of: {waiting}"),
@@ -107,10 +126,13 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    shared.metrics.set_ready(shared.cluster.synced());
+    shared.metrics.set_ready(shared.ready());
+    let gauges = Gauges {
+        write_queue: shared.writer.depth(),
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        shared.metrics.render(),
+        shared.metrics.render(gauges),
     )
         .into_response()
 }
@@ -118,20 +140,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 /// `GET /v1/namespaces/{ns}/config`: the namespace's WasmPlugins as last
 /// derived, with their plugin configurations.
 async fn config(State(shared): State<Arc<Shared>>, Path(ns): Path<String>) -> Result<Json<Value>, ApiError> {
-    let derived = latest(&shared)?;
+    let derived = derived_plugins(&shared, &ns)?;
     let plugins: Vec<Value> = derived
-        .desired
         .wasm_plugins
         .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
         .map(|p| json!({"name": p.metadata.name, "spec": p.spec}))
         .collect();
-    if plugins.is_empty() {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("namespace {ns} is not enabled (label it meshward.io/enforcement=enabled or audit)"),
-        ));
-    }
     Ok(Json(json!({"namespace": ns, "wasmPlugins": plugins})))
 }
 
@@ -186,7 +200,12 @@ async fn simulate(
             "give from or principal, not both".into(),
         ));
     }
-    let derived = latest(&shared)?;
+    ensure_ready(&shared)?;
+    let target_ns = req.to.split_once('/').map(|(ns, _)| ns.to_string()).unwrap_or_default();
+    let plugins = shared
+        .derived(&target_ns)
+        .map(|d| d.wasm_plugins.clone())
+        .unwrap_or_default();
     // Simulation compiles the namespace's configuration: bounded, and off the
     // runtime threads that serve the watchers and the reconciler.
     let Ok(permit) = shared.simulations.clone().try_acquire_owned() else {
@@ -204,9 +223,10 @@ async fn simulate(
         port: req.port,
         headers: req.headers,
     };
+    let worker = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        check_against(&derived.snapshot, &derived.desired, &c)
+        worker.read_state(|state| check_against(state, &plugins, &c))
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("simulation failed: {e}")))?

@@ -1,49 +1,52 @@
 //! `meshward-control serve`: the in-cluster service.
 //!
 //! ```text
-//!  API server ──watch──▶ reflectors (cluster.rs) ──notify──▶ reconciler
-//!                                                            │ debounce, snapshot
-//!                                                            ▼
-//!                                             derive() (pure) ─▶ plan() (pure)
-//!                                                            │ only changes; deletes only
-//!                                                            ▼ on a complete view
-//!  API server ◀── server-side apply / delete / status ── writer (this file)
-//!
+//!  API server ──watch (slim types, paginated lists)──▶ watchers (watch.rs)
+//!                                                       │ apply / delete / replace
+//!                                                       ▼
+//!                                   ClusterState (indexed, slim) ──▶ Changes {derive, plan}
+//!                                                       │ debounce: a burst is one round
+//!                                                       ▼
+//!  reconciler (reconcile.rs): derive the affected namespaces (pure) ─▶ plan (pure, plan.rs)
+//!                                                       │ only changes; deletes only
+//!                                                       ▼ on a complete view
+//!  API server ◀── server-side apply / delete / status ── writer (write.rs): queue, workers,
+//!                                                        WasmPlugins before statuses
 //!  HTTP (api.rs): /v1/namespaces/{ns}/config, /v1/simulate,
 //!                 PATCH /v1/namespaces/{ns}/allowlists/{name}, /metrics, /healthz, /readyz
 //! ```
 //!
-//! The reconciler runs when a watched object changes (after `debounce`, so a
-//! burst of events costs one round) and every `resync`. It writes nothing
-//! until every kind has been listed completely, and nothing while any watch
-//! is failing: a WasmPlugin is never deleted or emptied because the view was
-//! partial. Failed writes are retried with exponential backoff.
+//! The reconciler runs when a watched object changes and every `resync`
+//! (a full derivation, to repair drift). A round derives only the namespaces
+//! the changes since the last round can affect. It writes nothing until every
+//! kind has been listed completely, and deletes nothing while any watch is
+//! failing: a WasmPlugin is never deleted or emptied because the view was
+//! partial.
 
 pub mod api;
 pub mod auth;
-pub mod cluster;
 pub mod metrics;
 pub mod plan;
+mod reconcile;
+pub mod watch;
+mod write;
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use futures::FutureExt;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
-use kube::{Api, Client};
-use serde_json::json;
+use kube::Client;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::crd::Allowlist;
-use crate::derive::{derive, Desired, Settings, Snapshot};
-use cluster::{wasm_plugin_resource, Cluster};
-use metrics::{Metrics, Outcome, Round};
-use plan::{plan, Plan};
+use crate::derive::{Derivations, Settings, DEFAULT_BUDGET_BYTES, DEFAULT_TRUST_DOMAIN, DEFAULT_URL};
+use crate::state::{Changes, ClusterState, Kind, Object};
+use metrics::Metrics;
+use watch::Health;
+use write::Writer;
 
 /// The field manager of every server-side apply the service makes.
 pub const FIELD_MANAGER: &str = "meshward-control";
@@ -55,25 +58,34 @@ pub struct ServeConfig {
     pub settings: Settings,
     /// The mesh's trust domain.
     pub trust_domain: String,
-    /// How long to wait after a change for more changes before deriving.
+    /// How long to collect changes after the first one before a round.
     pub debounce: Duration,
-    /// Reconcile at least this often, to repair drift.
+    /// Derive everything at least this often, to repair drift.
     pub resync: Duration,
-    /// Backoff after a failed round: doubles from `min` to `max`.
+    /// Writes made at once.
+    pub write_concurrency: usize,
+    /// After a failed write, wait this long before planning its namespace
+    /// again: doubles from `min` with each consecutive failure, up to `max`.
     pub backoff: (Duration, Duration),
 }
+
+/// The default of [`ServeConfig::debounce`].
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
+/// The default of [`ServeConfig::write_concurrency`].
+pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             settings: Settings {
-                url: crate::derive::DEFAULT_URL.into(),
+                url: DEFAULT_URL.into(),
                 sha256: None,
-                budget_bytes: crate::derive::DEFAULT_BUDGET_BYTES,
+                budget_bytes: DEFAULT_BUDGET_BYTES,
             },
-            trust_domain: "cluster.local".into(),
-            debounce: Duration::from_millis(500),
+            trust_domain: DEFAULT_TRUST_DOMAIN.into(),
+            debounce: DEFAULT_DEBOUNCE,
             resync: Duration::from_secs(300),
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
             backoff: (Duration::from_millis(250), Duration::from_secs(30)),
         }
     }
@@ -85,62 +97,141 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
-    /// A watcher or the reconciler stopped (they run until shutdown).
+    /// A watcher, the reconciler or a writer stopped (they run until shutdown).
     #[error("a background task stopped: {0}")]
     TaskEnded(String),
 }
 
-/// Why a reconcile round did not finish.
-#[derive(Debug, Error)]
-enum RoundError {
-    #[error("derivation failed: {0}")]
-    Derive(String),
-    #[error("{failed} of {total} writes failed; first: {first}")]
-    Writes {
-        failed: usize,
-        total: usize,
-        first: kube::Error,
-    },
+/// Changes waiting for the next round.
+#[derive(Debug, Default)]
+struct Pending {
+    changes: Changes,
+    /// Plan every namespace (after a re-list: postponed deletes are due).
+    plan_all: bool,
 }
 
-/// The last derivation, served by the API.
-#[derive(Debug)]
-pub struct Derived {
-    /// The snapshot it was derived from.
-    pub snapshot: Snapshot,
-    /// The desired objects.
-    pub desired: Desired,
-}
-
-/// State shared by the reconciler and the HTTP handlers.
+/// State shared by the watchers, the reconciler, the writers and the HTTP
+/// handlers.
 pub struct Shared {
     /// The Kubernetes client (the service's own credentials).
     pub client: Client,
-    /// The reflectors.
-    pub cluster: Cluster,
     /// Settings.
     pub config: ServeConfig,
     /// Counters.
     pub metrics: Metrics,
-    /// The last derivation; `None` before the first full sync.
-    pub latest: RwLock<Option<Arc<Derived>>>,
-    /// Notified by the watchers on every change.
-    pub changed: Arc<Notify>,
+    /// The cluster, as the watchers see it.
+    state: RwLock<ClusterState>,
+    /// Per-kind health of the watchers.
+    pub health: Health,
+    /// The last derivation of every namespace.
+    derived: RwLock<Derivations>,
+    /// Set once the first full derivation is done.
+    derived_once: AtomicBool,
+    pending: Mutex<Pending>,
+    /// Notified when changes are pending.
+    changed: Notify,
+    writer: Writer,
     /// Simulations allowed to run at once (each compiles a namespace's configuration).
     pub simulations: Arc<tokio::sync::Semaphore>,
 }
 
+impl Shared {
+    fn new(client: Client, config: ServeConfig) -> Self {
+        let state = ClusterState::new(config.trust_domain.clone());
+        Self {
+            client,
+            config,
+            metrics: Metrics::default(),
+            state: RwLock::new(state),
+            health: Health::new(),
+            derived: RwLock::new(Derivations::default()),
+            derived_once: AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
+            changed: Notify::new(),
+            writer: Writer::default(),
+            simulations: Arc::new(tokio::sync::Semaphore::new(2)),
+        }
+    }
+
+    /// Runs `f` on the state, for reading.
+    pub fn read_state<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        let guard = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&guard)
+    }
+
+    /// Runs `f` on the state, for changing it.
+    fn with_state<T>(&self, f: impl FnOnce(&mut ClusterState) -> T) -> T {
+        let mut guard = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = f(&mut guard);
+        self.metrics.objects(guard.counts());
+        out
+    }
+
+    /// The last derivation of namespace `ns`; `None` before the first full
+    /// derivation (and for a namespace with nothing derived).
+    pub fn derived(&self, ns: &str) -> Option<Arc<crate::derive::NamespaceDesired>> {
+        let guard = self.derived.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.get(ns).cloned()
+    }
+
+    /// Whether the first full derivation is done.
+    pub fn ready(&self) -> bool {
+        self.health.synced() && self.derived_once.load(Ordering::Acquire)
+    }
+
+    /// Records changes for the next round.
+    fn note(&self, changes: Changes, plan_all: bool) {
+        if changes.is_empty() && !plan_all {
+            return;
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            p.changes.merge(changes);
+            p.plan_all |= plan_all;
+        }
+        self.changed.notify_one();
+    }
+
+    /// Plans namespace `ns` again at the next round (a write there failed).
+    fn replan(&self, ns: String) {
+        let mut changes = Changes::default();
+        changes.plan.insert(ns);
+        self.note(changes, false);
+    }
+
+    /// Takes the pending changes.
+    fn take_pending(&self) -> Pending {
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+
+    /// Stores what a write returned, as a watch event would.
+    fn observe(&self, object: Option<Object>) {
+        if let Some(object) = object {
+            let changes = self.with_state(|s| s.apply(object));
+            self.note(changes, false);
+        }
+    }
+
+    /// Forgets a WasmPlugin the writer deleted.
+    fn forget(&self, ns: &str, name: &str) {
+        let changes = self.with_state(|s| s.delete(Kind::WasmPlugin, ns, name));
+        self.note(changes, false);
+    }
+}
+
 /// The service's Kubernetes client. kube's own retry of 429/503/504 (up to
 /// 15 times, backing off to minutes) is turned off: the service retries at
-/// its level (the reconciler's backoff, the watchers' re-list), and an API
-/// call made for an HTTP caller fails at once instead of hanging.
+/// its level (the writer's backoff, the watchers' re-list), and an API call
+/// made for an HTTP caller fails at once instead of hanging.
 pub fn client(mut config: kube::Config) -> Result<Client, kube::Error> {
     config.default_retry = false;
     Client::try_from(config)
 }
 
 /// Runs the service until `shutdown` completes: watchers, the reconciler,
-/// and the HTTP API on `listener`.
+/// the writers, and the HTTP API on `listener`.
 pub async fn run(
     client: Client,
     config: ServeConfig,
@@ -148,22 +239,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let mut tasks = JoinSet::new();
-    let changed = Arc::new(Notify::new());
-    let cluster = Cluster::start(&client, &mut tasks, &changed);
-    let shared = Arc::new(Shared {
-        client,
-        cluster,
-        config,
-        metrics: Metrics::default(),
-        latest: RwLock::new(None),
-        changed,
-        simulations: Arc::new(tokio::sync::Semaphore::new(2)),
-    });
-    tasks.spawn(reconcile_loop(shared.clone()));
+    let workers = config.write_concurrency;
+    let shared = Arc::new(Shared::new(client.clone(), config));
+    watch::start(&client, &shared, &mut tasks);
+    write::start(&shared, workers, &mut tasks);
+    tasks.spawn(reconcile::reconcile_loop(shared.clone()));
     tracing::info!(addr = %listener.local_addr()?, "serving the API, /metrics, /healthz, /readyz");
     let server = axum::serve(listener, api::router(shared)).with_graceful_shutdown(shutdown);
-    // The watchers and the reconciler run forever; if one ends (a panic), the
-    // service must not go on answering 200 with a frozen view: it exits, and
+    // The background tasks run forever; if one ends (a panic), the service
+    // must not go on answering 200 with a frozen view: it exits, and
     // Kubernetes restarts it.
     let result = tokio::select! {
         served = server => served.map_err(ServeError::Http),
@@ -172,153 +256,10 @@ pub async fn run(
                 Some(Err(e)) => e.to_string(),
                 _ => "ended".to_string(),
             };
-            tracing::error!(reason, "a watcher or the reconciler stopped; exiting");
+            tracing::error!(reason, "a background task stopped; exiting");
             Err(ServeError::TaskEnded(reason))
         }
     };
     tasks.shutdown().await;
     result
-}
-
-async fn reconcile_loop(shared: Arc<Shared>) {
-    let (min, max) = shared.config.backoff;
-    let mut backoff = min;
-    loop {
-        tokio::select! {
-            () = shared.changed.notified() => {}
-            () = tokio::time::sleep(shared.config.resync) => {}
-        }
-        // Debounce: let a burst of events settle, then take one round for all of it.
-        tokio::time::sleep(shared.config.debounce).await;
-        let _ = shared.changed.notified().now_or_never();
-        shared.metrics.set_ready(shared.cluster.synced());
-        if !shared.cluster.complete() {
-            // Nothing is written on a partial view; the watchers notify again
-            // once they have listed and recovered.
-            tracing::info!(waiting_for = ?shared.cluster.incomplete(), "view incomplete; not writing");
-            shared.metrics.round(Round::Skipped);
-            continue;
-        }
-        match reconcile(&shared).await {
-            Ok(()) => {
-                shared.metrics.round(Round::Ok);
-                backoff = min;
-            }
-            Err(e) => {
-                shared.metrics.round(Round::Error);
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "reconcile failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(max);
-                shared.changed.notify_one();
-            }
-        }
-    }
-}
-
-/// One round: snapshot, derive, plan, write.
-async fn reconcile(shared: &Shared) -> Result<(), RoundError> {
-    // Snapshot and derivation are CPU work over the whole cluster: off the
-    // runtime threads that serve the watchers and the API.
-    let cluster = shared.cluster.clone();
-    let (trust_domain, settings) = (shared.config.trust_domain.clone(), shared.config.settings.clone());
-    let (snapshot, desired, took) = tokio::task::spawn_blocking(move || {
-        let snapshot = cluster.snapshot(&trust_domain);
-        let started = Instant::now();
-        let desired = derive(&snapshot, &settings, Timestamp::now());
-        (snapshot, desired, started.elapsed())
-    })
-    .await
-    .map_err(|e| RoundError::Derive(e.to_string()))?;
-    shared.metrics.derived(took, desired.wasm_plugins.len());
-    let observed = shared.cluster.observed();
-    let plan = plan(&desired, &observed, shared.cluster.complete());
-    if let Ok(mut latest) = shared.latest.write() {
-        *latest = Some(Arc::new(Derived { snapshot, desired }));
-    }
-    tracing::debug!(
-        apply = plan.apply.len(),
-        delete = plan.delete.len(),
-        statuses = plan.statuses.len(),
-        unchanged = plan.unchanged_plugins + plan.unchanged_statuses,
-        "planned"
-    );
-    write(shared, plan).await
-}
-
-/// Carries out a plan; every write is attempted, failures are counted and
-/// the first is reported (the round is retried).
-async fn write(shared: &Shared, plan: Plan) -> Result<(), RoundError> {
-    let client = &shared.client;
-    let m = &shared.metrics;
-    let ar = wasm_plugin_resource();
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
-    let total = plan.apply.len() + plan.delete.len() + plan.statuses.len();
-    let mut errors = Vec::new();
-    m.writes_n("WasmPlugin", Outcome::Unchanged, plan.unchanged_plugins);
-    m.writes_n("AllowlistStatus", Outcome::Unchanged, plan.unchanged_statuses);
-    for p in &plan.apply {
-        let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) else {
-            continue;
-        };
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        match api.patch(name, &apply, &Patch::Apply(p)).await {
-            Ok(_) => {
-                tracing::info!(namespace = ns, name, "WasmPlugin applied");
-                m.write("WasmPlugin", Outcome::Applied);
-            }
-            Err(e) => {
-                tracing::warn!(namespace = ns, name, error = %e, "WasmPlugin apply failed");
-                m.write("WasmPlugin", Outcome::Error);
-                errors.push(e);
-            }
-        }
-    }
-    for d in &plan.delete {
-        let (ns, name) = (&d.namespace, &d.name);
-        // Checked again right before acting: a watch may have failed meanwhile.
-        if !shared.cluster.complete() {
-            tracing::info!(namespace = %ns, name = %name, "view became incomplete; delete postponed");
-            continue;
-        }
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        // Only the object observed: if it changed since, the round is retried.
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: d.uid.clone(),
-                resource_version: d.resource_version.clone(),
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(name, &params).await {
-            Ok(_) => {
-                tracing::info!(namespace = %ns, name = %name, "WasmPlugin deleted (no longer derived)");
-                m.write("WasmPlugin", Outcome::Deleted);
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => m.write("WasmPlugin", Outcome::Deleted),
-            Err(e) => {
-                tracing::warn!(namespace = %ns, name = %name, error = %e, "WasmPlugin delete failed");
-                m.write("WasmPlugin", Outcome::Error);
-                errors.push(e);
-            }
-        }
-    }
-    for s in &plan.statuses {
-        let api: Api<Allowlist> = Api::namespaced(client.clone(), &s.namespace);
-        let body = json!({"apiVersion": "meshward.io/v1alpha1", "kind": "Allowlist", "status": s.status});
-        match api.patch_status(&s.name, &apply, &Patch::Apply(&body)).await {
-            Ok(_) => m.write("AllowlistStatus", Outcome::Applied),
-            // Deleted since the snapshot: nothing to report on.
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => {
-                tracing::warn!(namespace = %s.namespace, name = %s.name, error = %e, "status write failed");
-                m.write("AllowlistStatus", Outcome::Error);
-                errors.push(e);
-            }
-        }
-    }
-    let failed = errors.len();
-    match errors.into_iter().next() {
-        None => Ok(()),
-        Some(first) => Err(RoundError::Writes { failed, total, first }),
-    }
 }

@@ -1,63 +1,37 @@
-//! What to write: the desired objects compared with what the cluster holds.
-//! Pure, so the rules that protect a running mesh (never rewrite an unchanged
-//! WasmPlugin, never delete on an incomplete view) are tested without a
-//! cluster.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! What to write in one namespace: its desired objects compared with what the
+//! cluster holds. Pure, so the rules that protect a running mesh (never
+//! rewrite an unchanged WasmPlugin or status, never delete on an incomplete
+//! view) are tested without a cluster. The writer checks each write once more
+//! against the state right before making it ([`plugin_is_current`],
+//! [`status_is_current`]), so a write planned twice is made once.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use serde_json::Value;
 
 use crate::crd::AllowlistStatus;
-use crate::derive::{Desired, StatusUpdate, WasmPlugin};
+use crate::derive::{NamespaceDesired, StatusUpdate, WasmPlugin};
+use crate::state::{managed_fields, NamespaceState, OwnedPlugin};
 
-/// A WasmPlugin meshward owns (labelled [`MANAGED_BY`](crate::derive::MANAGED_BY)), as the cluster holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnedPlugin {
+/// An owned WasmPlugin to delete, if it is still the object observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delete {
     /// Namespace.
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
-    /// Its `spec`, as JSON.
-    pub spec: Value,
-    /// Its uid (a delete is conditional on it).
+    /// Its uid when observed.
     pub uid: Option<String>,
-    /// Its resource version (a delete is conditional on it).
+    /// Its resource version when observed.
     pub resource_version: Option<String>,
 }
 
-/// The `spec` fields meshward sets. Only these are compared: a field another
-/// field manager added (server-side apply keeps it) is not a difference.
-const MANAGED_SPEC_FIELDS: [&str; 8] = [
-    "url",
-    "sha256",
-    "pluginName",
-    "phase",
-    "match",
-    "failStrategy",
-    "selector",
-    "pluginConfig",
-];
-
-/// The part of the cluster the writer compares with.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observed {
-    /// WasmPlugins meshward owns.
-    pub plugins: Vec<OwnedPlugin>,
-    /// The current status of every Allowlist, by (namespace, name).
-    pub statuses: BTreeMap<(String, String), Option<AllowlistStatus>>,
-}
-
-/// The writes of one reconcile round.
+/// The writes of one namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     /// WasmPlugins to apply (new or changed).
     pub apply: Vec<WasmPlugin>,
     /// Owned WasmPlugins to delete: their namespace is no longer enabled or
-    /// no longer needs them. Deleted only if still the object observed.
-    pub delete: Vec<OwnedPlugin>,
+    /// no longer needs them.
+    pub delete: Vec<Delete>,
     /// Allowlist statuses to write (changed ones only).
     pub statuses: Vec<StatusUpdate>,
     /// WasmPlugins that already hold the desired content.
@@ -66,53 +40,56 @@ pub struct Plan {
     pub unchanged_statuses: usize,
 }
 
-/// Compares `desired` with `observed`. Deletes are planned only when
-/// `complete` (every watched kind fully synced and healthy): an object missing
-/// from an incomplete view may well exist.
-pub fn plan(desired: &Desired, observed: &Observed, complete: bool) -> Plan {
+/// Compares a namespace's `desired` objects with the `observed` ones. Deletes
+/// are planned only when `complete` (every watched kind fully synced and
+/// healthy): an object missing from an incomplete view may well exist.
+pub fn plan(ns: &str, desired: Option<&NamespaceDesired>, observed: Option<&NamespaceState>, complete: bool) -> Plan {
     let mut out = Plan::default();
-    let owned: BTreeMap<(&str, &str), &OwnedPlugin> = observed
-        .plugins
-        .iter()
-        .map(|p| ((p.namespace.as_str(), p.name.as_str()), p))
-        .collect();
-    let mut wanted = BTreeSet::new();
-    for p in &desired.wasm_plugins {
-        let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) else {
+    let plugins = desired.map_or(&[][..], |d| d.wasm_plugins.as_slice());
+    for p in plugins {
+        let Some(name) = p.metadata.name.as_deref() else {
             continue;
         };
-        wanted.insert((ns, name));
-        match owned.get(&(ns, name)) {
-            Some(current) if same_plugin(p, current) => out.unchanged_plugins += 1,
-            _ => out.apply.push(p.clone()),
+        if plugin_is_current(p, observed.and_then(|o| o.plugin(name))) {
+            out.unchanged_plugins += 1;
+        } else {
+            out.apply.push(p.clone());
         }
     }
     if complete {
-        out.delete = owned
-            .iter()
-            .filter(|(k, _)| !wanted.contains(*k))
-            .map(|(_, p)| (*p).clone())
-            .collect();
+        let wanted = |name: &str| plugins.iter().any(|p| p.metadata.name.as_deref() == Some(name));
+        for (name, owned) in observed.into_iter().flat_map(NamespaceState::plugins) {
+            if !wanted(name) {
+                out.delete.push(Delete {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    uid: owned.uid.clone(),
+                    resource_version: owned.resource_version.clone(),
+                });
+            }
+        }
     }
-    for s in &desired.statuses {
-        let current = observed.statuses.get(&(s.namespace.clone(), s.name.clone()));
-        let Some(current) = current else {
+    for s in desired.map_or(&[][..], |d| d.statuses.as_slice()) {
+        let Some(current) = observed.and_then(|o| o.allowlist(&s.name)) else {
             // The Allowlist is gone from the view; nothing to write to.
             continue;
         };
-        match current {
-            Some(current) if same_status(&s.status, current) => out.unchanged_statuses += 1,
-            _ => out.statuses.push(StatusUpdate {
-                status: keep_transition_times(&s.status, current.as_ref()),
-                ..s.clone()
-            }),
+        if status_is_current(&s.status, current.status.as_ref()) {
+            out.unchanged_statuses += 1;
+        } else {
+            out.statuses.push(s.clone());
         }
     }
     out
 }
 
 /// Whether the cluster's object already carries the desired spec and labels.
-fn same_plugin(desired: &WasmPlugin, current: &OwnedPlugin) -> bool {
+/// Fields other managers added (server-side apply keeps them) are not
+/// compared.
+pub fn plugin_is_current(desired: &WasmPlugin, current: Option<&OwnedPlugin>) -> bool {
+    let Some(current) = current else {
+        return false;
+    };
     let labels_ok = desired
         .metadata
         .labels
@@ -122,11 +99,15 @@ fn same_plugin(desired: &WasmPlugin, current: &OwnedPlugin) -> bool {
     let Ok(spec) = serde_json::to_value(&desired.spec) else {
         return false;
     };
-    labels_ok && MANAGED_SPEC_FIELDS.iter().all(|f| spec.get(f) == current.spec.get(f))
+    labels_ok && *managed_fields(&spec) == *current.managed
 }
 
-/// Statuses equal but for condition timestamps.
-fn same_status(desired: &AllowlistStatus, current: &AllowlistStatus) -> bool {
+/// Whether the observed status says what `desired` says, but for condition
+/// timestamps.
+pub fn status_is_current(desired: &AllowlistStatus, current: Option<&AllowlistStatus>) -> bool {
+    let Some(current) = current else {
+        return false;
+    };
     let strip = |c: &[Condition]| -> Vec<(String, String, String, String, Option<i64>)> {
         c.iter()
             .map(|c| {
@@ -142,7 +123,7 @@ fn same_status(desired: &AllowlistStatus, current: &AllowlistStatus) -> bool {
 
 /// A condition whose status did not change keeps its `lastTransitionTime`
 /// (the Kubernetes convention: the time the status last flipped).
-fn keep_transition_times(desired: &AllowlistStatus, current: Option<&AllowlistStatus>) -> AllowlistStatus {
+pub fn keep_transition_times(desired: &AllowlistStatus, current: Option<&AllowlistStatus>) -> AllowlistStatus {
     let mut out = desired.clone();
     for c in &mut out.conditions {
         let before = current
@@ -158,43 +139,62 @@ fn keep_transition_times(desired: &AllowlistStatus, current: Option<&AllowlistSt
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::derive::{TrafficSelector, WasmPluginSpec, MANAGED_BY};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
     use meshward_filter::config::PluginConfig;
 
-    fn plugin(ns: &str, name: &str) -> WasmPlugin {
-        WasmPlugin {
-            api_version: "extensions.istio.io/v1alpha1",
-            kind: "WasmPlugin",
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(ns.into()),
-                labels: Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())])),
-                ..ObjectMeta::default()
-            },
-            spec: WasmPluginSpec {
-                url: "oci://x".into(),
-                sha256: None,
-                plugin_name: "meshward",
-                phase: "AUTHZ",
-                match_: vec![TrafficSelector { mode: "SERVER" }],
-                fail_strategy: "FAIL_CLOSE",
-                selector: None,
-                plugin_config: PluginConfig::default(),
-            },
+    use super::*;
+    use crate::derive::Settings;
+    use crate::state::{Body, ClusterState, Object, StoredAllowlist};
+
+    fn settings() -> Settings {
+        Settings {
+            url: "oci://x".into(),
+            sha256: None,
+            budget_bytes: 1 << 20,
         }
+    }
+
+    fn plugin(ns: &str, index: usize) -> WasmPlugin {
+        WasmPlugin::new(ns, index, &settings(), None, PluginConfig::default())
     }
 
     fn owned(p: &WasmPlugin) -> OwnedPlugin {
         OwnedPlugin {
-            namespace: p.metadata.namespace.clone().unwrap_or_default(),
-            name: p.metadata.name.clone().unwrap_or_default(),
             labels: p.metadata.labels.clone().unwrap_or_default(),
-            spec: serde_json::to_value(&p.spec).unwrap(),
+            managed: managed_fields(&serde_json::to_value(&p.spec).unwrap()),
             uid: Some("u1".into()),
             resource_version: Some("7".into()),
+        }
+    }
+
+    fn observed(plugins: &[(&str, OwnedPlugin)], statuses: &[(&str, Option<AllowlistStatus>)]) -> ClusterState {
+        let mut s = ClusterState::new("cluster.local");
+        for (name, p) in plugins {
+            s.apply(Object {
+                namespace: "a".into(),
+                name: (*name).into(),
+                body: Body::WasmPlugin(p.clone()),
+            });
+        }
+        for (name, status) in statuses {
+            s.apply(Object {
+                namespace: "a".into(),
+                name: (*name).into(),
+                body: Body::Allowlist(StoredAllowlist {
+                    status: status.clone(),
+                    ..StoredAllowlist::default()
+                }),
+            });
+        }
+        s
+    }
+
+    fn desired(plugins: Vec<WasmPlugin>, statuses: Vec<StatusUpdate>) -> NamespaceDesired {
+        NamespaceDesired {
+            wasm_plugins: plugins,
+            statuses,
+            reads_plugins: false,
         }
     }
 
@@ -215,151 +215,124 @@ mod tests {
 
     #[test]
     fn unchanged_plugins_are_not_rewritten() {
-        let p = plugin("a", "meshward");
-        let desired = Desired {
-            wasm_plugins: vec![p.clone()],
-            statuses: vec![],
-        };
-        let observed = Observed {
-            plugins: vec![owned(&p)],
-            ..Observed::default()
-        };
-        let plan = plan(&desired, &observed, true);
+        let p = plugin("a", 0);
+        let state = observed(&[("meshward", owned(&p))], &[]);
+        let plan = plan("a", Some(&desired(vec![p], vec![])), state.namespace("a"), true);
         assert!(plan.apply.is_empty() && plan.delete.is_empty(), "{plan:?}");
         assert_eq!(plan.unchanged_plugins, 1);
     }
 
     #[test]
     fn a_changed_spec_or_a_lost_label_is_reapplied() {
-        let p = plugin("a", "meshward");
-        let mut changed = owned(&p);
-        changed.spec["url"] = "oci://y".into();
-        let desired = Desired {
-            wasm_plugins: vec![p.clone()],
-            statuses: vec![],
-        };
-        let plan1 = plan(
-            &desired,
-            &Observed {
-                plugins: vec![changed],
-                ..Observed::default()
-            },
-            true,
-        );
-        assert_eq!(plan1.apply.len(), 1);
+        let p = plugin("a", 0);
+        let mut changed = owned(&plugin("a", 0));
+        let mut spec: serde_json::Value = serde_json::from_str(&changed.managed).unwrap();
+        spec["url"] = "oci://y".into();
+        changed.managed = spec.to_string().into();
+        let d = desired(vec![p.clone()], vec![]);
+        let state = observed(&[("meshward", changed)], &[]);
+        assert_eq!(plan("a", Some(&d), state.namespace("a"), true).apply.len(), 1);
         let mut unlabelled = owned(&p);
         unlabelled.labels.clear();
-        let plan2 = plan(
-            &desired,
-            &Observed {
-                plugins: vec![unlabelled],
-                ..Observed::default()
-            },
-            true,
+        let state = observed(&[("meshward", unlabelled)], &[]);
+        assert_eq!(plan("a", Some(&d), state.namespace("a"), true).apply.len(), 1);
+        let state = observed(&[], &[]);
+        assert_eq!(
+            plan("a", Some(&d), state.namespace("a"), true).apply.len(),
+            1,
+            "missing"
         );
-        assert_eq!(plan2.apply.len(), 1);
     }
 
     #[test]
     fn fields_other_managers_added_are_not_a_difference_but_a_field_we_dropped_is() {
-        let p = plugin("a", "meshward");
-        let desired = Desired {
-            wasm_plugins: vec![p.clone()],
-            statuses: vec![],
+        let p = plugin("a", 0);
+        let d = desired(vec![p.clone()], vec![]);
+        let mut spec = serde_json::to_value(&p.spec).unwrap();
+        spec["imagePullPolicy"] = "Always".into();
+        let foreign = OwnedPlugin {
+            managed: managed_fields(&spec),
+            ..owned(&p)
         };
-        let mut foreign = owned(&p);
-        foreign.spec["imagePullPolicy"] = "Always".into();
-        let plan1 = plan(
-            &desired,
-            &Observed {
-                plugins: vec![foreign],
-                ..Observed::default()
-            },
-            true,
+        let state = observed(&[("meshward", foreign)], &[]);
+        assert!(plan("a", Some(&d), state.namespace("a"), true).apply.is_empty());
+        let mut spec = serde_json::to_value(&p.spec).unwrap();
+        spec["selector"] = serde_json::json!({"matchLabels": {"app": "x"}});
+        let stale = OwnedPlugin {
+            managed: managed_fields(&spec),
+            ..owned(&p)
+        };
+        let state = observed(&[("meshward", stale)], &[]);
+        assert_eq!(
+            plan("a", Some(&d), state.namespace("a"), true).apply.len(),
+            1,
+            "a selector meshward no longer sets is removed"
         );
-        assert!(plan1.apply.is_empty(), "{plan1:?}");
-        let mut stale = owned(&p);
-        stale.spec["selector"] = serde_json::json!({"matchLabels": {"app": "x"}});
-        let plan2 = plan(
-            &desired,
-            &Observed {
-                plugins: vec![stale],
-                ..Observed::default()
-            },
-            true,
-        );
-        assert_eq!(plan2.apply.len(), 1, "a selector meshward no longer sets is removed");
     }
 
     #[test]
     fn owned_plugins_no_longer_wanted_are_deleted_only_on_a_complete_view() {
-        let stale = owned(&plugin("disabled", "meshward"));
-        let observed = Observed {
-            plugins: vec![stale],
-            ..Observed::default()
-        };
-        let desired = Desired::default();
-        let deletes = plan(&desired, &observed, true).delete;
+        let state = observed(&[("meshward", owned(&plugin("a", 0)))], &[]);
+        let deletes = plan("a", None, state.namespace("a"), true).delete;
         assert_eq!(deletes.len(), 1);
         assert_eq!(
             (deletes[0].namespace.as_str(), deletes[0].name.as_str()),
-            ("disabled", "meshward")
+            ("a", "meshward")
         );
         assert_eq!(
             deletes[0].uid.as_deref(),
             Some("u1"),
             "the delete is conditional on the observed object"
         );
-        assert!(plan(&desired, &observed, false).delete.is_empty());
+        assert!(plan("a", None, state.namespace("a"), false).delete.is_empty());
+        let one = desired(vec![plugin("a", 0)], vec![]);
+        let state = observed(
+            &[
+                ("meshward", owned(&plugin("a", 0))),
+                ("meshward-1", owned(&plugin("a", 1))),
+            ],
+            &[],
+        );
+        let p = plan("a", Some(&one), state.namespace("a"), true);
+        assert_eq!(p.delete.len(), 1, "{p:?}");
+        assert_eq!(p.delete[0].name, "meshward-1");
     }
 
     #[test]
     fn statuses_differing_only_in_time_are_not_rewritten_and_flips_get_a_new_time() {
-        let key = ("ns".to_string(), "a".to_string());
-        let desired = Desired {
-            wasm_plugins: vec![],
-            statuses: vec![StatusUpdate {
-                namespace: "ns".into(),
-                name: "a".into(),
+        let d = desired(
+            vec![],
+            vec![StatusUpdate {
+                namespace: "a".into(),
+                name: "x".into(),
                 status: status("True", 2_000),
             }],
-        };
-        let same = Observed {
-            statuses: BTreeMap::from([(key.clone(), Some(status("True", 1_000)))]),
-            ..Observed::default()
-        };
-        let p = plan(&desired, &same, true);
+        );
+        let same = observed(&[], &[("x", Some(status("True", 1_000)))]);
+        let p = plan("a", Some(&d), same.namespace("a"), true);
         assert!(p.statuses.is_empty());
         assert_eq!(p.unchanged_statuses, 1);
 
-        let flipped = Observed {
-            statuses: BTreeMap::from([(key.clone(), Some(status("False", 1_000)))]),
-            ..Observed::default()
-        };
-        let p = plan(&desired, &flipped, true);
-        assert_eq!(p.statuses.len(), 1);
-        assert_eq!(
-            p.statuses[0].status.conditions[0].last_transition_time.0.as_second(),
-            2_000
-        );
+        let flipped = status("False", 1_000);
+        assert!(!status_is_current(&status("True", 2_000), Some(&flipped)));
+        let written = keep_transition_times(&status("True", 2_000), Some(&flipped));
+        assert_eq!(written.conditions[0].last_transition_time.0.as_second(), 2_000);
 
         let mut regen = status("True", 1_000);
         regen.observed_generation = Some(1);
-        let older = Observed {
-            statuses: BTreeMap::from([(key.clone(), Some(regen))]),
-            ..Observed::default()
-        };
-        let p = plan(&desired, &older, true);
+        let older = observed(&[], &[("x", Some(regen.clone()))]);
+        let p = plan("a", Some(&d), older.namespace("a"), true);
         assert_eq!(p.statuses.len(), 1, "a new generation is written");
+        let written = keep_transition_times(&p.statuses[0].status, Some(&regen));
         assert_eq!(
-            p.statuses[0].status.conditions[0].last_transition_time.0.as_second(),
+            written.conditions[0].last_transition_time.0.as_second(),
             1_000,
             "Ready stayed True: the transition time is kept"
         );
 
-        let gone = Observed::default();
+        let gone = observed(&[], &[]);
         assert!(
-            plan(&desired, &gone, true).statuses.is_empty(),
+            plan("a", Some(&d), gone.namespace("a"), true).statuses.is_empty(),
             "no status for an Allowlist not in view"
         );
     }

@@ -6,7 +6,8 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use meshward_control::crd::Allowlist;
-use meshward_control::derive::{Settings, Snapshot};
+use meshward_control::derive::Settings;
+use meshward_control::state::Snapshot;
 use serde_json::{json, Value};
 
 pub fn mk_ns(name: &str, enforcement: Option<&str>) -> Namespace {

@@ -1,0 +1,307 @@
+//! An Allowlist translated into a policy of the filter's plugin
+//! configuration.
+//!
+//! Two steps, as the linkerd policy-controller converts its resources:
+//! first each `from` entry is checked on its own ([`CallerRef`], a
+//! `TryFrom` conversion that needs nothing of the cluster), then the
+//! references are resolved against the cluster (workload selectors to the
+//! principals of their pods' service accounts, Service ports to container
+//! ports). Last, the filter's own engine judges the policy: what it accepts
+//! here, the sidecars accept.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use meshward_filter::config::{self, PluginConfig, Policy};
+use meshward_filter::{ConfigError, Engine, Mode};
+
+use super::workloads::{selected, service_port};
+use crate::crd::{AllowlistMode, AllowlistOperation, AllowlistSource, AllowlistSpec, Resolved, WorkloadSelector};
+use crate::state::{ClusterState, StoredAllowlist};
+
+/// Why an Allowlist could not be derived as written: the `reason` of its
+/// `Ready=False` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InvalidReason {
+    /// The spec does not fit the Allowlist types (a value the CRD schema let through).
+    InvalidSpec,
+    /// A `from` entry names callers more than one way, or a source pattern is invalid.
+    InvalidSource,
+    /// A `serviceAccounts` entry is not `namespace/name`.
+    InvalidServiceAccount,
+    /// A `servicePorts` entry names a Service or port that does not exist.
+    UnresolvedServicePort,
+    /// A path pattern is invalid.
+    InvalidPath,
+    /// A host pattern is invalid.
+    InvalidHost,
+    /// A method is invalid.
+    InvalidMethod,
+    /// A header condition is invalid.
+    InvalidHeader,
+    /// A rule name is invalid or repeated.
+    InvalidName,
+    /// A port is invalid.
+    InvalidPort,
+    /// Anything else the engine refuses (an empty entry, a size limit).
+    Invalid,
+}
+
+impl InvalidReason {
+    /// The reason as written in the status condition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidSpec => "InvalidSpec",
+            Self::InvalidSource => "InvalidSource",
+            Self::InvalidServiceAccount => "InvalidServiceAccount",
+            Self::UnresolvedServicePort => "UnresolvedServicePort",
+            Self::InvalidPath => "InvalidPath",
+            Self::InvalidHost => "InvalidHost",
+            Self::InvalidMethod => "InvalidMethod",
+            Self::InvalidHeader => "InvalidHeader",
+            Self::InvalidName => "InvalidName",
+            Self::InvalidPort => "InvalidPort",
+            Self::Invalid => "Invalid",
+        }
+    }
+
+    /// The reason for an error of the engine, from the field it names.
+    fn of(e: &ConfigError) -> Self {
+        let field = e.field();
+        let last = field.rsplit('.').next().unwrap_or_default();
+        match last.split('[').next().unwrap_or_default() {
+            "paths" | "notPaths" => Self::InvalidPath,
+            "hosts" | "notHosts" => Self::InvalidHost,
+            "methods" => Self::InvalidMethod,
+            "principals" | "notPrincipals" | "namespaces" | "notNamespaces" => Self::InvalidSource,
+            "header" | "values" | "notValues" => Self::InvalidHeader,
+            "name" => Self::InvalidName,
+            "ports" => Self::InvalidPort,
+            _ => Self::Invalid,
+        }
+    }
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an Allowlist could not be derived as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The condition's reason.
+    pub reason: InvalidReason,
+    /// The offending field and what is wrong with it, relative to the spec
+    /// (`rules[0].to[0].paths[1]: ...`), plus what stands in.
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(reason: InvalidReason, message: String) -> Self {
+        Self { reason, message }
+    }
+
+    /// An error of the engine on a one-policy configuration, with the field
+    /// path made relative to the Allowlist's spec.
+    fn from_engine(e: &ConfigError) -> Self {
+        let field = e.field();
+        let field = field.strip_prefix("policies[0].").unwrap_or(field);
+        Self::new(InvalidReason::of(e), format!("{field}: {}", e.detail()))
+    }
+}
+
+/// How a `from` entry names its callers, checked on its own.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CallerRef<'a> {
+    /// Workloads selected by labels.
+    Workloads(&'a WorkloadSelector),
+    /// Service accounts as `namespace/name`.
+    ServiceAccounts(&'a [String]),
+    /// Principals, passed through.
+    Principals(&'a [String]),
+    /// Not named: only the other fields (namespaces, negations) narrow.
+    Unnamed,
+}
+
+impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
+    type Error = &'static str;
+
+    fn try_from(src: &'a AllowlistSource) -> Result<Self, Self::Error> {
+        match (&src.workloads, &src.service_accounts, &src.principals) {
+            (None, None, None) => Ok(Self::Unnamed),
+            (Some(w), None, None) => Ok(Self::Workloads(w)),
+            (None, Some(sas), None) => Ok(Self::ServiceAccounts(sas)),
+            (None, None, Some(p)) => Ok(Self::Principals(p)),
+            _ => Err("set only one of workloads, serviceAccounts, principals per entry"),
+        }
+    }
+}
+
+/// The mode of an Allowlist's policy: audit in an audit namespace, else its own.
+pub(super) fn policy_mode(spec: &AllowlistSpec, audit: bool) -> Option<Mode> {
+    if audit {
+        Some(Mode::Audit)
+    } else {
+        spec.mode.map(|m| match m {
+            AllowlistMode::Enforce => Mode::Enforce,
+            AllowlistMode::Audit => Mode::Audit,
+        })
+    }
+}
+
+/// Translates the Allowlists of one namespace.
+pub(super) struct Translator<'s> {
+    /// The Allowlists' namespace.
+    pub(super) ns: &'s str,
+    /// The namespace is labelled audit.
+    pub(super) audit: bool,
+    /// Workloads and Services, and the trust domain.
+    pub(super) state: &'s ClusterState,
+}
+
+impl Translator<'_> {
+    /// The policy standing for `a`, and what its references resolved to.
+    pub(super) fn policy(&self, a: &StoredAllowlist, name: &str) -> (Result<Policy, Invalid>, Resolved) {
+        let mut resolved = Resolved::default();
+        let result = self.translate(a, name, &mut resolved);
+        (result, resolved)
+    }
+
+    fn translate(&self, a: &StoredAllowlist, name: &str, resolved: &mut Resolved) -> Result<Policy, Invalid> {
+        let ns = self.ns;
+        if let Some(e) = &a.unreadable {
+            return Err(Invalid::new(InvalidReason::InvalidSpec, format!("spec: {e}")));
+        }
+        let mut principals_seen = BTreeSet::new();
+        let mut rules = Vec::with_capacity(a.spec.rules.len());
+        for (ri, rule) in a.spec.rules.iter().enumerate() {
+            let from = match &rule.from {
+                None => None,
+                Some(sources) => {
+                    let mut out = Vec::with_capacity(sources.len());
+                    for (si, src) in sources.iter().enumerate() {
+                        let source = self.source(src, &format!("rules[{ri}].from[{si}]"), resolved)?;
+                        principals_seen.extend(source.principals.iter().flatten().cloned());
+                        out.push(source);
+                    }
+                    Some(out)
+                }
+            };
+            let to = match &rule.to {
+                None => None,
+                Some(ops) => {
+                    let mut out = Vec::with_capacity(ops.len());
+                    for (oi, op) in ops.iter().enumerate() {
+                        out.push(self.operation(op, &format!("rules[{ri}].to[{oi}]"))?);
+                    }
+                    Some(out)
+                }
+            };
+            rules.push(config::Rule {
+                name: rule.name.clone(),
+                from,
+                to,
+                when: rule.when.as_ref().map(|w| {
+                    w.iter()
+                        .map(|c| config::Condition {
+                            header: c.header.clone(),
+                            values: c.values.clone(),
+                            not_values: c.not_values.clone(),
+                        })
+                        .collect()
+                }),
+            });
+        }
+        resolved.principals = principals_seen.len() as u32;
+        let policy = Policy {
+            name: format!("{ns}/{name}"),
+            selector: a.spec.selector.as_ref().map(|s| s.match_labels.clone()),
+            mode: policy_mode(&a.spec, self.audit),
+            rules,
+        };
+        // The filter's engine is the judge of validity: what it accepts here,
+        // the sidecars accept.
+        let single = PluginConfig {
+            policies: vec![policy.clone()],
+            ..PluginConfig::default()
+        };
+        match Engine::compile(&single) {
+            Ok(_) => Ok(policy),
+            Err(e) => Err(Invalid::from_engine(&e)),
+        }
+    }
+
+    fn source(&self, src: &AllowlistSource, field: &str, resolved: &mut Resolved) -> Result<config::Source, Invalid> {
+        let caller = CallerRef::try_from(src)
+            .map_err(|what| Invalid::new(InvalidReason::InvalidSource, format!("{field}: {what}")))?;
+        let principal = |ns: &str, sa: &str| format!("{}/ns/{ns}/sa/{sa}", self.state.trust_domain);
+        let principals = match caller {
+            CallerRef::Workloads(w) => {
+                let ns = w.namespace.as_deref().unwrap_or(self.ns);
+                let mut set = BTreeSet::new();
+                for (wl, count) in selected(self.state, ns, &w.selector.match_labels) {
+                    resolved.workloads = resolved.workloads.saturating_add(count);
+                    set.insert(principal(ns, &wl.service_account));
+                }
+                // A selector that matches nothing yields an empty list: nobody.
+                Some(set.into_iter().collect())
+            }
+            CallerRef::ServiceAccounts(sas) => {
+                let mut out = Vec::with_capacity(sas.len());
+                for (i, sa) in sas.iter().enumerate() {
+                    match sa.split_once('/') {
+                        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                            out.push(principal(ns, name))
+                        }
+                        _ => {
+                            return Err(Invalid::new(
+                                InvalidReason::InvalidServiceAccount,
+                                format!("{field}.serviceAccounts[{i}]: {sa:?} is not namespace/name"),
+                            ))
+                        }
+                    }
+                }
+                Some(out)
+            }
+            CallerRef::Principals(p) => Some(p.to_vec()),
+            CallerRef::Unnamed => None,
+        };
+        Ok(config::Source {
+            principals,
+            not_principals: src.not_principals.clone(),
+            namespaces: src.namespaces.clone(),
+            not_namespaces: src.not_namespaces.clone(),
+        })
+    }
+
+    fn operation(&self, op: &AllowlistOperation, field: &str) -> Result<config::Operation, Invalid> {
+        let mut ports: Option<Vec<u16>> = op.ports.clone();
+        if let Some(refs) = &op.service_ports {
+            let list = ports.get_or_insert_with(Vec::new);
+            for (pi, r) in refs.iter().enumerate() {
+                match service_port(self.state, self.ns, &r.service, &r.port) {
+                    Some(found) => list.extend(found),
+                    None => {
+                        let message = format!(
+                            "{field}.servicePorts[{pi}]: no port {:?} on Service {}/{}",
+                            r.port, self.ns, r.service
+                        );
+                        return Err(Invalid::new(InvalidReason::UnresolvedServicePort, message));
+                    }
+                }
+            }
+            list.sort_unstable();
+            list.dedup();
+        }
+        Ok(config::Operation {
+            methods: op.methods.clone(),
+            paths: op.paths.clone(),
+            not_paths: op.not_paths.clone(),
+            hosts: op.hosts.clone(),
+            not_hosts: op.not_hosts.clone(),
+            ports,
+        })
+    }
+}
