@@ -16,6 +16,14 @@ fn configured(host: &FakeHost, json: &str) -> Plugin {
     plugin
 }
 
+/// One request through `plugin`, its log line written at once (the fake
+/// reports no response status unless given one).
+fn serve_and_log(plugin: &Plugin, host: &mut FakeHost) {
+    let mut request = plugin.request();
+    request.on_request_headers(host);
+    request.on_log(host);
+}
+
 fn reviews_host() -> FakeHost {
     FakeHost::new()
         .with_label("app", "reviews")
@@ -338,9 +346,7 @@ fn log_line_for_denied_requests_by_default() {
     assert_eq!(l["time"], "2026-11-18T11:06:40.001Z");
     // Allowed requests are not logged by default.
     let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews");
-    let mut request = plugin.request();
-    request.on_request_headers(&mut host);
-    request.on_log(&host);
+    serve_and_log(&plugin, &mut host);
     assert!(host.request_logs().is_empty());
 }
 
@@ -353,9 +359,7 @@ fn log_all_with_query_and_capped_fields() {
         .with_header("authorization", "Bearer secret-token")
         .with_header("cookie", "session=secret");
     let plugin = configured(&host, &json);
-    let mut request = plugin.request();
-    request.on_request_headers(&mut host);
-    request.on_log(&host);
+    serve_and_log(&plugin, &mut host);
     let logs = host.request_logs();
     assert_eq!(logs[0]["verdict"], "allow");
     assert_eq!(logs[0]["path"].as_str().unwrap().len(), MAX_LOG_FIELD);
@@ -370,9 +374,7 @@ fn log_all_with_query_and_capped_fields() {
     let json = CONFIG.replacen('{', r#"{"log":{"requests":"off"},"#, 1);
     let mut host = reviews_host().with_request("DELETE", "/x", "reviews");
     let plugin = configured(&host, &json);
-    let mut request = plugin.request();
-    request.on_request_headers(&mut host);
-    request.on_log(&host);
+    serve_and_log(&plugin, &mut host);
     assert!(host.request_logs().is_empty());
 }
 
