@@ -34,9 +34,11 @@
 //!  Engine
 //!   ├─ policies   [CompiledPolicy {name, selector, mode}]
 //!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition]}]
-//!   ├─ rule_names Names (rule index ──▶ name)
-//!   ├─ clauses    [Clause {rule ──▶ rules, methods (bits of `methods`), paths ──▶ path_refs, target}]
-//!   ├─ path_refs  [PathId ──▶ paths]       paths: PathIndex (every distinct path pattern)
+//!   ├─ rule_names Names: rule ──▶ name
+//!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, target}]
+//!   ├─ methods    [method]
+//!   ├─ path_refs  [PathId ──▶ paths]
+//!   ├─ paths      PathIndex: canonical path ──▶ the PathIds of the patterns it matches
 //!   └─ indexes    path_postings   PathId    ──▶ [clause]
 //!                 principal_index principal ──▶ [clause]
 //!                 namespace_index namespace ──▶ [clause]
