@@ -13,9 +13,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method};
+use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method, RequestError};
 use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
-use meshward_filter::{Engine, Evaluator, Mode, PluginConfig, Verdict};
+use meshward_filter::{ConfigError, Engine, Evaluator, Mode, PluginConfig, Reason, Verdict};
 use proptest::prelude::*;
 
 use common::{decide, Req};
@@ -79,9 +79,10 @@ fn path_match(pattern: &str, path: &str) -> bool {
 }
 
 fn host_match(pattern: &str, host: &str, port: Option<u16>) -> bool {
+    // A port follows the last ':', unless that ':' is inside an IPv6 literal.
     let (name, want_port) = match pattern.rsplit_once(':') {
-        Some((n, p)) => (n, Some(p.parse::<u16>().unwrap())),
-        None => (pattern, None),
+        Some((n, p)) if !p.contains(']') => (n, Some(p.parse::<u16>().unwrap())),
+        _ => (pattern, None),
     };
     // "SVC." names the same host as "svc".
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
@@ -529,37 +530,157 @@ proptest! {
     }
 }
 
+/// The one rule every arbitrary request is judged by: each field kind with
+/// a form the reference implements separately (exact namespace, method,
+/// prefix, regex and template paths, wildcard host, header condition).
+const ARBITRARY_REQUEST_RULE: &str = r#"{"from":[{"namespaces":["a"]}],"to":[{"methods":["GET"],"paths":["/a/*","regex:/v[0-9]+","/t/{*}/{**}"],"hosts":["*.x"]}],"when":[{"header":"h","notValues":["z"]}]}"#;
+
+/// The canonicalization error the engine must report for `r`: the first of
+/// method, path and authority that does not canonicalize, in that order.
+fn malformed(r: &Req) -> Option<RequestError> {
+    let authority = match r.authority.as_deref() {
+        None | Some("") => Ok(()),
+        Some(a) => canonicalize_authority(a).map(|_| ()),
+    };
+    validate_method(&r.method)
+        .and(canonicalize_path(&r.path))
+        .and(authority)
+        .err()
+}
+
+/// Requests built from `pattern` (stripped of `regex:`, with its wildcards
+/// and template operators filled in or removed) and from a few fixed values,
+/// so that a pattern is tried on values it matches as well as on others.
+fn sample_requests(pattern: &str) -> Vec<Req> {
+    let text = pattern.trim_start_matches("regex:");
+    let mut values: Vec<String> = ["/", "/a", "/a/b", "/v1", "/x/y/z", "svc", "GET", "POST"]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    for v in [
+        text.to_string(),
+        text.replace("{**}", "x/y").replace("{*}", "x").replace('*', ""),
+        text.replace("{**}", "x").replace('*', "ab/c"),
+        text.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '.')
+            .collect(),
+    ] {
+        values.push(v.clone());
+        if !v.starts_with('/') {
+            values.push(format!("/{v}"));
+        }
+    }
+    let mut requests = Vec::new();
+    for value in &values {
+        requests.push(Req {
+            path: value.clone(),
+            ..common::get("/")
+        });
+        requests.push(common::get("/a").host(value));
+        requests.push(common::req(value, "/a"));
+    }
+    requests
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
-    /// Arbitrary request attributes never panic the engine: every request gets
-    /// a verdict.
+    /// Every arbitrary request gets the verdict the reference gives, for the
+    /// reason that goes with it: when no policy applies it passes; a request
+    /// that does not canonicalize is rejected (audit_deny in audit mode),
+    /// naming the first field that failed; any other is judged on its
+    /// canonical path, which canonicalization leaves as it is, and allowed
+    /// exactly when a rule matched.
     #[test]
     fn arbitrary_requests_get_a_verdict(
-        method in ".{0,8}",
-        path in "(/|%|\\.|;|\\?|#|\\\\|[a-z]|%2[eEfF5]|%[0-9a-fA-F]{0,2}|\\PC){0,24}",
-        authority in prop::option::of("([A-Za-z0-9.:\\[\\]@_-]|\\PC){0,20}"),
-        principal in prop::option::of("[a-z/.*]{0,24}"),
-        headers in prop::collection::vec(("[a-zA-Z-]{1,6}", ".{0,12}"), 0..4),
+        // Each attribute arbitrary, or (as often) close to what the rule
+        // admits, so that allowed requests are among the cases.
+        method in prop_oneof![".{0,8}", "GET"],
+        path in prop_oneof![
+            "(/|%|\\.|;|\\?|#|\\\\|[a-z]|%2[eEfF5]|%[0-9a-fA-F]{0,2}|\\PC){0,24}",
+            "/(a/[a-z0-9.%]{0,6}|v[0-9]{1,3}|t/[a-z]{1,2}/[a-z0-9/]{1,6})(\\?[a-z=]{0,4})?",
+        ],
+        authority in prop::option::weighted(0.9, prop_oneof![
+            "([A-Za-z0-9.:\\[\\]@_-]|\\PC){0,20}",
+            "[a-zA-Z]{1,3}\\.[xX](:80)?",
+        ]),
+        principal in prop::option::weighted(0.9, prop_oneof!["[a-z/.*]{0,24}", "td/ns/[ab]/sa/[a-z]{1,2}"]),
+        headers in prop::collection::vec(prop_oneof![
+            ("[a-zA-Z-]{1,6}", ".{0,12}"),
+            ("[hH]", "[z, ]{0,4}"),
+        ], 0..4),
+        mode in prop::sample::select(&["enforce", "audit"][..]),
+        applies in any::<bool>(),
     ) {
-        let mut ev = common::evaluator(&common::one_policy(
-            r#"[{"from":[{"namespaces":["a"]}],"to":[{"methods":["GET"],"paths":["/a/*","regex:/v[0-9]+","/t/{*}/{**}"],"hosts":["*.x"]}],"when":[{"header":"h","notValues":["z"]}]}]"#,
-        ));
+        let json = format!(
+            r#"{{"mode":"{mode}","policies":[{{"name":"p","selector":{{"app":"shop"}},"rules":[{ARBITRARY_REQUEST_RULE}]}}]}}"#
+        );
+        let labels: BTreeMap<String, String> =
+            applies.then(|| ("app".to_string(), "shop".to_string())).into_iter().collect();
+        let config = PluginConfig::from_json(json.as_bytes()).unwrap();
+        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut ev = common::evaluator_for(&json, &pairs);
         let r = Req { method, path, authority, port: Some(80), principal, headers };
-        let _ = decide(&mut ev, &r);
+        let got = decide(&mut ev, &r);
+        let context = format!("request {r:?}, {mode}, policy applies: {applies} → {got:?}");
+
+        let want = reference(&config, &labels, &r);
+        prop_assert_eq!(
+            RefOutcome { verdict: got.verdict, mode: got.mode, rule: got.rule.clone() },
+            want,
+            "{}", context
+        );
+        if !applies {
+            prop_assert_eq!((got.verdict, got.reason, &got.path), (Verdict::Allow, Reason::NoPolicy, &None), "{}", context);
+        } else if let Some(error) = malformed(&r) {
+            let verdict = if mode == "enforce" { Verdict::Reject } else { Verdict::AuditDeny };
+            prop_assert_eq!((got.verdict, got.reason, &got.path), (verdict, Reason::Malformed(error), &None), "{}", context);
+        } else {
+            let canonical = canonicalize_path(&r.path).unwrap();
+            prop_assert_eq!(got.path.as_deref(), Some(canonical.path()), "{}", context);
+            let again = canonicalize_path(canonical.path()).unwrap();
+            prop_assert!(again.path() == canonical.path() && !again.is_rewritten(), "{}", context);
+            if let Some(target) = &got.rewritten {
+                let forwarded = canonicalize_path(target).unwrap();
+                prop_assert!(forwarded.path() == canonical.path() && !forwarded.is_rewritten(), "{}", context);
+            }
+            match got.reason {
+                Reason::Matched(_) => prop_assert!(got.verdict == Verdict::Allow && got.rule.is_some(), "{}", context),
+                Reason::NoMatch => prop_assert!(got.verdict != Verdict::Allow && got.rule.is_none(), "{}", context),
+                other => prop_assert!(false, "unexpected reason {:?}: {}", other, context),
+            }
+        }
     }
 
-    /// Arbitrary patterns are accepted or rejected with an error naming the
-    /// field; compiling never panics.
+    /// An arbitrary pattern either compiles and then matches exactly what the
+    /// reference matches, on requests made from the pattern itself and on
+    /// others, or is rejected with an error naming the pattern: the field and
+    /// index it was written at, and the pattern as written.
     #[test]
     fn arbitrary_patterns_compile_or_fail_cleanly(
         field in prop::sample::select(&["paths", "notPaths", "hosts", "notHosts", "methods"][..]),
         pattern in "(\\{\\*\\*?\\}|regex:|[*/.%;?#{}\\[\\]()+|\\\\]|[a-zA-Z0-9]|\\PC){0,16}",
     ) {
-        let json = serde_json::json!({"policies": [{"name": "p", "rules": [{"to": [{ field: [pattern] }]}]}]});
-        match Engine::from_json(json.to_string().as_bytes()) {
-            Ok(_) => {}
-            Err(e) => prop_assert!(e.to_string().starts_with(&format!("policies[0].rules[0].to[0].{field}")), "{e}"),
+        let json = serde_json::json!({"policies": [{"name": "p", "rules": [{"to": [{ field: [&pattern] }]}]}]}).to_string();
+        let at = format!("policies[0].rules[0].to[0].{field}[0]");
+        match Engine::from_json(json.as_bytes()) {
+            Ok(engine) => {
+                let config = PluginConfig::from_json(json.as_bytes()).unwrap();
+                let selection = engine.select(|_| None);
+                let mut ev = Evaluator::new(std::sync::Arc::new(engine), selection);
+                for r in sample_requests(&pattern) {
+                    let got = decide(&mut ev, &r);
+                    prop_assert_eq!(
+                        RefOutcome { verdict: got.verdict, mode: got.mode, rule: got.rule.clone() },
+                        reference(&config, &BTreeMap::new(), &r),
+                        "{} = {:?}, request {:?}", at, pattern, r
+                    );
+                }
+            }
+            Err(ConfigError::InvalidPattern { field: named, value, .. } | ConfigError::InvalidMethod { field: named, value }) => {
+                prop_assert_eq!((&named, &value), (&at, &pattern));
+            }
+            Err(e) => prop_assert!(false, "{} = {:?}: an error that does not name the pattern: {}", at, pattern, e),
         }
     }
 }

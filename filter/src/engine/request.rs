@@ -1,0 +1,121 @@
+//! What the engine is asked and what it answers: a [`Request`] in, a
+//! [`Decision`] out.
+//!
+//! A request carries its attributes raw, as received; the engine
+//! canonicalizes them itself, so that what is judged and what is forwarded
+//! cannot differ. A decision says what to do ([`Verdict`]), in which mode,
+//! why ([`Reason`], naming the admitting rule as a [`RuleRef`]), and which
+//! canonical path was judged.
+
+use crate::canonical::{CanonicalPath, RequestError};
+use crate::config::Mode;
+
+/// Access to a request's headers.
+///
+/// Implementations return every value of a header, one per field line, in
+/// order, without joining repeated headers.
+pub trait Headers {
+    /// Every value of header `name` (compared case-insensitively).
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a;
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Headers for [(K, V)] {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.iter()
+            .filter(move |(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// One HTTP request as the engine sees it. All fields are raw, as received;
+/// the engine canonicalizes them.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'r, H: ?Sized = [(&'r str, &'r str)]> {
+    /// `:method`.
+    pub method: &'r str,
+    /// `:path`, with query string.
+    pub path: &'r str,
+    /// `:authority` (or `Host`); `None` when absent.
+    pub authority: Option<&'r str>,
+    /// The destination port the proxy received the request on.
+    pub port: Option<u16>,
+    /// The caller's principal in Istio form (SPIFFE id without `spiffe://`);
+    /// `None` for an anonymous (plaintext) caller.
+    pub principal: Option<&'r str>,
+    /// The request headers.
+    pub headers: &'r H,
+}
+
+/// Identifies a rule of an [`Engine`](super::Engine): what admitted a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleRef {
+    /// Index of the policy in the configuration.
+    pub policy: u32,
+    /// Index of the rule among all rules of the configuration.
+    pub rule: u32,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Forward the request.
+    Allow,
+    /// Answer with the deny status; never forward.
+    Deny,
+    /// Would be denied, but only audit policies apply: forward, log and count.
+    AuditDeny,
+    /// Malformed or ambiguous request: answer 400.
+    Reject,
+}
+
+impl Verdict {
+    /// The lower-case name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::AuditDeny => "audit_deny",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
+/// Why the verdict was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// This rule admitted the request.
+    Matched(RuleRef),
+    /// No policy applies to the workload: the request passes.
+    NoPolicy,
+    /// Policies apply and no rule of them matched.
+    NoMatch,
+    /// The request is malformed or ambiguous.
+    Malformed(RequestError),
+    /// The path automaton failed (never expected; fails closed).
+    Internal,
+}
+
+/// The engine's decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'r> {
+    /// What to do with the request.
+    pub verdict: Verdict,
+    /// The mode the verdict was given in: enforce if any applicable policy
+    /// enforces, audit otherwise.
+    pub mode: Mode,
+    /// Why.
+    pub reason: Reason,
+    /// The canonical path that was judged; `None` when no policy applies or
+    /// the request was malformed.
+    pub path: Option<CanonicalPath<'r>>,
+}
+
+impl Decision<'_> {
+    /// The rule that admitted the request, if one did.
+    pub fn matched(&self) -> Option<RuleRef> {
+        match self.reason {
+            Reason::Matched(r) => Some(r),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! What the filter reports about itself: counters, filter state, the request
+//! log line, and the VM's memory.
+//!
+//! Every decision is counted once, under a counter named for Envoy's tag
+//! extraction by verdict, policy and rule ([`request_counter_name`]); the
+//! number of such counters a VM defines is bounded by [`MAX_REQUEST_SERIES`].
+//! It leaves filter state for access logs (`STATE_*`, as much as the
+//! configuration asks for), and, if the configuration logs it, one JSON log
+//! line written when the response is known, its fields capped at
+//! [`MAX_LOG_FIELD`] bytes and never carrying credentials. Configure counts
+//! accepted and rejected configurations. The VM's memory is logged whenever it
+//! grows while requests are served.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use super::host::{warn, Host, Level};
+use super::Workload;
+use crate::config::{FilterState, Mode};
+use crate::engine::Verdict;
+
+/// Filter-state keys (`%FILTER_STATE(wasm.meshward.verdict:PLAIN)%`).
+pub const STATE_VERDICT: &str = "meshward.verdict";
+/// The policy that decided: the admitting rule's policy; for any other
+/// verdict the one applicable policy (`*` if several apply, `-` if none).
+pub const STATE_POLICY: &str = "meshward.policy";
+/// The rule that admitted the request, or `-`.
+pub const STATE_RULE: &str = "meshward.rule";
+
+/// Most distinct request counters a VM defines; further combinations of
+/// verdict, policy and rule are counted under `_other`.
+pub const MAX_REQUEST_SERIES: usize = 1_000;
+/// Longest value of a log-line field, in bytes; longer values are cut.
+pub const MAX_LOG_FIELD: usize = 256;
+
+/// The counter of accepted configurations.
+pub const METRIC_CONFIG_ACCEPTED: &str = "meshward.config.accepted";
+/// The counter of rejected configurations.
+pub const METRIC_CONFIG_REJECTED: &str = "meshward.config.rejected";
+
+/// The name of a request counter, built for Envoy `stats_tags` extraction:
+/// `meshward.requests.verdict=<verdict>.policy=.=<policy>;.;.rule=.=<rule>;.;`.
+/// Policy and rule names may contain dots, so they are delimited the way
+/// Istio delimits its own tag values.
+pub fn request_counter_name(verdict: &str, policy: &str, rule: &str) -> String {
+    format!("meshward.requests.verdict={verdict}.policy=.={policy};.;.rule=.={rule};.;")
+}
+
+/// Counter ids defined in this VM, by name. They outlive configurations:
+/// Envoy keeps a counter's value across reloads.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    ids: HashMap<String, u32>,
+    /// Request counters defined so far.
+    requests: usize,
+}
+
+impl Counters {
+    fn id(&mut self, host: &dyn Host, name: &str) -> Option<u32> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        match host.define_counter(name) {
+            Ok(id) => {
+                self.ids.insert(name.to_string(), id);
+                Some(id)
+            }
+            Err(e) => {
+                warn(host, &e);
+                None
+            }
+        }
+    }
+
+    /// Adds one to counter `name`, defining it on first use.
+    pub(super) fn increment(&mut self, host: &dyn Host, name: &str) {
+        if let Some(id) = self.id(host, name) {
+            add_one(host, id);
+        }
+    }
+
+    /// The id of the request counter for (verdict, policy, rule), defined on
+    /// first use; past [`MAX_REQUEST_SERIES`] distinct request counters, new
+    /// combinations share the `_other` one.
+    pub(super) fn request_series(
+        &mut self,
+        host: &dyn Host,
+        verdict: Verdict,
+        policy: &str,
+        rule: &str,
+    ) -> Option<u32> {
+        let (policy, rule) = if self.requests >= MAX_REQUEST_SERIES {
+            ("_other", "_other")
+        } else {
+            (policy, rule)
+        };
+        let name = request_counter_name(verdict.as_str(), policy, rule);
+        let known = self.ids.contains_key(&name);
+        let id = self.id(host, &name);
+        if !known && id.is_some() {
+            self.requests += 1;
+        }
+        id
+    }
+}
+
+/// Adds one to counter `id`; a failure is logged, not fatal.
+pub(super) fn add_one(host: &dyn Host, id: u32) {
+    if let Err(e) = host.increment_counter(id) {
+        warn(host, &e);
+    }
+}
+
+/// Leaves the decision in filter state, as many entries as `setting` asks for.
+pub(super) fn write_filter_state(
+    host: &mut dyn Host,
+    setting: FilterState,
+    verdict: Verdict,
+    policy: &str,
+    rule: &str,
+) {
+    let state = [
+        (STATE_VERDICT, verdict.as_str()),
+        (STATE_POLICY, policy),
+        (STATE_RULE, rule),
+    ];
+    let written = match setting {
+        FilterState::All => state.len(),
+        FilterState::Verdict => 1,
+        FilterState::Off => 0,
+    };
+    for (key, value) in state.into_iter().take(written) {
+        if let Err(e) = host.set_filter_state(key, value.as_bytes()) {
+            warn(host, &e);
+        }
+    }
+}
+
+/// What the request log line says about one request (all but the response).
+/// Fields that come from the request are [`capped`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LogRecord {
+    pub(super) started: u64,
+    pub(super) request_id: String,
+    pub(super) method: String,
+    pub(super) authority: String,
+    pub(super) path: String,
+    pub(super) principal: Option<String>,
+    pub(super) policy: String,
+    pub(super) rule: String,
+    pub(super) verdict: Verdict,
+    pub(super) mode: Mode,
+}
+
+impl LogRecord {
+    /// Writes the line (`meshward.request {json}`), now that the response
+    /// status is known (`None`: the proxy did not say).
+    pub(super) fn write(self, host: &dyn Host, workload: &Workload, status: Option<u64>) {
+        let now = host.now_nanos();
+        let line = serde_json::json!({
+            "time": rfc3339(now),
+            "requestId": self.request_id,
+            "method": self.method,
+            "authority": self.authority,
+            "path": self.path,
+            "principal": self.principal,
+            "workload": workload.name,
+            "namespace": workload.namespace,
+            "policy": self.policy,
+            "rule": self.rule,
+            "verdict": self.verdict.as_str(),
+            "mode": self.mode.as_str(),
+            "status": status,
+            "durationMs": now.saturating_sub(self.started) as f64 / 1e6,
+        });
+        host.log(Level::Info, &format!("meshward.request {line}"));
+    }
+}
+
+/// Cuts a value to [`MAX_LOG_FIELD`] bytes at a character boundary.
+pub(super) fn capped(value: &str) -> String {
+    if value.len() <= MAX_LOG_FIELD {
+        return value.to_string();
+    }
+    let mut end = MAX_LOG_FIELD;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value.get(..end).unwrap_or_default().to_string()
+}
+
+/// `2026-11-22T07:45:01.123Z` from nanoseconds since the epoch.
+pub fn rfc3339(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let millis = (nanos / 1_000_000) % 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// `bytes` in MiB, for log lines.
+pub(super) fn mib(bytes: usize) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// The VM's memory last reported (configure's accept line reports it). It can
+/// grow while requests are served too, mostly with lazy DFA states, up to the
+/// caches' bound: each growth is logged once, so the memory a VM really holds
+/// shows in the proxy's log and not only the figure after configure. Shared by
+/// a root context and its requests.
+#[derive(Debug, Default)]
+pub(super) struct MemoryWatch(Cell<usize>);
+
+impl MemoryWatch {
+    /// Records `bytes` (if known) as reported, without a log line.
+    pub(super) fn reported(&self, bytes: Option<usize>) {
+        if let Some(bytes) = bytes {
+            self.0.set(self.0.get().max(bytes));
+        }
+    }
+
+    /// Logs the VM's memory if it grew since last reported.
+    pub(super) fn check(&self, host: &dyn Host) {
+        match host.vm_memory() {
+            Some(bytes) if bytes > self.0.get() => {
+                self.0.set(bytes);
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "meshward: VM memory grew to {:.1} MiB while serving requests",
+                        mib(bytes)
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+}

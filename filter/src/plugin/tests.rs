@@ -1,0 +1,447 @@
+//! The plugin's unit tests: configurations and requests through a
+//! [`FakeHost`], asserting on what the filter did (its response, filter
+//! state, counters, log lines, and what it read).
+
+use super::fake::FakeHost;
+use super::*;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const CONFIG: &str = r#"{"policies":[{"name":"shop/reviews","selector":{"app":"reviews"},"rules":[
+    {"name":"reads","from":[{"namespaces":["shop"]}],"to":[{"methods":["GET"],"paths":["/reviews/*"],"ports":[9080]}]}]}]}"#;
+
+fn configured(host: &FakeHost, json: &str) -> Plugin {
+    let mut plugin = Plugin::default();
+    plugin.configure(host, json.as_bytes().to_vec()).unwrap();
+    plugin
+}
+
+/// One request through `plugin`, its log line written at once (the fake
+/// reports no response status unless given one).
+fn serve_and_log(plugin: &Plugin, host: &mut FakeHost) {
+    let mut request = plugin.request();
+    request.on_request_headers(host);
+    request.on_log(host);
+}
+
+fn reviews_host() -> FakeHost {
+    FakeHost::new()
+        .with_label("app", "reviews")
+        .with_peer("spiffe://cluster.local/ns/shop/sa/productpage")
+        .with_port(9080)
+}
+
+#[test]
+fn allowed_request_continues_and_records_the_rule() {
+    let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews:9080");
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(host.response, None);
+    assert!(host.set_headers.is_empty(), "canonical path is not rewritten");
+    assert_eq!(
+        (
+            host.state(STATE_VERDICT),
+            host.state(STATE_POLICY),
+            host.state(STATE_RULE)
+        ),
+        (Some("allow"), Some("shop/reviews"), Some("reads"))
+    );
+}
+
+/// A header value that is not UTF-8 (obs-text, which HTTP/1.1 allows and
+/// Envoy forwards) used to abort the VM inside the SDK's header reader.
+#[test]
+fn header_values_that_are_not_utf8() {
+    let with_condition = |mode: &str| {
+        format!(
+            r#"{{"mode":"{mode}","policies":[{{"name":"p","rules":[{{"to":[{{"paths":["/a"]}}],
+            "when":[{{"header":"x-tier","notValues":["internal*"]}}]}}]}}]}}"#
+        )
+    };
+    let no_condition = r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["/a"]}]}]}]}"#;
+    for (config, name, value, action, verdict) in [
+        // A condition reads it: rejected (as absent it would pass notValues).
+        (
+            with_condition("enforce"),
+            "x-tier",
+            &b"internal\xe9"[..],
+            Action::Pause,
+            "reject",
+        ),
+        // Case-insensitively the same header; in audit mode recorded, forwarded.
+        (
+            with_condition("audit"),
+            "X-Tier",
+            b"caf\xe9",
+            Action::Continue,
+            "audit_deny",
+        ),
+        // A header no condition reads cannot change the decision.
+        (
+            with_condition("enforce"),
+            "x-other",
+            b"caf\xe9",
+            Action::Continue,
+            "allow",
+        ),
+        (
+            no_condition.to_string(),
+            "x-tier",
+            b"caf\xe9",
+            Action::Continue,
+            "allow",
+        ),
+    ] {
+        let mut host = FakeHost::new()
+            .with_request("GET", "/a", "svc")
+            .with_raw_header(name, value);
+        let plugin = configured(&host, &config);
+        assert_eq!(
+            plugin.request().on_request_headers(&mut host),
+            action,
+            "{name} {config}"
+        );
+        assert_eq!(host.state(STATE_VERDICT), Some(verdict), "{name} {config}");
+        assert_eq!(
+            host.status(),
+            (action == Action::Pause).then_some(400),
+            "{name} {config}"
+        );
+    }
+}
+
+#[test]
+fn filter_state_entries_follow_the_configuration() {
+    for (setting, want) in [
+        ("all", vec![STATE_VERDICT, STATE_POLICY, STATE_RULE]),
+        ("verdict", vec![STATE_VERDICT]),
+        ("off", vec![]),
+    ] {
+        let json = CONFIG.replacen(
+            r#"{"policies""#,
+            &format!(r#"{{"log":{{"filterState":"{setting}"}},"policies""#),
+            1,
+        );
+        for (method, verdict) in [("GET", "allow"), ("DELETE", "deny")] {
+            let mut host = reviews_host().with_request(method, "/reviews/1", "reviews:9080");
+            let plugin = configured(&host, &json);
+            plugin.request().on_request_headers(&mut host);
+            let keys: Vec<&str> = host.state.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, want, "{setting} {method}");
+            if !want.is_empty() {
+                assert_eq!(host.state(STATE_VERDICT), Some(verdict));
+            }
+        }
+    }
+    let bad = CONFIG.replacen(r#"{"policies""#, r#"{"log":{"filterState":"some"},"policies""#, 1);
+    let err = Plugin::default()
+        .configure(&reviews_host(), bad.into_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("log.filterState"), "{err}");
+}
+
+#[test]
+fn memory_growth_while_serving_is_logged_once_per_step() {
+    let grew = |host: &FakeHost| host.logs_containing("VM memory grew");
+    let mut host = reviews_host()
+        .with_request("GET", "/reviews/1", "reviews:9080")
+        .with_memory(5 << 20);
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(host.logs_containing("VM memory 5.0 MiB").len(), 1);
+    plugin.request().on_request_headers(&mut host);
+    assert_eq!(grew(&host), [] as [String; 0], "no growth since configure");
+    host = host.with_memory(6 << 20);
+    plugin.request().on_request_headers(&mut host);
+    plugin.request().on_request_headers(&mut host);
+    assert_eq!(
+        grew(&host),
+        ["meshward: VM memory grew to 6.0 MiB while serving requests"]
+    );
+    // A denied request is watched too.
+    host = host
+        .with_request("DELETE", "/reviews/1", "reviews:9080")
+        .with_memory(7 << 20);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+    assert_eq!(grew(&host).len(), 2);
+}
+
+#[test]
+fn denied_request_gets_the_deny_status_and_a_json_body() {
+    let mut host = reviews_host().with_request("DELETE", "/reviews/1", "reviews:9080");
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+    let (status, body) = host.response.clone().unwrap();
+    assert_eq!(status, 403);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["requestId"], "req-1");
+    assert_eq!(body["decision"], "denied");
+    assert_eq!(host.state(STATE_VERDICT), Some("deny"));
+}
+
+#[test]
+fn identity_comes_from_the_peer_certificate_only() {
+    // A header claiming an identity changes nothing; no SAN = anonymous.
+    let mut host = FakeHost::new()
+        .with_label("app", "reviews")
+        .with_port(9080)
+        .with_request("GET", "/reviews/1", "reviews")
+        .with_header(
+            "x-forwarded-client-cert",
+            "URI=spiffe://cluster.local/ns/shop/sa/productpage",
+        );
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+    // Not a SPIFFE id: anonymous.
+    let mut host = reviews_host()
+        .with_request("GET", "/reviews/1", "reviews")
+        .with_peer("https://cluster.local/ns/shop/sa/productpage");
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+}
+
+#[test]
+fn destination_port_comes_from_the_connection() {
+    let mut host = FakeHost::new()
+        .with_label("app", "reviews")
+        .with_peer("spiffe://cluster.local/ns/shop/sa/productpage")
+        .with_port(9081)
+        .with_request("GET", "/reviews/1", "reviews:9080");
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+}
+
+#[test]
+fn rewritten_path_is_forwarded_and_malformed_is_rejected() {
+    let mut host = reviews_host().with_request("GET", "/x/../reviews//1?q=1", "reviews");
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(
+        host.set_headers,
+        vec![(":path".to_string(), "/reviews/1?q=1".to_string())]
+    );
+    let mut host = reviews_host().with_request("GET", "/reviews/..%2Fadmin", "reviews");
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+    assert_eq!(host.status(), Some(400));
+    assert_eq!(host.state(STATE_VERDICT), Some("reject"));
+}
+
+#[test]
+fn selectors_use_the_node_labels() {
+    let mut host = FakeHost::new()
+        .with_label("app", "ratings")
+        .with_request("DELETE", "/anything", "ratings");
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(host.state(STATE_VERDICT), Some("allow"));
+}
+
+#[test]
+fn audit_mode_forwards_untouched() {
+    let json = CONFIG.replacen("\"rules\"", "\"mode\":\"audit\",\"rules\"", 1);
+    let mut host = reviews_host().with_request("DELETE", "/x/../reviews/1", "reviews");
+    let plugin = configured(&host, &json);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert!(host.set_headers.is_empty());
+    assert_eq!(host.state(STATE_VERDICT), Some("audit_deny"));
+}
+
+#[test]
+fn bad_configuration_keeps_the_previous_one() {
+    let host = reviews_host();
+    let mut plugin = configured(&host, CONFIG);
+    let err = plugin
+        .configure(
+            &host,
+            br#"{"policies":[{"name":"x","rules":[{"to":[{"paths":["nope"]}]}]}]}"#.to_vec(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("policies[0].rules[0].to[0].paths[0]"),
+        "{err}"
+    );
+    let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews");
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    let mut host = reviews_host().with_request("GET", "/other", "reviews");
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+}
+
+#[test]
+fn unconfigured_fails_closed() {
+    let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews");
+    let mut plugin = Plugin::default();
+    assert!(plugin.configure(&host, b"{".to_vec()).is_err());
+    assert!(!plugin.is_configured());
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Pause);
+    assert_eq!(host.status(), Some(500));
+}
+
+#[test]
+fn counters_by_verdict_policy_and_rule() {
+    let mut host = reviews_host();
+    let plugin = configured(&host, CONFIG);
+    assert_eq!(host.counter(METRIC_CONFIG_ACCEPTED), 1);
+    for (method, path) in [
+        ("GET", "/reviews/1"),
+        ("GET", "/reviews/2"),
+        ("DELETE", "/reviews/1"),
+        ("GET", "/a%2Fb"),
+    ] {
+        host = host.with_request(method, path, "reviews");
+        plugin.request().on_request_headers(&mut host);
+    }
+    assert_eq!(host.counter(&request_counter_name("allow", "shop/reviews", "reads")), 2);
+    assert_eq!(host.counter(&request_counter_name("deny", "shop/reviews", "-")), 1);
+    assert_eq!(host.counter(&request_counter_name("reject", "shop/reviews", "-")), 1);
+    let mut plugin = plugin;
+    assert!(plugin.configure(&host, b"{}".to_vec()).is_err());
+    assert_eq!(host.counter(METRIC_CONFIG_REJECTED), 1);
+}
+
+#[test]
+fn request_series_are_bounded() {
+    let rules: Vec<String> = (0..MAX_REQUEST_SERIES + 50)
+        .map(|i| format!(r#"{{"name":"r{i}","to":[{{"paths":["/p{i}"]}}]}}"#))
+        .collect();
+    let json = format!(r#"{{"policies":[{{"name":"p","rules":[{}]}}]}}"#, rules.join(","));
+    let mut host = FakeHost::new();
+    let plugin = configured(&host, &json);
+    for i in 0..MAX_REQUEST_SERIES + 50 {
+        host = host.with_request("GET", &format!("/p{i}"), "svc");
+        plugin.request().on_request_headers(&mut host);
+    }
+    let requests = host
+        .counters
+        .borrow()
+        .iter()
+        .filter(|(n, _)| n.starts_with("meshward.requests"))
+        .count();
+    assert_eq!(requests, MAX_REQUEST_SERIES + 1);
+    assert_eq!(host.counter(&request_counter_name("allow", "_other", "_other")), 50);
+}
+
+#[test]
+fn log_line_for_denied_requests_by_default() {
+    const START: u64 = 1_795_000_000_000_000_000;
+    let mut host = reviews_host()
+        .with_request("DELETE", "/reviews/./1?token=secret", "reviews:9080")
+        .at(START);
+    let plugin = configured(&host, CONFIG);
+    let mut request = plugin.request();
+    request.on_request_headers(&mut host);
+    host = host.at(START + 1_500_000).with_response_code(403);
+    request.on_log(&host);
+    let logs = host.request_logs();
+    assert_eq!(logs.len(), 1);
+    let l = &logs[0];
+    assert_eq!(l["verdict"], "deny");
+    assert_eq!(l["mode"], "enforce");
+    assert_eq!(l["status"], 403);
+    assert_eq!(l["path"], "/reviews/1", "canonical, no query");
+    assert_eq!(l["principal"], "cluster.local/ns/shop/sa/productpage");
+    assert_eq!(l["requestId"], "req-1");
+    assert_eq!(l["policy"], "shop/reviews");
+    assert_eq!(l["durationMs"], 1.5);
+    // Written when the response is known; independently: python3 -c
+    // "datetime.datetime.fromtimestamp(1795000000.0015, timezone.utc)".
+    assert_eq!(l["time"], "2026-11-18T11:06:40.001Z");
+    // Allowed requests are not logged by default.
+    let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews");
+    serve_and_log(&plugin, &mut host);
+    assert!(host.request_logs().is_empty());
+}
+
+#[test]
+fn log_all_with_query_and_capped_fields() {
+    let json = CONFIG.replacen('{', r#"{"log":{"requests":"all","includeQuery":true},"#, 1);
+    let long = format!("/reviews/{}", "a".repeat(1000));
+    let mut host = reviews_host()
+        .with_request("GET", &format!("{long}?q=1"), "reviews")
+        .with_header("authorization", "Bearer secret-token")
+        .with_header("cookie", "session=secret");
+    let plugin = configured(&host, &json);
+    serve_and_log(&plugin, &mut host);
+    let logs = host.request_logs();
+    assert_eq!(logs[0]["verdict"], "allow");
+    assert_eq!(logs[0]["path"].as_str().unwrap().len(), MAX_LOG_FIELD);
+    let all = host
+        .logs
+        .borrow()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!all.contains("secret"), "credentials never logged: {all}");
+    let json = CONFIG.replacen('{', r#"{"log":{"requests":"off"},"#, 1);
+    let mut host = reviews_host().with_request("DELETE", "/x", "reviews");
+    let plugin = configured(&host, &json);
+    serve_and_log(&plugin, &mut host);
+    assert!(host.request_logs().is_empty());
+}
+
+/// Rules on method and path only: the request path reads the header
+/// map and no property; the log line of a denial still names the caller.
+#[test]
+fn only_what_the_configuration_reads_is_fetched() {
+    const PATHS_ONLY: &str = r#"{"policies":[{"name":"shop/reviews","rules":[
+        {"name":"reads","to":[{"methods":["GET"],"paths":["/reviews/*"]}]}]}]}"#;
+    let mut host = reviews_host().with_request("GET", "/reviews/1", "reviews");
+    let plugin = configured(&host, PATHS_ONLY);
+    host.calls.borrow_mut().clear();
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(*host.calls.borrow(), ["get_map"]);
+
+    let mut host = reviews_host().with_request("DELETE", "/reviews/1", "reviews");
+    host.calls.borrow_mut().clear();
+    let mut request = plugin.request();
+    assert_eq!(request.on_request_headers(&mut host), Action::Pause);
+    assert_eq!(
+        *host.calls.borrow(),
+        ["get_map", "property connection.uri_san_peer_certificate"],
+        "the caller is read for the log line only"
+    );
+    let (_, body) = host.response.clone().unwrap();
+    assert!(body.contains("req-1"), "{body}");
+    host = host.with_response_code(403);
+    request.on_log(&host);
+    let logs = host.request_logs();
+    assert_eq!(
+        logs[0]["principal"], "cluster.local/ns/shop/sa/productpage",
+        "logged caller"
+    );
+    assert_eq!(logs[0]["requestId"], "req-1");
+}
+
+/// With identity, ports and header conditions in the rules, everything
+/// is read, and repeated headers are still judged line by line.
+#[test]
+fn identity_ports_and_headers_are_read_when_rules_use_them() {
+    const ALL: &str = r#"{"policies":[{"name":"p","rules":[{"name":"r",
+        "from":[{"namespaces":["shop"]}],"to":[{"ports":[9080]}],
+        "when":[{"header":"x-v","notValues":["bad"]}]}]}]}"#;
+    let mut host = reviews_host()
+        .with_request("GET", "/", "reviews")
+        .with_header("x-v", "good")
+        .with_header("x-v", "bad");
+    let plugin = configured(&host, ALL);
+    host.calls.borrow_mut().clear();
+    assert_eq!(
+        plugin.request().on_request_headers(&mut host),
+        Action::Pause,
+        "the second line is judged"
+    );
+    let calls = host.calls.borrow().clone();
+    for want in [
+        "get_map",
+        "property connection.uri_san_peer_certificate",
+        "property destination.port",
+    ] {
+        assert!(calls.contains(&want.to_string()), "{want} in {calls:?}");
+    }
+}
+
+#[test]
+fn rfc3339_dates() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
+    assert_eq!(rfc3339(4_102_444_799_000_000_000), "2099-12-31T23:59:59.000Z");
+}
