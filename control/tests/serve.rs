@@ -5,14 +5,13 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
-mod fake_apiserver;
 
 use std::future::Future;
 use std::time::Duration;
 
 use common::*;
-use fake_apiserver::FakeApi;
 use meshward_control::serve::{self, ServeConfig};
+use meshward_fake_apiserver::FakeApi;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -46,7 +45,7 @@ async fn start(fake: &FakeApi) -> Running {
         ..ServeConfig::default()
     };
     let (tx, rx) = oneshot::channel::<()>();
-    let client = fake.client();
+    let client = serve::client(fake.config()).unwrap();
     let task = tokio::spawn(async move {
         serve::run(client, config, listener, async move {
             let _ = rx.await;
@@ -126,7 +125,7 @@ fn ready(fake: &FakeApi, ns: &str, name: &str) -> Option<Value> {
     Some(c)
 }
 
-fn mutating(fake: &FakeApi) -> Vec<fake_apiserver::Write> {
+fn mutating(fake: &FakeApi) -> Vec<meshward_fake_apiserver::Write> {
     fake.writes()
         .into_iter()
         .filter(|w| !w.path.contains("review"))

@@ -110,6 +110,12 @@ struct Pending {
     plan_all: bool,
 }
 
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty() && !self.plan_all
+    }
+}
+
 /// State shared by the watchers, the reconciler, the writers and the HTTP
 /// handlers.
 pub struct Shared {

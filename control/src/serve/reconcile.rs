@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use thiserror::Error;
 
@@ -48,8 +49,10 @@ pub(super) async fn reconcile_loop(shared: Arc<Shared>) {
             () = shared.changed.notified() => {}
             () = tokio::time::sleep(resync_in) => {}
         }
-        // Collect what else changes in the next moments into the same round.
+        // Collect what else changes in the next moments into the same round;
+        // the notifications of those changes are then spent.
         tokio::time::sleep(shared.config.debounce).await;
+        let _ = shared.changed.notified().now_or_never();
         if !shared.health.complete() {
             // Nothing is derived or written on a partial view; the pending
             // changes wait, and the watchers notify again once they have
@@ -61,6 +64,9 @@ pub(super) async fn reconcile_loop(shared: Arc<Shared>) {
         }
         let full = last_full.is_none_or(|t| t.elapsed() >= shared.config.resync);
         let pending = shared.take_pending();
+        if !full && pending.is_empty() {
+            continue;
+        }
         let started = Instant::now();
         match round(&shared, pending, full).await {
             Ok(derived) => {

@@ -25,7 +25,7 @@ use crate::state::wire::{
     AllowlistWire, DaemonSet, Deployment, NamespaceWire, PodWire, ServiceAccountWire, ServiceWire, StatefulSet,
     WasmPluginWire, Watched,
 };
-use crate::state::{Kind, Object};
+use crate::state::{Interner, Kind, Object};
 
 /// The health of one watched kind.
 #[derive(Debug)]
@@ -134,7 +134,7 @@ fn spawn<K: Watched>(tasks: &mut JoinSet<()>, api: Api<K>, config: watcher::Conf
         let mut backoff = min;
         loop {
             let mut stream = std::pin::pin!(watcher(api.clone(), config.clone()));
-            let mut relist: Option<Vec<Object>> = None;
+            let mut relist: Option<(Vec<Object>, Interner)> = None;
             while let Some(event) = stream.next().await {
                 let event = match event {
                     Ok(event) => event,
@@ -149,15 +149,15 @@ fn spawn<K: Watched>(tasks: &mut JoinSet<()>, api: Api<K>, config: watcher::Conf
                 match event {
                     watcher::Event::Init => {
                         health.listing.store(true, Ordering::Release);
-                        relist = Some(Vec::new());
+                        relist = Some((Vec::new(), Interner::default()));
                     }
                     watcher::Event::InitApply(o) => {
-                        if let (Some(list), Some(object)) = (relist.as_mut(), o.into_object()) {
-                            list.push(object);
+                        if let (Some((list, interner)), Some(object)) = (relist.as_mut(), o.into_object()) {
+                            list.push(interner.intern(object));
                         }
                     }
                     watcher::Event::InitDone => {
-                        let objects = relist.take().unwrap_or_default();
+                        let objects = relist.take().map(|(list, _)| list).unwrap_or_default();
                         let changes = shared.with_state(|s| s.replace(K::KIND, objects));
                         let first = !health.synced.swap(true, Ordering::AcqRel);
                         health.listing.store(false, Ordering::Release);

@@ -132,6 +132,29 @@ pub enum Body {
     WasmPlugin(OwnedPlugin),
 }
 
+/// Shares equal [`Workload`]s among objects before they reach the state: a
+/// re-list of 100,000 pods then holds one `Workload` per ReplicaSet while it
+/// is collected, not one per pod.
+#[derive(Debug, Default)]
+pub struct Interner(std::collections::HashSet<Arc<Workload>>);
+
+impl Interner {
+    /// `object`, its workload shared with equal ones seen before.
+    pub fn intern(&mut self, mut object: Object) -> Object {
+        let slot = match &mut object.body {
+            Body::Pod(w) | Body::Template(_, Some(w)) => w,
+            _ => return object,
+        };
+        match self.0.get(&**slot) {
+            Some(shared) => *slot = shared.clone(),
+            None => {
+                self.0.insert(slot.clone());
+            }
+        }
+        object
+    }
+}
+
 impl Body {
     /// The kind of object this is.
     pub fn kind(&self) -> Kind {

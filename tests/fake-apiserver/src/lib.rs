@@ -1,0 +1,841 @@
+//! # meshward-fake-apiserver
+//!
+//! A fake Kubernetes API server for meshward's tests and benchmarks: real
+//! HTTP (axum), speaking what `kube::Client` and kube-runtime's watcher use,
+//! and behaving as a real API server does where clients break:
+//!
+//! * **list** with `labelSelector`, paginated with `limit` and `continue`
+//!   (`metadata.continue`, `remainingItemCount`); a list with
+//!   `resourceVersion=0` is served whole whatever the `limit`, as a real API
+//!   server serves it from its watch cache;
+//! * **watch** (`?watch=1`): a stream of JSON events from a resource version;
+//! * **get**, **server-side apply** (`application/apply-patch+yaml`), **JSON
+//!   merge patch**, the **status** subresource, **delete** with
+//!   `preconditions`, **TokenReview** and **SubjectAccessReview**;
+//! * failure injection (a broken kind, a full outage) and a log of every
+//!   write with the time it arrived.
+//!
+//! Objects are held as serialized JSON, so a cluster of 100,000 Pods of about
+//! 9 KB each ([`cluster`] generates them as an Istio-injected cluster returns
+//! them) costs about a gigabyte here, not several.
+//!
+//! What it does not model: etcd compaction (`410 Gone`), watch bookmarks,
+//! lists consistent at one resource version across pages (later pages show
+//! later state), field selectors, admission and CRD schema validation, and
+//! server-side apply beyond top-level `spec` fields (the applier owns the
+//! fields of its last apply; a field it stops applying is removed, others'
+//! fields stay; labels are merged; an applied `status` replaces the stored
+//! one). A write that changes nothing does not bump the resource version, as
+//! on a real server.
+//!
+//! [`scale`] runs `meshward-control serve` against a generated cluster and
+//! measures it.
+
+// The generated Pod is one large `json!` literal.
+#![recursion_limit = "512"]
+// `value["field"]` on serde_json values yields `null` for a missing field; it
+// cannot panic, and a fake API server reads objects that way throughout.
+#![allow(clippy::indexing_slicing)]
+
+pub mod cluster;
+pub mod scale;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// A write the fake received.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// PATCH, DELETE, POST, PUT.
+    pub method: String,
+    /// The request path.
+    pub path: String,
+    /// The query string.
+    pub query: HashMap<String, String>,
+    /// Content-Type.
+    pub content_type: String,
+    /// The body, as JSON (null if empty).
+    pub body: Value,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// (plural, namespace, name).
+type Key = (String, String, String);
+
+/// An object as stored: its JSON, and its labels for label selectors.
+#[derive(Debug, Clone)]
+struct Stored {
+    json: Bytes,
+    labels: BTreeMap<String, String>,
+}
+
+impl Stored {
+    fn new(object: &Value) -> Self {
+        Self {
+            json: Bytes::from(object.to_string()),
+            labels: labels_of(object),
+        }
+    }
+
+    fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    rv: u64,
+    plural: String,
+    namespace: String,
+    kind: &'static str,
+    object: Stored,
+}
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    uid: u64,
+    objects: BTreeMap<Key, Stored>,
+    /// Sorted by `rv`.
+    events: Vec<Event>,
+    writes: Vec<Write>,
+    outage: bool,
+    broken: BTreeSet<String>,
+    /// token → (user, groups).
+    tokens: BTreeMap<String, (String, Vec<String>)>,
+    /// (user, verb, plural, namespace, name).
+    grants: BTreeSet<(String, String, String, String, String)>,
+    /// Top-level spec fields each object's appliers own: (key, manager) → fields.
+    owned: BTreeMap<(Key, String), BTreeSet<String>>,
+    /// Delay before each response.
+    latency: Duration,
+}
+
+/// The fake API server. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct FakeApi {
+    inner: Arc<Mutex<Inner>>,
+    wake: Arc<watch::Sender<u64>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// The resource plural of an object's kind.
+pub fn plural_of(kind: &str) -> &'static str {
+    match kind {
+        "Namespace" => "namespaces",
+        "Pod" => "pods",
+        "Service" => "services",
+        "ServiceAccount" => "serviceaccounts",
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        "Allowlist" => "allowlists",
+        "WasmPlugin" => "wasmplugins",
+        "ConfigMap" => "configmaps",
+        _ => "unknown",
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, axum::Json(body)).into_response()
+}
+
+fn labels_of(object: &Value) -> BTreeMap<String, String> {
+    object["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn labels_match(selector: Option<&String>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    selector.split(',').all(|term| {
+        let (k, v) = term
+            .split_once("==")
+            .or_else(|| term.split_once('='))
+            .unwrap_or((term, ""));
+        labels.get(k).map(String::as_str) == Some(v)
+    })
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Some(t) = target.as_object_mut() {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+impl FakeApi {
+    /// Starts the fake on a free loopback port.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound (a test set-up failure).
+    #[allow(clippy::expect_used)]
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("the bound address");
+        let fake = Self {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            wake: Arc::new(watch::channel(0).0),
+            addr,
+        };
+        let app = Router::new().fallback(handle).with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    /// A `kube::Config` pointed at the fake.
+    ///
+    /// # Panics
+    /// Never: the URL is well-formed.
+    #[allow(clippy::expect_used)]
+    pub fn config(&self) -> kube::Config {
+        kube::Config::new(format!("http://{}", self.addr).parse().expect("a valid URL"))
+    }
+
+    /// A kubeconfig file's text that points a client at the fake.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n\
+             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n",
+            addr = self.addr
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates or replaces an object (as another client would), emitting a watch event.
+    pub fn put(&self, object: Value) {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let ns = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let mut inner = self.lock();
+        let key = (plural_of(&kind).to_string(), ns, name);
+        let existing = inner.objects.get(&key).map(Stored::value);
+        inner.store(key, object, existing.as_ref());
+        drop(inner);
+        self.notify();
+    }
+
+    /// Loads objects as if they had existed before anyone watched: no watch
+    /// events, one resource version each. For seeding large clusters.
+    pub fn load(&self, objects: impl IntoIterator<Item = Value>) {
+        let mut inner = self.lock();
+        for mut object in objects {
+            let kind = object["kind"].as_str().unwrap_or_default().to_string();
+            let ns = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            inner.rv += 1;
+            inner.uid += 1;
+            let meta = &mut object["metadata"];
+            meta["uid"] = json!(format!("uid-{}", inner.uid));
+            meta["resourceVersion"] = json!(inner.rv.to_string());
+            if meta["generation"].is_null() {
+                meta["generation"] = json!(1);
+            }
+            inner
+                .objects
+                .insert((plural_of(&kind).to_string(), ns, name), Stored::new(&object));
+        }
+    }
+
+    /// Deletes an object, emitting a watch event.
+    pub fn remove(&self, kind: &str, namespace: &str, name: &str) {
+        let mut inner = self.lock();
+        let key = (plural_of(kind).to_string(), namespace.to_string(), name.to_string());
+        inner.delete(&key);
+        drop(inner);
+        self.notify();
+    }
+
+    /// The stored object, if any.
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let inner = self.lock();
+        inner
+            .objects
+            .get(&(plural_of(kind).to_string(), namespace.into(), name.into()))
+            .map(Stored::value)
+    }
+
+    /// The number of stored objects of `kind`.
+    pub fn count(&self, kind: &str) -> usize {
+        let plural = plural_of(kind);
+        self.lock().objects.keys().filter(|(p, _, _)| p == plural).count()
+    }
+
+    /// Every write received so far.
+    pub fn writes(&self) -> Vec<Write> {
+        self.lock().writes.clone()
+    }
+
+    /// The writes received after the first `from`.
+    pub fn writes_since(&self, from: usize) -> Vec<Write> {
+        self.lock()
+            .writes
+            .get(from..)
+            .map(<[Write]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// The number of writes received so far.
+    pub fn write_count(&self) -> usize {
+        self.lock().writes.len()
+    }
+
+    /// Forgets the write log.
+    pub fn clear_writes(&self) {
+        self.lock().writes.clear();
+    }
+
+    /// Every request fails with 503, and open watches end.
+    pub fn set_outage(&self, on: bool) {
+        self.lock().outage = on;
+        self.notify();
+    }
+
+    /// Lists and watches of `plural` fail with 500 (open ones end).
+    pub fn set_broken(&self, plural: &str, broken: bool) {
+        let mut inner = self.lock();
+        if broken {
+            inner.broken.insert(plural.into());
+        } else {
+            inner.broken.remove(plural);
+        }
+        drop(inner);
+        self.notify();
+    }
+
+    /// Every response is delayed by `latency` (a loaded API server).
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// A bearer token that TokenReview authenticates as `user`.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        self.lock().tokens.insert(token.into(), (user.into(), groups));
+    }
+
+    /// Lets `user` do `verb` on `plural` `namespace/name` (SubjectAccessReview).
+    pub fn grant(&self, user: &str, verb: &str, plural: &str, namespace: &str, name: &str) {
+        let g = (user.into(), verb.into(), plural.into(), namespace.into(), name.into());
+        self.lock().grants.insert(g);
+    }
+
+    fn notify(&self) {
+        self.wake.send_modify(|n| *n += 1);
+    }
+}
+
+impl Inner {
+    /// Stores `object` under `key`; bumps the resource version and records an
+    /// event only when something changed. Returns the stored object.
+    fn store(&mut self, key: Key, mut object: Value, existing: Option<&Value>) -> Value {
+        if let Some(old) = existing {
+            let meta = &old["metadata"];
+            for field in ["uid", "creationTimestamp", "resourceVersion", "generation"] {
+                if !meta[field].is_null() {
+                    object["metadata"][field] = meta[field].clone();
+                }
+            }
+            if &object == old {
+                return object;
+            }
+            if object["spec"] != old["spec"] {
+                let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+                object["metadata"]["generation"] = json!(g + 1);
+            }
+        } else {
+            self.uid += 1;
+            object["metadata"]["uid"] = json!(format!("uid-{}", self.uid));
+            object["metadata"]["creationTimestamp"] = json!("2026-11-22T00:00:00Z");
+            object["metadata"]["generation"] = json!(1);
+        }
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let kind = if existing.is_some() { "MODIFIED" } else { "ADDED" };
+        let stored = Stored::new(&object);
+        self.events.push(Event {
+            rv: self.rv,
+            plural: key.0.clone(),
+            namespace: key.1.clone(),
+            kind,
+            object: stored.clone(),
+        });
+        self.objects.insert(key, stored);
+        object
+    }
+
+    fn delete(&mut self, key: &Key) -> Option<Value> {
+        let mut object = self.objects.remove(key)?.value();
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.events.push(Event {
+            rv: self.rv,
+            plural: key.0.clone(),
+            namespace: key.1.clone(),
+            kind: "DELETED",
+            object: Stored::new(&object),
+        });
+        Some(object)
+    }
+}
+
+/// A parsed request path: `/api/v1/...` or `/apis/<group>/<version>/...`.
+struct Target {
+    plural: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse_path(path: &str) -> Option<Target> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match *segs.first()? {
+        "api" => segs.get(2..)?,
+        "apis" => segs.get(3..)?,
+        _ => return None,
+    };
+    let t = |plural: &str, ns: Option<&str>, name: Option<&str>, status: bool| Target {
+        plural: plural.into(),
+        namespace: ns.map(Into::into),
+        name: name.map(Into::into),
+        status,
+    };
+    Some(match rest {
+        [plural] => t(plural, None, None, false),
+        ["namespaces", name] => t("namespaces", None, Some(name), false),
+        ["namespaces", ns, plural] => t(plural, Some(ns), None, false),
+        ["namespaces", ns, plural, name] => t(plural, Some(ns), Some(name), false),
+        ["namespaces", ns, plural, name, "status"] => t(plural, Some(ns), Some(name), true),
+        _ => return None,
+    })
+}
+
+async fn handle(
+    State(fake): State<FakeApi>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    let latency = {
+        let mut inner = fake.lock();
+        if method != Method::GET {
+            inner.writes.push(Write {
+                method: method.to_string(),
+                path: path.clone(),
+                query: query.clone(),
+                content_type: content_type.clone(),
+                body: body.clone(),
+                at: Instant::now(),
+            });
+        }
+        if inner.outage {
+            return status(503, "ServiceUnavailable", "the fake API server is down");
+        }
+        inner.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if method == Method::POST && path == "/apis/authentication.k8s.io/v1/tokenreviews" {
+        return token_review(&fake, body);
+    }
+    if method == Method::POST && path == "/apis/authorization.k8s.io/v1/subjectaccessreviews" {
+        return access_review(&fake, body);
+    }
+    let Some(target) = parse_path(&path) else {
+        return status(404, "NotFound", &format!("the fake API server does not serve {path}"));
+    };
+    let ns = target.namespace.clone().unwrap_or_default();
+    match (method, &target.name) {
+        (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            watch_stream(&fake, &target, &query)
+        }
+        (Method::GET, None) => list(&fake, &target, &query),
+        (Method::GET, Some(name)) => {
+            let key = (target.plural.clone(), ns, name.clone());
+            match fake.lock().objects.get(&key) {
+                Some(o) => json_response(o.json.clone()),
+                None => status(404, "NotFound", &format!("{} {name} not found", target.plural)),
+            }
+        }
+        (Method::PATCH, Some(name)) => patch(&fake, &target, name, &ns, &query, &content_type, &body),
+        (Method::DELETE, Some(name)) => {
+            let key = (target.plural.clone(), ns, name.clone());
+            let mut inner = fake.lock();
+            if let Some(current) = inner.objects.get(&key).map(Stored::value) {
+                let pre = &body["preconditions"];
+                for (field, want) in [("uid", &pre["uid"]), ("resourceVersion", &pre["resourceVersion"])] {
+                    if !want.is_null() && &current["metadata"][field] != want {
+                        return status(409, "Conflict", &format!("precondition failed: {field}"));
+                    }
+                }
+            }
+            let deleted = inner.delete(&key);
+            drop(inner);
+            fake.notify();
+            match deleted {
+                Some(o) => axum::Json(o).into_response(),
+                None => status(404, "NotFound", &format!("{} {name} not found", target.plural)),
+            }
+        }
+        (m, _) => status(405, "MethodNotAllowed", &format!("{m} {path}")),
+    }
+}
+
+fn json_response(json: Bytes) -> Response {
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(json))
+        .unwrap_or_else(|_| status(500, "InternalError", "response"))
+}
+
+fn patch(
+    fake: &FakeApi,
+    target: &Target,
+    name: &str,
+    ns: &str,
+    query: &HashMap<String, String>,
+    content_type: &str,
+    body: &Value,
+) -> Response {
+    let key = (target.plural.clone(), ns.to_string(), name.to_string());
+    let mut inner = fake.lock();
+    let existing = inner.objects.get(&key).map(Stored::value);
+    let updated = if content_type.starts_with("application/apply-patch") {
+        // As the real server: an apply names its object and its manager.
+        if body["apiVersion"].as_str().is_none() || body["kind"].as_str().is_none() {
+            return status(400, "BadRequest", "apply: apiVersion and kind must be set");
+        }
+        if !query.contains_key("fieldManager") {
+            return status(400, "BadRequest", "apply: fieldManager is required");
+        }
+        match (&existing, target.status) {
+            (None, true) => return status(404, "NotFound", &format!("{} {name} not found", target.plural)),
+            (Some(old), true) => {
+                let mut o = old.clone();
+                o["status"] = body["status"].clone();
+                o
+            }
+            (None, false) => {
+                let fields = spec_fields(body);
+                inner.owned.insert((key.clone(), manager(query)), fields);
+                body.clone()
+            }
+            (Some(old), false) => {
+                let mut o = old.clone();
+                let mut labels = old["metadata"]["labels"].clone();
+                merge(&mut labels, &body["metadata"]["labels"]);
+                o["metadata"]["labels"] = labels;
+                let fields = spec_fields(body);
+                let before = inner
+                    .owned
+                    .insert((key.clone(), manager(query)), fields)
+                    .unwrap_or_default();
+                if !o["spec"].is_object() {
+                    o["spec"] = json!({});
+                }
+                if let Some(spec) = o["spec"].as_object_mut() {
+                    for dropped in before.iter().filter(|f| body["spec"].get(f.as_str()).is_none()) {
+                        spec.remove(dropped);
+                    }
+                    for (k, v) in body["spec"].as_object().into_iter().flatten() {
+                        spec.insert(k.clone(), v.clone());
+                    }
+                }
+                o
+            }
+        }
+    } else if content_type.starts_with("application/merge-patch+json") {
+        let Some(old) = &existing else {
+            return status(404, "NotFound", &format!("{} {name} not found", target.plural));
+        };
+        let mut o = old.clone();
+        merge(&mut o, body);
+        o
+    } else {
+        return status(415, "UnsupportedMediaType", content_type);
+    };
+    let stored = inner.store(key, updated, existing.as_ref());
+    drop(inner);
+    fake.notify();
+    axum::Json(stored).into_response()
+}
+
+/// The top-level spec fields of an applied object.
+fn spec_fields(body: &Value) -> BTreeSet<String> {
+    body["spec"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The field manager of a request.
+fn manager(query: &HashMap<String, String>) -> String {
+    query.get("fieldManager").cloned().unwrap_or_default()
+}
+
+fn list_kind(plural: &str) -> (&'static str, &'static str) {
+    match plural {
+        "namespaces" => ("v1", "NamespaceList"),
+        "pods" => ("v1", "PodList"),
+        "services" => ("v1", "ServiceList"),
+        "serviceaccounts" => ("v1", "ServiceAccountList"),
+        "configmaps" => ("v1", "ConfigMapList"),
+        "deployments" => ("apps/v1", "DeploymentList"),
+        "statefulsets" => ("apps/v1", "StatefulSetList"),
+        "daemonsets" => ("apps/v1", "DaemonSetList"),
+        "allowlists" => ("meshward.io/v1alpha1", "AllowlistList"),
+        "wasmplugins" => ("extensions.istio.io/v1alpha1", "WasmPluginList"),
+        _ => ("v1", "List"),
+    }
+}
+
+/// A continue token: the key after which the next page starts, hex-encoded.
+fn continue_token(ns: &str, name: &str) -> String {
+    format!("{ns}/{name}").bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_continue(token: &str) -> Option<(String, String)> {
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let (ns, name) = text.split_once('/')?;
+    Some((ns.to_string(), name.to_string()))
+}
+
+fn list(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Response {
+    let inner = fake.lock();
+    if inner.broken.contains(&target.plural) {
+        return status(
+            500,
+            "InternalError",
+            &format!("listing {} fails (injected)", target.plural),
+        );
+    }
+    // `resourceVersion=0` is served from the watch cache: whole, `limit` ignored.
+    let from_cache = query.get("resourceVersion").is_some_and(|v| v == "0");
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0 && !from_cache);
+    let start = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => match parse_continue(token) {
+            Some(after) => Some(after),
+            None => return status(400, "BadRequest", "invalid continue token"),
+        },
+        None => None,
+    };
+    let plural = &target.plural;
+    let lower = (plural.clone(), String::new(), String::new());
+    let selector = query.get("labelSelector");
+    let mut items: Vec<&Bytes> = Vec::new();
+    let mut last: Option<&Key> = None;
+    let mut more = false;
+    for (key, o) in inner.objects.range(lower..) {
+        if &key.0 != plural {
+            break;
+        }
+        if let Some((ns, name)) = &start {
+            if (&key.1, &key.2) <= (ns, name) {
+                continue;
+            }
+        }
+        if target.namespace.as_ref().is_some_and(|t| *t != key.1) || !labels_match(selector, &o.labels) {
+            continue;
+        }
+        if limit.is_some_and(|l| items.len() >= l) {
+            more = true;
+            break;
+        }
+        items.push(&o.json);
+        last = Some(key);
+    }
+    let (api_version, kind) = list_kind(plural);
+    let mut metadata = json!({"resourceVersion": inner.rv.to_string()});
+    if more {
+        if let Some((_, ns, name)) = last {
+            metadata["continue"] = json!(continue_token(ns, name));
+        }
+    }
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 256);
+    out.extend_from_slice(
+        format!("{{\"apiVersion\":\"{api_version}\",\"kind\":\"{kind}\",\"metadata\":{metadata},\"items\":[")
+            .as_bytes(),
+    );
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"]}");
+    drop(inner);
+    json_response(Bytes::from(out))
+}
+
+fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Response {
+    if fake.lock().broken.contains(&target.plural) {
+        return status(
+            500,
+            "InternalError",
+            &format!("watching {} fails (injected)", target.plural),
+        );
+    }
+    let from: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(290), Duration::from_secs);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let selector = query.get("labelSelector").cloned();
+    let plural = target.plural.clone();
+    let namespace = target.namespace.clone();
+    let fake = fake.clone();
+    let stream = futures::stream::unfold(from, move |cursor| {
+        let fake = fake.clone();
+        let plural = plural.clone();
+        let namespace = namespace.clone();
+        let selector = selector.clone();
+        async move {
+            let mut cursor = cursor;
+            let mut wake = fake.wake.subscribe();
+            loop {
+                {
+                    let inner = fake.lock();
+                    if inner.outage || inner.broken.contains(&plural) {
+                        return None;
+                    }
+                    let start = inner.events.partition_point(|e| e.rv <= cursor);
+                    let next = inner.events.get(start..).into_iter().flatten().find(|e| {
+                        e.plural == plural
+                            && namespace.as_ref().is_none_or(|n| *n == e.namespace)
+                            && labels_match(selector.as_ref(), &e.object.labels)
+                    });
+                    if let Some(e) = next {
+                        let mut line = Vec::with_capacity(e.object.json.len() + 32);
+                        line.extend_from_slice(format!("{{\"type\":\"{}\",\"object\":", e.kind).as_bytes());
+                        line.extend_from_slice(&e.object.json);
+                        line.extend_from_slice(b"}\n");
+                        return Some((Ok::<_, std::io::Error>(Bytes::from(line)), e.rv));
+                    }
+                    // Nothing of this kind past the cursor: skip what was scanned.
+                    cursor = inner.events.last().map_or(cursor, |e| e.rv.max(cursor));
+                    wake.borrow_and_update();
+                }
+                match tokio::time::timeout_at(deadline, wake.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => return None,
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| status(500, "InternalError", "watch"))
+}
+
+fn token_review(fake: &FakeApi, body: Value) -> Response {
+    let token = body["spec"]["token"].as_str().unwrap_or_default();
+    let inner = fake.lock();
+    let status = match inner.tokens.get(token) {
+        Some((user, groups)) => json!({"authenticated": true, "user": {"username": user, "groups": groups}}),
+        None => json!({"authenticated": false, "error": "invalid bearer token"}),
+    };
+    let mut reply = body;
+    reply["status"] = status;
+    axum::Json(reply).into_response()
+}
+
+fn access_review(fake: &FakeApi, body: Value) -> Response {
+    let spec = &body["spec"];
+    let attrs = &spec["resourceAttributes"];
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let key = (
+        s(&spec["user"]),
+        s(&attrs["verb"]),
+        s(&attrs["resource"]),
+        s(&attrs["namespace"]),
+        s(&attrs["name"]),
+    );
+    let allowed = s(&attrs["group"]) == "meshward.io" && fake.lock().grants.contains(&key);
+    let mut reply = body;
+    reply["status"] = json!({"allowed": allowed});
+    axum::Json(reply).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        for (ns, name) in [("a", "b"), ("", "x"), ("ns-1", "pod.with.dots")] {
+            assert_eq!(
+                parse_continue(&continue_token(ns, name)),
+                Some((ns.into(), name.into()))
+            );
+        }
+        assert_eq!(parse_continue("zz"), None);
+    }
+}
