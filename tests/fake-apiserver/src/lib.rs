@@ -16,7 +16,7 @@
 //!   write with the time it arrived.
 //!
 //! Objects are held as serialized JSON, so a cluster of 100,000 Pods of about
-//! 9 KB each ([`cluster`] generates them as an Istio-injected cluster returns
+//! 11 KB each ([`cluster`] generates them as an Istio-injected cluster returns
 //! them) costs about a gigabyte here, not several.
 //!
 //! What it does not model: etcd compaction (`410 Gone`), watch bookmarks,
