@@ -42,6 +42,7 @@ pub mod scale;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -685,19 +686,18 @@ fn list(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Res
         None => None,
     };
     let plural = &target.plural;
-    let lower = (plural.clone(), String::new(), String::new());
+    // A page starts right after the last key of the previous one.
+    let lower = match start {
+        Some((ns, name)) => Bound::Excluded((plural.clone(), ns, name)),
+        None => Bound::Included((plural.clone(), String::new(), String::new())),
+    };
     let selector = query.get("labelSelector");
     let mut items: Vec<&Bytes> = Vec::new();
     let mut last: Option<&Key> = None;
     let mut more = false;
-    for (key, o) in inner.objects.range(lower..) {
+    for (key, o) in inner.objects.range((lower, Bound::Unbounded)) {
         if &key.0 != plural {
             break;
-        }
-        if let Some((ns, name)) = &start {
-            if (&key.1, &key.2) <= (ns, name) {
-                continue;
-            }
         }
         if target.namespace.as_ref().is_some_and(|t| *t != key.1) || !labels_match(selector, &o.labels) {
             continue;
