@@ -42,7 +42,11 @@ async fn pages_cover_every_object_once_and_rv0_lists_are_whole() {
     // but other clients do: a raw request.
     let whole = raw_get(&fake, "/api/v1/serviceaccounts?limit=100&resourceVersion=0").await;
     let whole: serde_json::Value = serde_json::from_str(&whole).unwrap();
-    assert_eq!(whole["items"].as_array().unwrap().len(), 1_234, "resourceVersion=0 ignores the limit");
+    assert_eq!(
+        whole["items"].as_array().unwrap().len(),
+        1_234,
+        "resourceVersion=0 ignores the limit"
+    );
     assert!(whole["metadata"]["continue"].is_null());
 
     let one_ns: Api<ServiceAccount> = Api::namespaced(client, "ns-3");
