@@ -217,7 +217,7 @@ impl Authorizer {
         let audience_ok = status
             .audiences
             .as_ref()
-            .is_some_and(|a| a.iter().any(|a| *a == self.audience));
+            .is_some_and(|a| a.contains(&self.audience));
         Ok(match (status.authenticated, status.user) {
             (Some(true), Some(user)) if audience_ok => Some(user),
             _ => None,
