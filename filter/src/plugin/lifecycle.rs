@@ -43,8 +43,9 @@ impl Workload {
 #[derive(Debug)]
 pub(super) struct Active {
     pub(super) evaluator: RefCell<Evaluator>,
-    /// (verdict, rule index or `u32::MAX`) → counter id, filled on first use.
-    pub(super) counters: RefCell<FxHashMap<(Verdict, u32), u32>>,
+    /// (verdict, mode, rule index or `u32::MAX`) → counter id, filled on
+    /// first use.
+    pub(super) counters: RefCell<FxHashMap<(Verdict, Mode, u32), u32>>,
     /// The `policy` label of decisions no single rule made: the applicable
     /// enforce (or, with none, audit) policy if there is exactly one, `*` if
     /// several, `-` if none.
