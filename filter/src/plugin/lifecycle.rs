@@ -74,7 +74,13 @@ impl Plugin {
         } else {
             METRIC_CONFIG_REJECTED
         };
-        self.counters.borrow_mut().increment(host, metric);
+        let mut counters = self.counters.borrow_mut();
+        // Both exist from the first configuration on: a series that appears
+        // with its first increment hides that increment from `increase()`.
+        counters.define(host, METRIC_CONFIG_ACCEPTED);
+        counters.define(host, METRIC_CONFIG_REJECTED);
+        counters.increment(host, metric);
+        drop(counters);
         self.memory.reported(host.vm_memory());
         result
     }

@@ -152,6 +152,11 @@ impl Counters {
         }
     }
 
+    /// Defines counter `name` (at 0) if it is not yet.
+    pub(super) fn define(&mut self, host: &dyn Host, name: &str) {
+        let _ = self.id(host, name);
+    }
+
     /// Adds one to counter `name`, defining it on first use.
     pub(super) fn increment(&mut self, host: &dyn Host, name: &str) {
         if let Some(id) = self.id(host, name) {

@@ -293,6 +293,12 @@ fn counters_by_verdict_policy_and_rule() {
     let mut host = reviews_host();
     let plugin = configured(&host, CONFIG);
     assert_eq!(host.counter(METRIC_CONFIG_ACCEPTED), 1);
+    assert!(
+        host.counters
+            .borrow()
+            .contains(&(METRIC_CONFIG_REJECTED.to_string(), 0)),
+        "defined at 0 before the first rejection"
+    );
     for (method, path) in [
         ("GET", "/reviews/1"),
         ("GET", "/reviews/2"),
