@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use common::{crd_schema, validate};
 use meshward_control::serve::metrics::{Gauges, Metrics};
+use meshward_e2e::istio::{mesh_config_snippet, yaml_block};
 use meshward_filter::plugin::{
     METRIC_CONFIG_ACCEPTED, METRIC_CONFIG_REJECTED, METRIC_REQUESTS, REQUEST_TAGS, STATE_POLICY, STATE_RULE,
     STATE_VERDICT, TAG_MODE, TAG_NAMESPACE, TAG_POLICY, TAG_RULE, TAG_VERDICT, TAG_WORKLOAD,
@@ -183,20 +184,9 @@ fn the_verdict_telemetry_adds_one_bounded_label_to_the_server_side() {
     assert!(validate(&schema["properties"]["spec"], &bad, "spec").is_err());
 }
 
-/// The mesh config snippet of a manifest: the comment lines from
-/// `#   meshConfig:` on that start with `#   `, without that prefix.
-fn mesh_config_snippet(text: &str) -> Value {
-    let yaml: Vec<&str> = text
-        .lines()
-        .skip_while(|l| l.trim_end() != "#   meshConfig:")
-        .map_while(|l| l.strip_prefix("#   "))
-        .collect();
-    serde_yaml::from_str(&yaml.join("\n")).unwrap()
-}
-
 #[test]
 fn the_access_log_is_istios_default_format_plus_the_filter_state() {
-    let snippet = mesh_config_snippet(&read("istio/examples/telemetry.yaml"));
+    let snippet: Value = serde_json::to_value(mesh_config_snippet(&read("istio/examples/telemetry.yaml"))).unwrap();
     let providers = snippet["meshConfig"]["extensionProviders"].as_array().unwrap();
     assert_eq!(providers.len(), 1);
     let format = providers[0]["envoyFileAccessLog"]["logFormat"]["text"]
@@ -226,17 +216,6 @@ fn the_access_log_is_istios_default_format_plus_the_filter_state() {
             "'wasm.{STATE_VERDICT}' in filter_state && {key} in [b'deny', b'audit_deny']"
         )]
     );
-}
-
-/// The YAML block of a Markdown file that starts with `first_line`.
-fn yaml_block(file: &str, first_line: &str) -> serde_yaml::Value {
-    let text = read(file);
-    let start = text
-        .find(&format!("```yaml\n{first_line}\n"))
-        .unwrap_or_else(|| panic!("{file}: no yaml block starting with {first_line}"))
-        + "```yaml\n".len();
-    let len = text[start..].find("```").unwrap();
-    serde_yaml::from_str(&text[start..start + len]).unwrap()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! What Istio would generate, for the tests that claim Istio compatibility:
 //! the `stats_config` istio-agent writes into every sidecar's bootstrap, and
-//! the configuration the project documents for it.
+//! readers of the configuration the project documents and ships for Istio
+//! (also used by the control crate's offline checks of those files).
 //!
 //! istio-agent renders its bootstrap from a Go template
 //! (`tools/packaging/common/envoy_bootstrap.json`); its `stats_config` part
@@ -127,23 +128,39 @@ fn js_escape(s: &str) -> String {
     out
 }
 
-/// The YAML block of `docs/observability.md` that starts with `first_line`
-/// (up to its closing fence), parsed: what the documentation tells users to
-/// configure, so the tests run exactly that.
-pub fn documented_yaml(first_line: &str) -> serde_yaml::Value {
-    let path = workspace().join("docs/observability.md");
+/// The YAML block of the Markdown file `file` (relative to the workspace)
+/// that starts with the line `first_line`, up to its closing fence, parsed:
+/// what the documentation tells users to configure, so tests check exactly
+/// that.
+pub fn yaml_block(file: &str, first_line: &str) -> serde_yaml::Value {
+    let path = workspace().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let start = text
         .find(&format!("```yaml\n{first_line}\n"))
-        .unwrap_or_else(|| panic!("docs/observability.md: no yaml block starting with {first_line:?}"))
+        .unwrap_or_else(|| panic!("{file}: no yaml block starting with {first_line:?}"))
         + "```yaml\n".len();
-    let len = text[start..].find("```").unwrap_or_else(|| panic!("unclosed block"));
-    serde_yaml::from_str(&text[start..start + len]).unwrap_or_else(|e| panic!("{first_line}: {e}"))
+    let len = text[start..]
+        .find("```")
+        .unwrap_or_else(|| panic!("{file}: unclosed block"));
+    serde_yaml::from_str(&text[start..start + len]).unwrap_or_else(|e| panic!("{file}: {first_line}: {e}"))
+}
+
+/// The mesh config snippet of a manifest under `istio/`: its comment lines
+/// from `#   meshConfig:` on that start with `#   `, without that prefix
+/// (a mesh config is not a Kubernetes object, so the manifests show it as a
+/// comment).
+pub fn mesh_config_snippet(text: &str) -> serde_yaml::Value {
+    let yaml: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim_end() != "#   meshConfig:")
+        .map_while(|l| l.strip_prefix("#   "))
+        .collect();
+    serde_yaml::from_str(&yaml.join("\n")).unwrap_or_else(|e| panic!("mesh config snippet: {e}"))
 }
 
 /// The tags the documentation lists for `meshConfig.defaultConfig.extraStatTags`.
 pub fn documented_extra_stat_tags() -> Vec<String> {
-    let doc = documented_yaml("meshConfig:");
+    let doc = yaml_block("docs/observability.md", "meshConfig:");
     doc["meshConfig"]["defaultConfig"]["extraStatTags"]
         .as_sequence()
         .unwrap_or_else(|| panic!("no meshConfig.defaultConfig.extraStatTags list in {doc:?}"))
@@ -155,7 +172,7 @@ pub fn documented_extra_stat_tags() -> Vec<String> {
 /// The documented bootstrap form: the `stats_config` YAML block, as the
 /// `"stats_config": {...},` member of a JSON bootstrap.
 pub fn documented_stats_config() -> String {
-    let doc = documented_yaml("stats_config:");
+    let doc = yaml_block("docs/observability.md", "stats_config:");
     let json = serde_json::to_value(&doc["stats_config"]).unwrap_or_default();
     format!(r#""stats_config": {json},"#)
 }

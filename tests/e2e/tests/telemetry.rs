@@ -19,6 +19,7 @@
 
 use std::collections::BTreeSet;
 
+use meshward_e2e::istio::mesh_config_snippet;
 use meshward_e2e::{call, workspace, AccessLog, Caller, EnvoyOptions, Scenario};
 use serde_yaml::Value;
 
@@ -193,17 +194,6 @@ fn without_tag_extractors_the_names_are_flat() {
         "{flat} missing: {:?}",
         s.envoy.admin_get("/stats/prometheus")
     );
-}
-
-/// The comment lines of `text` from `#   meshConfig:` on that start with
-/// `#   `, without that prefix: the mesh config snippet of a manifest.
-fn mesh_config_snippet(text: &str) -> Value {
-    let yaml: Vec<&str> = text
-        .lines()
-        .skip_while(|l| l.trim_end() != "#   meshConfig:")
-        .map_while(|l| l.strip_prefix("#   "))
-        .collect();
-    serde_yaml::from_str(&yaml.join("\n")).unwrap()
 }
 
 /// Every document of a shipped manifest.
