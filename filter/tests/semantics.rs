@@ -205,7 +205,7 @@ fn path_forms() {
             (get("/site.css.map"), Deny),
             (get("/api/v1/items/7"), Allow),
             (get("/api/v1/items/7/8/9"), Allow),
-            (get("/api/v1/items/"), Deny),
+            (get("/api/v1/items/"), Allow), // {**} matches nothing
             (get("/api/v1/items"), Deny),
             (get("/api/v1/x/items/7"), Deny),
             (get("/api//items/7"), Deny), // canonical "/api/items/7": no segment for {*}
@@ -220,21 +220,59 @@ fn path_forms() {
     assert_eq!(verdict(&mut ev, &get("/admin?/health")), Deny);
 }
 
-/// `/{**}` on its own (any path but `/`) once matched nothing, as its
+/// `/{**}` on its own (any path, `/` included) once matched nothing, as its
 /// template hung at the root of an otherwise empty template index: as a
 /// positive pattern it denied what it should admit, and as a negative one
 /// it excluded nothing, so this rule admitted GET on every path.
 #[test]
-fn a_lone_root_rest_template_matches_every_path_but_the_root() {
+fn a_lone_root_rest_template_matches_every_path() {
     let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["GET"],"notPaths":["/{**}"]}]}]"#));
     assert_verdicts(
         &mut ev,
-        &[(get("/"), Allow), (get("/admin"), Deny), (get("/a/b/"), Deny)],
+        &[
+            (get("/"), Deny),
+            (get("/admin"), Deny),
+            (get("/a/b/"), Deny),
+            (get("/a*"), Allow),
+        ],
     );
     let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/{**}"]}]}]"#));
     assert_verdicts(
         &mut ev,
-        &[(get("/"), Deny), (get("/admin"), Allow), (get("/a/b/"), Allow)],
+        &[
+            (get("/"), Allow),
+            (get("/admin"), Allow),
+            (get("/a/b/"), Allow),
+            (get("/a*"), Deny),
+        ],
+    );
+}
+
+/// `{**}` before literal segments, as Istio writes it: it takes one or more
+/// segments, and only characters Envoy's templates match.
+#[test]
+fn rest_before_literal_segments() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"paths":["/store/{**}/cart","/docs/{**}/","/{*}/files/{**}/raw"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/store/cart"), Deny),
+            (get("/store//cart"), Deny), // canonical "/store/cart"
+            (get("/store/a/cart"), Allow),
+            (get("/store/a/b/cart"), Allow),
+            (get("/store/a/b/cart?x=1"), Allow),
+            (get("/store/a/b/cart/"), Deny),
+            (get("/store/a*b/cart"), Deny),
+            (get("/docs/"), Deny),
+            (get("/docs/a"), Deny),
+            (get("/docs/a/"), Allow),
+            (get("/docs/a/b/"), Allow),
+            (get("/u/files/x/raw"), Allow),
+            (get("/u/files/raw"), Deny),
+            (get("/u/v/files/x/raw"), Deny),
+        ],
     );
 }
 
