@@ -155,9 +155,9 @@ pub(crate) fn valid_method_pattern(m: &str) -> bool {
 /// A template is parsed as Istio validates it and matched as Envoy matches
 /// the `uri_template` Istio translates it to: `{*}` stands for one non-empty
 /// segment, `{**}` for zero or more characters, `/` included (so for one or
-/// more segments, the last of them possibly empty); both match only the
-/// characters of [`is_template_char`]. `{**}` may be followed by literal
-/// segments and a trailing `/`, but not by another operator.
+/// more segments, the last of them possibly empty); neither matches `[` or
+/// `]`. `{**}` may be followed by literal segments and a trailing `/`, but
+/// not by another operator.
 ///
 /// A parsed pattern borrows from the text it was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,9 +187,8 @@ pub(crate) enum TemplateSegment<'a> {
 /// The marker of the regular-expression path form.
 pub const REGEX_PREFIX: &str = "regex:";
 
-/// The characters a path template's literal segments may hold, and the only
-/// ones its operators match: RFC 3986's `pchar` without `*` (Envoy's
-/// operator), as Istio's validator and Envoy's `uri_template` take it
+/// The characters a path template's literal segments may hold: RFC 3986's
+/// `pchar` without `*` (Envoy's operator), as Istio's validator takes it
 /// (`A-Z a-z 0-9 - . _ ~ % ! $ & ' ( ) + , ; : @ =`).
 pub(crate) const fn is_template_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()

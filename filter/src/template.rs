@@ -19,13 +19,25 @@
 //! each.
 //!
 //! `{*}` matches one non-empty segment and `{**}` one or more consecutive
-//! segments, of [`is_template_char`] characters only: on a canonical path,
-//! which has no empty segment but a trailing one, this is Envoy's
-//! `uri_template` (`{*}` `[pchar]+`, `{**}` `[pchar/]*` between the
-//! template's `/` separators).
+//! segments, without `[` or `]` (see [`operator_matches`]): on a canonical
+//! path, which has no empty segment but a trailing one, this is what Envoy's
+//! `uri_template` matches (`{*}` `[pchar]+`, `{**}` `[pchar/]*` between the
+//! template's `/` separators) once Istio's default path normalization has
+//! run.
 
-use crate::pattern::{is_template_char, TemplateSegment};
+use crate::pattern::TemplateSegment;
 use crate::postings::Postings;
+
+/// Whether `{*}` and `{**}` match byte `b` of a canonical path (`{**}` also
+/// matches `/`).
+///
+/// Envoy's template operators match RFC 3986 `pchar` (Envoy 1.40 with `*`).
+/// Istio's default path normalization percent-encodes `"` `<` `>` `` ` ``
+/// `{` `}` `|` `^` before matching, and the escape is `pchar` again; of the
+/// bytes a canonical path holds, only `[` and `]` are left out.
+const fn operator_matches(b: u8) -> bool {
+    !matches!(b, b'[' | b']' | b'/')
+}
 
 /// Index of a template pattern's path id.
 type PathId = u32;
@@ -202,7 +214,7 @@ impl TemplateIndex {
                 match self.one.get(n as usize) {
                     Some(&child)
                         if child != 0
-                            && *one.get_or_insert_with(|| !seg.is_empty() && seg.bytes().all(is_template_char)) =>
+                            && *one.get_or_insert_with(|| !seg.is_empty() && seg.bytes().all(operator_matches)) =>
                     {
                         next.push(child)
                     }
@@ -229,7 +241,7 @@ impl TemplateIndex {
         // `{**}` may take `rest[..end]` for any `end` up to here.
         let takes = rest
             .bytes()
-            .position(|b| b != b'/' && !is_template_char(b))
+            .position(|b| b != b'/' && !operator_matches(b))
             .unwrap_or(rest.len());
         if takes == rest.len() {
             out.extend_from_slice(self.ends.get(node));
@@ -332,13 +344,13 @@ mod tests {
         assert_eq!(find(&ix, "/a/b/path/template"), vec![3]);
     }
 
-    /// `{*}` and `{**}` match only the characters Envoy's templates do: a
-    /// canonical path may hold others (`*`, `"`, `<`, `[`, `{`, ...).
+    /// `{*}` and `{**}` match every byte of a canonical path but `[` and
+    /// `]`, as Envoy's templates do after Istio's path normalization.
     #[test]
-    fn operators_match_template_characters_only() {
+    fn operators_match_what_envoy_matches() {
         let ix = index(&["/a/{*}", "/b/{**}", "/c/{**}/end"]);
-        assert_eq!(find(&ix, "/a/x=y;(z)!$&'+,:@~%C3%A9"), vec![0]);
-        for odd in ["*", "\"", "<", ">", "[", "]", "^", "`", "{", "|", "}"] {
+        assert_eq!(find(&ix, "/a/x=y(z)!$&'+,:@~%C3%A9*\"<>`{|}^"), vec![0]);
+        for odd in ["[", "]"] {
             assert_eq!(find(&ix, &format!("/a/x{odd}")), Vec::<u32>::new(), "{odd}");
             assert_eq!(find(&ix, &format!("/b/x/{odd}/y")), Vec::<u32>::new(), "{odd}");
             assert_eq!(find(&ix, &format!("/c/x{odd}/end")), Vec::<u32>::new(), "{odd}");

@@ -44,9 +44,10 @@ fn str_match(pattern: &str, value: &str) -> bool {
 /// A template as Envoy's `uri_template` matches it (Istio translates `{*}`
 /// to `*` and `{**}` to `**`): the regular expression Envoy builds, one part
 /// per `/`-separated template segment, joined by `/`. The operators match
-/// RFC 3986 `pchar` without `*`.
+/// RFC 3986 `pchar` (with `*`, as Envoy 1.40 does), and the characters Istio's
+/// default path normalization percent-encodes first (`"<>`{}|^`).
 fn template_match(template: &str, path: &str) -> bool {
-    const PCHAR: &str = r"A-Za-z0-9\-._~%!$&'()+,;:@=";
+    const PCHAR: &str = r#"A-Za-z0-9\-._~%!$&'()*+,;:@="<>`{}|^"#;
     let parts: Vec<String> = template[1..]
         .split('/')
         .map(|seg| match seg {
