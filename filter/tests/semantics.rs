@@ -557,3 +557,17 @@ fn ten_thousand_rules() {
         n
     );
 }
+
+/// The benchmark's rule mix with `{**}` in the middle of its templates
+/// admits each template rule's path, and only that rule's.
+#[test]
+fn generated_mix_with_rest_in_middle() {
+    let mut ev = evaluator(&common::generated_rules_rest_in_middle(40));
+    for i in [2, 6, 38] {
+        let path = common::generated_template_path(i, true);
+        let got = decide(&mut ev, &get(&path));
+        assert_eq!(got.rule.as_deref(), Some(format!("generated/r{i}").as_str()), "{path}");
+        assert_eq!(verdict(&mut ev, &get(&common::generated_template_path(i, false))), Deny);
+    }
+    assert_eq!(verdict(&mut ev, &get("/svc2/users/42/orders")), Deny);
+}
