@@ -428,7 +428,9 @@ fn template_suggestion(template: &str) -> PatternError {
 /// The canonical form of a `prefix*` pattern: its complete segments as a
 /// path, its last (partial) segment with canonical escapes only.
 fn prefix_suggestion(prefix: &str) -> PatternError {
-    let (head, tail) = prefix.split_at(prefix.rfind('/').map_or(0, |at| at + 1));
+    let (head, tail) = prefix
+        .split_at_checked(prefix.rfind('/').map_or(0, |at| at + 1))
+        .unwrap_or((prefix, ""));
     let canonical =
         canonicalize_path(head).and_then(|head| Ok(format!("{}{}*", head.path(), decode_unreserved(tail)?)));
     match canonical {
