@@ -277,6 +277,32 @@ async fn an_invalid_allowlist_gets_a_condition_naming_the_field_and_other_namesp
     assert_eq!(blog["spec"]["pluginConfig"]["policies"][0]["name"], "blog/api");
     let ok = eventually("blog/api Ready", || async { ready(&fake, "blog", "api") }).await;
     assert_eq!(ok["status"], "True");
+
+    // An Event on the Allowlist says so, as `kubectl describe` shows it.
+    let event = eventually("a Warning event on shop/broken", || async {
+        fake.writes().into_iter().find_map(|w| {
+            let regarding = &w.body["regarding"];
+            (w.path == "/apis/events.k8s.io/v1/namespaces/shop/events"
+                && regarding["kind"] == "Allowlist"
+                && regarding["name"] == "broken"
+                && w.body["reason"] == "InvalidPath")
+                .then_some(w.body)
+        })
+    })
+    .await;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reportingController"], "meshward-control");
+    assert!(
+        event["regarding"]["uid"].as_str().is_some_and(|u| !u.is_empty()),
+        "kubectl describe finds events by uid: {event}"
+    );
+    assert!(
+        event["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("Ready=False: rules[0].to[0].paths[1]"),
+        "{event}"
+    );
     svc.stop().await;
 }
 

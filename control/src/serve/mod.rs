@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod events;
 pub mod lease;
 pub mod metrics;
 pub mod plan;
@@ -158,6 +159,8 @@ pub struct Shared {
     pub leadership: Leadership,
     /// Writes were planned or queued while this replica did not lead.
     unwritten: AtomicBool,
+    /// Publishes Events on Allowlists.
+    events: kube::runtime::events::Recorder,
 }
 
 impl Shared {
@@ -172,6 +175,13 @@ impl Shared {
             authorizer,
             leadership,
             unwritten: AtomicBool::new(false),
+            events: kube::runtime::events::Recorder::new(
+                client.clone(),
+                kube::runtime::events::Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: config.lease.as_ref().map(|l| l.identity.clone()),
+                },
+            ),
             client,
             config,
             metrics: Metrics::default(),

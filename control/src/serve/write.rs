@@ -32,7 +32,7 @@ use super::metrics::Outcome;
 use super::plan::{
     keep_transition_times, plugin_content, plugin_is_current, status_content, status_is_current, Delete, Plan,
 };
-use super::{Shared, FIELD_MANAGER};
+use super::{events, Shared, FIELD_MANAGER};
 use crate::derive::{StatusUpdate, WasmPlugin};
 use crate::state::wire::{AllowlistWire, WasmPluginWire};
 
@@ -324,10 +324,10 @@ async fn delete(shared: &Shared, d: &Delete) -> bool {
 async fn status(shared: &Shared, s: &StatusUpdate) -> bool {
     let m = &shared.metrics;
     let (ns, name) = (s.namespace.as_str(), s.name.as_str());
-    let Some((current, before)) = shared.read_state(|st| {
+    let Some((current, before, uid)) = shared.read_state(|st| {
         st.namespace(ns)
             .and_then(|n| n.allowlist(name))
-            .map(|a| (a.status.clone(), a.resource_version.clone()))
+            .map(|a| (a.status.clone(), a.resource_version.clone(), a.uid.clone()))
     }) else {
         // Deleted since: nothing to report on.
         return true;
@@ -345,6 +345,7 @@ async fn status(shared: &Shared, s: &StatusUpdate) -> bool {
         Ok(_) => {
             m.write("AllowlistStatus", Outcome::Applied);
             shared.writer.wrote(key, content, before);
+            events::status_changed(shared, ns, name, uid, current.as_ref(), &status).await;
             true
         }
         // Deleted since the plan: nothing to report on.

@@ -104,6 +104,8 @@ pub struct StoredAllowlist {
     /// `metadata.resourceVersion`: the writer tells by it whether the watch
     /// has shown its own last write yet.
     pub resource_version: Option<String>,
+    /// `metadata.uid`, for the Events about it.
+    pub uid: Option<String>,
 }
 
 impl StoredAllowlist {

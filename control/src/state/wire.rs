@@ -382,6 +382,7 @@ impl Watched for AllowlistWire {
                 unreadable,
                 status,
                 resource_version: self.metadata.resource_version,
+                uid: self.metadata.uid,
             }),
         })
     }

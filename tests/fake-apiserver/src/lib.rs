@@ -157,6 +157,7 @@ pub fn plural_of(kind: &str) -> &'static str {
         "WasmPlugin" => "wasmplugins",
         "ConfigMap" => "configmaps",
         "Lease" => "leases",
+        "Event" => "events",
         _ => "unknown",
     }
 }
