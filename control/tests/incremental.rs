@@ -145,6 +145,11 @@ fn apply(state: &mut ClusterState, op: &Op) -> meshward_control::state::Changes 
                     managed: managed_fields(&json!({"pluginConfig": config})),
                     uid: Some(format!("u{variant}")),
                     resource_version: Some(variant.to_string()),
+                    foreign_appliers: if variant == 2 {
+                        vec!["argocd (spec.pluginConfig)".into()]
+                    } else {
+                        Vec::new()
+                    },
                 }),
             ))
         }

@@ -46,8 +46,8 @@ pub use plugin::{
     PluginName, TrafficSelector, WasmPlugin, WasmPluginSpec, MANAGED_BY, PLUGIN_NAME, ROOT_ID, WASM_PLUGIN_API_VERSION,
 };
 pub use status::{
-    REASON_DERIVED, REASON_NAMESPACE_CONFIG_REJECTED, REASON_NAMESPACE_NOT_ENABLED, REASON_OVER_BUDGET,
-    REASON_WITHIN_BUDGET,
+    REASON_DERIVED, REASON_FIELD_MANAGER_CONFLICT, REASON_NAMESPACE_CONFIG_REJECTED, REASON_NAMESPACE_NOT_ENABLED,
+    REASON_OVER_BUDGET, REASON_WITHIN_BUDGET,
 };
 pub use translate::{Invalid, InvalidReason};
 pub use workloads::{selects, DEFAULT_SERVICE_ACCOUNT};
@@ -213,12 +213,34 @@ pub fn derive_namespace(state: &ClusterState, ns: &str, settings: &Settings, now
     let labels: BTreeSet<&BTreeMap<String, String>> = namespace.workloads().map(|(w, _)| &w.labels).collect();
     let policies: Vec<&Policy> = entries.iter().map(|e| &e.policy).collect();
     let configs = namespace_configs(&policies, &labels, &previous, audit, settings.budget_bytes);
+    // WasmPlugins another field manager also applies: not written (the
+    // writer does not fight another declarative owner), and said so.
+    let conflicts: Vec<Option<String>> = (0..configs.configs.len())
+        .map(|i| {
+            let name = PluginName(i).to_string();
+            let appliers = &namespace.plugin(&name)?.foreign_appliers;
+            (!appliers.is_empty()).then(|| {
+                format!(
+                    "WasmPlugin {ns}/{name} is also applied by {}; meshward does not take another applier's \
+                     fields back, so this Allowlist is not written: let meshward-control alone apply this object",
+                    appliers.join(", ")
+                )
+            })
+        })
+        .collect();
     for (i, entry) in entries.iter().enumerate() {
         let outcome = status::Outcome {
             generation: entry.generation,
             resolved: entry.resolved,
             invalid: entry.invalid.as_ref(),
             rejected: configs.rejected.as_deref(),
+            conflict: configs
+                .placement
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|p| conflicts.get(p))
+                .and_then(|c| c.as_deref()),
             plugin: configs
                 .placement
                 .get(i)

@@ -13,6 +13,9 @@ use crate::crd::{AllowlistStatus, Resolved};
 pub const REASON_DERIVED: &str = "Derived";
 /// `Ready=False`: the namespace's configuration as a whole was rejected.
 pub const REASON_NAMESPACE_CONFIG_REJECTED: &str = "NamespaceConfigRejected";
+/// `Ready=False`: another field manager applies fields of the WasmPlugin
+/// holding the Allowlist, which meshward does not take back.
+pub const REASON_FIELD_MANAGER_CONFLICT: &str = "FieldManagerConflict";
 /// `Ready=False`: the namespace is not labelled for meshward.
 pub const REASON_NAMESPACE_NOT_ENABLED: &str = "NamespaceNotEnabled";
 /// `WithinBudget=True`.
@@ -43,6 +46,8 @@ pub(super) struct Outcome<'a> {
     pub(super) invalid: Option<&'a Invalid>,
     /// Why its namespace's configuration was rejected, when so.
     pub(super) rejected: Option<&'a str>,
+    /// Who else applies the WasmPlugin holding it, when anyone.
+    pub(super) conflict: Option<&'a str>,
     /// The WasmPlugin holding its policy.
     pub(super) plugin: Option<String>,
     /// The size of its group, when over the budget.
@@ -55,6 +60,14 @@ pub(super) struct Outcome<'a> {
 pub(super) fn enabled(o: &Outcome<'_>, now: &Time) -> AllowlistStatus {
     let generation = o.generation;
     let ready = match (o.rejected, o.invalid) {
+        (None, _) if o.conflict.is_some() => condition(
+            "Ready",
+            false,
+            REASON_FIELD_MANAGER_CONFLICT,
+            o.conflict.unwrap_or_default().to_string(),
+            generation,
+            now,
+        ),
         (Some(rejected), invalid) => {
             let mut message = rejected.to_string();
             if let Some(invalid) = invalid {

@@ -98,7 +98,7 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 
 /// 503 until the first full derivation: the API answers from it.
 fn ensure_ready(shared: &Shared) -> Result<(), ApiError> {
-    if shared.ready() {
+    if shared.serving() {
         Ok(())
     } else {
         Err(ApiError(
@@ -121,24 +121,16 @@ fn derived_plugins(shared: &Shared, ns: &str) -> Result<Arc<NamespaceDesired>, A
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let ready = shared.ready();
-    shared.metrics.set_ready(ready);
-    if ready {
-        (StatusCode::OK, "ready").into_response()
-    } else if shared.health.synced() {
-        (StatusCode::SERVICE_UNAVAILABLE, "listed; deriving for the first time").into_response()
-    } else {
-        let waiting = shared.health.incomplete().join(", ");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("waiting for the first list of: {waiting}"),
-        )
-            .into_response()
+    let readiness = shared.readiness();
+    shared.metrics.set_ready(readiness.is_ok());
+    match readiness {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    shared.metrics.set_ready(shared.ready());
+    shared.metrics.set_ready(shared.readiness().is_ok());
     let gauges = Gauges {
         write_queue: shared.writer.depth(),
     };

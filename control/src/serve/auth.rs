@@ -9,7 +9,10 @@
 //!
 //! Answers are cached briefly ([`CACHE_TTL`]) so that a burst of calls costs
 //! a review or two, not one per call; tokens are cached by their SHA-256,
-//! never kept in the clear.
+//! never kept in the clear. When the API server cannot be reached, an answer
+//! up to [`STALE_LIMIT`] old is used instead of failing the call: during an
+//! outage the service goes on answering those who were authorized shortly
+//! before, and nobody else.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -25,6 +28,8 @@ use thiserror::Error;
 
 /// How long a TokenReview or SubjectAccessReview answer is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
+/// How old a cached answer may be when the API server cannot answer anew.
+pub const STALE_LIMIT: Duration = Duration::from_secs(300);
 /// At most this many answers of each kind are cached.
 const CACHE_ENTRIES: usize = 4_096;
 
@@ -122,9 +127,13 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
     }
 
     fn get(&self, key: &K) -> Option<V> {
+        self.get_within(key, CACHE_TTL)
+    }
+
+    fn get_within(&self, key: &K, age: Duration) -> Option<V> {
         let entries = self.entries.lock().ok()?;
         let (at, value) = entries.get(key)?;
-        (at.elapsed() < CACHE_TTL).then(|| value.clone())
+        (at.elapsed() < age).then(|| value.clone())
     }
 
     fn put(&self, key: K, value: V) {
@@ -132,12 +141,21 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             return;
         };
         if entries.len() >= CACHE_ENTRIES {
-            entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+            entries.retain(|_, (at, _)| at.elapsed() < STALE_LIMIT);
             if entries.len() >= CACHE_ENTRIES {
                 entries.clear();
             }
         }
         entries.insert(key, (Instant::now(), value));
+    }
+}
+
+/// Whether a review failed because the API server could not answer (down,
+/// overloaded, unreachable), not because it refused.
+fn unreachable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code >= 500 || s.code == 429,
+        _ => true,
     }
 }
 
@@ -169,11 +187,16 @@ impl Authorizer {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let user = match self.tokens.get(&digest) {
             Some(user) => user,
-            None => {
-                let user = self.review_token(token).await?;
-                self.tokens.put(digest, user.clone());
-                user
-            }
+            None => match self.review_token(token).await {
+                Ok(user) => {
+                    self.tokens.put(digest, user.clone());
+                    user
+                }
+                Err(e) => match self.tokens.get_within(&digest, STALE_LIMIT) {
+                    Some(user) if unreachable(&e) => user,
+                    _ => return Err(e.into()),
+                },
+            },
         };
         user.ok_or_else(|| AuthError::Unauthenticated {
             audience: self.audience.clone(),
@@ -186,11 +209,16 @@ impl Authorizer {
         let key = (name.clone(), access.clone());
         let allowed = match self.decisions.get(&key) {
             Some(allowed) => allowed,
-            None => {
-                let allowed = self.review_access(user, &access).await?;
-                self.decisions.put(key, allowed);
-                allowed
-            }
+            None => match self.review_access(user, &access).await {
+                Ok(allowed) => {
+                    self.decisions.put(key, allowed);
+                    allowed
+                }
+                Err(e) => match self.decisions.get_within(&key, STALE_LIMIT) {
+                    Some(allowed) if unreachable(&e) => allowed,
+                    _ => return Err(e.into()),
+                },
+            },
         };
         if allowed {
             Ok(name)

@@ -26,6 +26,8 @@ pub enum Outcome {
     Deleted,
     /// The API server refused or failed the write.
     Error,
+    /// Not written: another field manager applies the object.
+    Conflict,
 }
 
 impl Outcome {
@@ -35,6 +37,7 @@ impl Outcome {
             Self::Unchanged => "unchanged",
             Self::Deleted => "deleted",
             Self::Error => "error",
+            Self::Conflict => "conflict",
         }
     }
 }

@@ -217,9 +217,32 @@ impl Shared {
         guard.get(ns).cloned()
     }
 
-    /// Whether the first full derivation is done.
-    pub fn ready(&self) -> bool {
+    /// Whether the API can answer: every kind listed once and the first full
+    /// derivation done.
+    pub fn serving(&self) -> bool {
         self.health.synced() && self.derived_once.load(Ordering::Acquire)
+    }
+
+    /// Whether the service is in sync with the cluster now; if not, why.
+    /// During an API server outage it goes on answering from its last
+    /// complete view ([`serving`](Self::serving)) but is not ready.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.health.synced() {
+            return Err(format!(
+                "waiting for the first list of: {}",
+                self.health.incomplete().join(", ")
+            ));
+        }
+        if !self.derived_once.load(Ordering::Acquire) {
+            return Err("listed; deriving for the first time".into());
+        }
+        if !self.health.complete() {
+            return Err(format!(
+                "lists or watches failing for: {}; the API answers from the last complete view",
+                self.health.incomplete().join(", ")
+            ));
+        }
+        Ok(())
     }
 
     /// Records changes for the next round.

@@ -38,6 +38,8 @@ pub struct Plan {
     pub unchanged_plugins: usize,
     /// Allowlist statuses that already say what derivation found.
     pub unchanged_statuses: usize,
+    /// WasmPlugins not written because another field manager applies them.
+    pub conflicts: usize,
 }
 
 /// Compares a namespace's `desired` objects with the `observed` ones. Deletes
@@ -50,8 +52,13 @@ pub fn plan(ns: &str, desired: Option<&NamespaceDesired>, observed: Option<&Name
         let Some(name) = p.metadata.name.as_deref() else {
             continue;
         };
-        if plugin_is_current(p, observed.and_then(|o| o.plugin(name))) {
+        let current = observed.and_then(|o| o.plugin(name));
+        if plugin_is_current(p, current) {
             out.unchanged_plugins += 1;
+        } else if current.is_some_and(|c| !c.foreign_appliers.is_empty()) {
+            // Another applier owns fields of it: reported on the Allowlists'
+            // statuses, not taken back (that would be a fight in a loop).
+            out.conflicts += 1;
         } else {
             out.apply.push(p.clone());
         }
@@ -182,6 +189,7 @@ mod tests {
             managed: managed_fields(&serde_json::to_value(&p.spec).unwrap()),
             uid: Some("u1".into()),
             resource_version: Some("7".into()),
+            foreign_appliers: Vec::new(),
         }
     }
 

@@ -59,7 +59,7 @@ pub(super) async fn reconcile_loop(shared: Arc<Shared>) {
             // listed and recovered.
             tracing::info!(waiting_for = ?shared.health.incomplete(), "view incomplete; not writing");
             shared.metrics.round(Round::Skipped);
-            shared.metrics.set_ready(shared.ready());
+            shared.metrics.set_ready(shared.readiness().is_ok());
             continue;
         }
         let full = last_full.is_none_or(|t| t.elapsed() >= shared.config.resync);
@@ -85,7 +85,7 @@ pub(super) async fn reconcile_loop(shared: Arc<Shared>) {
                 shared.changed.notify_one();
             }
         }
-        shared.metrics.set_ready(shared.ready());
+        shared.metrics.set_ready(shared.readiness().is_ok());
     }
 }
 
@@ -138,6 +138,9 @@ async fn round(shared: &Arc<Shared>, pending: Pending, full: bool) -> Result<usi
             super::metrics::Outcome::Unchanged,
             p.unchanged_statuses,
         );
+        shared
+            .metrics
+            .writes_n("WasmPlugin", super::metrics::Outcome::Conflict, p.conflicts);
         apply += p.apply.len();
         delete += p.delete.len();
         statuses += p.statuses.len();

@@ -32,8 +32,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub use objects::{
-    managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort, TemplateKind,
-    Workload, MANAGED_SPEC_FIELDS,
+    foreign_appliers, managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort,
+    TemplateKind, Workload, MANAGED_SPEC_FIELDS,
 };
 pub use snapshot::Snapshot;
 
@@ -442,7 +442,11 @@ impl ClusterState {
             }
             Body::WasmPlugin(p) => {
                 let before = state.plugins.insert(name.as_str().into(), p.clone());
-                if before.as_ref() != Some(&p) {
+                let appliers_before = before.as_ref().map_or(&[][..], |b| b.foreign_appliers.as_slice());
+                if appliers_before != p.foreign_appliers.as_slice() {
+                    // Statuses report other appliers.
+                    changes.derive.insert(namespace.clone());
+                } else if before.as_ref() != Some(&p) {
                     changes.plan.insert(namespace.clone());
                 }
                 (before.is_none(), false)
@@ -504,13 +508,17 @@ impl ClusterState {
                 }
                 (removed, false)
             }
-            Kind::WasmPlugin => {
-                let removed = state.plugins.remove(name).is_some();
-                if removed {
-                    changes.plan.insert(namespace.to_string());
+            Kind::WasmPlugin => match state.plugins.remove(name) {
+                Some(p) => {
+                    if p.foreign_appliers.is_empty() {
+                        changes.plan.insert(namespace.to_string());
+                    } else {
+                        changes.derive.insert(namespace.to_string());
+                    }
+                    (true, false)
                 }
-                (removed, false)
-            }
+                None => (false, false),
+            },
         };
         if removed {
             self.count(kind, false);

@@ -130,6 +130,46 @@ pub struct OwnedPlugin {
     pub uid: Option<String>,
     /// Its resource version (a delete is conditional on it).
     pub resource_version: Option<String>,
+    /// Other field managers that *apply* (server-side apply) some of the
+    /// fields meshward sets, as `manager (spec.a, spec.b)`: another
+    /// declarative owner (a GitOps tool, say), whose fields meshward reports
+    /// instead of taking them back in a loop. Imperative edits (`kubectl
+    /// edit`, operation `Update`) are not listed: they are drift, and the
+    /// next apply restores the object.
+    pub foreign_appliers: Vec<String>,
+}
+
+/// The managers other than `own` that apply any of [`MANAGED_SPEC_FIELDS`],
+/// from an object's `metadata.managedFields`.
+pub fn foreign_appliers(
+    managed: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry],
+    own: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in managed {
+        if entry.operation.as_deref() != Some("Apply") || entry.manager.as_deref() == Some(own) {
+            continue;
+        }
+        let fields: Vec<&str> = entry
+            .fields_v1
+            .as_ref()
+            .and_then(|f| f.0.get("f:spec"))
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flat_map(|spec| spec.keys())
+            .filter_map(|k| k.strip_prefix("f:"))
+            .filter(|f| MANAGED_SPEC_FIELDS.contains(f))
+            .collect();
+        if !fields.is_empty() {
+            let list: Vec<String> = fields.iter().map(|f| format!("spec.{f}")).collect();
+            out.push(format!(
+                "{} ({})",
+                entry.manager.as_deref().unwrap_or("?"),
+                list.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// The `spec` fields meshward sets on a WasmPlugin. Only these are kept and

@@ -79,6 +79,7 @@ impl Snapshot {
                         managed: managed_fields(&spec),
                         uid: None,
                         resource_version: None,
+                        foreign_appliers: Vec::new(),
                     }),
                 });
             }

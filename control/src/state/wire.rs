@@ -18,12 +18,13 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::objects::{
-    managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort, TemplateKind,
-    Workload,
+    foreign_appliers, managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort,
+    TemplateKind, Workload,
 };
 use super::{Body, Kind, Object};
 use crate::crd::AllowlistSpec;
 use crate::derive::{Enforcement, DEFAULT_SERVICE_ACCOUNT, ENFORCEMENT_LABEL};
+use crate::serve::FIELD_MANAGER;
 
 /// A kind the service watches: deserialized from the API, turned into what
 /// the state keeps.
@@ -408,11 +409,12 @@ fn read_spec(spec: Value) -> (AllowlistSpec, Option<String>) {
     }
 }
 
-/// A WasmPlugin meshward owns: labels, the managed spec fields, uid and
-/// resource version.
+/// A WasmPlugin meshward owns: labels, the managed spec fields, uid,
+/// resource version, and who else applies its fields (its `managedFields`:
+/// read whole, there are a few WasmPlugins per namespace, not thousands).
 #[derive(Deserialize, Clone, Debug)]
 pub struct WasmPluginWire {
-    #[serde(deserialize_with = "slim_meta", default)]
+    #[serde(default)]
     metadata: ObjectMeta,
     #[serde(default)]
     spec: Value,
@@ -435,6 +437,10 @@ impl Watched for WasmPluginWire {
             namespace,
             name,
             body: Body::WasmPlugin(OwnedPlugin {
+                foreign_appliers: foreign_appliers(
+                    self.metadata.managed_fields.as_deref().unwrap_or_default(),
+                    FIELD_MANAGER,
+                ),
                 labels: self.metadata.labels.unwrap_or_default(),
                 managed: managed_fields(&self.spec),
                 uid: self.metadata.uid,

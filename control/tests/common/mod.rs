@@ -10,6 +10,8 @@ use meshward_control::derive::Settings;
 use meshward_control::state::Snapshot;
 use serde_json::{json, Value};
 
+pub mod service;
+
 pub fn mk_ns(name: &str, enforcement: Option<&str>) -> Namespace {
     let mut labels = serde_json::Map::new();
     if let Some(e) = enforcement {

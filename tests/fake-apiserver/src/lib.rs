@@ -19,14 +19,29 @@
 //! 11 KB each ([`cluster`] generates them as an Istio-injected cluster returns
 //! them) costs about a gigabyte here, not several.
 //!
-//! What it does not model: etcd compaction (`410 Gone`), watch bookmarks,
-//! lists consistent at one resource version across pages (later pages show
-//! later state), field selectors, admission and CRD schema validation, and
-//! server-side apply beyond top-level `spec` fields (the applier owns the
-//! fields of its last apply; a field it stops applying is removed, others'
-//! fields stay; labels are merged; an applied `status` replaces the stored
-//! one). A write that changes nothing does not bump the resource version, as
-//! on a real server.
+//! It also fails as real servers do where clients break: compaction (a
+//! watch from a compacted resource version gets `410 Gone`), a restart with
+//! fresh resource versions (`504 Too large resource version` for a watch
+//! from before), watches closed by the server every so often, bookmarks,
+//! `429` with `Retry-After` (API Priority and Fairness), `409` on a stale
+//! `resourceVersion` and on server-side apply conflicts, slow responses, a
+//! broken kind, a full outage, and a client cut off by a partition.
+//!
+//! Server-side apply is modelled at the level of top-level `spec` fields:
+//! each field manager owns the fields of its last apply (operation `Apply`)
+//! or the fields its merge patches changed (operation `Update`, taken from
+//! whoever owned them); applying a field another manager owns with another
+//! value is a `409` conflict unless `force=true`, which takes it over; a
+//! field an applier stops applying is removed unless someone else owns it;
+//! labels are merged; an applied `status` replaces the stored one;
+//! `metadata.managedFields` shows the owners. A write that changes nothing
+//! does not bump the resource version, as on a real server.
+//!
+//! What it does not model: lists consistent at one resource version across
+//! pages (later pages show later state), continue tokens that expire, field
+//! selectors, admission and CRD schema validation, server-side apply below
+//! top-level `spec` fields, and `Retry-After` on anything but the injected
+//! `429`.
 //!
 //! [`scale`] runs `meshward-control serve` against a generated cluster and
 //! measures it.
@@ -112,6 +127,15 @@ struct Event {
     object: Stored,
 }
 
+/// What one field manager owns of an object.
+#[derive(Debug, Clone, Default)]
+struct Owner {
+    /// `Apply` or `Update`.
+    operation: &'static str,
+    /// Top-level `spec` fields.
+    fields: BTreeSet<String>,
+}
+
 #[derive(Default)]
 struct Inner {
     rv: u64,
@@ -126,12 +150,23 @@ struct Inner {
     tokens: BTreeMap<String, (String, Vec<String>, Vec<String>)>,
     /// (user, verb, plural, namespace, name).
     grants: BTreeSet<(String, String, String, String, String)>,
-    /// Top-level spec fields each object's appliers own: (key, manager) → fields.
-    owned: BTreeMap<(Key, String), BTreeSet<String>>,
+    /// Top-level spec fields each object's field managers own.
+    owned: BTreeMap<(Key, String), Owner>,
     /// Delay before each response.
     latency: Duration,
     /// Clients cut off: their requests hang, then fail.
     partitioned: BTreeSet<String>,
+    /// Events up to this resource version are compacted: a watch from an
+    /// older one gets `410 Gone`.
+    compacted: u64,
+    /// Bumped by a restart: open watches end.
+    epoch: u64,
+    /// Watches end after this long, whatever `timeoutSeconds` asked.
+    watch_lifetime: Option<Duration>,
+    /// How often a watch that asked for bookmarks gets one.
+    bookmarks: Option<Duration>,
+    /// The next this many requests (but watches) answer 429 with `Retry-After`.
+    throttled: usize,
 }
 
 /// The fake API server. Cheap to clone; all clones share state.
@@ -388,6 +423,52 @@ impl FakeApi {
         config
     }
 
+    /// Compacts the event history, as etcd does: a watch from a resource
+    /// version older than now gets `410 Gone` (the client must list again).
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        inner.compacted = inner.rv;
+        inner.events.clear();
+    }
+
+    /// An API server restarted on an etcd restored from a snapshot: every
+    /// object gets a fresh, lower resource version, the history is gone, open
+    /// watches end, and a watch from a version the server has not reached
+    /// gets `504 Too large resource version`.
+    pub fn restart_with_fresh_versions(&self) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        inner.events.clear();
+        let mut rv = 0;
+        for stored in inner.objects.values_mut() {
+            rv += 1;
+            let mut value = stored.value();
+            value["metadata"]["resourceVersion"] = json!(rv.to_string());
+            *stored = Stored::new(&value);
+        }
+        inner.rv = rv;
+        inner.compacted = rv;
+        drop(inner);
+        self.notify();
+    }
+
+    /// Watches end after `lifetime` (a real server closes them every few
+    /// minutes; clients resume from their last resource version).
+    pub fn set_watch_lifetime(&self, lifetime: Option<Duration>) {
+        self.lock().watch_lifetime = lifetime;
+    }
+
+    /// Watches that ask for bookmarks get one every `every`.
+    pub fn set_bookmarks(&self, every: Option<Duration>) {
+        self.lock().bookmarks = every;
+    }
+
+    /// The next `n` requests (watches aside) are answered `429 Too Many
+    /// Requests` with `Retry-After: 1`, as API Priority and Fairness does.
+    pub fn throttle(&self, n: usize) {
+        self.lock().throttled = n;
+    }
+
     /// Every response is delayed by `latency` (a loaded API server).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -523,6 +604,20 @@ async fn handle(
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     };
+    // Throttled requests are refused before anything: not recorded.
+    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if !watching {
+        let mut inner = fake.lock();
+        if inner.throttled > 0 {
+            inner.throttled -= 1;
+            drop(inner);
+            let mut response = status(429, "TooManyRequests", "the fake API server throttles (injected)");
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            return response;
+        }
+    }
     let client = headers
         .get(CLIENT_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -631,12 +726,13 @@ fn patch(
     let key = (target.plural.clone(), ns.to_string(), name.to_string());
     let mut inner = fake.lock();
     let existing = inner.objects.get(&key).map(Stored::value);
+    let manager = manager(query);
     let updated = if content_type.starts_with("application/apply-patch") {
         // As the real server: an apply names its object and its manager.
         if body["apiVersion"].as_str().is_none() || body["kind"].as_str().is_none() {
             return status(400, "BadRequest", "apply: apiVersion and kind must be set");
         }
-        if !query.contains_key("fieldManager") {
+        if manager.is_empty() {
             return status(400, "BadRequest", "apply: fieldManager is required");
         }
         match (&existing, target.status) {
@@ -648,24 +744,73 @@ fn patch(
             }
             (None, false) => {
                 let fields = spec_fields(body);
-                inner.owned.insert((key.clone(), manager(query)), fields);
+                inner.owned.insert(
+                    (key.clone(), manager.clone()),
+                    Owner {
+                        operation: "Apply",
+                        fields,
+                    },
+                );
                 body.clone()
             }
             (Some(old), false) => {
-                let mut o = old.clone();
-                let mut labels = old["metadata"]["labels"].clone();
-                merge(&mut labels, &body["metadata"]["labels"]);
-                o["metadata"]["labels"] = labels;
+                let force = query.get("force").is_some_and(|f| f == "true");
                 let fields = spec_fields(body);
+                // Fields another manager owns, applied with another value.
+                let conflicts: Vec<(String, String)> = inner
+                    .owned
+                    .iter()
+                    .filter(|((k, m), _)| *k == key && *m != manager)
+                    .flat_map(|((_, m), o)| o.fields.iter().map(move |f| (m.clone(), f.clone())))
+                    .filter(|(_, f)| fields.contains(f) && old["spec"][f.as_str()] != body["spec"][f.as_str()])
+                    .collect();
+                if !conflicts.is_empty() && !force {
+                    let list: Vec<String> = conflicts
+                        .iter()
+                        .map(|(m, f)| format!("conflict with \"{m}\": .spec.{f}"))
+                        .collect();
+                    return status(
+                        409,
+                        "Conflict",
+                        &format!("Apply failed with {} conflicts: {}", conflicts.len(), list.join(", ")),
+                    );
+                }
+                for (m, f) in &conflicts {
+                    if let Some(o) = inner.owned.get_mut(&(key.clone(), m.clone())) {
+                        o.fields.remove(f);
+                    }
+                }
+                let mut o = old.clone();
+                if body["metadata"]["labels"].is_object() {
+                    let mut labels = old["metadata"]["labels"].clone();
+                    merge(&mut labels, &body["metadata"]["labels"]);
+                    o["metadata"]["labels"] = labels;
+                }
                 let before = inner
                     .owned
-                    .insert((key.clone(), manager(query)), fields)
-                    .unwrap_or_default();
+                    .insert(
+                        (key.clone(), manager.clone()),
+                        Owner {
+                            operation: "Apply",
+                            fields: fields.clone(),
+                        },
+                    )
+                    .unwrap_or_default()
+                    .fields;
+                let owned_by_others: BTreeSet<String> = inner
+                    .owned
+                    .iter()
+                    .filter(|((k, m), _)| *k == key && *m != manager)
+                    .flat_map(|(_, o)| o.fields.iter().cloned())
+                    .collect();
                 if !o["spec"].is_object() {
                     o["spec"] = json!({});
                 }
                 if let Some(spec) = o["spec"].as_object_mut() {
-                    for dropped in before.iter().filter(|f| body["spec"].get(f.as_str()).is_none()) {
+                    for dropped in before
+                        .iter()
+                        .filter(|f| body["spec"].get(f.as_str()).is_none() && !owned_by_others.contains(*f))
+                    {
                         spec.remove(dropped);
                     }
                     for (k, v) in body["spec"].as_object().into_iter().flatten() {
@@ -681,10 +826,31 @@ fn patch(
         };
         let mut o = old.clone();
         merge(&mut o, body);
+        // An update takes the fields it changes from whoever owned them.
+        let changed: BTreeSet<String> = spec_fields(body);
+        if !changed.is_empty() && !target.status {
+            let updater = if manager.is_empty() {
+                "kubectl-edit".to_string()
+            } else {
+                manager.clone()
+            };
+            for ((k, _), owner) in inner.owned.iter_mut() {
+                if *k == key {
+                    owner.fields.retain(|f| !changed.contains(f));
+                }
+            }
+            let entry = inner.owned.entry((key.clone(), updater)).or_default();
+            entry.operation = "Update";
+            entry.fields.extend(changed);
+        }
         o
     } else {
         return status(415, "UnsupportedMediaType", content_type);
     };
+    let mut updated = updated;
+    if !target.status {
+        updated["metadata"]["managedFields"] = managed_fields(&inner.owned, &key);
+    }
     let stored = inner.store(key, updated, existing.as_ref());
     drop(inner);
     fake.notify();
@@ -734,6 +900,21 @@ fn replace(fake: &FakeApi, target: &Target, name: &str, ns: &str, body: Value) -
     drop(inner);
     fake.notify();
     axum::Json(stored).into_response()
+}
+
+/// `metadata.managedFields` as the API server writes it, at the level of
+/// top-level `spec` fields.
+fn managed_fields(owned: &BTreeMap<(Key, String), Owner>, key: &Key) -> Value {
+    let entries: Vec<Value> = owned
+        .iter()
+        .filter(|((k, _), o)| k == key && !o.fields.is_empty())
+        .map(|((_, m), o)| {
+            let spec: serde_json::Map<String, Value> = o.fields.iter().map(|f| (format!("f:{f}"), json!({}))).collect();
+            json!({"manager": m, "operation": o.operation, "apiVersion": "v1", "fieldsType": "FieldsV1",
+                "time": "2026-11-22T00:00:00Z", "fieldsV1": {"f:spec": spec}})
+        })
+        .collect();
+    Value::Array(entries)
 }
 
 /// The top-level spec fields of an applied object.
@@ -859,29 +1040,70 @@ fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>
         );
     }
     let from: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let timeout = query
+    let (compacted, current, epoch, lifetime, bookmark_every) = {
+        let inner = fake.lock();
+        (
+            inner.compacted,
+            inner.rv,
+            inner.epoch,
+            inner.watch_lifetime,
+            inner.bookmarks,
+        )
+    };
+    if from > current {
+        return status(
+            504,
+            "Timeout",
+            &format!("Too large resource version: {from}, current: {current}"),
+        );
+    }
+    let (api_version, list) = list_kind(&target.plural);
+    let kind = list.trim_end_matches("List").to_string();
+    if from < compacted {
+        // As the real server: the watch opens, and its only event says 410.
+        let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Expired", "code": 410,
+            "message": format!("too old resource version: {from} ({compacted})")}});
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(format!("{gone}\n")))
+            .unwrap_or_else(|_| status(500, "InternalError", "watch"));
+    }
+    let asked = query
         .get("timeoutSeconds")
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(290), Duration::from_secs);
+    let timeout = lifetime.map_or(asked, |l| l.min(asked));
     let deadline = tokio::time::Instant::now() + timeout;
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true")
+        .then_some(bookmark_every)
+        .flatten();
     let selector = query.get("labelSelector").cloned();
     let plural = target.plural.clone();
     let namespace = target.namespace.clone();
     let fake = fake.clone();
     let client = client.unwrap_or_default();
-    let stream = futures::stream::unfold(from, move |cursor| {
+    let start = tokio::time::Instant::now();
+    let stream = futures::stream::unfold((from, start), move |(cursor, last_bookmark)| {
         let fake = fake.clone();
         let plural = plural.clone();
         let namespace = namespace.clone();
         let selector = selector.clone();
         let client = client.clone();
+        let (api_version, kind) = (api_version, kind.clone());
         async move {
             let mut cursor = cursor;
             let mut wake = fake.wake.subscribe();
             loop {
                 {
                     let inner = fake.lock();
-                    if inner.outage || inner.broken.contains(&plural) || inner.partitioned.contains(&client) {
+                    if inner.outage
+                        || inner.broken.contains(&plural)
+                        || inner.partitioned.contains(&client)
+                        || inner.epoch != epoch
+                    {
                         return None;
                     }
                     let start = inner.events.partition_point(|e| e.rv <= cursor);
@@ -895,15 +1117,30 @@ fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>
                         line.extend_from_slice(format!("{{\"type\":\"{}\",\"object\":", e.kind).as_bytes());
                         line.extend_from_slice(&e.object.json);
                         line.extend_from_slice(b"}\n");
-                        return Some((Ok::<_, std::io::Error>(Bytes::from(line)), e.rv));
+                        return Some((Ok::<_, std::io::Error>(Bytes::from(line)), (e.rv, last_bookmark)));
                     }
                     // Nothing of this kind past the cursor: skip what was scanned.
                     cursor = inner.events.last().map_or(cursor, |e| e.rv.max(cursor));
+                    if let Some(every) = bookmarks {
+                        if last_bookmark.elapsed() >= every {
+                            let rv = inner.rv.max(cursor);
+                            let bookmark = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                                "metadata": {"resourceVersion": rv.to_string()}}});
+                            let line = Bytes::from(format!("{bookmark}\n"));
+                            return Some((Ok(line), (rv, tokio::time::Instant::now())));
+                        }
+                    }
                     wake.borrow_and_update();
                 }
-                match tokio::time::timeout_at(deadline, wake.changed()).await {
+                let wait_until = match bookmarks {
+                    Some(every) => deadline.min(last_bookmark + every),
+                    None => deadline,
+                };
+                match tokio::time::timeout_at(wait_until, wake.changed()).await {
                     Ok(Ok(())) => {}
-                    _ => return None,
+                    Ok(Err(_)) => return None,
+                    Err(_) if tokio::time::Instant::now() >= deadline => return None,
+                    Err(_) => {}
                 }
             }
         }
