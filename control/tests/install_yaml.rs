@@ -101,11 +101,10 @@ fn docs() -> Vec<Doc> {
     for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
         let rel = path.strip_prefix(workspace()).unwrap_or(&path).display().to_string();
-        for (index, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value: Value = serde::Deserialize::deserialize(de).unwrap_or_else(|e| panic!("{rel}#{index}: {e}"));
-            if value.is_null() {
-                continue;
-            }
+        let parsed =
+            meshward_control::manifests::parse_documents(&text).unwrap_or_else(|(line, e)| panic!("{rel}:{line}: {e}"));
+        for (index, doc) in parsed.into_iter().enumerate() {
+            let value = doc.value;
             let m = &value["metadata"];
             let at = format!(
                 "{rel}#{index} ({} {}/{})",
@@ -129,7 +128,7 @@ fn one<'a>(docs: &'a [Doc], kind: &str, name: &str) -> &'a Value {
 /// Deserializes into `T` and back with the loader's own check
 /// ([`manifests::strict`]): a field that did not survive is unknown to `T`.
 fn strict<T: DeserializeOwned + Serialize>(v: &Value) -> Result<(), String> {
-    manifests::strict::<T>(v).map(|_| ())
+    manifests::strict::<T>(v).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// `(apiVersion, kind)` → the `openAPIV3Schema` of every served version of the
@@ -137,7 +136,7 @@ fn strict<T: DeserializeOwned + Serialize>(v: &Value) -> Result<(), String> {
 fn istio_schemas() -> BTreeMap<(String, String), Value> {
     let mut out = BTreeMap::new();
     for text in ISTIO_CRDS {
-        let crd: Value = serde_yaml::from_str(text).unwrap();
+        let crd: Value = common::yaml(text);
         let group = crd["spec"]["group"].as_str().unwrap();
         let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
         for v in crd["spec"]["versions"].as_array().unwrap() {
@@ -306,7 +305,7 @@ fn every_manifest_is_a_known_kind_and_valid() {
     assert!(errors.is_empty(), "invalid manifests:\n{}", errors.join("\n"));
     // The CLI's own loader accepts the same directories.
     for dir in DIRS {
-        manifests::load(&workspace().join(dir), "cluster.local").unwrap();
+        manifests::load(&[workspace().join(dir)], "cluster.local").unwrap();
     }
 }
 
@@ -546,7 +545,7 @@ fn the_stats_tags_are_the_readmes() {
         .find("stats_config:\n  stats_tags:")
         .expect("README stats_tags block");
     let block = &readme[start..start + readme[start..].find("```").unwrap()];
-    let documented: Value = serde_yaml::from_str(block).unwrap();
+    let documented: Value = common::yaml(block);
     let docs = docs();
     let mut seen = 0;
     for d in docs.iter().filter(|d| d.kind() == "ConfigMap") {
@@ -572,7 +571,7 @@ fn mesh_config_snippet(text: &str) -> Option<Value> {
         .peekable();
     lines.peek()?;
     let yaml: Vec<&str> = lines.map_while(|l| l.strip_prefix("#   ")).collect();
-    Some(serde_yaml::from_str(&yaml.join("\n")).unwrap())
+    Some(common::yaml(&yaml.join("\n")))
 }
 
 #[test]
@@ -581,8 +580,7 @@ fn telemetry_providers_are_declared_in_the_mesh_config_snippet() {
     for (path, providers) in mesh_config_providers() {
         let declared: Vec<_> = providers.iter().map(|p| p["name"].as_str().unwrap()).collect();
         let text = std::fs::read_to_string(&path).unwrap();
-        for d in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(d).unwrap();
+        for v in common::yaml_docs(&text) {
             if v["kind"] == "Telemetry" {
                 for name in telemetry(&v).unwrap() {
                     assert!(

@@ -69,7 +69,7 @@ pub fn settings() -> Settings {
     Settings {
         url: "oci://registry.example.com/meshward/filter:0.1.0".into(),
         sha256: Some("a".repeat(64)),
-        budget_bytes: meshward_control::derive::DEFAULT_BUDGET_BYTES,
+        ..Settings::default()
     }
 }
 
@@ -163,9 +163,25 @@ fn merge(base: &Value, alt: &Value) -> Value {
     Value::Object(m)
 }
 
+/// The documents of a YAML stream, read by the CLI's own reader.
+pub fn yaml_docs(text: &str) -> Vec<Value> {
+    meshward_control::manifests::parse_documents(text)
+        .unwrap_or_else(|(line, e)| panic!("line {line}: {e}"))
+        .into_iter()
+        .map(|d| d.value)
+        .collect()
+}
+
+/// The one document of a YAML text.
+pub fn yaml(text: &str) -> Value {
+    let mut docs = yaml_docs(text);
+    assert_eq!(docs.len(), 1, "expected one YAML document");
+    docs.remove(0)
+}
+
 /// The `openAPIV3Schema` of version `version` of a CRD in YAML.
 pub fn crd_schema(crd_yaml: &str, version: &str) -> Value {
-    let crd: Value = serde_yaml::from_str(crd_yaml).unwrap();
+    let crd: Value = yaml(crd_yaml);
     crd["spec"]["versions"]
         .as_array()
         .unwrap()
