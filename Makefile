@@ -58,6 +58,8 @@ BENCH_ARGS ?=
 bench-envoy: setup build-wasm
 	$(CARGO) run -q -p meshward-bench -- $(BENCH_ARGS)
 
-## Regenerate istio/crd.yaml from the Allowlist types (a test fails on drift).
+## Regenerate istio/crd.yaml and the Helm chart's copy from the Allowlist
+## types (tests fail on drift).
 crd:
 	$(CARGO) run -q -p meshward-control -- crd > istio/crd.yaml
+	cp istio/crd.yaml istio/chart/meshward/crds/allowlist.yaml

@@ -75,7 +75,7 @@ pub fn settings() -> Settings {
 
 /// Validates `value` against a structural OpenAPI v3 schema (a CRD version's
 /// `openAPIV3Schema`): types, required and unknown properties, enums,
-/// patterns, lengths, item counts, `anyOf` and int-or-string. CEL rules
+/// patterns, lengths, bounds, item counts, `anyOf` and int-or-string. CEL rules
 /// (`x-kubernetes-validations`) are not evaluated.
 pub fn validate(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
     if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
@@ -119,6 +119,23 @@ pub fn validate(schema: &Value, value: &Value, path: &str) -> Result<(), String>
     if let (Some(max), Some(s)) = (schema.get("maxLength").and_then(Value::as_u64), value.as_str()) {
         if s.chars().count() as u64 > max {
             return Err(format!("{path}: longer than {max}"));
+        }
+    }
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), value.as_str()) {
+        if (s.chars().count() as u64) < min {
+            return Err(format!("{path}: shorter than {min}"));
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+            if n < min {
+                return Err(format!("{path}: {n} is below the minimum {min}"));
+            }
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+            if n > max {
+                return Err(format!("{path}: {n} is above the maximum {max}"));
+            }
         }
     }
     if let Some(items) = value.as_array() {
