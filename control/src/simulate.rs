@@ -410,62 +410,85 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
             request,
         )
     };
-    let list = |v: &[String]| v.join(", ");
-    let mut failed = Vec::new();
-    let mut check = |part: &'static str, o: Operation, detail: String| {
-        if !probe(o) {
-            failed.push(Failed { part, detail });
-        }
-    };
-    if let Some(m) = &op.methods {
-        let o = Operation {
-            methods: Some(m.clone()),
-            ..Operation::default()
-        };
-        check("method", o, format!("{} is not one of {}", request.method, list(m)));
-    }
     let raw = request.path.split('?').next().unwrap_or(request.path);
     let path = match judged {
         Some(canonical) if canonical != raw => format!("{canonical} (the canonical form of {raw})"),
         _ => raw.to_string(),
     };
-    if let Some(p) = &op.paths {
-        let o = Operation {
-            paths: Some(p.clone()),
-            ..Operation::default()
-        };
-        check("path", o, format!("{path} matches none of {}", list(p)));
-    }
-    if let Some(p) = &op.not_paths {
-        let o = Operation {
-            not_paths: Some(p.clone()),
-            ..Operation::default()
-        };
-        check("path", o, format!("{path} matches one of notPaths {}", list(p)));
-    }
     let host = request.authority.unwrap_or("(none)");
-    if let Some(h) = &op.hosts {
-        let o = Operation {
-            hosts: Some(h.clone()),
-            ..Operation::default()
-        };
-        check("host", o, format!("{host} matches none of {}", list(h)));
-    }
-    if let Some(h) = &op.not_hosts {
-        let o = Operation {
-            not_hosts: Some(h.clone()),
-            ..Operation::default()
-        };
-        check("host", o, format!("{host} matches one of notHosts {}", list(h)));
+    // (part, the field's values, an operation with only them, what the request has).
+    type Only = fn(Vec<String>) -> Operation;
+    let fields: [(&'static str, &Option<Vec<String>>, Only, String); 5] = [
+        (
+            "method",
+            &op.methods,
+            |v| Operation {
+                methods: Some(v),
+                ..Operation::default()
+            },
+            format!("{} is not one of", request.method),
+        ),
+        (
+            "path",
+            &op.paths,
+            |v| Operation {
+                paths: Some(v),
+                ..Operation::default()
+            },
+            format!("{path} matches none of"),
+        ),
+        (
+            "path",
+            &op.not_paths,
+            |v| Operation {
+                not_paths: Some(v),
+                ..Operation::default()
+            },
+            format!("{path} matches one of notPaths"),
+        ),
+        (
+            "host",
+            &op.hosts,
+            |v| Operation {
+                hosts: Some(v),
+                ..Operation::default()
+            },
+            format!("{host} matches none of"),
+        ),
+        (
+            "host",
+            &op.not_hosts,
+            |v| Operation {
+                not_hosts: Some(v),
+                ..Operation::default()
+            },
+            format!("{host} matches one of notHosts"),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (part, values, only, has) in fields {
+        if let Some(v) = values {
+            if !probe(only(v.clone())) {
+                failed.push(Failed {
+                    part,
+                    detail: format!("{has} {}", v.join(", ")),
+                });
+            }
+        }
     }
     if let Some(p) = &op.ports {
         let o = Operation {
             ports: Some(p.clone()),
             ..Operation::default()
         };
-        let port = request.port.map_or("(none)".to_string(), |p| p.to_string());
-        let ports: Vec<String> = p.iter().map(u16::to_string).collect();
-        check("port", o, format!("{port} is not one of {}", ports.join(", ")));
+        if !probe(o) {
+            let port = request.port.map_or("(none)".to_string(), |p| p.to_string());
+            let ports: Vec<String> = p.iter().map(u16::to_string).collect();
+            failed.push(Failed {
+                part: "port",
+                detail: format!("{port} is not one of {}", ports.join(", ")),
+            });
+        }
     }
     failed
 }

@@ -30,8 +30,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             derivation,
             output,
         } => {
-            let (settings, trust_domain, digest) = derivation.split()?;
-            warn_unverified(digest, &settings);
+            let (settings, trust_domain) = settings_of(derivation)?;
             render(&manifests, &settings, &trust_domain, output)
         }
         Command::Check {
@@ -76,8 +75,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             resync_seconds,
             write_concurrency,
         } => {
-            let (settings, trust_domain, digest) = derivation.split()?;
-            warn_unverified(digest, &settings);
+            let (settings, trust_domain) = settings_of(derivation)?;
             let config = serve::ServeConfig {
                 settings,
                 trust_domain,
@@ -92,14 +90,17 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Says on stderr when a sha256 will not be checked by anyone.
-fn warn_unverified(digest: ModuleDigest, settings: &Settings) {
+/// The settings and trust domain of `render` and `serve`; says on stderr
+/// when a sha256 will not be checked by anyone.
+fn settings_of(derivation: super::Derivation) -> Result<(Settings, String), CliError> {
+    let (settings, trust_domain, digest) = derivation.split()?;
     if digest == ModuleDigest::NotVerified && settings.sha256.is_some() {
         eprintln!(
             "warning: --sha256 is written into the WasmPlugins, but Istio does not verify it for file:// URLs \
              (the proxy reads the file as it is)"
         );
     }
+    Ok((settings, trust_domain))
 }
 
 /// Settings for offline use: the module URL does not affect decisions.
