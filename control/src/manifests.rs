@@ -6,7 +6,7 @@
 //! node kept, so that every problem names the file, the line and the field:
 //!
 //! ```text
-//! examples/bookinfo/20-allowlists.yaml:14: Allowlist bookinfo/reviews: spec.rules[0].to[0].method: unknown field, did you mean `methods`?
+//! examples/bookinfo/20-allowlists.yaml:15: Allowlist bookinfo/productpage: spec.rules[0].to[0].method: unknown field, did you mean `methods`?
 //! ```
 //!
 //! A document is dispatched by `apiVersion` and `kind` into the typed objects
