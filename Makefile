@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm bench bench-envoy crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm bench bench-envoy bench-scale crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
@@ -57,6 +57,21 @@ bench:
 BENCH_ARGS ?=
 bench-envoy: setup build-wasm
 	$(CARGO) run -q -p meshward-bench -- $(BENCH_ARGS)
+
+## The control service at cluster scale (docs/benchmarks.md; a few minutes):
+## `serve`, built as shipped (release), against a fake API server holding a
+## generated Istio-injected cluster of 10,000 and of 100,000 pods.
+## `make bench-scale SCALE_ARGS="--namespaces 150"` for another size.
+SCALE_ARGS ?=
+bench-scale:
+	$(CARGO) build --release -p meshward-control
+	$(CARGO) build --profile profiling -p meshward-control --benches
+	@if [ -n "$(SCALE_ARGS)" ]; then \
+	  $(CARGO) bench -q -p meshward-control --bench scale --profile profiling -- --serve $(CURDIR)/target/release/meshward-control $(SCALE_ARGS); \
+	else \
+	  $(CARGO) bench -q -p meshward-control --bench scale --profile profiling -- --serve $(CURDIR)/target/release/meshward-control --namespaces 10; \
+	  $(CARGO) bench -q -p meshward-control --bench scale --profile profiling -- --serve $(CURDIR)/target/release/meshward-control --namespaces 100; \
+	fi
 
 ## Regenerate istio/crd.yaml and the Helm chart's copy from the Allowlist
 ## types (tests fail on drift).

@@ -444,25 +444,28 @@ async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_ca
     fake.add_token("alice-token", "alice", &["system:authenticated"]);
     fake.add_token("bob-token", "bob", &["system:authenticated"]);
     fake.grant("alice", "patch", "allowlists", "shop", "api");
+    fake.grant("alice", "get", "allowlists", "shop", "");
+    fake.grant("alice", "get", "allowlists", "quiet", "");
     let svc = start(&fake).await;
     eventually("converged", || async { plugin(&fake, "shop") }).await;
     let base = &svc.base;
+    let alice = Some("alice-token");
 
-    let (code, cfg) = http("GET", &format!("{base}/v1/namespaces/shop/config"), None, None).await;
+    let (code, cfg) = http("GET", &format!("{base}/v1/namespaces/shop/config"), alice, None).await;
     assert_eq!(code, 200, "{cfg}");
     assert_eq!(cfg["wasmPlugins"][0]["name"], "meshward");
     assert_eq!(
         cfg["wasmPlugins"][0]["spec"]["pluginConfig"]["policies"][0]["name"],
         "shop/api"
     );
-    let (code, _) = http("GET", &format!("{base}/v1/namespaces/quiet/config"), None, None).await;
+    let (code, _) = http("GET", &format!("{base}/v1/namespaces/quiet/config"), alice, None).await;
     assert_eq!(code, 404);
 
     let sim = |from: &str, method: &str, path: &str| json!({"from": from, "to": "shop/api-1", "method": method, "path": path, "port": 8080});
     let (code, d) = http(
         "POST",
         &format!("{base}/v1/simulate"),
-        None,
+        alice,
         Some(sim("shop/frontend", "GET", "/items/7")),
     )
     .await;
@@ -472,7 +475,7 @@ async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_ca
     let (_, d) = http(
         "POST",
         &format!("{base}/v1/simulate"),
-        None,
+        alice,
         Some(sim("shop/frontend", "DELETE", "/items/7")),
     )
     .await;
@@ -480,7 +483,7 @@ async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_ca
     let (_, d) = http(
         "POST",
         &format!("{base}/v1/simulate"),
-        None,
+        alice,
         Some(sim("shop/frontend", "GET", "/items/../admin")),
     )
     .await;
@@ -488,7 +491,7 @@ async fn the_api_serves_config_simulates_and_changes_mode_only_for_authorized_ca
     let (code, d) = http(
         "POST",
         &format!("{base}/v1/simulate"),
-        None,
+        alice,
         Some(json!({"to": "shop/api-1", "method": "GET", "path": "/", "oops": 1})),
     )
     .await;
@@ -662,5 +665,106 @@ async fn mode_changes_refuse_names_that_are_not_kubernetes_names_and_report_revi
         "API server details stay in the log: {d}"
     );
     fake.set_outage(false);
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_v1_call_needs_a_token_for_the_audience_and_the_right_to_read_the_namespace() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    seed(&fake, "bank", Some("enabled"));
+    fake.add_token("reader-token", "reader", &["system:authenticated"]);
+    fake.add_token("nobody-token", "nobody", &["system:authenticated"]);
+    fake.add_token_for(
+        "other-audience",
+        "reader",
+        &["system:authenticated"],
+        &["https://kubernetes.default.svc"],
+    );
+    fake.grant("reader", "get", "allowlists", "shop", "");
+    let svc = start(&fake).await;
+    eventually("converged", || async {
+        plugin(&fake, "bank").and(plugin(&fake, "shop"))
+    })
+    .await;
+    let base = &svc.base;
+    let simulate = |ns: &str| json!({"from": format!("{ns}/frontend"), "to": format!("{ns}/api-1"), "method": "GET", "path": "/items/1"});
+    let calls: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("{base}/v1/namespaces/shop/config"), None),
+        ("POST", format!("{base}/v1/simulate"), Some(simulate("shop"))),
+        (
+            "PATCH",
+            format!("{base}/v1/namespaces/shop/allowlists/api"),
+            Some(json!({"mode": "audit"})),
+        ),
+    ];
+    for (method, url, body) in &calls {
+        for token in [None, Some("forged"), Some("other-audience")] {
+            let (code, d) = http(method, url, token, body.clone()).await;
+            assert_eq!(code, 401, "{method} {url} with {token:?}: {d}");
+        }
+        let (code, d) = http(method, url, Some("nobody-token"), body.clone()).await;
+        assert_eq!(code, 403, "{method} {url} without the right: {d}");
+    }
+    // The reader may read shop (200) but not bank, nor change anything.
+    let (code, d) = http("GET", &calls[0].1, Some("reader-token"), None).await;
+    assert_eq!(code, 200, "{d}");
+    let (code, d) = http("POST", &calls[1].1, Some("reader-token"), calls[1].2.clone()).await;
+    assert_eq!(code, 200, "{d}");
+    let (code, _) = http("PATCH", &calls[2].1, Some("reader-token"), calls[2].2.clone()).await;
+    assert_eq!(code, 403, "reading is not patching");
+    let (code, _) = http(
+        "GET",
+        &format!("{base}/v1/namespaces/bank/config"),
+        Some("reader-token"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 403, "another namespace");
+    let (code, _) = http("POST", &calls[1].1, Some("reader-token"), Some(simulate("bank"))).await;
+    assert_eq!(code, 403, "simulating a request to bank reveals bank's policy");
+    let (code, _) = http(
+        "GET",
+        &format!("{base}/v1/namespaces/bank/config"),
+        Some("nobody-token"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        code, 403,
+        "403, not 404: nothing is said about a namespace before the check"
+    );
+    // The probes and /metrics stay open.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (code, _) = http("GET", &format!("{base}{path}"), None, None).await;
+        assert_eq!(code, 200, "{path}");
+    }
+    // A burst of calls costs one review of each kind: the answers are cached.
+    let reviews = |fake: &FakeApi| {
+        let w = fake.writes();
+        (
+            w.iter().filter(|w| w.path.ends_with("/tokenreviews")).count(),
+            w.iter().filter(|w| w.path.ends_with("/subjectaccessreviews")).count(),
+        )
+    };
+    fake.add_token("burst-token", "burst", &["system:authenticated"]);
+    fake.grant("burst", "get", "allowlists", "shop", "");
+    let before = reviews(&fake);
+    for _ in 0..20 {
+        let (code, _) = http("GET", &calls[0].1, Some("burst-token"), None).await;
+        assert_eq!(code, 200);
+    }
+    let after = reviews(&fake);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 1),
+        "one TokenReview and one SubjectAccessReview"
+    );
+    let review = fake
+        .writes()
+        .into_iter()
+        .rfind(|w| w.path.ends_with("/tokenreviews"))
+        .unwrap();
+    assert_eq!(review.body["spec"]["audiences"], json!(["meshward-control"]));
     svc.stop().await;
 }

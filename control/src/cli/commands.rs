@@ -74,6 +74,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             debounce_ms,
             resync_seconds,
             write_concurrency,
+            token_audience,
         } => {
             let (settings, trust_domain) = settings_of(derivation)?;
             let config = serve::ServeConfig {
@@ -82,6 +83,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 debounce: Duration::from_millis(debounce_ms),
                 resync: Duration::from_secs(resync_seconds),
                 write_concurrency: usize::try_from(write_concurrency).unwrap_or(serve::DEFAULT_WRITE_CONCURRENCY),
+                token_audience,
                 ..serve::ServeConfig::default()
             };
             run_service(listen, config)

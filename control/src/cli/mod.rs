@@ -135,6 +135,10 @@ pub enum Command {
         /// Allowlist statuses).
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
         write_concurrency: u64,
+        /// The audience API callers' tokens must be issued for
+        /// (`kubectl create token NAME --audience meshward-control`).
+        #[arg(long, default_value = crate::serve::DEFAULT_TOKEN_AUDIENCE)]
+        token_audience: String,
     },
     /// Write the filter module as an OCI image (an OCI image layout in a tar
     /// archive) that Istio's agent pulls from an `oci://` URL, and print its

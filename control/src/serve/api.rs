@@ -2,9 +2,14 @@
 //! with the filter's own engine, switch an Allowlist between audit and
 //! enforce; plus `/metrics`, `/healthz` and `/readyz`.
 //!
-//! Reads are open to whoever reaches the port (restrict it with a
-//! NetworkPolicy); the one mutating call requires a Kubernetes bearer token
-//! whose user may `patch` the Allowlist (TokenReview + SubjectAccessReview).
+//! Every `/v1` call needs a Kubernetes bearer token for the service's
+//! audience and the access the Kubernetes API would ask for the same
+//! information ([`auth`](super::auth)): `get` on the namespace's Allowlists
+//! to read its configuration or simulate a request to it, `patch` on the
+//! Allowlist to change its mode. Without a token: 401; without the right:
+//! 403, before anything about the namespace is revealed. The probes and
+//! `/metrics` (counts and durations, no policy content) stay open; a
+//! NetworkPolicy decides who reaches the port.
 
 use std::sync::Arc;
 
@@ -20,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::crd::{Allowlist, AllowlistMode};
 use crate::derive::NamespaceDesired;
-use crate::serve::auth::{bearer, may_patch_allowlist, AuthError};
+use crate::serve::auth::{Access, AuthError};
 use crate::serve::metrics::Gauges;
 use crate::serve::Shared;
 use crate::simulate::{check_against, Check};
@@ -52,7 +57,9 @@ impl IntoResponse for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match &e {
-            AuthError::MissingToken | AuthError::Unauthenticated => Self(StatusCode::UNAUTHORIZED, e.to_string()),
+            AuthError::MissingToken | AuthError::Unauthenticated { .. } => {
+                Self(StatusCode::UNAUTHORIZED, e.to_string())
+            }
             AuthError::Forbidden { .. } => Self(StatusCode::FORBIDDEN, e.to_string()),
             AuthError::Review(inner) => {
                 // The details stay in the service's log.
@@ -82,6 +89,11 @@ fn is_dns_label(s: &str) -> bool {
 /// characters.
 fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// The `Authorization` header, if it is text.
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 /// 503 until the first full derivation: the API answers from it.
@@ -139,7 +151,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /v1/namespaces/{ns}/config`: the namespace's WasmPlugins as last
 /// derived, with their plugin configurations.
-async fn config(State(shared): State<Arc<Shared>>, Path(ns): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn config(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let user = shared.authorizer.authenticate(authorization(&headers)).await?;
+    if !is_dns_label(&ns) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{ns:?} is not a namespace name"),
+        ));
+    }
+    shared.authorizer.authorize(&user, Access::read(&ns)).await?;
     let derived = derived_plugins(&shared, &ns)?;
     let plugins: Vec<Value> = derived
         .wasm_plugins
@@ -191,8 +215,10 @@ pub struct SimulateResponse {
 /// derivation (the same code the filter runs).
 async fn simulate(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     body: Result<Json<SimulateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<SimulateResponse>, ApiError> {
+    let user = shared.authorizer.authenticate(authorization(&headers)).await?;
     let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     if req.from.is_some() && req.principal.is_some() {
         return Err(ApiError(
@@ -200,8 +226,19 @@ async fn simulate(
             "give from or principal, not both".into(),
         ));
     }
+    let target_ns = match req.to.split_once('/') {
+        Some((ns, _)) if is_dns_label(ns) => ns.to_string(),
+        _ => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("to: {:?}: expected <namespace>/<workload>", req.to),
+            ))
+        }
+    };
+    // Simulating a request to a namespace reveals what its Allowlists admit:
+    // the same right as reading them.
+    shared.authorizer.authorize(&user, Access::read(&target_ns)).await?;
     ensure_ready(&shared)?;
-    let target_ns = req.to.split_once('/').map(|(ns, _)| ns.to_string()).unwrap_or_default();
     let plugins = shared
         .derived(&target_ns)
         .map(|d| d.wasm_plugins.clone())
@@ -253,8 +290,7 @@ async fn set_mode(
     headers: HeaderMap,
     body: Result<Json<ModeChange>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let token = bearer(authorization)?;
+    let user = shared.authorizer.authenticate(authorization(&headers)).await?;
     // The names go into the API server's URL unescaped: only valid
     // Kubernetes names, so the object checked is the object patched.
     if !is_dns_label(&ns) {
@@ -269,7 +305,7 @@ async fn set_mode(
             format!("{name:?} is not an object name"),
         ));
     }
-    let user = may_patch_allowlist(&shared.client, token, &ns, &name).await?;
+    let user = shared.authorizer.authorize(&user, Access::patch(&ns, &name)).await?;
     let Json(change) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let api: Api<Allowlist> = Api::namespaced(shared.client.clone(), &ns);
     let patch = json!({"spec": {"mode": change.mode}});

@@ -1,36 +1,100 @@
-//! Who may change an Allowlist through the API: the caller's Kubernetes
-//! bearer token, checked with a TokenReview, and a SubjectAccessReview asking
-//! whether that user may `patch` that Allowlist. The API server decides, with
-//! the cluster's own RBAC; the service grants nothing of its own.
+//! Who may call the API: every `/v1` call carries a Kubernetes bearer token,
+//! authenticated with a TokenReview for the service's audience, and is
+//! authorized with a SubjectAccessReview as the Kubernetes API would
+//! authorize the same access to Allowlists: reading a namespace's
+//! configuration or simulating a request to it needs `get` on `allowlists`
+//! there, changing an Allowlist's mode needs `patch` on that Allowlist. The
+//! API server decides, with the cluster's own RBAC; the service grants
+//! nothing of its own.
+//!
+//! Answers are cached briefly ([`CACHE_TTL`]) so that a burst of calls costs
+//! a review or two, not one per call; tokens are cached by their SHA-256,
+//! never kept in the clear.
 
-use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::PostParams;
 use kube::{Api, Client};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// Why a mutating call was refused.
+/// How long a TokenReview or SubjectAccessReview answer is reused.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+/// At most this many answers of each kind are cached.
+const CACHE_ENTRIES: usize = 4_096;
+
+/// Why a call was refused.
 #[derive(Debug, Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("a Kubernetes bearer token is required (Authorization: Bearer <token>)")]
     MissingToken,
-    /// The TokenReview did not authenticate the token.
-    #[error("the bearer token was not authenticated by the API server")]
-    Unauthenticated,
-    /// The SubjectAccessReview denied the request.
-    #[error("{user} may not patch allowlists.meshward.io {namespace}/{name}")]
+    /// The TokenReview did not authenticate the token for this service's audience.
+    #[error("the bearer token was not authenticated for audience {audience:?}")]
+    Unauthenticated {
+        /// The audience the token must be valid for.
+        audience: String,
+    },
+    /// The SubjectAccessReview denied the access.
+    #[error("{user} may not {access}")]
     Forbidden {
         /// The authenticated user.
         user: String,
-        /// The Allowlist's namespace.
-        namespace: String,
-        /// The Allowlist's name.
-        name: String,
+        /// What was asked.
+        access: Access,
     },
     /// The reviews could not be made.
     #[error("authorization check failed: {0}")]
     Review(#[from] kube::Error),
+}
+
+/// An access to Allowlists, as a SubjectAccessReview asks about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// `get` or `patch`.
+    pub verb: &'static str,
+    /// The namespace.
+    pub namespace: String,
+    /// One Allowlist, or all of the namespace's.
+    pub name: Option<String>,
+}
+
+impl Access {
+    /// `get` on the Allowlists of `namespace`.
+    pub fn read(namespace: &str) -> Self {
+        Self {
+            verb: "get",
+            namespace: namespace.to_string(),
+            name: None,
+        }
+    }
+
+    /// `patch` on Allowlist `namespace/name`.
+    pub fn patch(namespace: &str, name: &str) -> Self {
+        Self {
+            verb: "patch",
+            namespace: namespace.to_string(),
+            name: Some(name.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{} allowlists.meshward.io {}/{name}", self.verb, self.namespace),
+            None => write!(
+                f,
+                "{} allowlists.meshward.io in namespace {}",
+                self.verb, self.namespace
+            ),
+        }
+    }
 }
 
 /// The bearer token of an `Authorization` header value.
@@ -44,59 +108,145 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
     Ok(token)
 }
 
-/// Authenticates `token` and checks that its user may `patch` the Allowlist
-/// `namespace/name`. Returns the user name.
-pub async fn may_patch_allowlist(
-    client: &Client,
-    token: &str,
-    namespace: &str,
-    name: &str,
-) -> Result<String, AuthError> {
-    let review = TokenReview {
-        spec: TokenReviewSpec {
-            token: Some(token.to_string()),
-            audiences: None,
-        },
-        ..TokenReview::default()
-    };
-    let reviewed = Api::<TokenReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await?;
-    let status = reviewed.status.unwrap_or_default();
-    let user = match (status.authenticated, status.user) {
-        (Some(true), Some(user)) => user,
-        _ => return Err(AuthError::Unauthenticated),
-    };
-    let username = user.username.clone().unwrap_or_default();
-    let access = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: user.username,
-            uid: user.uid,
-            groups: user.groups,
-            extra: user.extra,
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_string()),
-                verb: Some("patch".into()),
-                group: Some("meshward.io".into()),
-                resource: Some("allowlists".into()),
-                name: Some(name.to_string()),
-                ..ResourceAttributes::default()
-            }),
-            ..SubjectAccessReviewSpec::default()
-        },
-        ..SubjectAccessReview::default()
-    };
-    let decided = Api::<SubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &access)
-        .await?;
-    if decided.status.is_some_and(|s| s.allowed) {
-        Ok(username)
-    } else {
-        Err(AuthError::Forbidden {
-            user: username,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+/// Answers kept for [`CACHE_TTL`].
+#[derive(Debug)]
+struct Cache<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Cache<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (at, value) = entries.get(key)?;
+        (at.elapsed() < CACHE_TTL).then(|| value.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+}
+
+/// Authenticates and authorizes API calls.
+pub struct Authorizer {
+    client: Client,
+    audience: String,
+    /// SHA-256 of a token → its user (`None`: not authenticated).
+    tokens: Cache<[u8; 32], Option<UserInfo>>,
+    /// (user, access) → allowed.
+    decisions: Cache<(String, Access), bool>,
+}
+
+impl Authorizer {
+    /// An authorizer asking the API server behind `client`; tokens must be
+    /// valid for `audience`.
+    pub fn new(client: Client, audience: String) -> Self {
+        Self {
+            client,
+            audience,
+            tokens: Cache::new(),
+            decisions: Cache::new(),
+        }
+    }
+
+    /// The user the `Authorization` header's token belongs to.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<UserInfo, AuthError> {
+        let token = bearer(header)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let user = match self.tokens.get(&digest) {
+            Some(user) => user,
+            None => {
+                let user = self.review_token(token).await?;
+                self.tokens.put(digest, user.clone());
+                user
+            }
+        };
+        user.ok_or_else(|| AuthError::Unauthenticated {
+            audience: self.audience.clone(),
         })
+    }
+
+    /// Checks that `user` may make `access`; returns the user's name.
+    pub async fn authorize(&self, user: &UserInfo, access: Access) -> Result<String, AuthError> {
+        let name = user.username.clone().unwrap_or_default();
+        let key = (name.clone(), access.clone());
+        let allowed = match self.decisions.get(&key) {
+            Some(allowed) => allowed,
+            None => {
+                let allowed = self.review_access(user, &access).await?;
+                self.decisions.put(key, allowed);
+                allowed
+            }
+        };
+        if allowed {
+            Ok(name)
+        } else {
+            Err(AuthError::Forbidden { user: name, access })
+        }
+    }
+
+    async fn review_token(&self, token: &str) -> Result<Option<UserInfo>, kube::Error> {
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                audiences: Some(vec![self.audience.clone()]),
+            },
+            ..TokenReview::default()
+        };
+        let reviewed = Api::<TokenReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        let status = reviewed.status.unwrap_or_default();
+        // The API server says which of the asked audiences the token is
+        // valid for; a token for another service is refused even by an
+        // authenticator that ignores audiences in its answer.
+        let audience_ok = status
+            .audiences
+            .as_ref()
+            .is_some_and(|a| a.contains(&self.audience));
+        Ok(match (status.authenticated, status.user) {
+            (Some(true), Some(user)) if audience_ok => Some(user),
+            _ => None,
+        })
+    }
+
+    async fn review_access(&self, user: &UserInfo, access: &Access) -> Result<bool, kube::Error> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: user.username.clone(),
+                uid: user.uid.clone(),
+                groups: user.groups.clone(),
+                extra: user.extra.clone(),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(access.namespace.clone()),
+                    verb: Some(access.verb.into()),
+                    group: Some("meshward.io".into()),
+                    resource: Some("allowlists".into()),
+                    name: access.name.clone(),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let decided = Api::<SubjectAccessReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        Ok(decided.status.is_some_and(|s| s.allowed))
     }
 }
 
@@ -118,5 +268,27 @@ mod tests {
         ] {
             assert!(matches!(bearer(bad), Err(AuthError::MissingToken)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn accesses_read_as_rbac_would_say_them() {
+        assert_eq!(
+            Access::read("shop").to_string(),
+            "get allowlists.meshward.io in namespace shop"
+        );
+        assert_eq!(
+            Access::patch("shop", "api").to_string(),
+            "patch allowlists.meshward.io shop/api"
+        );
+    }
+
+    #[test]
+    fn the_cache_forgets_when_full() {
+        let c: Cache<usize, bool> = Cache::new();
+        for i in 0..CACHE_ENTRIES + 10 {
+            c.put(i, true);
+        }
+        assert!(c.entries.lock().unwrap().len() <= CACHE_ENTRIES);
+        assert_eq!(c.get(&(CACHE_ENTRIES + 9)), Some(true));
     }
 }

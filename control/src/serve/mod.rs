@@ -44,6 +44,7 @@ use tokio::task::JoinSet;
 
 use crate::derive::{Derivations, Settings, DEFAULT_TRUST_DOMAIN};
 use crate::state::{Changes, ClusterState, Kind, Object};
+use auth::Authorizer;
 use metrics::Metrics;
 use watch::Health;
 use write::Writer;
@@ -67,7 +68,12 @@ pub struct ServeConfig {
     /// After a failed write, wait this long before planning its namespace
     /// again: doubles from `min` with each consecutive failure, up to `max`.
     pub backoff: (Duration, Duration),
+    /// The audience API callers' tokens must be valid for.
+    pub token_audience: String,
 }
+
+/// The default of [`ServeConfig::token_audience`]: the service's own name.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "meshward-control";
 
 /// The default of [`ServeConfig::debounce`].
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -83,6 +89,7 @@ impl Default for ServeConfig {
             resync: Duration::from_secs(300),
             write_concurrency: DEFAULT_WRITE_CONCURRENCY,
             backoff: (Duration::from_millis(250), Duration::from_secs(30)),
+            token_audience: DEFAULT_TOKEN_AUDIENCE.into(),
         }
     }
 }
@@ -135,12 +142,16 @@ pub struct Shared {
     writer: Writer,
     /// Simulations allowed to run at once (each compiles a namespace's configuration).
     pub simulations: Arc<tokio::sync::Semaphore>,
+    /// Authenticates and authorizes API calls.
+    pub authorizer: Authorizer,
 }
 
 impl Shared {
     fn new(client: Client, config: ServeConfig) -> Self {
         let state = ClusterState::new(config.trust_domain.clone());
+        let authorizer = Authorizer::new(client.clone(), config.token_audience.clone());
         Self {
+            authorizer,
             client,
             config,
             metrics: Metrics::default(),

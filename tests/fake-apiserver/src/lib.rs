@@ -42,6 +42,7 @@ pub mod scale;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -112,8 +113,8 @@ struct Inner {
     writes: Vec<Write>,
     outage: bool,
     broken: BTreeSet<String>,
-    /// token → (user, groups).
-    tokens: BTreeMap<String, (String, Vec<String>)>,
+    /// token → (user, groups, audiences).
+    tokens: BTreeMap<String, (String, Vec<String>, Vec<String>)>,
     /// (user, verb, plural, namespace, name).
     grants: BTreeSet<(String, String, String, String, String)>,
     /// Top-level spec fields each object's appliers own: (key, manager) → fields.
@@ -352,10 +353,19 @@ impl FakeApi {
         self.lock().latency = latency;
     }
 
-    /// A bearer token that TokenReview authenticates as `user`.
+    /// A bearer token that TokenReview authenticates as `user`, issued for
+    /// the audience `meshward-control` (what `kubectl create token --audience`
+    /// gives).
     pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
-        let groups = groups.iter().map(|g| g.to_string()).collect();
-        self.lock().tokens.insert(token.into(), (user.into(), groups));
+        self.add_token_for(token, user, groups, &["meshward-control"]);
+    }
+
+    /// A bearer token issued for `audiences`.
+    pub fn add_token_for(&self, token: &str, user: &str, groups: &[&str], audiences: &[&str]) {
+        let strings = |l: &[&str]| l.iter().map(|g| g.to_string()).collect();
+        self.lock()
+            .tokens
+            .insert(token.into(), (user.into(), strings(groups), strings(audiences)));
     }
 
     /// Lets `user` do `verb` on `plural` `namespace/name` (SubjectAccessReview).
@@ -685,19 +695,18 @@ fn list(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Res
         None => None,
     };
     let plural = &target.plural;
-    let lower = (plural.clone(), String::new(), String::new());
+    // A page starts right after the last key of the previous one.
+    let lower = match start {
+        Some((ns, name)) => Bound::Excluded((plural.clone(), ns, name)),
+        None => Bound::Included((plural.clone(), String::new(), String::new())),
+    };
     let selector = query.get("labelSelector");
     let mut items: Vec<&Bytes> = Vec::new();
     let mut last: Option<&Key> = None;
     let mut more = false;
-    for (key, o) in inner.objects.range(lower..) {
+    for (key, o) in inner.objects.range((lower, Bound::Unbounded)) {
         if &key.0 != plural {
             break;
-        }
-        if let Some((ns, name)) = &start {
-            if (&key.1, &key.2) <= (ns, name) {
-                continue;
-            }
         }
         if target.namespace.as_ref().is_some_and(|t| *t != key.1) || !labels_match(selector, &o.labels) {
             continue;
@@ -794,11 +803,26 @@ fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>
         .unwrap_or_else(|_| status(500, "InternalError", "watch"))
 }
 
+/// A TokenReview as the API server answers it: a token is authenticated only
+/// for the audiences it was issued for; with `spec.audiences` the answer's
+/// `status.audiences` is the intersection (the API server's own audiences
+/// when the review names none).
 fn token_review(fake: &FakeApi, body: Value) -> Response {
     let token = body["spec"]["token"].as_str().unwrap_or_default();
+    let asked: Vec<String> = body["spec"]["audiences"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_else(|| vec!["https://kubernetes.default.svc.cluster.local".into()]);
     let inner = fake.lock();
     let status = match inner.tokens.get(token) {
-        Some((user, groups)) => json!({"authenticated": true, "user": {"username": user, "groups": groups}}),
+        Some((user, groups, audiences)) => {
+            let common: Vec<&String> = asked.iter().filter(|a| audiences.contains(a)).collect();
+            if common.is_empty() {
+                json!({"authenticated": false, "error": "token audiences are invalid for the target audiences"})
+            } else {
+                json!({"authenticated": true, "user": {"username": user, "groups": groups}, "audiences": common})
+            }
+        }
         None => json!({"authenticated": false, "error": "invalid bearer token"}),
     };
     let mut reply = body;
