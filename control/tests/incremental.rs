@@ -73,6 +73,7 @@ fn allowlist(app: usize, caller: usize, from_ns: usize, shape: usize, own: &str)
         spec,
         unreadable: (shape == 5).then(|| format!("spec.rules[0]: unreadable in {own}")),
         status: None,
+        resource_version: None,
     }
 }
 

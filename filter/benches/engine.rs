@@ -40,6 +40,22 @@ fn evaluate(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("deny", n), &denied, |b, path| {
             b.iter(|| black_box(ev.evaluate(&common::typical_request(black_box(path))).verdict))
         });
+        // A template rule's path, with `{**}` last (the mix) and in the
+        // middle of every template (`/svc{i}/users/{*}/{**}/orders`).
+        let t = (n - 1) / 4 * 4 + 2;
+        let t = if t >= n { t - 4 } else { t };
+        for (name, rest_in_middle) in [("allow_template", false), ("allow_template_rest_in_middle", true)] {
+            let mut ev = if rest_in_middle {
+                evaluator(&common::generated_rules_rest_in_middle(n))
+            } else {
+                evaluator(&common::generated_rules(n))
+            };
+            let path = common::generated_template_path(t, rest_in_middle);
+            assert_eq!(ev.evaluate(&common::typical_request(&path)).verdict, Verdict::Allow);
+            group.bench_with_input(BenchmarkId::new(name, n), &path, |b, path| {
+                b.iter(|| black_box(ev.evaluate(&common::typical_request(black_box(path))).verdict))
+            });
+        }
         // A path that needs canonicalization (rewritten before judging).
         let dotted = format!("/x/..{}", allowed.replacen('/', "/./", 2));
         assert_eq!(ev.evaluate(&common::typical_request(&dotted)).verdict, Verdict::Allow);

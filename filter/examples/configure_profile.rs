@@ -8,6 +8,9 @@
 //! # instructions per evaluation = (count at 11000 − count at 1000) / 10000:
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 allow
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 11000 allow
+//! # the same mix with `{**}` in the middle of its templates (`rest-in-middle`
+//! # after the request), e.g. on a template rule's path:
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 GET:/svc9998/users/42/7/lines/orders rest-in-middle
 //! # any plugin configuration, e.g. the side-by-side benchmark's (`meshward-bench --keep`):
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile @filter.json 0
 //! # and any request to it, as METHOD:PATH (the benchmark's allowed request at N = 10):
@@ -38,6 +41,7 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        None if args.get(4).is_some_and(|a| a == "rest-in-middle") => common::generated_rules_rest_in_middle(rules),
         None => common::generated_rules(rules),
     };
     let engine = match Engine::from_json(json.as_bytes()) {

@@ -232,7 +232,7 @@ fn hex_digit(v: u8) -> char {
 /// Decodes escapes of unreserved characters, upper-cases the others and
 /// rejects the forbidden ones. The caller has already rejected raw `\`, `;`,
 /// control and non-ASCII bytes.
-fn decode_unreserved(path: &str) -> Result<String, RequestError> {
+pub(crate) fn decode_unreserved(path: &str) -> Result<String, RequestError> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;

@@ -8,6 +8,8 @@
 
 use thiserror::Error;
 
+use crate::canonical::RequestError;
+
 /// Why a plugin configuration was rejected.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -159,21 +161,44 @@ pub enum PatternError {
     /// A path pattern does not start with `/` (or `*`, `{`, `regex:`).
     #[error("paths start with '/' (or are '*', '*suffix' or 'regex:...')")]
     NotAbsolute,
-    /// A path pattern could never match a canonical path.
+    /// A path pattern is not in canonical form, so no canonical path could
+    /// match it as written; `canonical` is the form that matches what it
+    /// means (escapes of unreserved characters decoded, other escapes in
+    /// upper-case hex, repeated `/` merged, `.` and `..` segments resolved).
     #[error("not in canonical form, so no request path can match it (canonical: {canonical:?}); see the canonicalization rules")]
     NotCanonical {
-        /// The canonical form, when there is one.
+        /// The pattern in canonical form.
         canonical: String,
     },
+    /// A path pattern holds what requests may not hold: such requests are
+    /// rejected (400) before any rule is consulted, so the pattern could
+    /// never match (an encoded `/` or `\`, a double encoding, an encoded
+    /// control character, a malformed escape).
+    #[error("no request can match it: requests containing it are rejected (400) before any rule ({0})")]
+    RejectedInRequests(#[source] RequestError),
+    /// A `..` segment of a pattern has no canonical form: it follows `{**}`,
+    /// or starts a `*suffix` pattern, so what it removes depends on the
+    /// request.
+    #[error("a '..' segment here depends on what '{{**}}' or '*' matched, so it has no canonical form; requests are matched after dot segments are resolved: write the path without it")]
+    DotSegment,
     /// A path pattern contains a byte that no canonical path contains.
     #[error("contains {0:?}, which canonical paths never contain (percent-encode it, upper-case hex)")]
     NotInCanonicalPath(char),
-    /// A template operator is not `{*}` or `{**}`, or not a whole segment.
-    #[error("template operators are '{{*}}' or '{{**}}' and must be a whole path segment")]
+    /// A `{` or `}` outside the operators `{*}` and `{**}`, or an operator
+    /// that is not a whole path segment (Istio's path template rule).
+    #[error("'{{' and '}}' may only appear in the operators '{{*}}' and '{{**}}', each a whole path segment (Istio: \"Contains '{{' or '}}' beyond a supported path template\")")]
     BadTemplate,
-    /// `{**}` is not the last segment of a template.
-    #[error("'{{**}}' must be the last segment")]
-    DoubleStarNotLast,
+    /// An operator follows `{**}` (Istio's path template rule).
+    #[error("no operator may follow '{{**}}', only literal segments (Istio: \"{{**}} is not the last operator\")")]
+    OperatorAfterRest,
+    /// A literal segment of a path template is empty or holds a character
+    /// outside RFC 3986's `pchar` as Istio and Envoy take it (Istio's path
+    /// template rule).
+    #[error("template segment {segment:?} is not '{{*}}', '{{**}}' or a literal of A-Z a-z 0-9 - . _ ~ % ! $ & ' ( ) + , ; : @ = (Istio: \"Contains segment {segment} with invalid string literal\")")]
+    InvalidTemplateLiteral {
+        /// The segment as written.
+        segment: String,
+    },
     /// A `regex:` pattern does not parse.
     #[error("invalid regular expression: {0}")]
     Regex(Box<regex_syntax::Error>),

@@ -8,7 +8,8 @@
 //! regular expressions, so no escaping mistake can widen them.
 
 use crate::canonical::{
-    canonicalize_authority, canonicalize_path, is_tchar, is_unreserved, parse_port, split_host_port,
+    canonicalize_authority, canonicalize_path, decode_unreserved, is_tchar, is_unreserved, parse_port, split_host_port,
+    RequestError,
 };
 use crate::error::PatternError;
 
@@ -148,8 +149,15 @@ pub(crate) fn valid_method_pattern(m: &str) -> bool {
 /// | prefix | `/reviews/*` | paths starting with `/reviews/` (plain string prefix, as Istio) |
 /// | suffix | `*.css` | paths ending with `.css` |
 /// | any | `*` | every path |
-/// | template | `/api/{*}/items/{**}` | `{*}` one non-empty segment, `{**}` one or more segments (last only) |
+/// | template | `/api/{*}/items/{**}` | as Istio's path templates (Envoy's `uri_template`) |
 /// | regex | `regex:/v[0-9]+/users/[^/]+` | the whole path matches the regular expression |
+///
+/// A template is parsed as Istio validates it and matched as Envoy matches
+/// the `uri_template` Istio translates it to: `{*}` stands for one non-empty
+/// segment, `{**}` for zero or more characters, `/` included (so for one or
+/// more segments, the last of them possibly empty); neither matches `[` or
+/// `]`. `{**}` may be followed by literal segments and a trailing `/`, but
+/// not by another operator.
 ///
 /// A parsed pattern borrows from the text it was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,15 +175,52 @@ pub(crate) enum MatchPath<'a> {
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TemplateSegment<'a> {
+    /// A literal segment; empty for a trailing `/`.
     Literal(&'a str),
     /// `{*}`: exactly one non-empty segment.
     One,
-    /// `{**}`: one or more characters, `/` included (last segment only).
+    /// `{**}`: zero or more characters, `/` included; only literal segments
+    /// follow it.
     Rest,
 }
 
 /// The marker of the regular-expression path form.
 pub const REGEX_PREFIX: &str = "regex:";
+
+/// The characters a path template's literal segments may hold: RFC 3986's
+/// `pchar` without `*` (Envoy's operator), as Istio's validator takes it
+/// (`A-Z a-z 0-9 - . _ ~ % ! $ & ' ( ) + , ; : @ =`).
+pub(crate) const fn is_template_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'+'
+                | b','
+                | b';'
+                | b':'
+                | b'@'
+                | b'='
+        )
+}
+
+/// Where a path pattern's literal piece stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    /// Starts the path: an exact pattern or a prefix.
+    Anchored,
+    /// Anywhere: a suffix, or a template segment.
+    Floating,
+}
 
 impl<'a> MatchPath<'a> {
     pub(crate) fn parse(pattern: &'a str) -> Result<Self, PatternError> {
@@ -189,22 +234,21 @@ impl<'a> MatchPath<'a> {
         if pattern == "*" {
             return Ok(Self::Any);
         }
-        if pattern.contains('{') || pattern.contains('}') {
+        if pattern.contains(['{', '}']) {
             return parse_template(pattern);
         }
         if let Some(prefix) = pattern.strip_suffix('*') {
-            check_path_literal(prefix, true)?;
+            check_path_literal(prefix, Piece::Anchored).map_err(|r| r.or_else(|| prefix_suggestion(prefix)))?;
             return Ok(Self::Prefix(prefix));
         }
         if let Some(suffix) = pattern.strip_prefix('*') {
-            check_path_literal(suffix, false)?;
+            check_path_literal(suffix, Piece::Floating).map_err(|r| r.or_else(|| suffix_suggestion(suffix)))?;
             return Ok(Self::Suffix(suffix));
         }
-        check_path_literal(pattern, true)?;
-        // An exact pattern must be a whole canonical path.
-        let canonical = canonicalize_path(pattern).map_err(|_| PatternError::NotCanonical {
-            canonical: String::new(),
-        })?;
+        check_path_literal(pattern, Piece::Anchored).map_err(|r| r.or_else(|| path_suggestion(pattern)))?;
+        // An exact pattern must be a whole canonical path (its last segment
+        // must not be a dot segment either).
+        let canonical = canonicalize_path(pattern).map_err(PatternError::RejectedInRequests)?;
         if canonical.path() != pattern || canonical.query().is_some() {
             return Err(PatternError::NotCanonical {
                 canonical: canonical.path().to_string(),
@@ -218,102 +262,203 @@ fn parse_template(pattern: &str) -> Result<MatchPath<'_>, PatternError> {
     let rest = pattern.strip_prefix('/').ok_or(PatternError::NotAbsolute)?;
     let raw: Vec<&str> = rest.split('/').collect();
     let mut segments = Vec::with_capacity(raw.len());
+    let mut after_rest = false;
+    // A segment no canonical path holds (a dot segment, an escape to
+    // rewrite): refused with the canonical form once every segment passed
+    // Istio's rules.
+    let mut not_canonical = false;
     for (i, seg) in raw.iter().enumerate() {
         let last = i + 1 == raw.len();
         let s = match *seg {
+            "{*}" | "{**}" if after_rest => return Err(PatternError::OperatorAfterRest),
             "{*}" => TemplateSegment::One,
-            "{**}" if last => TemplateSegment::Rest,
-            "{**}" => return Err(PatternError::DoubleStarNotLast),
+            "{**}" => {
+                after_rest = true;
+                TemplateSegment::Rest
+            }
             s if s.contains(['{', '}']) => return Err(PatternError::BadTemplate),
+            // A trailing `/`.
+            "" if last => TemplateSegment::Literal(""),
             s => {
-                if s.is_empty() && !last || s == "." || s == ".." {
-                    return Err(PatternError::NotCanonical {
-                        canonical: String::new(),
-                    });
+                if s.is_empty() || !s.bytes().all(is_template_char) {
+                    return Err(PatternError::InvalidTemplateLiteral { segment: s.to_string() });
                 }
-                check_path_literal(s, false)?;
+                match check_path_literal(s, Piece::Floating) {
+                    Ok(()) => not_canonical |= s == "." || s == "..",
+                    Err(Refusal::NotCanonical) => not_canonical = true,
+                    Err(Refusal::Final(e)) => return Err(e),
+                }
                 TemplateSegment::Literal(s)
             }
         };
         segments.push(s);
     }
+    if not_canonical {
+        return Err(template_suggestion(pattern));
+    }
     Ok(MatchPath::Template(segments))
+}
+
+/// Why [`check_path_literal`] refused a piece.
+#[derive(Debug)]
+enum Refusal {
+    /// Not in canonical form, but it has one: the caller names it.
+    NotCanonical,
+    /// Refused, whatever the rest of the pattern.
+    Final(PatternError),
+}
+
+impl Refusal {
+    /// The error to report, `suggest` naming the canonical form.
+    fn or_else(self, suggest: impl FnOnce() -> PatternError) -> PatternError {
+        match self {
+            Self::NotCanonical => suggest(),
+            Self::Final(e) => e,
+        }
+    }
 }
 
 /// Checks that a literal piece of a path pattern could occur in a canonical
 /// path: only ASCII, no byte that canonicalization rejects, escapes in
-/// canonical form; when `anchored` (the piece starts the path) it must also
-/// start with `/` and contain no empty or dot segment.
-fn check_path_literal(lit: &str, anchored: bool) -> Result<(), PatternError> {
-    if anchored && !lit.starts_with('/') {
-        return Err(PatternError::NotAbsolute);
+/// canonical form; when anchored (the piece starts the path) it must also
+/// start with `/`; no empty or dot segment between two of its slashes.
+fn check_path_literal(lit: &str, piece: Piece) -> Result<(), Refusal> {
+    if piece == Piece::Anchored && !lit.starts_with('/') {
+        return Err(Refusal::Final(PatternError::NotAbsolute));
     }
+    let rejected = |e| Err(Refusal::Final(PatternError::RejectedInRequests(e)));
     let bytes = lit.as_bytes();
     // One pass: escapes and bytes as they come, and each complete segment
     // (between two slashes) when its closing slash comes. The piece before
     // the first slash is either empty (anchored) or the tail of some segment
     // (a suffix), and the piece after the last one may be a partial segment
-    // (a prefix such as "/api/v1."): neither is checked as a segment. A bad
-    // segment is reported only if no byte is bad, so that the canonical form
-    // it suggests is a pattern that could be written.
+    // (a prefix such as "/api/v1."): neither is checked as a segment. What
+    // has a canonical form is reported only if nothing is refused outright,
+    // so that the canonical form suggested is a pattern that could be
+    // written.
     let mut last_slash = None;
-    let mut bad_segment = false;
+    let mut not_canonical = false;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         match b {
             b'%' => {
-                let decoded = match (
-                    bytes.get(i + 1).and_then(|&h| upper_hex(h)),
-                    bytes.get(i + 2).and_then(|&h| upper_hex(h)),
-                ) {
-                    (Some(hi), Some(lo)) => hi << 4 | lo,
-                    _ => {
-                        return Err(PatternError::NotCanonical {
-                            canonical: String::new(),
-                        })
-                    }
+                let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+                    return rejected(RequestError::BadPercentEncoding);
                 };
-                // No canonical path holds these escaped: canonicalization
-                // decodes unreserved characters and rejects requests with an
-                // encoded separator or control character.
-                let decodes =
-                    is_unreserved(decoded) || matches!(decoded, b'/' | b'\\') || decoded <= 0x1f || decoded == 0x7f;
-                if decodes {
-                    return Err(PatternError::NotCanonical {
-                        canonical: String::new(),
-                    });
+                let decoded = hi.value << 4 | lo.value;
+                match decoded {
+                    b'/' | b'\\' => return rejected(RequestError::EncodedSlash),
+                    0..=0x1f | 0x7f => return rejected(RequestError::ControlCharacter),
+                    // Canonicalization decodes these, and writes escapes in
+                    // upper-case hex.
+                    d if is_unreserved(d) || !(hi.upper && lo.upper) => not_canonical = true,
+                    // `%25` and two hex digits: a double encoding.
+                    b'%' if hex(bytes.get(i + 3)).is_some() && hex(bytes.get(i + 4)).is_some() => {
+                        return rejected(RequestError::DoubleEncoding)
+                    }
+                    _ => {}
                 }
                 i += 3;
                 continue;
             }
             b'/' => {
                 if let Some(seg) = last_slash.and_then(|s: usize| bytes.get(s + 1..i)) {
-                    bad_segment |= matches!(seg, b"" | b"." | b"..");
+                    not_canonical |= matches!(seg, b"" | b"." | b"..");
                 }
                 last_slash = Some(i);
             }
             b'?' | b'#' | b'\\' | b';' | b' ' | 0x80..=0xff => {
-                return Err(PatternError::NotInCanonicalPath(char::from(b)));
+                return Err(Refusal::Final(PatternError::NotInCanonicalPath(char::from(b))));
             }
-            b'*' => return Err(PatternError::MisplacedWildcard),
+            b'*' => return Err(Refusal::Final(PatternError::MisplacedWildcard)),
             _ => {}
         }
         i += 1;
     }
-    if bad_segment {
-        return Err(PatternError::NotCanonical {
-            canonical: canonicalize_path(lit).map(|c| c.path().to_string()).unwrap_or_default(),
-        });
+    if not_canonical {
+        return Err(Refusal::NotCanonical);
     }
     Ok(())
 }
 
-/// The value of an upper-case hexadecimal digit (the canonical form of an escape).
-fn upper_hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// A hexadecimal digit: its value, and whether it is in canonical
+/// (upper-case) form.
+struct HexDigit {
+    value: u8,
+    upper: bool,
+}
+
+fn hex(b: Option<&u8>) -> Option<HexDigit> {
+    let b = *b?;
+    let (value, upper) = match b {
+        b'0'..=b'9' => (b - b'0', true),
+        b'A'..=b'F' => (b - b'A' + 10, true),
+        b'a'..=b'f' => (b - b'a' + 10, false),
+        _ => return None,
+    };
+    Some(HexDigit { value, upper })
+}
+
+/// The refusal of an exact path pattern (or a template, whose operators
+/// canonicalization takes as plain segments) that is not in canonical form:
+/// its canonical form, computed as for a request.
+fn path_suggestion(path: &str) -> PatternError {
+    match canonicalize_path(path) {
+        Ok(canonical) => PatternError::NotCanonical {
+            canonical: canonical.path().to_string(),
+        },
+        Err(e) => PatternError::RejectedInRequests(e),
+    }
+}
+
+/// [`path_suggestion`] for a template: dot segments are resolved as in a
+/// request, `{*}` standing for one segment; a `..` that would remove `{**}`
+/// (any number of segments) has no canonical form.
+fn template_suggestion(template: &str) -> PatternError {
+    match path_suggestion(template) {
+        PatternError::NotCanonical { canonical }
+            if canonical.matches("{**}").count() != template.matches("{**}").count() =>
+        {
+            PatternError::DotSegment
+        }
+        other => other,
+    }
+}
+
+/// The canonical form of a `prefix*` pattern: its complete segments as a
+/// path, its last (partial) segment with canonical escapes only.
+fn prefix_suggestion(prefix: &str) -> PatternError {
+    let (head, tail) = prefix
+        .split_at_checked(prefix.rfind('/').map_or(0, |at| at + 1))
+        .unwrap_or((prefix, ""));
+    let canonical =
+        canonicalize_path(head).and_then(|head| Ok(format!("{}{}*", head.path(), decode_unreserved(tail)?)));
+    match canonical {
+        Ok(canonical) => PatternError::NotCanonical { canonical },
+        Err(e) => PatternError::RejectedInRequests(e),
+    }
+}
+
+/// The canonical form of a `*suffix` pattern: escapes in canonical form,
+/// empty and `.` segments between two slashes removed; a `..` segment there
+/// has none.
+fn suffix_suggestion(suffix: &str) -> PatternError {
+    let decoded = match decode_unreserved(suffix) {
+        Ok(decoded) => decoded,
+        Err(e) => return PatternError::RejectedInRequests(e),
+    };
+    let pieces: Vec<&str> = decoded.split('/').collect();
+    let mut kept = Vec::with_capacity(pieces.len());
+    for (i, piece) in pieces.iter().enumerate() {
+        let inner = i > 0 && i + 1 < pieces.len();
+        match *piece {
+            "" | "." if inner => {}
+            ".." if inner => return PatternError::DotSegment,
+            p => kept.push(p),
+        }
+    }
+    PatternError::NotCanonical {
+        canonical: format!("*{}", kept.join("/")),
     }
 }
 
@@ -331,10 +476,7 @@ mod tests {
             MatchPath::parse("/api//v1?x"),
             Err(PatternError::NotInCanonicalPath('?'))
         ));
-        assert!(matches!(
-            check_path_literal("//*", true),
-            Err(PatternError::MisplacedWildcard)
-        ));
+        assert!(matches!(MatchPath::parse("//**"), Err(PatternError::MisplacedWildcard)));
         match MatchPath::parse("/api//v1") {
             Err(PatternError::NotCanonical { canonical }) => assert_eq!(canonical, "/api/v1"),
             other => panic!("{other:?}"),
@@ -418,7 +560,7 @@ mod tests {
             "/a#b",
             "/a\\b",
             "/a/*/b",
-            "/api/{**}/x",
+            "/api/{**}/{*}",
             "/api/{x}",
             "/api/a{*}",
             "/a%2",
@@ -427,9 +569,64 @@ mod tests {
         ] {
             assert!(MatchPath::parse(bad).is_err(), "{bad}");
         }
-        match MatchPath::parse("/a/../b") {
-            Err(PatternError::NotCanonical { canonical }) => assert_eq!(canonical, "/b"),
-            other => panic!("{other:?}"),
+    }
+
+    /// Each refusal that has a canonical form names it, whatever made the
+    /// pattern non-canonical: an escape, a repeated `/`, a dot segment, in
+    /// any form of pattern.
+    #[test]
+    fn refusals_name_the_canonical_form() {
+        for (pattern, canonical) in [
+            ("/a/../b", "/b"),
+            ("/%61dmin", "/admin"),
+            ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/a/%2E%2E/admin", "/admin"),
+            ("/a/%2e./b/", "/b/"),
+            ("/%61pi/*", "/api/*"),
+            ("/api//v%31*", "/api/v1*"),
+            ("/a/..*", "/a/..*"),
+            ("*/%61.css", "*/a.css"),
+            ("*a//b/./c", "*a/b/c"),
+            ("/orders/{*}/../admin", "/orders/admin"),
+            ("/orders/./{*}", "/orders/{*}"),
+            ("/%61/{**}/cart", "/a/{**}/cart"),
+            ("/a/{**}/b/../cart", "/a/{**}/cart"),
+            ("/a/{*}/%7e", "/a/{*}/~"),
+        ] {
+            match MatchPath::parse(pattern) {
+                Err(PatternError::NotCanonical { canonical: c }) => assert_eq!(c, canonical, "{pattern}"),
+                // `/a/..*` is a prefix of `/a/..x`: nothing to refuse.
+                Ok(_) if pattern == canonical => {}
+                other => panic!("{pattern}: {other:?}"),
+            }
+        }
+    }
+
+    /// What has no canonical form is refused with the rule it breaks, never
+    /// with an empty canonical form.
+    #[test]
+    fn refusals_without_a_canonical_form() {
+        for (pattern, rejected) in [
+            ("/a%2Fb", RequestError::EncodedSlash),
+            ("/a/%5c", RequestError::EncodedSlash),
+            ("/a%00", RequestError::ControlCharacter),
+            ("/a%2", RequestError::BadPercentEncoding),
+            ("/a%zz/*", RequestError::BadPercentEncoding),
+            ("/a%2541", RequestError::DoubleEncoding),
+            ("/a%25%34%31", RequestError::DoubleEncoding),
+            ("*%2F", RequestError::EncodedSlash),
+            ("/{*}/%2F", RequestError::EncodedSlash),
+        ] {
+            match MatchPath::parse(pattern) {
+                Err(PatternError::RejectedInRequests(e)) => assert_eq!(e, rejected, "{pattern}"),
+                other => panic!("{pattern}: {other:?}"),
+            }
+        }
+        for pattern in ["/a/{**}/../b", "/{**}/..", "*/../x"] {
+            assert!(
+                matches!(MatchPath::parse(pattern), Err(PatternError::DotSegment)),
+                "{pattern}"
+            );
         }
     }
 }

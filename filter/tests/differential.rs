@@ -41,31 +41,24 @@ fn str_match(pattern: &str, value: &str) -> bool {
     }
 }
 
+/// A template as Envoy's `uri_template` matches it (Istio translates `{*}`
+/// to `*` and `{**}` to `**`): the regular expression Envoy builds, one part
+/// per `/`-separated template segment, joined by `/`. The operators match
+/// RFC 3986 `pchar` (with `*`, as Envoy 1.40 does), and the characters Istio's
+/// default path normalization percent-encodes first (`"<>`{}|^`).
 fn template_match(template: &str, path: &str) -> bool {
-    let pattern: Vec<&str> = template[1..].split('/').collect();
-    let Some(mut rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    for (i, seg) in pattern.iter().enumerate() {
-        let last = i + 1 == pattern.len();
-        if *seg == "{**}" {
-            return !rest.is_empty();
-        }
-        let (head, tail) = match rest.split_once('/') {
-            Some((h, t)) => (h, Some(t)),
-            None => (rest, None),
-        };
-        let ok = if *seg == "{*}" { !head.is_empty() } else { head == *seg };
-        if !ok {
-            return false;
-        }
-        match (last, tail) {
-            (true, None) => return true,
-            (true, Some(_)) | (false, None) => return false,
-            (false, Some(t)) => rest = t,
-        }
-    }
-    false
+    const PCHAR: &str = r#"A-Za-z0-9\-._~%!$&'()*+,;:@="<>`{}|^"#;
+    let parts: Vec<String> = template[1..]
+        .split('/')
+        .map(|seg| match seg {
+            "{*}" => format!("[{PCHAR}]+"),
+            "{**}" => format!("[{PCHAR}/]*"),
+            lit => regex::escape(lit),
+        })
+        .collect();
+    regex::Regex::new(&format!("^/{}$", parts.join("/")))
+        .unwrap()
+        .is_match(path)
 }
 
 fn path_match(pattern: &str, path: &str) -> bool {
@@ -308,6 +301,11 @@ const PATHS: &[&str] = &[
     "/a/{**}",
     "/{*}/{**}",
     "/{*}",
+    "/{**}",
+    "/a/{**}/b",
+    "/{**}/b/",
+    "/{*}/{**}/a",
+    "/a/{**}/",
     "regex:/a/[ab]+",
     "regex:/(a|b)/.*",
     "regex:.*b",
@@ -561,6 +559,7 @@ fn sample_requests(pattern: &str) -> Vec<Req> {
         text.to_string(),
         text.replace("{**}", "x/y").replace("{*}", "x").replace('*', ""),
         text.replace("{**}", "x").replace('*', "ab/c"),
+        text.replace("{**}", "").replace("{*}", "y=;*"),
         text.chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '.')
             .collect(),

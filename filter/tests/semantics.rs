@@ -205,7 +205,7 @@ fn path_forms() {
             (get("/site.css.map"), Deny),
             (get("/api/v1/items/7"), Allow),
             (get("/api/v1/items/7/8/9"), Allow),
-            (get("/api/v1/items/"), Deny),
+            (get("/api/v1/items/"), Allow), // {**} matches nothing
             (get("/api/v1/items"), Deny),
             (get("/api/v1/x/items/7"), Deny),
             (get("/api//items/7"), Deny), // canonical "/api/items/7": no segment for {*}
@@ -220,21 +220,60 @@ fn path_forms() {
     assert_eq!(verdict(&mut ev, &get("/admin?/health")), Deny);
 }
 
-/// `/{**}` on its own (any path but `/`) once matched nothing, as its
+/// `/{**}` on its own (any path, `/` included) once matched nothing, as its
 /// template hung at the root of an otherwise empty template index: as a
 /// positive pattern it denied what it should admit, and as a negative one
 /// it excluded nothing, so this rule admitted GET on every path.
 #[test]
-fn a_lone_root_rest_template_matches_every_path_but_the_root() {
+fn a_lone_root_rest_template_matches_every_path() {
     let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["GET"],"notPaths":["/{**}"]}]}]"#));
     assert_verdicts(
         &mut ev,
-        &[(get("/"), Allow), (get("/admin"), Deny), (get("/a/b/"), Deny)],
+        &[
+            (get("/"), Deny),
+            (get("/admin"), Deny),
+            (get("/a/b/"), Deny),
+            (get("/a["), Allow),
+        ],
     );
     let mut ev = evaluator(&one_policy(r#"[{"to":[{"paths":["/{**}"]}]}]"#));
     assert_verdicts(
         &mut ev,
-        &[(get("/"), Deny), (get("/admin"), Allow), (get("/a/b/"), Allow)],
+        &[
+            (get("/"), Allow),
+            (get("/admin"), Allow),
+            (get("/a/b/"), Allow),
+            (get("/a]"), Deny),
+        ],
+    );
+}
+
+/// `{**}` before literal segments, as Istio writes it: it takes one or more
+/// segments, and neither `[` nor `]`.
+#[test]
+fn rest_before_literal_segments() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"paths":["/store/{**}/cart","/docs/{**}/","/{*}/files/{**}/raw"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/store/cart"), Deny),
+            (get("/store//cart"), Deny), // canonical "/store/cart"
+            (get("/store/a/cart"), Allow),
+            (get("/store/a/b/cart"), Allow),
+            (get("/store/a/b/cart?x=1"), Allow),
+            (get("/store/a/b/cart/"), Deny),
+            (get("/store/a*b/cart"), Allow),
+            (get("/store/a[b]/cart"), Deny),
+            (get("/docs/"), Deny),
+            (get("/docs/a"), Deny),
+            (get("/docs/a/"), Allow),
+            (get("/docs/a/b/"), Allow),
+            (get("/u/files/x/raw"), Allow),
+            (get("/u/files/raw"), Deny),
+            (get("/u/v/files/x/raw"), Deny),
+        ],
     );
 }
 
@@ -517,4 +556,18 @@ fn ten_thousand_rules() {
         stats.paths.exact + stats.paths.prefix + stats.paths.template + stats.paths.regex,
         n
     );
+}
+
+/// The benchmark's rule mix with `{**}` in the middle of its templates
+/// admits each template rule's path, and only that rule's.
+#[test]
+fn generated_mix_with_rest_in_middle() {
+    let mut ev = evaluator(&common::generated_rules_rest_in_middle(40));
+    for i in [2, 6, 38] {
+        let path = common::generated_template_path(i, true);
+        let got = decide(&mut ev, &get(&path));
+        assert_eq!(got.rule.as_deref(), Some(format!("generated/r{i}").as_str()), "{path}");
+        assert_eq!(verdict(&mut ev, &get(&common::generated_template_path(i, false))), Deny);
+    }
+    assert_eq!(verdict(&mut ev, &get("/svc2/users/42/orders")), Deny);
 }

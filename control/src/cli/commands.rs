@@ -75,6 +75,9 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             resync_seconds,
             write_concurrency,
             token_audience,
+            no_leader_election,
+            lease_namespace,
+            identity,
         } => {
             let (settings, trust_domain) = settings_of(derivation)?;
             let config = serve::ServeConfig {
@@ -84,6 +87,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 resync: Duration::from_secs(resync_seconds),
                 write_concurrency: usize::try_from(write_concurrency).unwrap_or(serve::DEFAULT_WRITE_CONCURRENCY),
                 token_audience,
+                lease: (!no_leader_election).then(|| lease_config(lease_namespace, identity)),
                 ..serve::ServeConfig::default()
             };
             run_service(listen, config)
@@ -103,6 +107,20 @@ fn settings_of(derivation: super::Derivation) -> Result<(Settings, String), CliE
         );
     }
     Ok((settings, trust_domain))
+}
+
+/// The Lease this replica competes for: in `$POD_NAMESPACE` (set by the
+/// install's Deployment through the downward API) as `$POD_NAME`.
+fn lease_config(namespace: Option<String>, identity: Option<String>) -> serve::lease::LeaseConfig {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let namespace = namespace
+        .or_else(|| env("POD_NAMESPACE"))
+        .unwrap_or_else(|| "meshward-system".into());
+    let identity = identity
+        .or_else(|| env("POD_NAME"))
+        .or_else(|| env("HOSTNAME"))
+        .unwrap_or_else(|| format!("meshward-control-{}", std::process::id()));
+    serve::lease::LeaseConfig::new(namespace, identity)
 }
 
 /// Settings for offline use: the module URL does not affect decisions.

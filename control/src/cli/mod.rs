@@ -139,6 +139,18 @@ pub enum Command {
         /// (`kubectl create token NAME --audience meshward-control`).
         #[arg(long, default_value = crate::serve::DEFAULT_TOKEN_AUDIENCE)]
         token_audience: String,
+        /// Write without leader election (a single replica only: two replicas
+        /// without election would both write).
+        #[arg(long)]
+        no_leader_election: bool,
+        /// The namespace of the `meshward-control` Lease; default
+        /// `$POD_NAMESPACE`, else `meshward-system`.
+        #[arg(long)]
+        lease_namespace: Option<String>,
+        /// This replica's identity in the Lease; default `$POD_NAME`, else
+        /// the host name.
+        #[arg(long)]
+        identity: Option<String>,
     },
     /// Write the filter module as an OCI image (an OCI image layout in a tar
     /// archive) that Istio's agent pulls from an `oci://` URL, and print its

@@ -214,10 +214,7 @@ impl Authorizer {
         // The API server says which of the asked audiences the token is
         // valid for; a token for another service is refused even by an
         // authenticator that ignores audiences in its answer.
-        let audience_ok = status
-            .audiences
-            .as_ref()
-            .is_some_and(|a| a.contains(&self.audience));
+        let audience_ok = status.audiences.as_ref().is_some_and(|a| a.contains(&self.audience));
         Ok(match (status.authenticated, status.user) {
             (Some(true), Some(user)) if audience_ok => Some(user),
             _ => None,

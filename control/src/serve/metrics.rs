@@ -106,6 +106,7 @@ pub struct Metrics {
     round_namespaces: Histogram,
     wasm_plugins: AtomicU64,
     ready: AtomicBool,
+    leader: AtomicBool,
     objects: Mutex<Counts>,
     watch_errors: Mutex<BTreeMap<Kind, u64>>,
 }
@@ -119,6 +120,7 @@ impl Default for Metrics {
             round_namespaces: Histogram::new(&NAMESPACES),
             wasm_plugins: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            leader: AtomicBool::new(false),
             objects: Mutex::default(),
             watch_errors: Mutex::default(),
         }
@@ -183,6 +185,11 @@ impl Metrics {
         if let Ok(mut o) = self.objects.lock() {
             o.clone_from(counts);
         }
+    }
+
+    /// Marks this replica as the writer or not.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Relaxed);
     }
 
     /// Marks the service ready (every kind listed and derived once).
@@ -292,6 +299,17 @@ impl Metrics {
             out,
             "meshward_control_ready {}",
             u8::from(self.ready.load(Ordering::Relaxed))
+        );
+        family(
+            &mut out,
+            "meshward_control_leader",
+            "gauge",
+            "1 while this replica holds the Lease and writes (always 1 without leader election).",
+        );
+        let _ = writeln!(
+            out,
+            "meshward_control_leader {}",
+            u8::from(self.leader.load(Ordering::Relaxed))
         );
         if let Some(memory) = Memory::read() {
             family(

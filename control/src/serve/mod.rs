@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod lease;
 pub mod metrics;
 pub mod plan;
 mod reconcile;
@@ -43,8 +44,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::derive::{Derivations, Settings, DEFAULT_TRUST_DOMAIN};
-use crate::state::{Changes, ClusterState, Kind, Object};
+use crate::state::{Changes, ClusterState};
 use auth::Authorizer;
+use lease::{Leadership, LeaseConfig};
 use metrics::Metrics;
 use watch::Health;
 use write::Writer;
@@ -70,6 +72,9 @@ pub struct ServeConfig {
     pub backoff: (Duration, Duration),
     /// The audience API callers' tokens must be valid for.
     pub token_audience: String,
+    /// Leader election: only the Lease's holder writes. `None`: this
+    /// replica writes without election (one replica only).
+    pub lease: Option<LeaseConfig>,
 }
 
 /// The default of [`ServeConfig::token_audience`]: the service's own name.
@@ -90,6 +95,7 @@ impl Default for ServeConfig {
             write_concurrency: DEFAULT_WRITE_CONCURRENCY,
             backoff: (Duration::from_millis(250), Duration::from_secs(30)),
             token_audience: DEFAULT_TOKEN_AUDIENCE.into(),
+            lease: None,
         }
     }
 }
@@ -144,14 +150,24 @@ pub struct Shared {
     pub simulations: Arc<tokio::sync::Semaphore>,
     /// Authenticates and authorizes API calls.
     pub authorizer: Authorizer,
+    /// Whether this replica may write.
+    pub leadership: Leadership,
+    /// Writes were planned or queued while this replica did not lead.
+    unwritten: AtomicBool,
 }
 
 impl Shared {
     fn new(client: Client, config: ServeConfig) -> Self {
         let state = ClusterState::new(config.trust_domain.clone());
         let authorizer = Authorizer::new(client.clone(), config.token_audience.clone());
+        let leadership = match config.lease {
+            Some(_) => Leadership::elected(),
+            None => Leadership::alone(),
+        };
         Self {
             authorizer,
+            leadership,
+            unwritten: AtomicBool::new(false),
             client,
             config,
             metrics: Metrics::default(),
@@ -218,20 +234,6 @@ impl Shared {
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default()
     }
-
-    /// Stores what a write returned, as a watch event would.
-    fn observe(&self, object: Option<Object>) {
-        if let Some(object) = object {
-            let changes = self.with_state(|s| s.apply(object));
-            self.note(changes, false);
-        }
-    }
-
-    /// Forgets a WasmPlugin the writer deleted.
-    fn forget(&self, ns: &str, name: &str) {
-        let changes = self.with_state(|s| s.delete(Kind::WasmPlugin, ns, name));
-        self.note(changes, false);
-    }
 }
 
 /// The service's Kubernetes client. kube's own retry of 429/503/504 (up to
@@ -254,11 +256,28 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let workers = config.write_concurrency;
     let shared = Arc::new(Shared::new(client.clone(), config));
+    let api = api::router(shared.clone());
     watch::start(&client, &shared, &mut tasks);
     write::start(&shared, workers, &mut tasks);
+    if let Some(lease) = shared.config.lease.clone() {
+        let (client, elected) = (client.clone(), shared.clone());
+        tasks.spawn(async move {
+            lease::run(client, lease, &elected.leadership, |leader, changed| {
+                elected.metrics.set_leader(leader);
+                // Writes are not made without the lease: once leading (again),
+                // plan everything, so none of them is lost.
+                if leader && (changed || elected.unwritten.swap(false, Ordering::AcqRel)) {
+                    elected.note(Changes::default(), true);
+                }
+            })
+            .await;
+        });
+    } else {
+        shared.metrics.set_leader(true);
+    }
     tasks.spawn(reconcile::reconcile_loop(shared.clone()));
     tracing::info!(addr = %listener.local_addr()?, "serving the API, /metrics, /healthz, /readyz");
-    let server = axum::serve(listener, api::router(shared)).with_graceful_shutdown(shutdown);
+    let server = axum::serve(listener, api).with_graceful_shutdown(shutdown);
     // The background tasks run forever; if one ends (a panic), the service
     // must not go on answering 200 with a frozen view: it exits, and
     // Kubernetes restarts it.
@@ -274,5 +293,10 @@ pub async fn run(
         }
     };
     tasks.shutdown().await;
+    if let Some(lease) = &shared.config.lease {
+        if shared.leadership.is_leader() {
+            lease::release(client, lease).await;
+        }
+    }
     result
 }

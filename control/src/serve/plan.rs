@@ -102,6 +102,23 @@ pub fn plugin_is_current(desired: &WasmPlugin, current: Option<&OwnedPlugin>) ->
     labels_ok && *managed_fields(&spec) == *current.managed
 }
 
+/// What a WasmPlugin apply writes, as compared: its labels and the spec
+/// fields meshward sets.
+pub fn plugin_content(p: &WasmPlugin) -> String {
+    let spec = serde_json::to_value(&p.spec).unwrap_or_default();
+    format!("{:?} {}", p.metadata.labels, managed_fields(&spec))
+}
+
+/// What a status write writes, as compared: everything but timestamps.
+pub fn status_content(s: &AllowlistStatus) -> String {
+    let conditions: Vec<_> = s
+        .conditions
+        .iter()
+        .map(|c| (&c.type_, &c.status, &c.reason, &c.message, c.observed_generation))
+        .collect();
+    format!("{:?} {:?} {conditions:?}", s.observed_generation, s.resolved)
+}
+
 /// Whether the observed status says what `desired` says, but for condition
 /// timestamps.
 pub fn status_is_current(desired: &AllowlistStatus, current: Option<&AllowlistStatus>) -> bool {

@@ -119,6 +119,12 @@ async fn round(shared: &Arc<Shared>, pending: Pending, full: bool) -> Result<usi
     if plan_all || full {
         to_plan.extend(shared.read_state(|s| s.namespaces().map(|(ns, _)| ns.to_string()).collect::<Vec<_>>()));
     }
+    if !shared.leadership.is_leader() {
+        // A follower derives (it serves the API) but writes nothing; the
+        // leader it may become plans everything then.
+        shared.unwritten.store(true, Ordering::Release);
+        return Ok(derived);
+    }
     let complete = shared.health.complete();
     let (mut apply, mut delete, mut statuses) = (0, 0, 0);
     for ns in &to_plan {

@@ -169,9 +169,10 @@ fn spawn<K: Watched>(tasks: &mut JoinSet<()>, api: Api<K>, config: watcher::Conf
                             tracing::info!(kind = K::KIND.as_str(), "initial list complete");
                         }
                         backoff = min;
-                        // After a gap, plan everything again: deletes postponed
-                        // while the view was incomplete are due now.
-                        shared.note(changes, recovered || first);
+                        // After a list, plan everything again: deletes postponed
+                        // while the view was incomplete are due now, and changes
+                        // left pending by rounds skipped meanwhile are taken.
+                        shared.note(changes, true);
                     }
                     watcher::Event::Apply(o) => {
                         if let Some(object) = o.into_object() {

@@ -8,9 +8,13 @@
 //!   object replaces the queued one, and no object is written by two workers
 //!   at once.
 //! * **Checked again.** Right before a write, the worker compares it with the
-//!   state once more and skips it if the cluster already holds it; the reply
-//!   of each write goes into the state at once (the watch event that follows
-//!   then changes nothing), so a status is written once, not once per round.
+//!   state once more and skips it if the cluster already holds it, or if this
+//!   service wrote exactly that and the watch has not shown the object since
+//!   (its resource version is still the one seen before that write): a
+//!   status is written once, not once per round while the watch catches up.
+//!   Replies are not put into the state: the watch delivers events in order,
+//!   and an older event arriving after a newer reply would turn the state
+//!   back.
 //! * **Retried by planning again.** A failed write is not replayed: after a
 //!   backoff its namespace is planned again from what is desired then.
 
@@ -25,10 +29,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::metrics::Outcome;
-use super::plan::{keep_transition_times, plugin_is_current, status_is_current, Delete, Plan};
+use super::plan::{
+    keep_transition_times, plugin_content, plugin_is_current, status_content, status_is_current, Delete, Plan,
+};
 use super::{Shared, FIELD_MANAGER};
 use crate::derive::{StatusUpdate, WasmPlugin};
-use crate::state::wire::{AllowlistWire, WasmPluginWire, Watched};
+use crate::state::wire::{AllowlistWire, WasmPluginWire};
 
 /// What is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +55,14 @@ enum Op {
     Status(StatusUpdate),
 }
 
+/// What this service last wrote to an object, and the resource version the
+/// object had when it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Written {
+    content: String,
+    before: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Queue {
     plugins: VecDeque<Key>,
@@ -57,6 +71,8 @@ struct Queue {
     in_flight: HashSet<Key>,
     /// Consecutive failures per object, for the retry backoff.
     failures: HashMap<Key, u32>,
+    /// The last successful write per object.
+    written: HashMap<Key, Written>,
 }
 
 impl Queue {
@@ -115,6 +131,24 @@ impl Writer {
         drop(q);
         self.wake.notify_waiters();
         self.wake.notify_one();
+    }
+
+    /// Whether this service already wrote `content` to `key` and the watch
+    /// has not shown the object since (it still has resource version `now`).
+    fn in_flight(&self, key: &Key, content: &str, now: Option<&String>) -> bool {
+        self.queue.lock().is_ok_and(|q| {
+            q.written
+                .get(key)
+                .is_some_and(|w| w.content == content && w.before.as_ref() == now)
+        })
+    }
+
+    /// Records a successful write of `content` to `key`, made when the object
+    /// had resource version `before`.
+    fn wrote(&self, key: Key, content: String, before: Option<String>) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.written.insert(key, Written { content, before });
+        }
     }
 
     /// Writes queued or being made.
@@ -177,12 +211,29 @@ pub(super) fn start(shared: &Arc<Shared>, workers: usize, tasks: &mut JoinSet<()
     }
 }
 
-/// Makes one write; `false` if it failed.
+/// Makes one write; `false` if it failed. Only the leader writes, and no
+/// write outlives its leadership: one still pending when the leadership would
+/// lapse is abandoned (and planned again by whoever leads then).
 async fn write(shared: &Shared, op: Op) -> bool {
-    match op {
-        Op::Apply(p) => apply(shared, &p).await,
-        Op::Delete(d) => delete(shared, &d).await,
-        Op::Status(s) => status(shared, &s).await,
+    let Some(remaining) = shared.leadership.remaining() else {
+        // Planned again once this replica leads.
+        tracing::debug!("not the leader; write not made");
+        shared.unwritten.store(true, std::sync::atomic::Ordering::Release);
+        return true;
+    };
+    let made = async {
+        match op {
+            Op::Apply(p) => apply(shared, &p).await,
+            Op::Delete(d) => delete(shared, &d).await,
+            Op::Status(s) => status(shared, &s).await,
+        }
+    };
+    match tokio::time::timeout(remaining, made).await {
+        Ok(ok) => ok,
+        Err(_) => {
+            tracing::warn!("leadership lapsed during a write; abandoned");
+            false
+        }
     }
 }
 
@@ -195,17 +246,25 @@ async fn apply(shared: &Shared, p: &WasmPlugin) -> bool {
     let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) else {
         return true;
     };
-    let current = shared.read_state(|s| plugin_is_current(p, s.namespace(ns).and_then(|n| n.plugin(name))));
-    if current {
+    let (current, before) = shared.read_state(|s| {
+        let observed = s.namespace(ns).and_then(|n| n.plugin(name));
+        (
+            plugin_is_current(p, observed),
+            observed.and_then(|o| o.resource_version.clone()),
+        )
+    });
+    let key = (Class::Plugin, ns.to_string(), name.to_string());
+    let content = plugin_content(p);
+    if current || shared.writer.in_flight(&key, &content, before.as_ref()) {
         m.write("WasmPlugin", Outcome::Unchanged);
         return true;
     }
     let api: Api<WasmPluginWire> = Api::namespaced(shared.client.clone(), ns);
     match api.patch(name, &apply_params(), &Patch::Apply(p)).await {
-        Ok(written) => {
+        Ok(_) => {
             tracing::info!(namespace = ns, name, "WasmPlugin applied");
             m.write("WasmPlugin", Outcome::Applied);
-            shared.observe(written.into_object());
+            shared.writer.wrote(key, content, before);
             true
         }
         Err(e) => {
@@ -246,12 +305,12 @@ async fn delete(shared: &Shared, d: &Delete) -> bool {
         Ok(_) => {
             tracing::info!(namespace = ns, name, "WasmPlugin deleted (no longer derived)");
             m.write("WasmPlugin", Outcome::Deleted);
-            shared.forget(ns, name);
             true
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => {
+        // Gone already, or changed since it was observed (its own watch event
+        // plans it again): nothing to do now.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
             m.write("WasmPlugin", Outcome::Deleted);
-            shared.forget(ns, name);
             true
         }
         Err(e) => {
@@ -265,15 +324,17 @@ async fn delete(shared: &Shared, d: &Delete) -> bool {
 async fn status(shared: &Shared, s: &StatusUpdate) -> bool {
     let m = &shared.metrics;
     let (ns, name) = (s.namespace.as_str(), s.name.as_str());
-    let Some(current) = shared.read_state(|st| {
+    let Some((current, before)) = shared.read_state(|st| {
         st.namespace(ns)
             .and_then(|n| n.allowlist(name))
-            .map(|a| a.status.clone())
+            .map(|a| (a.status.clone(), a.resource_version.clone()))
     }) else {
         // Deleted since: nothing to report on.
         return true;
     };
-    if status_is_current(&s.status, current.as_ref()) {
+    let key = (Class::Status, ns.to_string(), name.to_string());
+    let content = status_content(&s.status);
+    if status_is_current(&s.status, current.as_ref()) || shared.writer.in_flight(&key, &content, before.as_ref()) {
         m.write("AllowlistStatus", Outcome::Unchanged);
         return true;
     }
@@ -281,9 +342,9 @@ async fn status(shared: &Shared, s: &StatusUpdate) -> bool {
     let api: Api<AllowlistWire> = Api::namespaced(shared.client.clone(), ns);
     let body = json!({"apiVersion": "meshward.io/v1alpha1", "kind": "Allowlist", "status": status});
     match api.patch_status(name, &apply_params(), &Patch::Apply(&body)).await {
-        Ok(written) => {
+        Ok(_) => {
             m.write("AllowlistStatus", Outcome::Applied);
-            shared.observe(written.into_object());
+            shared.writer.wrote(key, content, before);
             true
         }
         // Deleted since the plan: nothing to report on.

@@ -101,6 +101,9 @@ pub struct StoredAllowlist {
     pub unreadable: Option<String>,
     /// `status`, when it could be read.
     pub status: Option<AllowlistStatus>,
+    /// `metadata.resourceVersion`: the writer tells by it whether the watch
+    /// has shown its own last write yet.
+    pub resource_version: Option<String>,
 }
 
 impl StoredAllowlist {

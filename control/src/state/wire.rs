@@ -381,6 +381,7 @@ impl Watched for AllowlistWire {
                 spec,
                 unreadable,
                 status,
+                resource_version: self.metadata.resource_version,
             }),
         })
     }

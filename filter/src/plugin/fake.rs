@@ -48,6 +48,12 @@ impl FakeHost {
         self.with_property(&["xds", "node", "metadata", "LABELS", key], value.as_bytes())
     }
 
+    /// The proxy's workload and namespace, in Istio's node metadata.
+    pub(super) fn with_workload(self, namespace: &str, name: &str) -> Self {
+        self.with_property(&["xds", "node", "metadata", "NAMESPACE"], namespace.as_bytes())
+            .with_property(&["xds", "node", "metadata", "WORKLOAD_NAME"], name.as_bytes())
+    }
+
     /// Replaces the request headers with a request (and `x-request-id: req-1`).
     pub(super) fn with_request(mut self, method: &str, path: &str, authority: &str) -> Self {
         self.headers.clear();

@@ -43,8 +43,9 @@ impl Workload {
 #[derive(Debug)]
 pub(super) struct Active {
     pub(super) evaluator: RefCell<Evaluator>,
-    /// (verdict, rule index or `u32::MAX`) → counter id, filled on first use.
-    pub(super) counters: RefCell<FxHashMap<(Verdict, u32), u32>>,
+    /// (verdict, mode, rule index or `u32::MAX`) → counter id, filled on
+    /// first use.
+    pub(super) counters: RefCell<FxHashMap<(Verdict, Mode, u32), u32>>,
     /// The `policy` label of decisions no single rule made: the applicable
     /// enforce (or, with none, audit) policy if there is exactly one, `*` if
     /// several, `-` if none.
@@ -73,7 +74,13 @@ impl Plugin {
         } else {
             METRIC_CONFIG_REJECTED
         };
-        self.counters.borrow_mut().increment(host, metric);
+        let mut counters = self.counters.borrow_mut();
+        // Both exist from the first configuration on: a series that appears
+        // with its first increment hides that increment from `increase()`.
+        counters.define(host, METRIC_CONFIG_ACCEPTED);
+        counters.define(host, METRIC_CONFIG_REJECTED);
+        counters.increment(host, metric);
+        drop(counters);
         self.memory.reported(host.vm_memory());
         result
     }

@@ -12,7 +12,8 @@
 //!   on_http_request_headers ──▶ RequestContext::on_request_headers(host)
 //!        read :method :path :authority, peer URI SAN, destination port
 //!        ──▶ Evaluator::evaluate ──▶ allow (rewrite :path if needed) | deny 403 | reject 400
-//!        ──▶ filter state meshward.verdict / .policy / .rule
+//!        ──▶ counter meshward_requests_total{meshward_verdict, ...}
+//!        ──▶ filter state meshward.verdict / .policy / .rule (if a policy applies)
 //! ```
 //!
 //! The parts: `host` is the seam (the [`Host`] trait and its errors);
@@ -35,6 +36,7 @@ pub use host::{Host, HostError, Level};
 pub use lifecycle::{Plugin, Workload};
 pub use request::{Action, RequestContext};
 pub use telemetry::{
-    request_counter_name, rfc3339, MAX_LOG_FIELD, MAX_REQUEST_SERIES, METRIC_CONFIG_ACCEPTED, METRIC_CONFIG_REJECTED,
-    STATE_POLICY, STATE_RULE, STATE_VERDICT,
+    rfc3339, tag_value, RequestLabels, MAX_LOG_FIELD, MAX_REQUEST_SERIES, METRIC_CONFIG_ACCEPTED,
+    METRIC_CONFIG_REJECTED, METRIC_REQUESTS, REQUEST_TAGS, STATE_POLICY, STATE_RULE, STATE_VERDICT, TAG_MODE,
+    TAG_NAMESPACE, TAG_POLICY, TAG_RULE, TAG_VERDICT, TAG_WORKLOAD,
 };

@@ -158,26 +158,36 @@ impl RequestContext {
 
     /// Step 3: counts the decision, leaves its filter state and keeps its
     /// log line, if the configuration logs it, for [`RequestContext::on_log`].
+    ///
+    /// A request no policy applies to leaves no filter state: whoever reads
+    /// it (an access log, Istio's `meshward_verdict` label) sees it absent,
+    /// which says "no meshward policy", at no cost to the request.
     fn record(&mut self, host: &mut dyn Host, active: &Active, needs: Needs, decided: &Decided<'_>) {
         self.count(host, active, decided);
-        let verdict = decided.decision.verdict;
-        write_filter_state(host, active.log.filter_state, verdict, decided.policy, decided.rule);
+        let decision = &decided.decision;
+        if decision.reason != Reason::NoPolicy {
+            let setting = active.log.filter_state;
+            write_filter_state(host, setting, decision.verdict, decided.policy, decided.rule);
+        }
         self.pending = log_record(host, &active.log, needs, decided);
     }
 
-    /// Counts the decision under (verdict, policy, rule); the counter's id is
-    /// cached per configuration and rule.
+    /// Counts the decision under (mode, verdict, policy, rule); the counter's
+    /// id is cached per configuration and rule.
     fn count(&self, host: &dyn Host, active: &Active, decided: &Decided<'_>) {
-        let verdict = decided.decision.verdict;
-        let key = (verdict, decided.decision.matched().map_or(u32::MAX, |m| m.rule));
+        let Decision { verdict, mode, .. } = decided.decision;
+        let key = (verdict, mode, decided.decision.matched().map_or(u32::MAX, |m| m.rule));
         let cached = active.counters.borrow().get(&key).copied();
         let id = match cached {
             Some(id) => Some(id),
             None => {
-                let id = self
-                    .counters
-                    .borrow_mut()
-                    .request_series(host, verdict, decided.policy, decided.rule);
+                let id = self.counters.borrow_mut().request_series(
+                    host,
+                    &active.workload,
+                    (mode, verdict),
+                    decided.policy,
+                    decided.rule,
+                );
                 if let Some(id) = id {
                     active.counters.borrow_mut().insert(key, id);
                 }

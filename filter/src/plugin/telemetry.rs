@@ -1,12 +1,13 @@
 //! What the filter reports about itself: counters, filter state, the request
 //! log line, and the VM's memory.
 //!
-//! Every decision is counted once, under a counter named for Envoy's tag
-//! extraction by verdict, policy and rule ([`request_counter_name`]); the
-//! number of such counters a VM defines is bounded by [`MAX_REQUEST_SERIES`].
-//! It leaves filter state for access logs (`STATE_*`, as much as the
-//! configuration asks for), and, if the configuration logs it, one JSON log
-//! line written when the response is known, its fields capped at
+//! Every decision is counted once, under a counter whose name carries its
+//! labels ([`RequestLabels`]) in the form Istio's `extraStatTags` extract;
+//! the number of such counters a VM defines is bounded by
+//! [`MAX_REQUEST_SERIES`]. It leaves filter state for access logs and Istio's
+//! telemetry (`STATE_*`, as much as the configuration asks for) on every
+//! request some policy applies to, and, if the configuration logs it, one
+//! JSON log line written when the response is known, its fields capped at
 //! [`MAX_LOG_FIELD`] bytes and never carrying credentials. Configure counts
 //! accepted and rejected configurations. The VM's memory is logged whenever it
 //! grows while requests are served.
@@ -19,10 +20,11 @@ use super::Workload;
 use crate::config::{FilterState, Mode};
 use crate::engine::Verdict;
 
-/// Filter-state keys (`%FILTER_STATE(wasm.meshward.verdict:PLAIN)%`).
+/// Filter-state keys (`%FILTER_STATE(wasm.meshward.verdict:PLAIN)%`, and
+/// `filter_state['wasm.meshward.verdict']` in CEL): the verdict.
 pub const STATE_VERDICT: &str = "meshward.verdict";
 /// The policy that decided: the admitting rule's policy; for any other
-/// verdict the one applicable policy (`*` if several apply, `-` if none).
+/// verdict the one applicable policy (`*` if several apply).
 pub const STATE_POLICY: &str = "meshward.policy";
 /// The rule that admitted the request, or `-`.
 pub const STATE_RULE: &str = "meshward.rule";
@@ -33,17 +35,95 @@ pub const MAX_REQUEST_SERIES: usize = 1_000;
 /// Longest value of a log-line field, in bytes; longer values are cut.
 pub const MAX_LOG_FIELD: usize = 256;
 
+/// The request counter, as Prometheus names it once its tags are extracted
+/// (Envoy drops the `wasmcustom.` prefix of wasm metrics and adds nothing).
+pub const METRIC_REQUESTS: &str = "meshward_requests_total";
 /// The counter of accepted configurations.
-pub const METRIC_CONFIG_ACCEPTED: &str = "meshward.config.accepted";
+pub const METRIC_CONFIG_ACCEPTED: &str = "meshward_config_accepted_total";
 /// The counter of rejected configurations.
-pub const METRIC_CONFIG_REJECTED: &str = "meshward.config.rejected";
+pub const METRIC_CONFIG_REJECTED: &str = "meshward_config_rejected_total";
 
-/// The name of a request counter, built for Envoy `stats_tags` extraction:
-/// `meshward.requests.verdict=<verdict>.policy=.=<policy>;.;.rule=.=<rule>;.;`.
-/// Policy and rule names may contain dots, so they are delimited the way
-/// Istio delimits its own tag values.
-pub fn request_counter_name(verdict: &str, policy: &str, rule: &str) -> String {
-    format!("meshward.requests.verdict={verdict}.policy=.={policy};.;.rule=.={rule};.;")
+/// Tag of the request counter: the proxy's namespace (node metadata
+/// `NAMESPACE`, `-` if absent).
+pub const TAG_NAMESPACE: &str = "meshward_namespace";
+/// Tag: the proxy's workload (node metadata `WORKLOAD_NAME`, `-` if absent).
+pub const TAG_WORKLOAD: &str = "meshward_workload";
+/// Tag: the mode of the decision, `enforce` or `audit`.
+pub const TAG_MODE: &str = "meshward_mode";
+/// Tag: the verdict, `allow`, `deny`, `audit_deny` or `reject`.
+pub const TAG_VERDICT: &str = "meshward_verdict";
+/// Tag: the deciding policy, as in [`STATE_POLICY`] (`-` when no policy
+/// applies).
+pub const TAG_POLICY: &str = "meshward_policy";
+/// Tag: the admitting rule, as in [`STATE_RULE`].
+pub const TAG_RULE: &str = "meshward_rule";
+/// Every tag of the request counter, in the order its name carries them:
+/// the list for `meshConfig.defaultConfig.extraStatTags`.
+pub const REQUEST_TAGS: [&str; 6] = [TAG_NAMESPACE, TAG_WORKLOAD, TAG_MODE, TAG_VERDICT, TAG_POLICY, TAG_RULE];
+
+/// The labels of one request counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLabels<'a> {
+    /// The proxy's namespace.
+    pub namespace: &'a str,
+    /// The proxy's workload.
+    pub workload: &'a str,
+    /// `enforce` or `audit`.
+    pub mode: &'a str,
+    /// The verdict.
+    pub verdict: &'a str,
+    /// The deciding policy.
+    pub policy: &'a str,
+    /// The admitting rule.
+    pub rule: &'a str,
+}
+
+impl RequestLabels<'_> {
+    /// The counter's name, every tag written `<tag>=.=<value>;.;` before the
+    /// base name, the form Istio generates tag extractors for from
+    /// `extraStatTags` (regex `(<tag>=\.=(.*?);\.;)`):
+    /// `meshward_namespace=.=shop;.;meshward_workload=.=reviews;.;meshward_mode=.=enforce;.;`
+    /// `meshward_verdict=.=deny;.;meshward_policy=.=shop/reviews;.;meshward_rule=.=-;.;meshward_requests_total`.
+    ///
+    /// Values are [`tag_value`]s, so none can end a tag early or forge one.
+    pub fn counter_name(&self) -> String {
+        let values = [
+            self.namespace,
+            self.workload,
+            self.mode,
+            self.verdict,
+            self.policy,
+            self.rule,
+        ];
+        let mut name = String::with_capacity(160);
+        for (tag, value) in REQUEST_TAGS.iter().zip(values) {
+            name.push_str(tag);
+            name.push_str("=.=");
+            name.push_str(&tag_value(value));
+            name.push_str(";.;");
+        }
+        name.push_str(METRIC_REQUESTS);
+        name
+    }
+}
+
+/// A label value as a counter name carries it: the characters policy and
+/// rule names may hold (ASCII letters, digits, `.`, `_`, `-`, `/`, `:`) pass,
+/// any other becomes `_`, and an empty value is `-`. Node metadata is the
+/// only source that could hold others.
+pub fn tag_value(value: &str) -> std::borrow::Cow<'_, str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':');
+    if value.is_empty() {
+        "-".into()
+    } else if value.chars().all(allowed) {
+        value.into()
+    } else {
+        value
+            .chars()
+            .map(|c| if allowed(c) { c } else { '_' })
+            .collect::<String>()
+            .into()
+    }
 }
 
 /// Counter ids defined in this VM, by name. They outlive configurations:
@@ -72,6 +152,11 @@ impl Counters {
         }
     }
 
+    /// Defines counter `name` (at 0) if it is not yet.
+    pub(super) fn define(&mut self, host: &dyn Host, name: &str) {
+        let _ = self.id(host, name);
+    }
+
     /// Adds one to counter `name`, defining it on first use.
     pub(super) fn increment(&mut self, host: &dyn Host, name: &str) {
         if let Some(id) = self.id(host, name) {
@@ -79,13 +164,14 @@ impl Counters {
         }
     }
 
-    /// The id of the request counter for (verdict, policy, rule), defined on
-    /// first use; past [`MAX_REQUEST_SERIES`] distinct request counters, new
-    /// combinations share the `_other` one.
+    /// The id of the request counter for one decision of `workload`,
+    /// defined on first use; past [`MAX_REQUEST_SERIES`] distinct request
+    /// counters, new combinations share the `_other` policy and rule.
     pub(super) fn request_series(
         &mut self,
         host: &dyn Host,
-        verdict: Verdict,
+        workload: &Workload,
+        (mode, verdict): (Mode, Verdict),
         policy: &str,
         rule: &str,
     ) -> Option<u32> {
@@ -94,7 +180,15 @@ impl Counters {
         } else {
             (policy, rule)
         };
-        let name = request_counter_name(verdict.as_str(), policy, rule);
+        let name = RequestLabels {
+            namespace: workload.namespace.as_deref().unwrap_or("-"),
+            workload: workload.name.as_deref().unwrap_or("-"),
+            mode: mode.as_str(),
+            verdict: verdict.as_str(),
+            policy,
+            rule,
+        }
+        .counter_name();
         let known = self.ids.contains_key(&name);
         let id = self.id(host, &name);
         if !known && id.is_some() {

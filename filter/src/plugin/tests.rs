@@ -26,6 +26,7 @@ fn serve_and_log(plugin: &Plugin, host: &mut FakeHost) {
 
 fn reviews_host() -> FakeHost {
     FakeHost::new()
+        .with_workload("shop", "reviews")
         .with_label("app", "reviews")
         .with_peer("spiffe://cluster.local/ns/shop/sa/productpage")
         .with_port(9080)
@@ -225,14 +226,26 @@ fn rewritten_path_is_forwarded_and_malformed_is_rejected() {
     assert_eq!(host.state(STATE_VERDICT), Some("reject"));
 }
 
+/// A workload no policy selects: forwarded, counted, and no filter state
+/// (readers of it see "no meshward policy").
 #[test]
 fn selectors_use_the_node_labels() {
     let mut host = FakeHost::new()
+        .with_workload("shop", "ratings")
         .with_label("app", "ratings")
         .with_request("DELETE", "/anything", "ratings");
     let plugin = configured(&host, CONFIG);
     assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
-    assert_eq!(host.state(STATE_VERDICT), Some("allow"));
+    assert_eq!(host.state, Vec::<(String, String)>::new());
+    let labels = RequestLabels {
+        namespace: "shop",
+        workload: "ratings",
+        mode: "enforce",
+        verdict: "allow",
+        policy: "-",
+        rule: "-",
+    };
+    assert_eq!(host.counter(&labels.counter_name()), 1);
 }
 
 #[test]
@@ -280,6 +293,12 @@ fn counters_by_verdict_policy_and_rule() {
     let mut host = reviews_host();
     let plugin = configured(&host, CONFIG);
     assert_eq!(host.counter(METRIC_CONFIG_ACCEPTED), 1);
+    assert!(
+        host.counters
+            .borrow()
+            .contains(&(METRIC_CONFIG_REJECTED.to_string(), 0)),
+        "defined at 0 before the first rejection"
+    );
     for (method, path) in [
         ("GET", "/reviews/1"),
         ("GET", "/reviews/2"),
@@ -289,12 +308,71 @@ fn counters_by_verdict_policy_and_rule() {
         host = host.with_request(method, path, "reviews");
         plugin.request().on_request_headers(&mut host);
     }
-    assert_eq!(host.counter(&request_counter_name("allow", "shop/reviews", "reads")), 2);
-    assert_eq!(host.counter(&request_counter_name("deny", "shop/reviews", "-")), 1);
-    assert_eq!(host.counter(&request_counter_name("reject", "shop/reviews", "-")), 1);
+    assert_eq!(host.counter(&reviews_series("allow", "reads")), 2);
+    assert_eq!(host.counter(&reviews_series("deny", "-")), 1);
+    assert_eq!(host.counter(&reviews_series("reject", "-")), 1);
+    // Written out once, as Istio's extraStatTags regexes read it.
+    assert_eq!(
+        reviews_series("deny", "-"),
+        "meshward_namespace=.=shop;.;meshward_workload=.=reviews;.;meshward_mode=.=enforce;.;\
+         meshward_verdict=.=deny;.;meshward_policy=.=shop/reviews;.;meshward_rule=.=-;.;meshward_requests_total"
+    );
     let mut plugin = plugin;
     assert!(plugin.configure(&host, b"{}".to_vec()).is_err());
     assert_eq!(host.counter(METRIC_CONFIG_REJECTED), 1);
+
+    // Audit mode is a label of its own.
+    let audit = CONFIG.replacen("\"rules\"", "\"mode\":\"audit\",\"rules\"", 1);
+    let mut host = reviews_host().with_request("DELETE", "/reviews/1", "reviews");
+    let plugin = configured(&host, &audit);
+    plugin.request().on_request_headers(&mut host);
+    let labels = RequestLabels {
+        mode: "audit",
+        verdict: "audit_deny",
+        ..labels("deny", "-")
+    };
+    assert_eq!(host.counter(&labels.counter_name()), 1);
+}
+
+/// The labels of a decision of `shop/reviews` for the workload of
+/// [`reviews_host`] in enforce mode.
+fn labels<'a>(verdict: &'a str, rule: &'a str) -> RequestLabels<'a> {
+    RequestLabels {
+        namespace: "shop",
+        workload: "reviews",
+        mode: "enforce",
+        verdict,
+        policy: "shop/reviews",
+        rule,
+    }
+}
+
+fn reviews_series(verdict: &str, rule: &str) -> String {
+    labels(verdict, rule).counter_name()
+}
+
+/// Label values cannot end a tag early or forge another: node metadata is
+/// the one source not validated like policy and rule names.
+#[test]
+fn tag_values_keep_the_name_parseable() {
+    assert_eq!(tag_value("shop/reviews-v1.a:b_c"), "shop/reviews-v1.a:b_c");
+    assert_eq!(tag_value(""), "-");
+    assert_eq!(
+        tag_value("x;.;meshward_verdict=.=allow"),
+        "x_._meshward_verdict_._allow"
+    );
+    let mut host = FakeHost::new()
+        .with_workload("shop", "evil;.;meshward_verdict=.=allow")
+        .with_request("GET", "/nope", "svc");
+    let plugin = configured(
+        &host,
+        r#"{"policies":[{"name":"p","rules":[{"to":[{"paths":["/a"]}]}]}]}"#,
+    );
+    plugin.request().on_request_headers(&mut host);
+    let names: Vec<String> = host.counters.borrow().iter().map(|(n, _)| n.clone()).collect();
+    let request = names.iter().find(|n| n.ends_with(METRIC_REQUESTS)).unwrap();
+    assert_eq!(request.matches("meshward_verdict=.=").count(), 1, "{request}");
+    assert_eq!(request.matches(";.;").count(), REQUEST_TAGS.len(), "{request}");
 }
 
 #[test]
@@ -313,10 +391,18 @@ fn request_series_are_bounded() {
         .counters
         .borrow()
         .iter()
-        .filter(|(n, _)| n.starts_with("meshward.requests"))
+        .filter(|(n, _)| n.ends_with(METRIC_REQUESTS))
         .count();
     assert_eq!(requests, MAX_REQUEST_SERIES + 1);
-    assert_eq!(host.counter(&request_counter_name("allow", "_other", "_other")), 50);
+    let other = RequestLabels {
+        namespace: "-",
+        workload: "-",
+        mode: "enforce",
+        verdict: "allow",
+        policy: "_other",
+        rule: "_other",
+    };
+    assert_eq!(host.counter(&other.counter_name()), 50);
 }
 
 #[test]

@@ -168,6 +168,24 @@ pub fn generated_rules(n: usize) -> String {
     )
 }
 
+/// [`generated_rules`] with `{**}` in the middle of its templates:
+/// `/svc{i}/users/{*}/{**}/orders` where the mix has
+/// `/svc{i}/users/{*}/orders/{**}`.
+pub fn generated_rules_rest_in_middle(n: usize) -> String {
+    generated_rules(n).replace("/orders/{**}", "/{**}/orders")
+}
+
+/// A request path that template rule `i` (`i % 4 == 2`) admits: of
+/// [`generated_rules`] if `rest_in_middle` is false, of
+/// [`generated_rules_rest_in_middle`] if it is true.
+pub fn generated_template_path(i: usize, rest_in_middle: bool) -> String {
+    if rest_in_middle {
+        format!("/svc{i}/users/42/7/lines/orders")
+    } else {
+        format!("/svc{i}/users/42/orders/7/lines")
+    }
+}
+
 /// `n` request paths, each different, spread over services `0..services`:
 /// `/svc{k}/v{d}/orders/x{i}`, the shape of the side-by-side benchmark's
 /// regex rules (`scripts/vm-memory.py` sends the same ones).

@@ -60,7 +60,9 @@ pub struct EnvoyOptions {
     pub delivery: Delivery,
     /// Access log format (written to `access.log` in the scenario dir).
     pub access_log_format: String,
-    /// Extra `stats_config` YAML, indented for the top level (may be empty).
+    /// Further access logs, as istiod adds one per Telemetry provider.
+    pub access_logs: Vec<AccessLog>,
+    /// The bootstrap's `"stats_config": {...},` member (JSON), or empty.
     pub stats_config: String,
     /// A fixed port for the mTLS listener (the destination port policies
     /// see); `None` = a free one.
@@ -78,6 +80,7 @@ impl EnvoyOptions {
             workload: "reviews".into(),
             delivery: Delivery::Static,
             access_log_format: ACCESS_LOG_FORMAT.into(),
+            access_logs: Vec::new(),
             stats_config: String::new(),
             mtls_port: None,
         }
@@ -102,23 +105,47 @@ impl EnvoyOptions {
         self
     }
 
-    /// Extracts the `verdict`, `policy` and `rule` tags ([`STATS_TAGS`]).
+    /// The documented bootstrap form of the filter's tag extractors (the
+    /// `stats_config` block of docs/observability.md, also in the README and
+    /// `istio/examples/stats-tags.yaml`).
     pub fn stats_tags(mut self) -> Self {
-        self.stats_config = STATS_TAGS.into();
+        self.stats_config = crate::istio::documented_stats_config();
         self
     }
+
+    /// The `stats_config` istio-agent generates for a mesh whose
+    /// `extraStatTags` are the documented ones.
+    pub fn istio_stats(mut self) -> Self {
+        let tags = crate::istio::documented_extra_stat_tags();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        self.stats_config = crate::istio::stats_config(&tags);
+        self
+    }
+
+    /// Adds an access log.
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_logs.push(log);
+        self
+    }
+}
+
+/// An access log of both listeners, as istiod writes one for a Telemetry
+/// `accessLogging` entry with an `envoyFileAccessLog` provider.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// File name in the scenario directory ([`Envoy::access_log_named`]).
+    pub file: String,
+    /// Text format (`logFormat.text`).
+    pub format: String,
+    /// A CEL expression (`filter.expression`): only requests it is true for
+    /// are logged, through Envoy's `envoy.access_loggers.extension_filters.cel`
+    /// as istiod configures it.
+    pub filter: Option<String>,
 }
 
 /// The access-log format the docs recommend: the verdict, policy and rule
 /// the filter leaves in filter state.
 pub const ACCESS_LOG_FORMAT: &str = "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% verdict=%FILTER_STATE(wasm.meshward.verdict:PLAIN)% policy=%FILTER_STATE(wasm.meshward.policy:PLAIN)% rule=%FILTER_STATE(wasm.meshward.rule:PLAIN)%\n";
-
-/// labels `verdict`, `policy` and `rule` (the JSON form of the YAML in
-/// docs/observability.md).
-pub const STATS_TAGS: &str = r#""stats_config": {"stats_tags": [
-  {"tag_name": "verdict", "regex": "(\\.verdict=([^.]+))"},
-  {"tag_name": "policy", "regex": "(\\.policy=\\.=(.*?);\\.;)"},
-  {"tag_name": "rule", "regex": "(\\.rule=\\.=(.*?);\\.;)"}]},"#;
 
 /// A running Envoy with the filter.
 #[derive(Debug)]
@@ -195,20 +222,40 @@ impl Envoy {
                 )
             }
         };
+        let access_log = |log: &AccessLog| {
+            let mut entry = serde_json::json!({"name": "envoy.access_loggers.file", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": dir.join(&log.file),
+                "log_format": {"text_format_source": {"inline_string": log.format}}}});
+            if let Some(expression) = &log.filter {
+                entry["filter"] = serde_json::json!({"extension_filter": {
+                    "name": "envoy.access_loggers.extension_filters.cel",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                        "expression": expression}}});
+            }
+            entry
+        };
+        let default_log = AccessLog {
+            file: "access.log".into(),
+            format: opts.access_log_format.clone(),
+            filter: None,
+        };
+        let access_logs: Vec<serde_json::Value> = std::iter::once(&default_log)
+            .chain(&opts.access_logs)
+            .map(access_log)
+            .collect();
+        let access_logs = serde_json::Value::Array(access_logs).to_string();
         let hcm = |prefix: &str| {
             format!(
                 r#"{{"name": "envoy.filters.network.http_connection_manager", "typed_config": {{
                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                   "stat_prefix": "{prefix}", "codec_type": "AUTO",
-                  "access_log": [{{"name": "envoy.access_loggers.file", "typed_config": {{
-                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                    "path": {log}, "log_format": {{"text_format_source": {{"inline_string": {format}}}}}}}}}],
+                  "access_log": {access_logs},
                   "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
                     "routes": [{{"match": {{"prefix": "/"}}, "route": {{"cluster": "upstream"}}}}]}}]}},
                   "http_filters": [{filter}, {{"name": "envoy.filters.http.router", "typed_config": {{
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}]}}}}"#,
-                log = json_string(&dir.join("access.log").to_string_lossy()),
-                format = json_string(&opts.access_log_format),
             )
         };
         let tls = format!(
@@ -334,7 +381,13 @@ impl Envoy {
 
     /// The access log lines so far.
     pub fn access_log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("access.log"))
+        self.access_log_named("access.log")
+    }
+
+    /// The lines so far of the access log written to `file`
+    /// ([`AccessLog::file`]).
+    pub fn access_log_named(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join(file))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)

@@ -26,6 +26,8 @@
 //! * `envoy`: [`Envoy`] and [`EnvoyOptions`], the bootstrap, ECDS updates,
 //!   the admin interface;
 //! * `client`: [`Caller`], [`Call`] and [`Envoy::send`], requests with curl;
+//! * `istio`: the stats configuration istio-agent generates, and the
+//!   documented configuration it is generated from;
 //! * `scenario`: [`Scenario`] and [`Scratch`], all of it started together.
 
 // A test harness: a failed set-up step must stop the scenario loudly.
@@ -33,12 +35,13 @@
 
 mod client;
 mod envoy;
+pub mod istio;
 mod pki;
 mod scenario;
 mod upstream;
 
 pub use client::{call, Call, Caller, Reply};
-pub use envoy::{envoy_binary, module, Delivery, Envoy, EnvoyOptions, ACCESS_LOG_FORMAT, STATS_TAGS};
+pub use envoy::{envoy_binary, module, AccessLog, Delivery, Envoy, EnvoyOptions, ACCESS_LOG_FORMAT};
 pub use pki::Pki;
 pub use scenario::{free_port, workspace, Scenario, Scratch};
 pub use upstream::{Seen, Upstream};

@@ -22,8 +22,11 @@ fn the_demo_runs_and_every_verdict_is_as_expected() {
     let denials: u64 = stdout
         .lines()
         .find_map(|l| {
-            l.trim()
-                .strip_prefix("meshward_requests{verdict=\"deny\",policy=\"bookinfo/reviews\",rule=\"-\"} ")
+            l.trim().strip_prefix(
+                "meshward_requests_total{meshward_namespace=\"bookinfo\",meshward_workload=\"reviews\",\
+                     meshward_mode=\"enforce\",meshward_verdict=\"deny\",meshward_policy=\"bookinfo/reviews\",\
+                     meshward_rule=\"-\"} ",
+            )
         })
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no deny counter in:\n{stdout}"));

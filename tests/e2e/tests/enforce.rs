@@ -59,6 +59,57 @@ fn allows_and_denies_by_method_path_and_identity() {
     );
 }
 
+/// Istio's path templates in a real Envoy: `{**}` before literal segments,
+/// `{**}` matching nothing (the segment after a trailing `/`), and the
+/// canonical path, with repeated `/` merged, as what they match.
+#[test]
+fn path_templates_as_istio_writes_them() {
+    let config = r#"{"policies":[{"name":"shop/store","rules":[{"to":[{"methods":["GET"],
+      "paths":["/store/{**}/cart","/allow/admin/{**}","/{*}/files/{**}/raw","/docs/{**}/"]}]}]}]}"#;
+    let s = Scenario::start(EnvoyOptions::new(config));
+    let anon = Caller::Anonymous;
+    for (path, want) in [
+        // `{**}` in the middle takes one or more segments.
+        ("/store/a/cart", 200),
+        ("/store/a/b/c/cart", 200),
+        ("/store/cart", 403),
+        ("/store/a/cart/x", 403),
+        ("/store/a/cart?x=1", 200),
+        ("/u/files/a/b/raw", 200),
+        ("/u/files/raw", 403),
+        // `{**}` matching nothing: the empty segment after a trailing `/`.
+        ("/allow/admin/", 200),
+        ("/allow/admin", 403),
+        ("/allow/admin?param=value", 403),
+        ("/allow/admin/x/y.txt", 200),
+        ("/docs/a/", 200),
+        ("/docs/a", 403),
+        // Judged after canonicalization: `/store/cart`, `/store/x/cart`.
+        ("/store//cart", 403),
+        ("/store/./x/cart", 200),
+        ("/store/a*b/cart", 200),
+    ] {
+        assert_eq!(status(&s, &anon, "GET", path), want, "{path}");
+    }
+    // Neither operator matches `[` or `]` (sent raw: curl would glob them).
+    let raw = |path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n");
+        s.envoy.send_raw(request.as_bytes())
+    };
+    assert_eq!(raw("/store/a[1]/cart"), 403);
+    assert_eq!(raw("/store/a(1)/cart"), 200);
+    assert_eq!(s.envoy.send(&anon, &call("GET", "/allow/admin/").h2()).status, 200);
+    assert_eq!(s.upstream.paths().last().map(String::as_str), Some("/allow/admin/"));
+    assert!(
+        !s.upstream
+            .paths()
+            .iter()
+            .any(|p| p == "/store/cart" || p == "/store//cart"),
+        "{:?}",
+        s.upstream.paths()
+    );
+}
+
 #[test]
 fn deny_response_names_the_request_and_the_decision() {
     let s = Scenario::start(EnvoyOptions::new(POLICY));

@@ -69,7 +69,16 @@ pub struct Write {
     pub body: Value,
     /// When it arrived.
     pub at: Instant,
+    /// The client that sent it: its [`CLIENT_HEADER`], if any.
+    pub client: Option<String>,
+    /// The client was partitioned away: the write never reached the server.
+    pub partitioned: bool,
 }
+
+/// The header that names a client to the fake (tests set it per replica
+/// through `kube::Config::headers`), for counting writes per client and
+/// partitioning one away.
+pub const CLIENT_HEADER: &str = "x-meshward-test-client";
 
 /// (plural, namespace, name).
 type Key = (String, String, String);
@@ -121,6 +130,8 @@ struct Inner {
     owned: BTreeMap<(Key, String), BTreeSet<String>>,
     /// Delay before each response.
     latency: Duration,
+    /// Clients cut off: their requests hang, then fail.
+    partitioned: BTreeSet<String>,
 }
 
 /// The fake API server. Cheap to clone; all clones share state.
@@ -145,6 +156,7 @@ pub fn plural_of(kind: &str) -> &'static str {
         "Allowlist" => "allowlists",
         "WasmPlugin" => "wasmplugins",
         "ConfigMap" => "configmaps",
+        "Lease" => "leases",
         _ => "unknown",
     }
 }
@@ -348,6 +360,33 @@ impl FakeApi {
         self.notify();
     }
 
+    /// Cuts client `id` off (or reconnects it): while cut off, its requests
+    /// are recorded with `partitioned` set, hang, and fail once it is
+    /// reconnected or after 30 s; its open watches end.
+    pub fn set_partitioned(&self, id: &str, on: bool) {
+        let mut inner = self.lock();
+        if on {
+            inner.partitioned.insert(id.into());
+        } else {
+            inner.partitioned.remove(id);
+        }
+        drop(inner);
+        self.notify();
+    }
+
+    /// A `kube::Config` pointed at the fake whose requests carry
+    /// [`CLIENT_HEADER`]` = id`.
+    pub fn config_for(&self, id: &str) -> kube::Config {
+        let mut config = self.config();
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(CLIENT_HEADER.as_bytes()),
+            axum::http::HeaderValue::from_str(id),
+        ) {
+            config.headers.push((name, value));
+        }
+        config
+    }
+
     /// Every response is delayed by `latency` (a loaded API server).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -483,8 +522,13 @@ async fn handle(
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     };
-    let latency = {
+    let client = headers
+        .get(CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let (latency, partitioned) = {
         let mut inner = fake.lock();
+        let partitioned = client.as_ref().is_some_and(|c| inner.partitioned.contains(c));
         if method != Method::GET {
             inner.writes.push(Write {
                 method: method.to_string(),
@@ -493,13 +537,29 @@ async fn handle(
                 content_type: content_type.clone(),
                 body: body.clone(),
                 at: Instant::now(),
+                client: client.clone(),
+                partitioned,
             });
         }
         if inner.outage {
             return status(503, "ServiceUnavailable", "the fake API server is down");
         }
-        inner.latency
+        (inner.latency, partitioned)
     };
+    if partitioned {
+        // The request never arrives: the client waits, then gives up.
+        let mut wake = fake.wake.subscribe();
+        let id = client.clone().unwrap_or_default();
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while fake.lock().partitioned.contains(&id) {
+                if wake.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        return status(503, "ServiceUnavailable", "partitioned");
+    }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -515,7 +575,7 @@ async fn handle(
     let ns = target.namespace.clone().unwrap_or_default();
     match (method, &target.name) {
         (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch_stream(&fake, &target, &query)
+            watch_stream(&fake, &target, &query, client)
         }
         (Method::GET, None) => list(&fake, &target, &query),
         (Method::GET, Some(name)) => {
@@ -526,6 +586,8 @@ async fn handle(
             }
         }
         (Method::PATCH, Some(name)) => patch(&fake, &target, name, &ns, &query, &content_type, &body),
+        (Method::POST, None) => create(&fake, &target, &ns, body),
+        (Method::PUT, Some(name)) => replace(&fake, &target, name, &ns, body),
         (Method::DELETE, Some(name)) => {
             let key = (target.plural.clone(), ns, name.clone());
             let mut inner = fake.lock();
@@ -628,6 +690,51 @@ fn patch(
     axum::Json(stored).into_response()
 }
 
+/// POST: creates an object; 409 if it exists.
+fn create(fake: &FakeApi, target: &Target, ns: &str, body: Value) -> Response {
+    let Some(name) = body["metadata"]["name"].as_str().map(String::from) else {
+        return status(422, "Invalid", "metadata.name: Required value");
+    };
+    let key = (target.plural.clone(), ns.to_string(), name.clone());
+    let mut inner = fake.lock();
+    if inner.objects.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("{} \"{name}\" already exists", target.plural),
+        );
+    }
+    let stored = inner.store(key, body, None);
+    drop(inner);
+    fake.notify();
+    (StatusCode::CREATED, axum::Json(stored)).into_response()
+}
+
+/// PUT: replaces an object, conditional on `metadata.resourceVersion` when
+/// given (409 when stale, as the real server: optimistic concurrency).
+fn replace(fake: &FakeApi, target: &Target, name: &str, ns: &str, body: Value) -> Response {
+    let key = (target.plural.clone(), ns.to_string(), name.to_string());
+    let mut inner = fake.lock();
+    let Some(existing) = inner.objects.get(&key).map(Stored::value) else {
+        return status(404, "NotFound", &format!("{} \"{name}\" not found", target.plural));
+    };
+    let sent = &body["metadata"]["resourceVersion"];
+    if !sent.is_null() && *sent != existing["metadata"]["resourceVersion"] {
+        return status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                target.plural
+            ),
+        );
+    }
+    let stored = inner.store(key, body, Some(&existing));
+    drop(inner);
+    fake.notify();
+    axum::Json(stored).into_response()
+}
+
 /// The top-level spec fields of an applied object.
 fn spec_fields(body: &Value) -> BTreeSet<String> {
     body["spec"]
@@ -653,6 +760,7 @@ fn list_kind(plural: &str) -> (&'static str, &'static str) {
         "daemonsets" => ("apps/v1", "DaemonSetList"),
         "allowlists" => ("meshward.io/v1alpha1", "AllowlistList"),
         "wasmplugins" => ("extensions.istio.io/v1alpha1", "WasmPluginList"),
+        "leases" => ("coordination.k8s.io/v1", "LeaseList"),
         _ => ("v1", "List"),
     }
 }
@@ -741,7 +849,7 @@ fn list(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Res
     json_response(Bytes::from(out))
 }
 
-fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Response {
+fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>, client: Option<String>) -> Response {
     if fake.lock().broken.contains(&target.plural) {
         return status(
             500,
@@ -759,18 +867,20 @@ fn watch_stream(fake: &FakeApi, target: &Target, query: &HashMap<String, String>
     let plural = target.plural.clone();
     let namespace = target.namespace.clone();
     let fake = fake.clone();
+    let client = client.unwrap_or_default();
     let stream = futures::stream::unfold(from, move |cursor| {
         let fake = fake.clone();
         let plural = plural.clone();
         let namespace = namespace.clone();
         let selector = selector.clone();
+        let client = client.clone();
         async move {
             let mut cursor = cursor;
             let mut wake = fake.wake.subscribe();
             loop {
                 {
                     let inner = fake.lock();
-                    if inner.outage || inner.broken.contains(&plural) {
+                    if inner.outage || inner.broken.contains(&plural) || inner.partitioned.contains(&client) {
                         return None;
                     }
                     let start = inner.events.partition_point(|e| e.rv <= cursor);

@@ -243,13 +243,14 @@ pub async fn run(serve: &Path, work: &Path, config: &ScaleConfig) -> Result<Repo
         tokio::time::sleep(config.pause).await;
     }
 
-    // Settle: no write for two seconds.
+    // Settle: no write for two seconds (but the Lease's renewals).
     let mut quiet_since = Instant::now();
-    let mut seen = fake.write_count();
+    let object_writes = || fake.writes().iter().filter(|w| !w.path.contains("/leases")).count();
+    let mut seen = object_writes();
     let deadline = Instant::now() + config.timeout;
     while quiet_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let n = fake.write_count();
+        let n = object_writes();
         if n != seen {
             seen = n;
             quiet_since = Instant::now();

@@ -175,7 +175,7 @@ fn main() -> ExitCode {
         ..EnvoyOptions::new(enforce_config)
             .labels(&[("app", "reviews"), ("version", "v1")])
             .ecds()
-            .stats_tags()
+            .istio_stats()
             .mtls_port(REVIEWS_PORT)
     };
     if std::net::TcpListener::bind(("127.0.0.1", REVIEWS_PORT)).is_err() {
@@ -245,9 +245,9 @@ fn main() -> ExitCode {
         }
     }
 
-    println!("\nVerdict counters (Envoy /stats/prometheus):");
+    println!("\nVerdict counters (Envoy /stats/prometheus, labelled through the documented extraStatTags):");
     let prom = s.envoy.admin_get("/stats/prometheus").unwrap_or_default();
-    for line in prom.lines().filter(|l| l.starts_with("meshward_requests{")) {
+    for line in prom.lines().filter(|l| l.starts_with("meshward_requests_total{")) {
         println!("  {line}");
     }
     println!("\nRequest log (the first two lines the filter wrote):");
