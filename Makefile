@@ -73,6 +73,8 @@ bench-scale:
 	  $(CARGO) bench -q -p meshward-control --bench scale --profile profiling -- --serve $(CURDIR)/target/release/meshward-control --namespaces 100; \
 	fi
 
-## Regenerate istio/crd.yaml from the Allowlist types (a test fails on drift).
+## Regenerate istio/crd.yaml and the Helm chart's copy from the Allowlist
+## types (tests fail on drift).
 crd:
 	$(CARGO) run -q -p meshward-control -- crd > istio/crd.yaml
+	cp istio/crd.yaml istio/chart/meshward/crds/allowlist.yaml

@@ -64,7 +64,9 @@ if [[ "$have" != "$want" ]]; then
 fi
 
 install_envoy
-install_tools curl valgrind wrk
+# skopeo and docker-registry (the CNCF distribution registry): the test that
+# pushes `oci-image` output to a registry on loopback (control/tests/oci.rs).
+install_tools curl valgrind wrk skopeo docker-registry
 
 if ! command -v node >/dev/null; then
   echo "setup: node is required to run the wasm tests (apt-get install nodejs)" >&2

@@ -307,7 +307,7 @@ fn output_is_deterministic() {
         ));
     }
     let render = |s: &meshward_control::state::Snapshot| {
-        serde_yaml::to_string(&derive(s, &settings(), now()).wasm_plugins).unwrap()
+        meshward_control::manifests::to_yaml(&derive(s, &settings(), now()).wasm_plugins).unwrap()
     };
     let first = render(&s);
     let mut shuffled = s.clone();
@@ -721,7 +721,9 @@ fn a_namespace_over_its_budget_is_split_without_changing_a_decision() {
         }
     }
     // Byte-identical across runs and input orders.
-    let render = |s: &Snapshot| serde_yaml::to_string(&derive(s, &with_budget(BUDGET), now()).wasm_plugins).unwrap();
+    let render = |s: &Snapshot| {
+        meshward_control::manifests::to_yaml(&derive(s, &with_budget(BUDGET), now()).wasm_plugins).unwrap()
+    };
     let first = render(&s);
     assert_eq!(render(&s), first);
     let mut shuffled = s.clone();

@@ -63,6 +63,11 @@ const SKIPPED: &[(&str, &str)] = &[
         "builds and tests (only `cargo run -p meshward-control --` is a command here)",
     ),
     ("skopeo", "pushes to a registry"),
+    ("docker", "builds and pushes images (no container daemon here)"),
+    (
+        "helm",
+        "installs into a cluster (the chart is rendered by control/tests/install_yaml.rs)",
+    ),
     ("scripts/", "measurements and setup (minutes; valgrind, wrk, Envoy)"),
     ("target/debug/meshward-bench", "load runs in Envoy (minutes)"),
     ("valgrind", "measurements (minutes)"),

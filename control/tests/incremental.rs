@@ -181,8 +181,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn settings() -> Settings {
     Settings {
         url: "oci://registry.example/meshward:1".into(),
-        sha256: None,
         budget_bytes: 512 * 1024,
+        ..Settings::default()
     }
 }
 

@@ -26,9 +26,18 @@
 //! Plus: the control service's ClusterRole grants exactly the documented
 //! permissions, its Deployment is hardened and runs flags `serve` accepts,
 //! and the Dockerfiles keep Istio's module layout and a non-root user.
+//!
+//! The Helm chart (`istio/chart/meshward`) is rendered by the subset renderer
+//! in `chart/gotemplate.rs` (no `helm` binary here): with its default values
+//! it must give the objects of `istio/control.yaml`; with every value set,
+//! every object passes the checks above, the Deployment's flags exist, and
+//! the WasmPlugins they derive validate against Istio's schema. Its values
+//! are checked against `values.schema.json`, and its CRD is `istio/crd.yaml`.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+#[path = "chart/gotemplate.rs"]
+mod gotemplate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +47,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{crd_schema, validate};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use meshward_control::crd::Allowlist;
@@ -48,6 +58,9 @@ use serde_json::{json, Value};
 
 /// The directories whose manifests are checked.
 const DIRS: [&str; 2] = ["istio", "examples"];
+
+/// The Helm chart: templates, not manifests (rendered by its own tests).
+const CHART: &str = "istio/chart/meshward";
 
 /// Istio's CRDs, vendored from istio/istio (Apache-2.0).
 const ISTIO_CRDS: [&str; 4] = [
@@ -84,6 +97,9 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         .collect();
     entries.sort();
     for path in entries {
+        if path.starts_with(workspace().join(CHART)) {
+            continue;
+        }
         if path.is_dir() {
             yaml_files(&path, out);
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
@@ -102,11 +118,10 @@ fn docs() -> Vec<Doc> {
     for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
         let rel = path.strip_prefix(workspace()).unwrap_or(&path).display().to_string();
-        for (index, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value: Value = serde::Deserialize::deserialize(de).unwrap_or_else(|e| panic!("{rel}#{index}: {e}"));
-            if value.is_null() {
-                continue;
-            }
+        let parsed =
+            meshward_control::manifests::parse_documents(&text).unwrap_or_else(|(line, e)| panic!("{rel}:{line}: {e}"));
+        for (index, doc) in parsed.into_iter().enumerate() {
+            let value = doc.value;
             let m = &value["metadata"];
             let at = format!(
                 "{rel}#{index} ({} {}/{})",
@@ -130,7 +145,7 @@ fn one<'a>(docs: &'a [Doc], kind: &str, name: &str) -> &'a Value {
 /// Deserializes into `T` and back with the loader's own check
 /// ([`manifests::strict`]): a field that did not survive is unknown to `T`.
 fn strict<T: DeserializeOwned + Serialize>(v: &Value) -> Result<(), String> {
-    manifests::strict::<T>(v).map(|_| ())
+    manifests::strict::<T>(v).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// `(apiVersion, kind)` → the `openAPIV3Schema` of every served version of the
@@ -138,7 +153,7 @@ fn strict<T: DeserializeOwned + Serialize>(v: &Value) -> Result<(), String> {
 fn istio_schemas() -> BTreeMap<(String, String), Value> {
     let mut out = BTreeMap::new();
     for text in ISTIO_CRDS {
-        let crd: Value = serde_yaml::from_str(text).unwrap();
+        let crd: Value = common::yaml(text);
         let group = crd["spec"]["group"].as_str().unwrap();
         let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
         for v in crd["spec"]["versions"].as_array().unwrap() {
@@ -184,6 +199,8 @@ fn check(doc: &Doc, istio: &BTreeMap<(String, String), Value>, allowlist_schema:
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => strict::<ClusterRoleBinding>(v),
         ("rbac.authorization.k8s.io/v1", "Role") => strict::<Role>(v),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => strict::<RoleBinding>(v),
+        ("networking.k8s.io/v1", "NetworkPolicy") => strict::<NetworkPolicy>(v),
+        ("monitoring.coreos.com/v1", "ServiceMonitor") => service_monitor(v),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => strict::<CustomResourceDefinition>(v),
         ("meshward.io/v1alpha1", "Allowlist") => {
             validate(&allowlist_schema["properties"]["spec"], &v["spec"], "spec")?;
@@ -248,6 +265,29 @@ fn telemetry(v: &Value) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// Structural only: a selector, and endpoints naming a port and a path.
+fn service_monitor(v: &Value) -> Result<(), String> {
+    only_keys(v, "", &["apiVersion", "kind", "metadata", "spec"])?;
+    only_keys(
+        &v["spec"],
+        "spec",
+        &["selector", "namespaceSelector", "endpoints", "jobLabel"],
+    )?;
+    v["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+        .ok_or("spec.selector.matchLabels: empty")?;
+    let endpoints = v["spec"]["endpoints"].as_array().filter(|e| !e.is_empty());
+    for (i, e) in endpoints.ok_or("spec.endpoints: empty")?.iter().enumerate() {
+        let at = format!("spec.endpoints[{i}]");
+        only_keys(e, &at, &["port", "path", "interval", "scheme", "scrapeTimeout"])?;
+        for key in ["port", "path"] {
+            e[key].as_str().ok_or(format!("{at}: no {key}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Structural only: every group has a name and rules; every rule is an
 /// alert with an expression, a `for` and a severity.
 fn prometheus_rule(v: &Value) -> Result<(), String> {
@@ -304,9 +344,14 @@ fn every_manifest_is_a_known_kind_and_valid() {
         })
         .collect();
     assert!(errors.is_empty(), "invalid manifests:\n{}", errors.join("\n"));
-    // The CLI's own loader accepts the same directories.
+    // The CLI's own loader accepts the same files (the JSON files under
+    // examples/ are plugin configurations, not manifests).
+    let mut paths = Vec::new();
     for dir in DIRS {
-        manifests::load(&workspace().join(dir), "cluster.local").unwrap();
+        yaml_files(&workspace().join(dir), &mut paths);
+    }
+    if let Err(e) = manifests::load(&paths, "cluster.local") {
+        panic!("{e}");
     }
 }
 
@@ -546,7 +591,7 @@ fn the_stats_tags_are_the_readmes() {
         .find("stats_config:\n  stats_tags:")
         .expect("README stats_tags block");
     let block = &readme[start..start + readme[start..].find("```").unwrap()];
-    let documented: Value = serde_yaml::from_str(block).unwrap();
+    let documented: Value = common::yaml(block);
     let docs = docs();
     let mut seen = 0;
     for d in docs.iter().filter(|d| d.kind() == "ConfigMap") {
@@ -572,7 +617,7 @@ fn mesh_config_snippet(text: &str) -> Option<Value> {
         .peekable();
     lines.peek()?;
     let yaml: Vec<&str> = lines.map_while(|l| l.strip_prefix("#   ")).collect();
-    Some(serde_yaml::from_str(&yaml.join("\n")).unwrap())
+    Some(common::yaml(&yaml.join("\n")))
 }
 
 #[test]
@@ -581,8 +626,7 @@ fn telemetry_providers_are_declared_in_the_mesh_config_snippet() {
     for (path, providers) in mesh_config_providers() {
         let declared: Vec<_> = providers.iter().map(|p| p["name"].as_str().unwrap()).collect();
         let text = std::fs::read_to_string(&path).unwrap();
-        for d in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(d).unwrap();
+        for v in common::yaml_docs(&text) {
             if v["kind"] == "Telemetry" {
                 for name in telemetry(&v).unwrap() {
                     assert!(
@@ -798,4 +842,201 @@ fn dockerfiles_keep_istios_layout_and_a_non_root_user() {
     assert!(ignore
         .lines()
         .any(|l| l == "!target/wasm32-wasip1/release/meshward_filter.wasm"));
+}
+
+/// The chart's `values.yaml` with `overrides` merged in (objects merged key
+/// by key, anything else replaced), as `helm --set`/`-f` would.
+fn chart_values(overrides: Value) -> Value {
+    fn merge(base: &mut Value, over: Value) {
+        match (base, over) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    merge(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (b, o) => *b = o,
+        }
+    }
+    let text = std::fs::read_to_string(workspace().join(CHART).join("values.yaml")).unwrap();
+    let mut values = common::yaml(&text);
+    merge(&mut values, overrides);
+    values
+}
+
+/// Every object the chart renders with `values` in release namespace
+/// `meshward-system`, after checking `values` against `values.schema.json`.
+fn render_chart(values: &Value) -> Result<Vec<Doc>, String> {
+    let chart = workspace().join(CHART);
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart.join("values.schema.json")).unwrap()).unwrap();
+    validate(&schema, values, "values")?;
+    let meta = common::yaml(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap());
+    let ctx = json!({
+        "Values": values,
+        "Release": {"Name": "meshward", "Namespace": "meshward-system"},
+        "Chart": {"Name": meta["name"], "Version": meta["version"], "AppVersion": meta["appVersion"]},
+    });
+    let mut templates: Vec<PathBuf> = std::fs::read_dir(chart.join("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    templates.sort();
+    let mut docs = Vec::new();
+    for t in templates {
+        let name = t.file_name().unwrap().to_string_lossy().into_owned();
+        let text =
+            gotemplate::render(&std::fs::read_to_string(&t).unwrap(), &ctx).map_err(|e| format!("{name}: {e}"))?;
+        let parsed = meshward_control::manifests::parse_documents(&text)
+            .map_err(|(line, e)| format!("{name} rendered, line {line}: {e}\n{text}"))?;
+        for (i, d) in parsed.into_iter().enumerate() {
+            docs.push(Doc {
+                at: format!("{CHART}/templates/{name}#{i}"),
+                value: d.value,
+            });
+        }
+    }
+    Ok(docs)
+}
+
+#[test]
+fn the_chart_with_its_defaults_renders_istio_control_yaml() {
+    let rendered = render_chart(&chart_values(json!({}))).unwrap();
+    let docs = docs();
+    let control: Vec<&Doc> = docs
+        .iter()
+        .filter(|d| d.at.starts_with("istio/control.yaml") && d.kind() != "Namespace")
+        .collect();
+    let mut seen = Vec::new();
+    for d in &control {
+        let twin = rendered
+            .iter()
+            .find(|r| r.kind() == d.kind() && r.name() == d.name())
+            .unwrap_or_else(|| panic!("the chart renders no {} {}", d.kind(), d.name()));
+        assert_eq!(
+            twin.value, d.value,
+            "{} differs from {}: keep istio/control.yaml and the chart's defaults in step",
+            twin.at, d.at
+        );
+        seen.push((d.kind().to_string(), d.name().to_string()));
+    }
+    assert_eq!(
+        rendered.len(),
+        control.len(),
+        "the chart renders objects istio/control.yaml lacks: {seen:?}"
+    );
+    // The chart installs the same CRD (Helm applies crds/ first).
+    assert_eq!(
+        std::fs::read_to_string(workspace().join(CHART).join("crds/allowlist.yaml")).unwrap(),
+        std::fs::read_to_string(workspace().join("istio/crd.yaml")).unwrap(),
+        "{CHART}/crds/allowlist.yaml is stale: run `make crd`"
+    );
+}
+
+#[test]
+fn every_chart_value_reaches_valid_objects_and_wasmplugins() {
+    let sha = "0123456789abcdef".repeat(4);
+    let values = chart_values(json!({
+        "image": {"repository": "registry.example.com/meshward/control", "tag": "0.1.0-rc1", "pullPolicy": "Always"},
+        "replicas": 0,
+        "resources": {"requests": {"cpu": "100m", "memory": "160Mi"}, "limits": {"memory": "320Mi"}},
+        "trustDomain": "prod.example",
+        "module": {
+            "url": "oci://registry.example.com/meshward/filter:0.1.0",
+            "sha256": sha,
+            "imagePullPolicy": "Always",
+            "imagePullSecret": "registry-creds",
+            "priority": -10
+        },
+        "networkPolicy": {"from": [{"namespaceSelector": {"matchLabels": {"team": "observability"}}}]},
+        "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prometheus"}}
+    }));
+    let rendered = render_chart(&values).unwrap();
+    let istio = istio_schemas();
+    let allowlist_schema = crd_schema(&meshward_control::crd::crd_yaml().unwrap(), "v1alpha1");
+    for d in &rendered {
+        check(d, &istio, &allowlist_schema).unwrap_or_else(|e| panic!("{}: {e}", d.at));
+    }
+    let one = |kind: &str| &rendered.iter().find(|d| d.kind() == kind).unwrap().value;
+    let deployment = one("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 0);
+    let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "registry.example.com/meshward/control:0.1.0-rc1");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(c["resources"]["limits"]["memory"], "320Mi");
+    let monitor = one("ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(
+        one("NetworkPolicy")["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["team"],
+        "observability"
+    );
+
+    // The Deployment's flags, given to `render` (the flags `serve` shares),
+    // produce WasmPlugins with every module field, valid for Istio.
+    let args: Vec<String> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(args[0], "serve");
+    let derivation: Vec<&String> = {
+        let listen = args.iter().position(|a| a == "--listen").unwrap();
+        args[1..listen].iter().chain(&args[listen + 2..]).collect()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_meshward-control"))
+        .args(["render", "-o", "json", "--manifests"])
+        .arg(workspace().join("examples/bookinfo"))
+        .args(derivation)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plugin = &list["items"][0];
+    let spec = &plugin["spec"];
+    assert_eq!(spec["url"], "oci://registry.example.com/meshward/filter:0.1.0");
+    assert_eq!(spec["sha256"], sha.as_str());
+    assert_eq!(spec["imagePullPolicy"], "Always");
+    assert_eq!(spec["imagePullSecret"], "registry-creds");
+    assert_eq!(spec["priority"], -10);
+    let principal = spec["pluginConfig"]["policies"][0]["rules"][0]["from"][0]["principals"][0]
+        .as_str()
+        .unwrap();
+    assert!(principal.starts_with("prod.example/ns/"), "{principal}");
+    let doc = Doc {
+        at: "render".into(),
+        value: plugin.clone(),
+    };
+    check(&doc, &istio, &allowlist_schema).unwrap();
+    // The schema catches what Istio would refuse.
+    let mut bad = plugin.clone();
+    bad["spec"]["imagePullPolicy"] = "Sometimes".into();
+    assert!(check(
+        &Doc {
+            at: "bad".into(),
+            value: bad
+        },
+        &istio,
+        &allowlist_schema
+    )
+    .is_err());
+}
+
+#[test]
+fn the_chart_refuses_values_istio_or_the_service_would_not_take() {
+    for (over, why) in [
+        (json!({"replicas": 2}), "two writers"),
+        (
+            json!({"module": {"sha256": format!("sha256:{}", "a".repeat(64))}}),
+            "a prefixed digest",
+        ),
+        (
+            json!({"module": {"imagePullPolicy": "Never"}}),
+            "a policy WasmPlugins lack",
+        ),
+        (json!({"module": {"imagePullSecret": "Creds"}}), "not a Secret name"),
+        (json!({"modul": {}}), "a misspelled key"),
+    ] {
+        assert!(render_chart(&chart_values(over)).is_err(), "accepted {why}");
+    }
 }

@@ -253,3 +253,151 @@ fn the_binary_writes_the_image_and_prints_the_digests() {
         "{stderr}"
     );
 }
+
+/// A program on PATH, or `None` with a note (the test is then skipped;
+/// `make setup` installs both programs this needs).
+fn program(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        eprintln!("SKIPPED: {name} is not installed (run `make setup`)");
+    }
+    found
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the registry).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The CNCF distribution registry (`docker-registry`), on loopback, killed
+/// when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Registry {
+    fn start(binary: &std::path::Path, dir: &std::path::Path) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: {addr}}}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let registry = Self { child, addr };
+        // Ready when /v2/ answers (bounded: 10 s).
+        for _ in 0..100 {
+            if registry.get("/v2/", "*/*").is_some() {
+                return registry;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "the registry did not start: {}",
+            std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// `GET path` over plain HTTP/1.0: (headers, body) of a 200, else `None`.
+    fn get(&self, path: &str, accept: &str) -> Option<(String, Vec<u8>)> {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&self.addr).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: {accept}\r\n\r\n",
+            self.addr
+        )
+        .ok()?;
+        let mut response = Vec::new();
+        s.read_to_end(&mut response).ok()?;
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        head.starts_with("HTTP/1.0 200")
+            .then(|| (head, response[split + 4..].to_vec()))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_documented_push_keeps_the_printed_digest_in_a_real_registry() {
+    // docs/install.md: `skopeo copy --preserve-digests oci-archive:... docker://...`
+    let (Some(registry), Some(skopeo)) = (program("docker-registry"), program("skopeo")) else {
+        return;
+    };
+    let d = temp("push");
+    let registry = Registry::start(&registry, &d);
+    let image = oci::build(&WasmModule::from_bytes(module()).unwrap(), "0.1.0").unwrap();
+    std::fs::write(d.join("filter.tar"), &image.archive).unwrap();
+    let out = Command::new(skopeo)
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci-archive:{}:0.1.0", d.join("filter.tar").display()))
+        .arg(format!("docker://{}/meshward/filter:0.1.0", registry.addr))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // What istio-agent resolves the tag to is the digest oci-image printed:
+    // the WasmPlugin's sha256 for this oci:// URL.
+    let (head, manifest) = registry
+        .get(
+            "/v2/meshward/filter/manifests/0.1.0",
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .expect("the tag resolves");
+    let digest = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Docker-Content-Digest: "))
+        .expect("Docker-Content-Digest");
+    assert_eq!(digest, image.manifest_digest.to_string());
+    assert_eq!(
+        Digest::of(&manifest),
+        image.manifest_digest,
+        "the manifest bytes were kept"
+    );
+    // The layer the registry serves holds the module, as istio-agent reads it.
+    let manifest = json(&manifest);
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    let (_, blob) = registry
+        .get(
+            &format!("/v2/meshward/filter/blobs/{}", layer["digest"].as_str().unwrap()),
+            "*/*",
+        )
+        .expect("the layer");
+    let mut tar_bytes = Vec::new();
+    flate2::read::GzDecoder::new(&blob[..])
+        .read_to_end(&mut tar_bytes)
+        .unwrap();
+    let entries = entries(&tar_bytes);
+    assert_eq!(entries["plugin.wasm"].1, module());
+}

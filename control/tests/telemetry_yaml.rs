@@ -112,10 +112,7 @@ fn read(path: &str) -> String {
 }
 
 fn yaml_documents(path: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(&read(path))
-        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{path}: {e}")))
-        .filter(|v: &Value| !v.is_null())
-        .collect()
+    common::yaml_docs(&read(path))
 }
 
 /// The `meshward_verdict` expression of the Telemetry, for the filter's
@@ -224,13 +221,13 @@ fn the_documented_tags_are_the_filters_with_istios_regexes() {
     for file in ["docs/observability.md", "README.md"] {
         let mesh = yaml_block(file, "meshConfig:");
         let listed: Vec<String> =
-            serde_yaml::from_value(mesh["meshConfig"]["defaultConfig"]["extraStatTags"].clone()).unwrap();
+            serde_json::from_value(mesh["meshConfig"]["defaultConfig"]["extraStatTags"].clone()).unwrap();
         assert_eq!(listed, tags, "{file}: extraStatTags");
         // The bootstrap form: what istio-agent generates from that list
         // (tools/packaging/common/envoy_bootstrap.json).
         let bootstrap = yaml_block(file, "stats_config:");
         let documented: Vec<BTreeMap<String, String>> =
-            serde_yaml::from_value(bootstrap["stats_config"]["stats_tags"].clone()).unwrap();
+            serde_json::from_value(bootstrap["stats_config"]["stats_tags"].clone()).unwrap();
         let generated: Vec<BTreeMap<String, String>> = REQUEST_TAGS
             .iter()
             .map(|t| {

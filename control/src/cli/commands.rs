@@ -7,21 +7,31 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use meshward_filter::{Engine, Verdict};
+use serde::Serialize;
+use serde_json::json;
 
-use super::{CliError, Command};
-use crate::derive::{derive, Settings, DEFAULT_BUDGET_BYTES};
+use super::{CliError, Command, DataFormat, Format};
+use crate::derive::{derive, ModuleDigest, Settings};
 use crate::{crd, lint, manifests, oci, serve, simulate};
 
 /// Runs one command.
 pub fn run(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Crd => {
-            print!("{}", crd::crd_yaml()?);
+        Command::Crd { output } => {
+            use kube::CustomResourceExt;
+            match output {
+                DataFormat::Yaml => print!("{}", crd::crd_yaml().map_err(yaml_error)?),
+                DataFormat::Json => print_json(&crd::Allowlist::crd())?,
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Render { manifests, derivation } => {
-            let (settings, trust_domain) = derivation.split();
-            render(&manifests, &settings, &trust_domain)
+        Command::Render {
+            manifests,
+            derivation,
+            output,
+        } => {
+            let (settings, trust_domain) = settings_of(derivation)?;
+            render(&manifests, &settings, &trust_domain, output)
         }
         Command::Check {
             manifests,
@@ -31,6 +41,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             port,
             headers,
             trust_domain,
+            output,
             request,
         } => {
             let headers = headers
@@ -49,13 +60,14 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 port,
                 headers,
             };
-            check(&manifests, &trust_domain, &c)
+            check(&manifests, &trust_domain, &c, output)
         }
         Command::Lint {
             manifests,
             trust_domain,
-        } => lint(&manifests, &trust_domain),
-        Command::Validate { files } => validate(&files),
+            output,
+        } => lint(&manifests, &trust_domain, output),
+        Command::Validate { files, output } => validate(&files, output),
         Command::Serve {
             listen,
             derivation,
@@ -67,7 +79,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             lease_namespace,
             identity,
         } => {
-            let (settings, trust_domain) = derivation.split();
+            let (settings, trust_domain) = settings_of(derivation)?;
             let config = serve::ServeConfig {
                 settings,
                 trust_domain,
@@ -80,8 +92,21 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             };
             run_service(listen, config)
         }
-        Command::OciImage { wasm, out, tag } => oci_image(&wasm, &out, &tag),
+        Command::OciImage { wasm, out, tag, output } => oci_image(&wasm, &out, &tag, output),
     }
+}
+
+/// The settings and trust domain of `render` and `serve`; says on stderr
+/// when a sha256 will not be checked by anyone.
+fn settings_of(derivation: super::Derivation) -> Result<(Settings, String), CliError> {
+    let (settings, trust_domain, digest) = derivation.split()?;
+    if digest == ModuleDigest::NotVerified && settings.sha256.is_some() {
+        eprintln!(
+            "warning: --sha256 is written into the WasmPlugins, but Istio does not verify it for file:// URLs \
+             (the proxy reads the file as it is)"
+        );
+    }
+    Ok((settings, trust_domain))
 }
 
 /// The Lease this replica competes for: in `$POD_NAMESPACE` (set by the
@@ -102,13 +127,47 @@ fn lease_config(namespace: Option<String>, identity: Option<String>) -> serve::l
 fn offline_settings() -> Settings {
     Settings {
         url: "file:///meshward.wasm".into(),
-        sha256: None,
-        budget_bytes: DEFAULT_BUDGET_BYTES,
+        ..Settings::default()
     }
 }
 
-fn render(dir: &Path, settings: &Settings, trust_domain: &str) -> Result<ExitCode, CliError> {
-    let loaded = manifests::load(dir, trust_domain)?;
+fn yaml_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Output {
+        format: "YAML",
+        message: e.to_string(),
+    }
+}
+
+fn json_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Output {
+        format: "JSON",
+        message: e.to_string(),
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    println!("{}", serde_json::to_string_pretty(value).map_err(json_error)?);
+    Ok(())
+}
+
+/// Prints `value` as YAML or JSON (the text form is the caller's).
+fn print_data(value: &impl Serialize, format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json => print_json(value),
+        Format::Yaml | Format::Text => {
+            print!("{}", manifests::to_yaml(value).map_err(yaml_error)?);
+            Ok(())
+        }
+    }
+}
+
+fn render(
+    inputs: &[PathBuf],
+    settings: &Settings,
+    trust_domain: &str,
+    output: DataFormat,
+) -> Result<ExitCode, CliError> {
+    let loaded = manifests::load(inputs, trust_domain)?;
     let desired = derive(&loaded.snapshot.to_state(), settings, Timestamp::now());
     let mut ok = true;
     for s in &desired.statuses {
@@ -117,16 +176,76 @@ fn render(dir: &Path, settings: &Settings, trust_domain: &str) -> Result<ExitCod
             ok = false;
         }
     }
-    for plugin in &desired.wasm_plugins {
-        print!("---\n{}", serde_yaml::to_string(plugin)?);
+    match output {
+        DataFormat::Yaml => {
+            for plugin in &desired.wasm_plugins {
+                print!("---\n{}", manifests::to_yaml(plugin).map_err(yaml_error)?);
+            }
+        }
+        // A `List`, as `kubectl get -o json` prints several objects.
+        DataFormat::Json => print_json(&json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": desired.wasm_plugins,
+        }))?,
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn check(dir: &Path, trust_domain: &str, c: &simulate::Check) -> Result<ExitCode, CliError> {
-    let loaded = manifests::load(dir, trust_domain)?;
+/// A check's result, for `-o yaml|json`.
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    verdict: &'a str,
+    rule: Option<&'a str>,
+    explanation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nearest: Option<NearestReport<'a>>,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct NearestReport<'a> {
+    rule: &'a str,
+    failed: Vec<FailedReport<'a>>,
+}
+
+#[derive(Serialize)]
+struct FailedReport<'a> {
+    part: &'a str,
+    detail: &'a str,
+}
+
+fn check(inputs: &[PathBuf], trust_domain: &str, c: &simulate::Check, output: Format) -> Result<ExitCode, CliError> {
+    let loaded = manifests::load(inputs, trust_domain)?;
     let outcome = simulate::check(&loaded.snapshot.to_state(), &offline_settings(), c)?;
-    println!("{outcome}");
+    match output {
+        Format::Text => {
+            for w in &outcome.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{outcome}");
+        }
+        format => print_data(
+            &CheckReport {
+                verdict: outcome.verdict.as_str(),
+                rule: outcome.rule.as_deref(),
+                explanation: &outcome.explanation,
+                nearest: outcome.nearest.as_ref().map(|n| NearestReport {
+                    rule: &n.rule,
+                    failed: n
+                        .failed
+                        .iter()
+                        .map(|f| FailedReport {
+                            part: f.part,
+                            detail: &f.detail,
+                        })
+                        .collect(),
+                }),
+                warnings: &outcome.warnings,
+            },
+            format,
+        )?,
+    }
     Ok(if outcome.verdict == Verdict::Allow {
         ExitCode::SUCCESS
     } else {
@@ -134,56 +253,130 @@ fn check(dir: &Path, trust_domain: &str, c: &simulate::Check) -> Result<ExitCode
     })
 }
 
-fn lint(dir: &Path, trust_domain: &str) -> Result<ExitCode, CliError> {
-    let loaded = manifests::load(dir, trust_domain)?;
+/// One lint finding, for `-o yaml|json`.
+#[derive(Serialize)]
+struct FindingReport<'a> {
+    object: &'a str,
+    message: &'a str,
+}
+
+fn lint(inputs: &[PathBuf], trust_domain: &str, output: Format) -> Result<ExitCode, CliError> {
+    let loaded = manifests::load(inputs, trust_domain)?;
     let findings = lint::lint(&loaded.snapshot.to_state(), &offline_settings());
-    for f in &findings {
-        println!("{f}");
+    match output {
+        Format::Text => {
+            for f in &findings {
+                println!("{f}");
+            }
+            if findings.is_empty() {
+                println!("no findings");
+            }
+        }
+        format => {
+            let list: Vec<FindingReport<'_>> = findings
+                .iter()
+                .map(|f| FindingReport {
+                    object: &f.object,
+                    message: &f.message,
+                })
+                .collect();
+            print_data(&json!({ "findings": list }), format)?;
+        }
     }
-    if findings.is_empty() {
-        println!("no findings");
-        Ok(ExitCode::SUCCESS)
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
     } else {
-        Ok(ExitCode::FAILURE)
-    }
+        ExitCode::FAILURE
+    })
+}
+
+/// One file's result, for `-o yaml|json`.
+#[derive(Serialize)]
+struct ValidateReport {
+    file: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// Validates plugin configuration files: 1 if any is invalid, 2 if one
 /// cannot be read.
-fn validate(files: &[PathBuf]) -> Result<ExitCode, CliError> {
-    let mut ok = true;
+fn validate(files: &[PathBuf], output: Format) -> Result<ExitCode, CliError> {
+    let mut reports = Vec::new();
     for file in files {
-        let name = file.display();
         let bytes = std::fs::read(file).map_err(|source| CliError::Read {
             path: file.clone(),
             source,
         })?;
-        match Engine::from_json(&bytes) {
+        let file = file.display().to_string();
+        reports.push(match Engine::from_json(&bytes) {
             Ok(engine) => {
                 let s = engine.stats();
-                println!("{name}: valid ({} policies, {} rules)", s.policies, s.rules);
+                ValidateReport {
+                    file,
+                    valid: true,
+                    policies: Some(s.policies),
+                    rules: Some(s.rules),
+                    error: None,
+                }
             }
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                ok = false;
+            Err(e) => ValidateReport {
+                file,
+                valid: false,
+                policies: None,
+                rules: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    match output {
+        Format::Text => {
+            for r in &reports {
+                match (&r.error, r.policies, r.rules) {
+                    (Some(e), _, _) => eprintln!("{}: {e}", r.file),
+                    (None, Some(p), Some(n)) => println!("{}: valid ({p} policies, {n} rules)", r.file),
+                    (None, _, _) => println!("{}: valid", r.file),
+                }
             }
         }
+        format => print_data(&json!({ "files": reports }), format)?,
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if reports.iter().all(|r| r.valid) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-fn oci_image(wasm: &Path, out: &Path, tag: &str) -> Result<ExitCode, CliError> {
+fn oci_image(wasm: &Path, out: &Path, tag: &str, output: Format) -> Result<ExitCode, CliError> {
     let image = oci::write(wasm, out, tag)?;
-    println!("wrote {} (OCI image layout, tag {})", out.display(), image.tag);
-    println!("manifest digest: {}", image.manifest_digest);
-    println!(
-        "WasmPlugin sha256 for oci:// URLs (the manifest digest): {}",
-        image.manifest_digest.hex()
-    );
-    println!(
-        "plugin.wasm sha256 (the module; WasmPlugin sha256 for http(s):// URLs only): {}",
-        image.module_digest.hex()
-    );
+    match output {
+        Format::Text => {
+            println!("wrote {} (OCI image layout, tag {})", out.display(), image.tag);
+            println!("manifest digest: {}", image.manifest_digest);
+            println!(
+                "WasmPlugin sha256 for oci:// URLs (the manifest digest): {}",
+                image.manifest_digest.hex()
+            );
+            println!(
+                "plugin.wasm sha256 (WasmPlugin sha256 for http(s):// URLs): {}",
+                image.module_digest.hex()
+            );
+        }
+        format => print_data(
+            &json!({
+                "archive": out.display().to_string(),
+                "tag": image.tag,
+                "manifestDigest": image.manifest_digest.to_string(),
+                "moduleDigest": image.module_digest.to_string(),
+            }),
+            format,
+        )?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,8 +4,10 @@
 //! Every command follows one exit-status contract: **0** success (allowed,
 //! nothing found), **1** findings (a denied request, lint findings, an
 //! invalid Allowlist or plugin configuration), **2** bad input or usage (a
-//! flag clap refuses, manifests that cannot be read, a workload that does
-//! not exist). See [`CliError::exit_code`].
+//! flag clap refuses, manifests that cannot be read or hold a misspelled
+//! kind, an empty directory, a workload that does not exist, a module URL
+//! and sha256 Istio would refuse). See [`CliError::exit_code`]. The service
+//! (`serve`) exits 1 when it stops with an error.
 
 pub mod commands;
 
@@ -16,7 +18,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
-use crate::derive::{Settings, DEFAULT_BUDGET_BYTES, DEFAULT_TRUST_DOMAIN, DEFAULT_URL};
+use crate::derive::{
+    check_module, check_sha256, ModuleDigest, ModuleError, PullPolicy, Settings, DEFAULT_BUDGET_BYTES,
+    DEFAULT_TRUST_DOMAIN, DEFAULT_URL,
+};
 use crate::manifests::ManifestError;
 use crate::oci::OciError;
 use crate::simulate::CheckError;
@@ -37,23 +42,32 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the Allowlist CRD (YAML).
-    Crd,
-    /// Print the WasmPlugins derived from the manifests in a directory.
+    /// Print the Allowlist CRD.
+    Crd {
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Yaml)]
+        output: DataFormat,
+    },
+    /// Print the WasmPlugins derived from the manifests.
     Render {
-        /// Directory of Kubernetes YAML (Namespaces, workloads, Services, Allowlists).
-        #[arg(long)]
-        manifests: PathBuf,
+        /// Kubernetes YAML or JSON (Namespaces, workloads, ServiceAccounts,
+        /// Services, Allowlists; `kind: List` too): files, directories (read
+        /// recursively) or `-` for standard input. Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        manifests: Vec<PathBuf>,
         /// How the WasmPlugins are derived.
         #[command(flatten)]
         derivation: Derivation,
+        /// Output format: a YAML stream, or a JSON `List`.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Yaml)]
+        output: DataFormat,
     },
     /// Simulate a request against the policies derived from the manifests.
     /// Exit status 0 if allowed, 1 if denied (also in audit mode), 2 on error.
     Check {
-        /// Directory of Kubernetes YAML.
-        #[arg(long)]
-        manifests: PathBuf,
+        /// Kubernetes YAML or JSON: files, directories or `-`. Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        manifests: Vec<PathBuf>,
         /// The caller, `<namespace>/<serviceaccount>`; absent = anonymous.
         #[arg(long)]
         from: Option<String>,
@@ -72,24 +86,33 @@ pub enum Command {
         /// The mesh's trust domain.
         #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
         trust_domain: String,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
         /// The request, `'METHOD /path'`.
         request: String,
     },
     /// Report invalid Allowlists, selectors that match nothing, missing service
     /// accounts and unprotected workloads. Exit status 1 if anything is found.
     Lint {
-        /// Directory of Kubernetes YAML.
-        #[arg(long)]
-        manifests: PathBuf,
+        /// Kubernetes YAML or JSON: files, directories or `-`. Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        manifests: Vec<PathBuf>,
         /// The mesh's trust domain.
         #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
         trust_domain: String,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
     },
     /// Validate plugin configuration files (the JSON of a pluginConfig).
     Validate {
         /// The files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
     },
     /// Run the in-cluster service: watch the cluster, write WasmPlugins and
     /// Allowlist statuses, serve the API and /metrics. Uses the in-cluster
@@ -131,7 +154,8 @@ pub enum Command {
     },
     /// Write the filter module as an OCI image (an OCI image layout in a tar
     /// archive) that Istio's agent pulls from an `oci://` URL, and print its
-    /// digests: the manifest digest is the WasmPlugin's `sha256`.
+    /// digests: the manifest digest is the WasmPlugin's `sha256` for `oci://`
+    /// URLs. Push it with `skopeo copy --preserve-digests`.
     OciImage {
         /// The filter module (`meshward_filter.wasm`).
         #[arg(long)]
@@ -142,19 +166,63 @@ pub enum Command {
         /// The image's tag in the layout (`org.opencontainers.image.ref.name`).
         #[arg(long, default_value = crate::oci::DEFAULT_TAG)]
         tag: String,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
     },
+}
+
+/// How a command prints a result meant for people or for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    Text,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// How a command prints Kubernetes objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataFormat {
+    /// YAML documents.
+    Yaml,
+    /// JSON.
+    Json,
 }
 
 /// What the WasmPlugins are derived with: the same flags for `render` and
 /// `serve`.
 #[derive(Debug, clap::Args)]
 pub struct Derivation {
-    /// The filter module's URL.
+    /// The filter module's URL: `oci://` (an image), `https://`, `http://`,
+    /// or `file://` (a path on every proxy).
     #[arg(long, default_value = DEFAULT_URL)]
     pub url: String,
-    /// The module's sha256.
-    #[arg(long)]
+    /// The digest Istio verifies before loading the module: for an `oci://`
+    /// URL the image manifest's digest (`oci-image` prints it), for
+    /// `http(s)://` the sha256 of the module itself; 64 lower-case hex
+    /// digits. Istio does not verify it for `file://`.
+    #[arg(long, value_parser = parse_sha256)]
     pub sha256: Option<String>,
+    /// Accept an `oci://` URL with the tag `latest` (or no tag) and no
+    /// digest: the module can then change at any pull.
+    #[arg(long)]
+    pub allow_latest: bool,
+    /// The WasmPlugins' `imagePullPolicy`: `IfNotPresent` or `Always`
+    /// (absent: Istio's default, `IfNotPresent` except for the tag `latest`).
+    #[arg(long, value_name = "POLICY")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// The WasmPlugins' `imagePullSecret`: the name of a
+    /// `kubernetes.io/dockerconfigjson` Secret that must exist in every
+    /// enabled namespace.
+    #[arg(long, value_name = "SECRET", value_parser = parse_secret_name)]
+    pub image_pull_secret: Option<String>,
+    /// The WasmPlugins' `priority` among the AUTHZ plugins of a workload
+    /// (higher runs first; absent: 0).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
     /// The mesh's trust domain.
     #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
     pub trust_domain: String,
@@ -165,14 +233,43 @@ pub struct Derivation {
 }
 
 impl Derivation {
-    /// The derivation settings and the trust domain.
-    pub fn split(self) -> (Settings, String) {
+    /// The derivation settings, the trust domain, and what `sha256` stands
+    /// for; refuses a `url` and `sha256` Istio would not load as intended.
+    pub fn split(self) -> Result<(Settings, String, ModuleDigest), ModuleError> {
+        let digest = check_module(&self.url, self.sha256.as_deref(), self.allow_latest)?;
         let settings = Settings {
             url: self.url,
             sha256: self.sha256,
             budget_bytes: self.budget_bytes,
+            image_pull_policy: self.image_pull_policy,
+            image_pull_secret: self.image_pull_secret,
+            priority: self.priority,
         };
-        (settings, self.trust_domain)
+        Ok((settings, self.trust_domain, digest))
+    }
+}
+
+fn parse_sha256(value: &str) -> Result<String, String> {
+    check_sha256(value).map_err(|e| e.to_string())?;
+    Ok(value.to_string())
+}
+
+/// A Secret's name: a DNS subdomain (lower-case alphanumerics, `-` and `.`,
+/// at most 253 characters), as Istio's schema and Kubernetes require.
+fn parse_secret_name(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?}: a Secret name is lower-case letters, digits, '-' and '.' (at most 253)"
+        ))
     }
 }
 
@@ -199,9 +296,17 @@ pub enum CliError {
     /// The OCI image could not be written.
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// The module's URL and sha256 would not load as intended.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
     /// Output could not be serialized.
-    #[error("writing YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    #[error("writing {format}: {message}")]
+    Output {
+        /// `YAML` or `JSON`.
+        format: &'static str,
+        /// The serializer's message.
+        message: String,
+    },
     /// The service could not start or stopped with an error.
     #[error("{0}")]
     Serve(String),
@@ -224,6 +329,14 @@ impl CliError {
 pub fn run(cli: Cli) -> ExitCode {
     match commands::run(cli.command) {
         Ok(code) => code,
+        Err(CliError::Manifests(ManifestError::Problems(problems))) => {
+            // Each problem on its own line, `file:line: ...` first, as
+            // compilers print them.
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("meshward-control: {e}");
             e.exit_code()

@@ -43,7 +43,8 @@ use meshward_filter::config::Policy;
 
 pub use incremental::Derivations;
 pub use plugin::{
-    PluginName, TrafficSelector, WasmPlugin, WasmPluginSpec, MANAGED_BY, PLUGIN_NAME, ROOT_ID, WASM_PLUGIN_API_VERSION,
+    check_module, check_sha256, ModuleDigest, ModuleError, PluginName, PullPolicy, TrafficSelector, WasmPlugin,
+    WasmPluginSpec, MANAGED_BY, PLUGIN_NAME, ROOT_ID, WASM_PLUGIN_API_VERSION,
 };
 pub use status::{
     REASON_DERIVED, REASON_FIELD_MANAGER_CONFLICT, REASON_NAMESPACE_CONFIG_REJECTED, REASON_NAMESPACE_NOT_ENABLED,
@@ -62,8 +63,9 @@ use translate::Translator;
 pub const ENFORCEMENT_LABEL: &str = "meshward.io/enforcement";
 /// The mesh's trust domain when none is given (Istio's default).
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
-/// The filter module's URL when none is given.
-pub const DEFAULT_URL: &str = "oci://ghcr.io/meshward/filter:latest";
+/// The filter module's URL when none is given: the filter image of the same
+/// version as this binary.
+pub const DEFAULT_URL: &str = concat!("oci://ghcr.io/meshward/filter:", env!("CARGO_PKG_VERSION"));
 /// The default of [`Settings::budget_bytes`]: 512 KiB.
 pub const DEFAULT_BUDGET_BYTES: usize = 512 * 1024;
 /// The largest pluginConfig emitted at all, in bytes of JSON: Kubernetes
@@ -71,17 +73,42 @@ pub const DEFAULT_BUDGET_BYTES: usize = 512 * 1024;
 /// WasmPlugin and for the writer's encoding.
 pub const HARD_LIMIT_BYTES: usize = 1_400_000;
 
-/// Where the filter module comes from, and how large a WasmPlugin may grow.
+/// Where the filter module comes from, how istio-agent pulls it, and how
+/// large a WasmPlugin may grow: the install-wide fields of every WasmPlugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The module's URL (`oci://`, `https://`, `file://`).
+    /// The module's URL (`oci://`, `https://`, `http://`, `file://`).
     pub url: String,
-    /// Its sha256, if pinned.
+    /// Its sha256, if pinned: for `oci://` the image manifest's digest, for
+    /// `http(s)://` the module's ([`check_module`] has the rule).
     pub sha256: Option<String>,
     /// The size budget of one WasmPlugin's `pluginConfig`, in bytes of its
     /// compact JSON. A namespace over it is split into several WasmPlugins
     /// (the CLI's default is [`DEFAULT_BUDGET_BYTES`]).
     pub budget_bytes: usize,
+    /// `spec.imagePullPolicy`; `None` = Istio's default.
+    pub image_pull_policy: Option<PullPolicy>,
+    /// `spec.imagePullSecret`: a Secret of that name must exist in every
+    /// enabled namespace; `None` = none.
+    pub image_pull_secret: Option<String>,
+    /// `spec.priority` among a workload's AUTHZ WasmPlugins (higher first);
+    /// `None` = Istio's default, 0.
+    pub priority: Option<i32>,
+}
+
+impl Default for Settings {
+    /// [`DEFAULT_URL`], unpinned, [`DEFAULT_BUDGET_BYTES`], Istio's defaults
+    /// for the rest.
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.into(),
+            sha256: None,
+            budget_bytes: DEFAULT_BUDGET_BYTES,
+            image_pull_policy: None,
+            image_pull_secret: None,
+            priority: None,
+        }
+    }
 }
 
 /// A status to write to an Allowlist.

@@ -44,7 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::derive::{Derivations, Settings, DEFAULT_BUDGET_BYTES, DEFAULT_TRUST_DOMAIN, DEFAULT_URL};
+use crate::derive::{Derivations, Settings, DEFAULT_TRUST_DOMAIN};
 use crate::state::{Changes, ClusterState};
 use auth::Authorizer;
 use lease::{Leadership, LeaseConfig};
@@ -89,11 +89,7 @@ pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
-            settings: Settings {
-                url: DEFAULT_URL.into(),
-                sha256: None,
-                budget_bytes: DEFAULT_BUDGET_BYTES,
-            },
+            settings: Settings::default(),
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             debounce: DEFAULT_DEBOUNCE,
             resync: Duration::from_secs(300),

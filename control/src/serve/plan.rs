@@ -174,8 +174,8 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             url: "oci://x".into(),
-            sha256: None,
             budget_bytes: 1 << 20,
+            ..Settings::default()
         }
     }
 

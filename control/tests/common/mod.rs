@@ -71,13 +71,13 @@ pub fn settings() -> Settings {
     Settings {
         url: "oci://registry.example.com/meshward/filter:0.1.0".into(),
         sha256: Some("a".repeat(64)),
-        budget_bytes: meshward_control::derive::DEFAULT_BUDGET_BYTES,
+        ..Settings::default()
     }
 }
 
 /// Validates `value` against a structural OpenAPI v3 schema (a CRD version's
 /// `openAPIV3Schema`): types, required and unknown properties, enums,
-/// patterns, lengths, item counts, `anyOf` and int-or-string. CEL rules
+/// patterns, lengths, bounds, item counts, `anyOf` and int-or-string. CEL rules
 /// (`x-kubernetes-validations`) are not evaluated.
 pub fn validate(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
     if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
@@ -123,6 +123,23 @@ pub fn validate(schema: &Value, value: &Value, path: &str) -> Result<(), String>
             return Err(format!("{path}: longer than {max}"));
         }
     }
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), value.as_str()) {
+        if (s.chars().count() as u64) < min {
+            return Err(format!("{path}: shorter than {min}"));
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+            if n < min {
+                return Err(format!("{path}: {n} is below the minimum {min}"));
+            }
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+            if n > max {
+                return Err(format!("{path}: {n} is above the maximum {max}"));
+            }
+        }
+    }
     if let Some(items) = value.as_array() {
         if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
             if items.len() as u64 > max {
@@ -165,9 +182,25 @@ fn merge(base: &Value, alt: &Value) -> Value {
     Value::Object(m)
 }
 
+/// The documents of a YAML stream, read by the CLI's own reader.
+pub fn yaml_docs(text: &str) -> Vec<Value> {
+    meshward_control::manifests::parse_documents(text)
+        .unwrap_or_else(|(line, e)| panic!("line {line}: {e}"))
+        .into_iter()
+        .map(|d| d.value)
+        .collect()
+}
+
+/// The one document of a YAML text.
+pub fn yaml(text: &str) -> Value {
+    let mut docs = yaml_docs(text);
+    assert_eq!(docs.len(), 1, "expected one YAML document");
+    docs.remove(0)
+}
+
 /// The `openAPIV3Schema` of version `version` of a CRD in YAML.
 pub fn crd_schema(crd_yaml: &str, version: &str) -> Value {
-    let crd: Value = serde_yaml::from_str(crd_yaml).unwrap();
+    let crd: Value = yaml(crd_yaml);
     crd["spec"]["versions"]
         .as_array()
         .unwrap()

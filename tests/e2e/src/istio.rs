@@ -132,7 +132,7 @@ fn js_escape(s: &str) -> String {
 /// that starts with the line `first_line`, up to its closing fence, parsed:
 /// what the documentation tells users to configure, so tests check exactly
 /// that.
-pub fn yaml_block(file: &str, first_line: &str) -> serde_yaml::Value {
+pub fn yaml_block(file: &str, first_line: &str) -> serde_json::Value {
     let path = workspace().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let start = text
@@ -142,27 +142,27 @@ pub fn yaml_block(file: &str, first_line: &str) -> serde_yaml::Value {
     let len = text[start..]
         .find("```")
         .unwrap_or_else(|| panic!("{file}: unclosed block"));
-    serde_yaml::from_str(&text[start..start + len]).unwrap_or_else(|e| panic!("{file}: {first_line}: {e}"))
+    serde_saphyr::from_str(&text[start..start + len]).unwrap_or_else(|e| panic!("{file}: {first_line}: {e}"))
 }
 
 /// The mesh config snippet of a manifest under `istio/`: its comment lines
 /// from `#   meshConfig:` on that start with `#   `, without that prefix
 /// (a mesh config is not a Kubernetes object, so the manifests show it as a
 /// comment).
-pub fn mesh_config_snippet(text: &str) -> serde_yaml::Value {
+pub fn mesh_config_snippet(text: &str) -> serde_json::Value {
     let yaml: Vec<&str> = text
         .lines()
         .skip_while(|l| l.trim_end() != "#   meshConfig:")
         .map_while(|l| l.strip_prefix("#   "))
         .collect();
-    serde_yaml::from_str(&yaml.join("\n")).unwrap_or_else(|e| panic!("mesh config snippet: {e}"))
+    serde_saphyr::from_str(&yaml.join("\n")).unwrap_or_else(|e| panic!("mesh config snippet: {e}"))
 }
 
 /// The tags the documentation lists for `meshConfig.defaultConfig.extraStatTags`.
 pub fn documented_extra_stat_tags() -> Vec<String> {
     let doc = yaml_block("docs/observability.md", "meshConfig:");
     doc["meshConfig"]["defaultConfig"]["extraStatTags"]
-        .as_sequence()
+        .as_array()
         .unwrap_or_else(|| panic!("no meshConfig.defaultConfig.extraStatTags list in {doc:?}"))
         .iter()
         .map(|t| t.as_str().unwrap_or_default().to_string())

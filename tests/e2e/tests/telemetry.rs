@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use meshward_e2e::istio::mesh_config_snippet;
 use meshward_e2e::{call, workspace, AccessLog, Caller, EnvoyOptions, Scenario};
-use serde_yaml::Value;
+use serde_json::Value;
 
 const POLICY: &str = r#"{"log":{"requests":"all"},"policies":[{"name":"shop/reviews","rules":[
   {"name":"reads","from":[{"namespaces":["shop"]}],"to":[{"methods":["GET"],"paths":["/reviews/*"]}]}]}]}"#;
@@ -199,9 +199,7 @@ fn without_tag_extractors_the_names_are_flat() {
 /// Every document of a shipped manifest.
 fn documents(path: &str) -> (String, Vec<Value>) {
     let text = std::fs::read_to_string(workspace().join(path)).unwrap();
-    let docs = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs = serde_saphyr::from_multiple(&text).unwrap();
     (text, docs)
 }
 
@@ -210,10 +208,10 @@ fn tag_override_expressions() -> BTreeSet<String> {
     let (_, docs) = documents("istio/telemetry.yaml");
     let mut out = BTreeSet::new();
     for doc in docs.iter().filter(|d| d["kind"] == "Telemetry") {
-        for metrics in doc["spec"]["metrics"].as_sequence().unwrap() {
-            for o in metrics["overrides"].as_sequence().unwrap() {
-                for (tag, over) in o["tagOverrides"].as_mapping().unwrap() {
-                    assert_eq!(tag.as_str(), Some("meshward_verdict"));
+        for metrics in doc["spec"]["metrics"].as_array().unwrap() {
+            for o in metrics["overrides"].as_array().unwrap() {
+                for (tag, over) in o["tagOverrides"].as_object().unwrap() {
+                    assert_eq!(tag, "meshward_verdict");
                     out.insert(over["value"].as_str().unwrap().to_string());
                 }
             }
@@ -240,7 +238,7 @@ fn every_shipped_expression_prints_the_expected_label() {
     let provider_format = provider["logFormat"]["text"].as_str().unwrap().to_string();
     let filters: Vec<String> = docs
         .iter()
-        .flat_map(|d| d["spec"]["accessLogging"].as_sequence().cloned().unwrap_or_default())
+        .flat_map(|d| d["spec"]["accessLogging"].as_array().cloned().unwrap_or_default())
         .filter_map(|l| l["filter"]["expression"].as_str().map(str::to_string))
         .collect();
     assert_eq!(filters.len(), 1, "one filter expression is shipped");

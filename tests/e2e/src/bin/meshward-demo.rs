@@ -106,7 +106,7 @@ fn render(manifests: &Path) -> String {
     let out = Command::new(control_binary())
         .args(["render", "--manifests"])
         .arg(manifests)
-        .args(["--url", "file:///meshward_filter.wasm"])
+        .args(["--url", "file:///meshward_filter.wasm", "-o", "json"])
         .output()
         .expect("run meshward-control");
     assert!(
@@ -114,17 +114,19 @@ fn render(manifests: &Path) -> String {
         "meshward-control render failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let yaml = String::from_utf8(out.stdout).expect("utf-8");
-    let plugin = serde_yaml::Deserializer::from_str(&yaml)
-        .map(|doc| Value::deserialize(doc).expect("YAML"))
+    // `-o json` prints a `List`, as `kubectl get -o json` does.
+    let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let plugin = list["items"]
+        .as_array()
+        .expect("a List")
+        .iter()
         .find(|doc| doc["kind"] == "WasmPlugin" && doc["metadata"]["namespace"] == "bookinfo")
-        .expect("a WasmPlugin for bookinfo");
+        .expect("a WasmPlugin for bookinfo")
+        .clone();
     assert_eq!(plugin["spec"]["phase"], "AUTHZ");
     assert_eq!(plugin["spec"]["failStrategy"], "FAIL_CLOSE");
     plugin["spec"]["pluginConfig"].to_string()
 }
-
-use serde::Deserialize as _;
 
 /// A copy of `examples/bookinfo` with the namespace label set to `audit`.
 fn audit_manifests(scratch: &Scratch) -> PathBuf {
