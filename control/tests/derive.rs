@@ -239,6 +239,11 @@ fn invalid_allowlists_get_a_status_and_leave_the_rest_alone() {
         json!({"rules": [{"to": [{"servicePorts": [{"service": "reviews", "port": "grpc"}]}]}]}),
     ));
     s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "empty-from",
+        json!({"rules": [{"from": [{}]}]}),
+    ));
+    s.allowlists.push(mk_allowlist(
         "shop",
         "cart",
         json!({"rules": [{"to": [{"paths": ["/cart"]}]}]}),
@@ -260,9 +265,27 @@ fn invalid_allowlists_get_a_status_and_leave_the_rest_alone() {
         .message
         .starts_with("rules[0].from[0].serviceAccounts[0]"));
     assert_eq!(cond("bad-port").reason, "UnresolvedServicePort");
+    // In the user's terms: the port as written, not a Rust value.
+    assert!(
+        cond("bad-port")
+            .message
+            .starts_with("rules[0].to[0].servicePorts[0]: no port grpc on Service bookinfo/reviews"),
+        "{}",
+        cond("bad-port").message
+    );
+    // An empty `from` entry names the Allowlist's own fields.
+    let empty = cond("empty-from");
+    assert_eq!(empty.reason, "InvalidSource");
+    assert!(
+        empty
+            .message
+            .starts_with("rules[0].from[0]: an entry must name its callers: set workloads, serviceAccounts"),
+        "{}",
+        empty.message
+    );
     // Without a previous version in force, each stands as a placeholder that
     // admits nobody; the valid ones are unaffected, here and in other namespaces.
-    for name in ["broken", "bad-sa", "bad-port"] {
+    for name in ["broken", "bad-sa", "bad-port", "empty-from"] {
         assert!(
             cond(name)
                 .message
@@ -279,6 +302,7 @@ fn invalid_allowlists_get_a_status_and_leave_the_rest_alone() {
             "bookinfo/bad-port",
             "bookinfo/bad-sa",
             "bookinfo/broken",
+            "bookinfo/empty-from",
             "bookinfo/reviews"
         ]
     );

@@ -48,6 +48,7 @@ use common::{crd_schema, validate};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use meshward_control::crd::Allowlist;
@@ -200,6 +201,7 @@ fn check(doc: &Doc, istio: &BTreeMap<(String, String), Value>, allowlist_schema:
         ("rbac.authorization.k8s.io/v1", "Role") => strict::<Role>(v),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => strict::<RoleBinding>(v),
         ("networking.k8s.io/v1", "NetworkPolicy") => strict::<NetworkPolicy>(v),
+        ("policy/v1", "PodDisruptionBudget") => strict::<PodDisruptionBudget>(v),
         ("monitoring.coreos.com/v1", "ServiceMonitor") => service_monitor(v),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => strict::<CustomResourceDefinition>(v),
         ("meshward.io/v1alpha1", "Allowlist") => {
@@ -421,6 +423,7 @@ fn documented_permissions() -> BTreeSet<(String, String, String)> {
     );
     add("authentication.k8s.io", &["tokenreviews"], &["create"]);
     add("authorization.k8s.io", &["subjectaccessreviews"], &["create"]);
+    add("events.k8s.io", &["events"], &["create", "patch"]);
     out
 }
 
@@ -475,12 +478,32 @@ fn the_cluster_role_grants_exactly_the_documented_permissions() {
         binding["subjects"],
         json!([{"kind": "ServiceAccount", "name": "meshward-control", "namespace": "meshward-system"}])
     );
+
+    // In its own namespace, the Lease of the leader election: created, then
+    // read and renewed by name; nothing else.
+    let role = one(&docs, "Role", "meshward-control");
+    assert_eq!(role["metadata"]["namespace"], "meshward-system");
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["meshward-control"], "verbs": ["get", "update"]}
+        ])
+    );
+    let role_binding = one(&docs, "RoleBinding", "meshward-control");
+    assert_eq!(role_binding["metadata"]["namespace"], "meshward-system");
+    assert_eq!(
+        role_binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "meshward-control"})
+    );
+    assert_eq!(role_binding["subjects"], binding["subjects"]);
     let rbac: Vec<_> = docs
         .iter()
         .filter(|d| d.value["apiVersion"] == "rbac.authorization.k8s.io/v1")
         .map(|d| d.at.clone())
         .collect();
-    assert_eq!(rbac.len(), 2, "unexpected RBAC objects: {rbac:?}");
+    assert_eq!(rbac.len(), 4, "unexpected RBAC objects: {rbac:?}");
     let sa = one(&docs, "ServiceAccount", "meshward-control");
     assert_eq!(sa["metadata"]["namespace"], "meshward-system");
 }
@@ -490,11 +513,22 @@ fn the_control_deployment_is_hardened_and_runs_valid_flags() {
     let docs = docs();
     let d = one(&docs, "Deployment", "meshward-control");
     assert_eq!(d["metadata"]["namespace"], "meshward-system");
+    // Two replicas, one writer (the Lease holder): new pods start before old
+    // ones stop, replicas prefer different nodes, a drain keeps one.
+    assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(
-        d["spec"]["replicas"], 1,
-        "one writer: the service has no leader election"
+        d["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
     );
-    assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+    let selector = &d["spec"]["selector"]["matchLabels"];
+    let anti = &d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        ["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"];
+    assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(&anti["labelSelector"]["matchLabels"], selector);
+    let pdb = one(&docs, "PodDisruptionBudget", "meshward-control");
+    assert_eq!(pdb["metadata"]["namespace"], "meshward-system");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
     let pod = &d["spec"]["template"];
     assert_eq!(pod["metadata"]["annotations"]["sidecar.istio.io/inject"], "false");
     let spec = &pod["spec"];
@@ -522,6 +556,15 @@ fn the_control_deployment_is_hardened_and_runs_valid_flags() {
     }
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // The identity in the Lease and the Lease's namespace come from the pod.
+    let env = c["env"].as_array().unwrap();
+    for (name, field) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
+        let var = env
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+    }
     let port = &c["ports"][0];
     assert_eq!(
         (port["name"].as_str(), port["containerPort"].as_i64()),
@@ -959,6 +1002,10 @@ fn every_chart_value_reaches_valid_objects_and_wasmplugins() {
     let one = |kind: &str| &rendered.iter().find(|d| d.kind() == kind).unwrap().value;
     let deployment = one("Deployment");
     assert_eq!(deployment["spec"]["replicas"], 0);
+    assert!(
+        !rendered.iter().any(|d| d.kind() == "PodDisruptionBudget"),
+        "no PodDisruptionBudget for fewer than two replicas (it would block every drain)"
+    );
     let c = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "registry.example.com/meshward/control:0.1.0-rc1");
     assert_eq!(c["imagePullPolicy"], "Always");
@@ -1025,7 +1072,7 @@ fn every_chart_value_reaches_valid_objects_and_wasmplugins() {
 #[test]
 fn the_chart_refuses_values_istio_or_the_service_would_not_take() {
     for (over, why) in [
-        (json!({"replicas": 2}), "two writers"),
+        (json!({"replicas": -1}), "a negative replica count"),
         (
             json!({"module": {"sha256": format!("sha256:{}", "a".repeat(64))}}),
             "a prefixed digest",

@@ -130,6 +130,14 @@ impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
 
     fn try_from(src: &'a AllowlistSource) -> Result<Self, Self::Error> {
         match (&src.workloads, &src.service_accounts, &src.principals) {
+            (None, None, None)
+                if src.namespaces.is_none() && src.not_principals.is_none() && src.not_namespaces.is_none() =>
+            {
+                Err(
+                    "an entry must name its callers: set workloads, serviceAccounts, principals, namespaces, \
+                     notPrincipals or notNamespaces (omit `from` to admit any caller)",
+                )
+            }
             (None, None, None) => Ok(Self::Unnamed),
             (Some(w), None, None) => Ok(Self::Workloads(w)),
             (None, Some(sas), None) => Ok(Self::ServiceAccounts(sas)),
@@ -285,7 +293,7 @@ impl Translator<'_> {
                     Some(found) => list.extend(found),
                     None => {
                         let message = format!(
-                            "{field}.servicePorts[{pi}]: no port {:?} on Service {}/{}",
+                            "{field}.servicePorts[{pi}]: no port {} on Service {}/{}",
                             r.port, self.ns, r.service
                         );
                         return Err(Invalid::new(InvalidReason::UnresolvedServicePort, message));

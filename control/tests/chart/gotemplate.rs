@@ -239,6 +239,10 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
         ("indent", [n, v]) => Ok(Value::String(indent(int(n)?, &text(v)))),
         ("nindent", [n, v]) => Ok(Value::String(format!("\n{}", indent(int(n)?, &text(v))))),
         ("default", [d, v]) => Ok(if truthy(v) { v.clone() } else { d.clone() }),
+        ("gt", [a, b]) => match (a.as_i64(), b.as_i64()) {
+            (Some(a), Some(b)) => Ok(Value::Bool(a > b)),
+            _ => Err(format!("gt compares integers, not {a} and {b}")),
+        },
         _ => Err(format!(
             "function {name} with {} arguments is not in the subset",
             args.len()
@@ -259,6 +263,9 @@ fn the_subset_renders_as_helm_does() {
     });
     let t = "a: {{ .Values.a.b | quote }}\n{{- if .Values.n }}\nn: yes\n{{- else }}\nn: no\n{{- end }}\nl:\n  {{- toYaml .Values.list | nindent 2 }}\nd: {{ .Values.a.b | default \"z\" }}\n";
     assert_eq!(render(t, &ctx).unwrap(), "a: \"x\"\nn: no\nl:\n  - k: v\nd: x\n");
+    let t = "{{- if gt .Values.n 1 }}\nmany\n{{- end }}\n{{- if gt 2 .Values.n }}\nfew\n{{- end }}";
+    assert_eq!(render(t, &ctx).unwrap(), "\nfew");
+    assert!(render("{{ gt .Values.a.b 1 }}", &ctx).is_err());
     assert!(render("{{ .Values.missing }}", &ctx).is_err());
     assert!(render("{{ include \"x\" . }}", &ctx).is_err());
     assert!(render("{{- if .Values.on }}", &ctx).is_err());
