@@ -360,9 +360,12 @@ impl Envoy {
             .collect()
     }
 
-    /// Polls `f` for up to 5 s until it returns `Some`.
+    /// Polls `f` for up to 20 s until it returns `Some`. Every caller waits
+    /// for something that must happen (a reload, a log line), so the bound
+    /// only matters on failure; it is generous because a VM reload on a
+    /// loaded 2-core CI machine has taken more than 5 s.
     pub fn eventually<T>(&self, mut f: impl FnMut(&Self) -> Option<T>) -> Option<T> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(v) = f(self) {
                 return Some(v);
