@@ -18,18 +18,7 @@ use serde_json::{json, Value};
 
 /// The Allowlist `shop/api` admitting GET on `path`.
 fn change(fake: &FakeApi, path: &str) {
-    put(
-        fake,
-        mk_allowlist(
-            "shop",
-            "api",
-            json!({"selector": {"matchLabels": {"app": "api"}}, "rules": [{
-                "name": "frontend-reads",
-                "from": [{"workloads": {"selector": {"matchLabels": {"app": "frontend"}}}}],
-                "to": [{"methods": ["GET"], "paths": [path]}]
-            }]}),
-        ),
-    );
+    put(fake, api_allowlist(path));
 }
 
 fn applied_path(fake: &FakeApi) -> Option<String> {

@@ -136,18 +136,7 @@ fn seed(fake: &FakeApi) {
 
 /// The Allowlist `shop/api`, admitting GET on `path`.
 fn allowlist(fake: &FakeApi, path: &str) {
-    fake.put(
-        serde_json::to_value(mk_allowlist(
-            "shop",
-            "api",
-            json!({"selector": {"matchLabels": {"app": "api"}}, "rules": [{
-                "name": "frontend-reads",
-                "from": [{"workloads": {"selector": {"matchLabels": {"app": "frontend"}}}}],
-                "to": [{"methods": ["GET"], "paths": [path]}]
-            }]}),
-        ))
-        .unwrap(),
-    );
+    fake.put(serde_json::to_value(api_allowlist(path)).unwrap());
 }
 
 /// The path the WasmPlugin of `shop` admits, once written.

@@ -324,17 +324,28 @@ async fn delete(shared: &Shared, d: &Delete) -> bool {
 async fn status(shared: &Shared, s: &StatusUpdate) -> bool {
     let m = &shared.metrics;
     let (ns, name) = (s.namespace.as_str(), s.name.as_str());
-    let Some((current, before, uid)) = shared.read_state(|st| {
-        st.namespace(ns)
-            .and_then(|n| n.allowlist(name))
-            .map(|a| (a.status.clone(), a.resource_version.clone(), a.uid.clone()))
+    let Some((current, before, uid, generation)) = shared.read_state(|st| {
+        st.namespace(ns).and_then(|n| n.allowlist(name)).map(|a| {
+            (
+                a.status.clone(),
+                a.resource_version.clone(),
+                a.uid.clone(),
+                a.generation,
+            )
+        })
     }) else {
         // Deleted since: nothing to report on.
         return true;
     };
     let key = (Class::Status, ns.to_string(), name.to_string());
     let content = status_content(&s.status);
-    if status_is_current(&s.status, current.as_ref()) || shared.writer.in_flight(&key, &content, before.as_ref()) {
+    // Planned for an older generation: the spec changed since, and the round
+    // that change started plans the status of the new one.
+    let superseded = matches!((s.status.observed_generation, generation), (Some(planned), Some(now)) if planned < now);
+    if superseded
+        || status_is_current(&s.status, current.as_ref())
+        || shared.writer.in_flight(&key, &content, before.as_ref())
+    {
         m.write("AllowlistStatus", Outcome::Unchanged);
         return true;
     }

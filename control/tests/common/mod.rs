@@ -60,6 +60,20 @@ pub fn mk_allowlist(ns: &str, name: &str, spec: Value) -> Allowlist {
     .unwrap()
 }
 
+/// The Allowlist `shop/api` the service tests change: `frontend` may `GET`
+/// `path` on `api`.
+pub fn api_allowlist(path: &str) -> Allowlist {
+    mk_allowlist(
+        "shop",
+        "api",
+        json!({"selector": {"matchLabels": {"app": "api"}}, "rules": [{
+            "name": "frontend-reads",
+            "from": [{"workloads": {"selector": {"matchLabels": {"app": "frontend"}}}}],
+            "to": [{"methods": ["GET"], "paths": [path]}]
+        }]}),
+    )
+}
+
 pub fn snapshot() -> Snapshot {
     Snapshot {
         trust_domain: "cluster.local".into(),

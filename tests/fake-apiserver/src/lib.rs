@@ -296,13 +296,21 @@ impl FakeApi {
     }
 
     /// Creates or replaces an object (as another client would), emitting a watch event.
-    pub fn put(&self, object: Value) {
+    /// Replacing an object without a `status` keeps the stored one, as an
+    /// update of the main resource does on a real server (the status
+    /// subresource is written apart).
+    pub fn put(&self, mut object: Value) {
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
         let ns = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
         let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let mut inner = self.lock();
         let key = (plural_of(&kind).to_string(), ns, name);
         let existing = inner.objects.get(&key).map(Stored::value);
+        if let Some(status) = existing.as_ref().map(|old| &old["status"]) {
+            if object["status"].is_null() && !status.is_null() {
+                object["status"] = status.clone();
+            }
+        }
         inner.store(key, object, existing.as_ref());
         drop(inner);
         self.notify();

@@ -260,10 +260,27 @@ pub async fn run(serve: &Path, work: &Path, config: &ScaleConfig) -> Result<Repo
     drop(service);
 
     let writes = fake.writes();
-    let mut per_allowlist: BTreeMap<String, usize> = BTreeMap::new();
+    // Per Allowlist, what each status write said: observedGeneration and
+    // the Ready condition's status and reason (what a repeat is judged by).
+    let mut per_allowlist: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for w in &writes {
         if let Some((ns, name)) = status_write(w) {
-            *per_allowlist.entry(format!("{ns}/{name}")).or_default() += 1;
+            let status = &w.body["status"];
+            let ready = status["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| {
+                    format!(
+                        "{}/{}",
+                        c["status"].as_str().unwrap_or("?"),
+                        c["reason"].as_str().unwrap_or("?")
+                    )
+                })
+                .unwrap_or_default();
+            per_allowlist
+                .entry(format!("{ns}/{name}"))
+                .or_default()
+                .push(format!("generation {} {ready}", status["observedGeneration"]));
         }
     }
     let mut statuses_missing = Vec::new();
@@ -271,12 +288,16 @@ pub async fn run(serve: &Path, work: &Path, config: &ScaleConfig) -> Result<Repo
     for n in 0..shape.namespaces {
         for d in 0..shape.deployments {
             let key = format!("{}/{}", cluster::namespace_name(n), cluster::app_name(d));
-            let written = per_allowlist.get(&key).copied().unwrap_or(0);
+            let written = per_allowlist.get(&key).map(Vec::as_slice).unwrap_or_default();
             let allowed = generations.get(&key).copied().unwrap_or(1);
-            if written == 0 {
+            if written.is_empty() {
                 statuses_missing.push(key);
-            } else if written > allowed {
-                statuses_repeated.push(format!("{key} ({written} writes, {allowed} generations)"));
+            } else if written.len() > allowed {
+                statuses_repeated.push(format!(
+                    "{key} ({} writes, {allowed} generations: {})",
+                    written.len(),
+                    written.join(", ")
+                ));
             }
         }
     }
@@ -287,7 +308,7 @@ pub async fn run(serve: &Path, work: &Path, config: &ScaleConfig) -> Result<Repo
         peak_rss,
         latencies,
         plugin_applies: writes.iter().filter(|w| plugin_apply(w).is_some()).count(),
-        status_writes: per_allowlist.values().sum(),
+        status_writes: per_allowlist.values().map(Vec::len).sum(),
         statuses_missing,
         statuses_repeated,
     })
