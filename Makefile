@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm fuzz-smoke bench bench-envoy bench-scale crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm build-wasm-fault fuzz-smoke bench bench-envoy bench-scale crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
@@ -32,13 +32,20 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshward-filter -p meshward-noop-filter --target wasm32-wasip1 --lib -- -D warnings
+	$(CARGO) clippy -p meshward-filter --target wasm32-wasip1 --lib --features fault-injection -- -D warnings
 
-test-native: build-wasm
+test-native: build-wasm build-wasm-fault
 	$(CARGO) test --workspace
 
 ## The engine's integration tests, compiled to wasm32 and run under node.
 test-wasm:
 	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown -p meshward-filter --tests
+
+## The filter with the `fault-injection` feature, for the end-to-end tests of a
+## failing VM (tests/e2e/tests/faults.rs); never shipped.
+build-wasm-fault:
+	$(CARGO) build -p meshward-filter --target wasm32-wasip1 --profile fault-injection --features fault-injection
+	@ls -l target/wasm32-wasip1/fault-injection/meshward_filter.wasm
 
 ## Every fuzz target of filter/fuzz (cargo-fuzz, nightly), FUZZ_SECONDS each,
 ## from its committed seeds; new inputs go to a scratch directory, so the
