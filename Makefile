@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm build-wasm-fault fuzz-smoke bench bench-envoy bench-scale crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm build-wasm-fault fuzz-smoke soak bench bench-envoy bench-scale crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
@@ -49,8 +49,10 @@ build-wasm-fault:
 
 ## Every fuzz target of filter/fuzz (cargo-fuzz, nightly), FUZZ_SECONDS each,
 ## from its committed seeds; new inputs go to a scratch directory, so the
-## committed corpus stays as it is. About 3 minutes from scratch on 2 cores
-## (docs/robustness.md). A failing input is left in filter/fuzz/artifacts/.
+## committed corpus stays as it is. From scratch on 2 cores: installing
+## cargo-fuzz about 70 s (once, scripts/setup.sh), the build about 3 minutes,
+## the runs 1 minute (docs/robustness.md). A failing input is left in
+## filter/fuzz/artifacts/.
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := canonical config differential
 FUZZ := cargo +nightly fuzz
@@ -67,6 +69,15 @@ fuzz-smoke:
 	  echo "fuzz-smoke: $$target: $$(grep -E '^Done' $$scratch/log)"; \
 	  rm -rf $$scratch; \
 	done
+
+## The filter in a real Envoy under load for 10 minutes, its configuration
+## rewritten every 30 s, every response checked against the configuration that
+## judged it (docs/robustness.md; not part of `make test`).
+## `make soak SOAK_ARGS="--seconds 60"` for a shorter run.
+SOAK_ARGS ?=
+soak: setup build-wasm
+	$(CARGO) build -q --release -p meshward-e2e --bin meshward-soak
+	target/release/meshward-soak $(SOAK_ARGS)
 
 ## The artifact Istio loads, and the benchmarks' no-op wasm filter.
 build-wasm:

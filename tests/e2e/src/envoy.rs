@@ -468,6 +468,16 @@ impl Envoy {
             .collect()
     }
 
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether Envoy is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Delivers a new plugin configuration through ECDS (atomic rename).
     pub fn update_config(&self, config: &str) {
         write_ecds(&self.dir, config, &self.wasm);
