@@ -5,12 +5,13 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm bench bench-envoy bench-scale crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm build-wasm-fault fuzz-smoke soak bench bench-envoy bench-scale crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
-## load that build), and the engine's tests compiled to wasm.
-test: setup fmt-check clippy build-wasm test-native test-wasm
+## load that build), the engine's tests compiled to wasm, and a short run of
+## every fuzz target.
+test: setup fmt-check clippy build-wasm test-native test-wasm fuzz-smoke
 	@echo "make test: all checks passed"
 
 ## The main job, locally: Bookinfo's policies rendered by meshward-control,
@@ -26,17 +27,57 @@ setup:
 
 fmt-check:
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path filter/fuzz/Cargo.toml --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshward-filter -p meshward-noop-filter --target wasm32-wasip1 --lib -- -D warnings
+	$(CARGO) clippy -p meshward-filter --target wasm32-wasip1 --lib --features fault-injection -- -D warnings
 
-test-native: build-wasm
+test-native: build-wasm build-wasm-fault
 	$(CARGO) test --workspace
 
 ## The engine's integration tests, compiled to wasm32 and run under node.
 test-wasm:
 	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown -p meshward-filter --tests
+
+## The filter with the `fault-injection` feature, for the end-to-end tests of a
+## failing VM (tests/e2e/tests/faults.rs); never shipped.
+build-wasm-fault:
+	$(CARGO) build -p meshward-filter --target wasm32-wasip1 --profile fault-injection --features fault-injection
+	@ls -l target/wasm32-wasip1/fault-injection/meshward_filter.wasm
+
+## Every fuzz target of filter/fuzz (cargo-fuzz, nightly), FUZZ_SECONDS each,
+## from its committed seeds; new inputs go to a scratch directory, so the
+## committed corpus stays as it is. From scratch on 2 cores: installing
+## cargo-fuzz about 70 s (once, scripts/setup.sh), the build about 3 minutes,
+## the runs 1 minute (docs/robustness.md). A failing input is left in
+## filter/fuzz/artifacts/.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := canonical config differential
+FUZZ := cargo +nightly fuzz
+FUZZ_FLAGS := --fuzz-dir filter/fuzz --sanitizer none --debug-assertions
+fuzz-smoke:
+	$(FUZZ) build $(FUZZ_FLAGS)
+	@for target in $(FUZZ_TARGETS); do \
+	  scratch=$$(mktemp -d); mkdir $$scratch/corpus; \
+	  dict=""; [[ -f filter/fuzz/$$target.dict ]] && dict="-dict=filter/fuzz/$$target.dict"; \
+	  status=0; \
+	  $(FUZZ) run $(FUZZ_FLAGS) $$target $$scratch/corpus filter/fuzz/corpus/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict > $$scratch/log 2>&1 || status=$$?; \
+	  if [[ $$status -ne 0 ]]; then tail -n 60 $$scratch/log; rm -rf $$scratch; echo "fuzz-smoke: $$target failed"; exit 1; fi; \
+	  echo "fuzz-smoke: $$target: $$(grep -E '^Done' $$scratch/log)"; \
+	  rm -rf $$scratch; \
+	done
+
+## The filter in a real Envoy under load for 10 minutes, its configuration
+## rewritten every 30 s, every response checked against the configuration that
+## judged it (docs/robustness.md; not part of `make test`).
+## `make soak SOAK_ARGS="--seconds 60"` for a shorter run.
+SOAK_ARGS ?=
+soak: setup build-wasm
+	$(CARGO) build -q --release -p meshward-e2e --bin meshward-soak
+	target/release/meshward-soak $(SOAK_ARGS)
 
 ## The artifact Istio loads, and the benchmarks' no-op wasm filter.
 build-wasm:

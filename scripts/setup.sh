@@ -63,6 +63,18 @@ if [[ "$have" != "$want" ]]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
+# `make fuzz-smoke`: cargo-fuzz (pinned) and the nightly toolchain it needs
+# (libFuzzer's instrumentation flags are nightly-only). About a minute each.
+cargo_fuzz_version=0.13.1
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  log "rustup toolchain install nightly --profile minimal"
+  rustup toolchain install nightly --profile minimal
+fi
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
+  log "cargo install cargo-fuzz --version $cargo_fuzz_version --locked"
+  cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked
+fi
+
 install_envoy
 # skopeo and docker-registry (the CNCF distribution registry): the test that
 # pushes `oci-image` output to a registry on loopback (control/tests/oci.rs).

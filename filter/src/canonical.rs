@@ -35,8 +35,10 @@
 //! * The authority is judged case-insensitively (CVE-2021-39155): it is
 //!   lower-cased, a single
 //!   trailing dot is removed (`Example.COM.:80` → `example.com`, port 80), the
-//!   port is parsed as a decimal number in 1–65535. Userinfo, empty labels,
-//!   percent escapes, control characters and non-ASCII are rejected.
+//!   port is parsed as a decimal number in 1–65535. An IPv6 literal is
+//!   written in its RFC 5952 form (`[0:0::1]` → `[::1]`). Userinfo, empty
+//!   labels, invalid IPv6 literals, percent escapes, control characters and
+//!   non-ASCII are rejected.
 //! * A principal is the SPIFFE id without `spiffe://` (Istio's form); its
 //!   namespace is taken only from the exact shape `<td>/ns/<ns>/sa/<sa>`.
 
@@ -456,20 +458,23 @@ pub(crate) fn parse_port(port: &str) -> Result<u16, RequestError> {
     }
 }
 
-/// Checks a bracketed IPv6 literal (`[::1]`) and lower-cases it. DNS names
-/// and IPv4 addresses are checked by [`canonicalize_authority`] itself.
+/// Checks a bracketed IPv6 literal (`[::1]`) and writes it in its one
+/// canonical text form (RFC 5952: lower case, no leading zeros, the longest
+/// run of zero groups compressed), so that `[0::1]` cannot pass a host
+/// pattern `[::1]` refuses. DNS names and IPv4 addresses are checked by
+/// [`canonicalize_authority`] itself.
 fn canonical_ipv6(host: &str) -> Result<Cow<'_, str>, RequestError> {
     let inner = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .ok_or(RequestError::InvalidHost)?;
-    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-        return Err(RequestError::InvalidHost);
-    }
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Ok(Cow::Owned(host.to_ascii_lowercase()))
-    } else {
+    // The parser also refuses zone ids (`%25eth0`), which no host pattern names.
+    let address: std::net::Ipv6Addr = inner.parse().map_err(|_| RequestError::InvalidHost)?;
+    let canonical = format!("[{address}]");
+    if canonical == host {
         Ok(Cow::Borrowed(host))
+    } else {
+        Ok(Cow::Owned(canonical))
     }
 }
 
@@ -583,6 +588,12 @@ mod tests {
         assert_eq!((a.host(), a.port()), ("reviews.bookinfo", Some(9080)));
         let a = canonicalize_authority("[::1]:8080").unwrap();
         assert_eq!((a.host(), a.port()), ("[::1]", Some(8080)));
+        // One spelling per IPv6 address (found by the `canonical` fuzz target:
+        // any run of hex digits, dots and colons passed as an address).
+        let a = canonicalize_authority("[0:0::0001]").unwrap();
+        assert_eq!(a.host(), "[::1]");
+        let a = canonicalize_authority("[2001:DB8::A]:80").unwrap();
+        assert_eq!((a.host(), a.port()), ("[2001:db8::a]", Some(80)));
         let a = canonicalize_authority("reviews").unwrap();
         assert_eq!((a.host(), a.port()), ("reviews", None));
         for bad in [
@@ -594,6 +605,10 @@ mod tests {
             "a%41",
             "a:b:c",
             "[::1",
+            "[AAAAAAAAAAA...............AAAAAAAAAAAAAAAA:]:880",
+            "[1:2:3:4:5:6:7:8:9]",
+            "[::1%25eth0]",
+            "[]",
             "\u{e9}.com",
             "a/b",
             ".",

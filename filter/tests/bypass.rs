@@ -172,6 +172,24 @@ fn host_case_trailing_dot_and_port() {
     }
 }
 
+/// An IPv6 literal has one spelling: `[0::1]`, `[0:0::0001]` and `[::1]` are
+/// the same address, so a `notHosts` entry naming one refuses them all, and a
+/// bracketed run of hex digits and dots that is no address is rejected.
+/// (Found by the `canonical` fuzz target, which accepted any such run.)
+#[test]
+fn ipv6_literals_have_one_spelling() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"hosts":["*"],"notHosts":["[::1]"]}]}]"#));
+    for host in ["[::1]", "[0::1]", "[0:0:0:0:0:0:0:1]:80", "[0000::0001]"] {
+        assert_eq!(verdict(&mut ev, &get("/").host(host)), Deny, "{host}");
+    }
+    assert_eq!(verdict(&mut ev, &get("/").host("[::2]")), Allow);
+    for host in ["[a...a:]", "[1:2:3:4:5:6:7:8:9]", "[::1%25eth0]", "[]"] {
+        assert_eq!(verdict(&mut ev, &get("/").host(host)), Reject, "{host}");
+    }
+    // A host pattern is refused unless a request's canonical host can equal it.
+    assert!(meshward_filter::Engine::from_json(one_policy(r#"[{"to":[{"hosts":["[0::1]"]}]}]"#).as_bytes()).is_err());
+}
+
 /// CVE-2021-32777 / CVE-2026-26308: repeated and comma-joined header values
 /// are each judged; a second value cannot ride along with an allowed one.
 #[test]

@@ -1,15 +1,17 @@
 //! Differential property test: the compiled engine agrees with a reference
 //! evaluator on random rule sets and random (often adversarial) requests.
 //!
-//! The reference is written straight from the documented semantics, with no
-//! index, no automaton and no shared matching code: it walks every policy and
-//! rule in order and compares strings. It shares only the canonicalization
-//! functions, which have their own tests.
+//! The reference (`reference/mod.rs`, shared with the differential fuzz
+//! target in `filter/fuzz`) is written straight from the documented
+//! semantics, with no index, no automaton and no shared matching code: it
+//! walks every policy and rule in order and compares strings. It shares only
+//! the canonicalization functions, which have their own tests.
 // Test code: a failed expectation should panic.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+mod reference;
 
 use std::collections::BTreeMap;
 
@@ -22,244 +24,22 @@ use common::{decide, Req};
 
 // ---------------------------------------------------------------- reference
 
-#[derive(Debug, PartialEq, Eq)]
-struct RefOutcome {
-    verdict: Verdict,
-    mode: Mode,
-    rule: Option<String>,
-}
+use reference::Outcome as RefOutcome;
 
-fn str_match(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        true
-    } else if let Some(p) = pattern.strip_suffix('*') {
-        value.starts_with(p)
-    } else if let Some(s) = pattern.strip_prefix('*') {
-        value.ends_with(s)
-    } else {
-        pattern == value
-    }
-}
-
-/// A template as Envoy's `uri_template` matches it (Istio translates `{*}`
-/// to `*` and `{**}` to `**`): the regular expression Envoy builds, one part
-/// per `/`-separated template segment, joined by `/`. The operators match
-/// RFC 3986 `pchar` (with `*`, as Envoy 1.40 does), and the characters Istio's
-/// default path normalization percent-encodes first (`"<>`{}|^`).
-fn template_match(template: &str, path: &str) -> bool {
-    const PCHAR: &str = r#"A-Za-z0-9\-._~%!$&'()*+,;:@="<>`{}|^"#;
-    let parts: Vec<String> = template[1..]
-        .split('/')
-        .map(|seg| match seg {
-            "{*}" => format!("[{PCHAR}]+"),
-            "{**}" => format!("[{PCHAR}/]*"),
-            lit => regex::escape(lit),
-        })
-        .collect();
-    regex::Regex::new(&format!("^/{}$", parts.join("/")))
-        .unwrap()
-        .is_match(path)
-}
-
-fn path_match(pattern: &str, path: &str) -> bool {
-    if let Some(re) = pattern.strip_prefix("regex:") {
-        return regex::Regex::new(&format!("^(?:{re})$")).unwrap().is_match(path);
-    }
-    if pattern.contains('{') {
-        return template_match(pattern, path);
-    }
-    str_match(pattern, path)
-}
-
-fn host_match(pattern: &str, host: &str, port: Option<u16>) -> bool {
-    // A port follows the last ':', unless that ':' is inside an IPv6 literal.
-    let (name, want_port) = match pattern.rsplit_once(':') {
-        Some((n, p)) if !p.contains(']') => (n, Some(p.parse::<u16>().unwrap())),
-        _ => (pattern, None),
-    };
-    // "SVC." names the same host as "svc".
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    str_match(&name, host) && want_port.is_none_or(|p| Some(p) == port)
-}
-
-fn namespace(principal: &str) -> Option<&str> {
-    let parts: Vec<&str> = principal.split('/').collect();
-    (parts.len() == 5 && parts[1] == "ns" && parts[3] == "sa" && parts.iter().all(|p| !p.is_empty())).then(|| parts[2])
-}
-
-struct RefRequest<'a> {
-    method: &'a str,
-    path: &'a str,
-    host: Option<(String, Option<u16>)>,
-    port: Option<u16>,
-    principal: Option<&'a str>,
-    headers: &'a [(String, String)],
-}
-
-fn source_matches(s: &Source, r: &RefRequest<'_>) -> bool {
-    let Some(p) = r.principal else { return false };
-    let any = |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)));
-    let none = |l: &Option<Vec<String>>, v: &str| l.iter().flatten().all(|m| !str_match(m, v));
-    if !any(&s.principals, p) || !none(&s.not_principals, p) {
-        return false;
-    }
-    if s.namespaces.is_some() || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty()) {
-        let Some(ns) = namespace(p) else { return false };
-        return any(&s.namespaces, ns) && none(&s.not_namespaces, ns);
-    }
-    true
-}
-
-fn operation_matches(o: &Operation, r: &RefRequest<'_>) -> bool {
-    if let Some(ms) = &o.methods {
-        if !ms.iter().any(|m| m == "*" || m == r.method) {
-            return false;
-        }
-    }
-    if let Some(ps) = &o.paths {
-        if !ps.iter().any(|p| path_match(p, r.path)) {
-            return false;
-        }
-    }
-    if o.not_paths.iter().flatten().any(|p| path_match(p, r.path)) {
-        return false;
-    }
-    if o.hosts.is_some() || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty()) {
-        let Some((host, port)) = &r.host else { return false };
-        if let Some(hs) = &o.hosts {
-            if !hs.iter().any(|h| host_match(h, host, *port)) {
-                return false;
-            }
-        }
-        if o.not_hosts.iter().flatten().any(|h| host_match(h, host, *port)) {
-            return false;
-        }
-    }
-    if let Some(ports) = &o.ports {
-        if !r.port.is_some_and(|p| ports.contains(&p)) {
-            return false;
-        }
-    }
-    true
-}
-
-fn condition_holds(c: &Condition, r: &RefRequest<'_>) -> bool {
-    let lines: Vec<&str> = r
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(&c.header))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let mut items = Vec::new();
-    for line in &lines {
-        let parts: Vec<&str> = line
-            .split(',')
-            .map(|p| p.trim_matches([' ', '\t']))
-            .filter(|p| !p.is_empty())
-            .collect();
-        if parts.is_empty() {
-            items.push("");
-        } else {
-            items.extend(parts);
-        }
-    }
-    if let Some(vals) = &c.values {
-        if lines.is_empty() || !items.iter().all(|i| vals.iter().any(|v| str_match(v, i))) {
-            return false;
-        }
-    }
-    items
-        .iter()
-        .all(|i| c.not_values.iter().flatten().all(|v| !str_match(v, i)))
-}
-
-fn rule_matches(rule: &Rule, r: &RefRequest<'_>) -> bool {
-    rule.from
-        .as_ref()
-        .is_none_or(|f| f.iter().any(|s| source_matches(s, r)))
-        && rule
-            .to
-            .as_ref()
-            .is_none_or(|t| t.iter().any(|o| operation_matches(o, r)))
-        && rule.when.iter().flatten().all(|c| condition_holds(c, r))
-}
-
+/// The reference's decision on `req` (see `reference/mod.rs`).
 fn reference(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &Req) -> RefOutcome {
-    let applicable: Vec<&Policy> = config
-        .policies
-        .iter()
-        .filter(|p| p.selector.iter().flatten().all(|(k, v)| labels.get(k) == Some(v)))
-        .collect();
-    let mode_of = |p: &Policy| p.mode.unwrap_or(config.mode);
-    if applicable.is_empty() {
-        return RefOutcome {
-            verdict: Verdict::Allow,
-            mode: config.mode,
-            rule: None,
-        };
-    }
-    let enforcing = applicable.iter().any(|p| mode_of(p) == Mode::Enforce);
-    let mode = if enforcing { Mode::Enforce } else { Mode::Audit };
-    let canonical = validate_method(&req.method).and_then(|m| {
-        let path = canonicalize_path(&req.path)?;
-        let host = match req.authority.as_deref() {
-            None | Some("") => None,
-            Some(a) => {
-                let a = canonicalize_authority(a)?;
-                Some((a.host().to_string(), a.port()))
-            }
-        };
-        Ok((m, path.path().to_string(), host))
-    });
-    let Ok((method, path, host)) = canonical else {
-        let verdict = if enforcing { Verdict::Reject } else { Verdict::AuditDeny };
-        return RefOutcome {
-            verdict,
-            mode,
-            rule: None,
-        };
-    };
-    let r = RefRequest {
-        method,
-        path: &path,
-        host,
-        port: req.port,
-        principal: req.principal.as_deref(),
-        headers: &req.headers,
-    };
-    let mut first_audit = None;
-    for p in &applicable {
-        for (i, rule) in p.rules.iter().enumerate() {
-            if rule_matches(rule, &r) {
-                let name = format!("{}/{}", p.name, rule.name.clone().unwrap_or(format!("rule-{i}")));
-                if mode_of(p) == Mode::Enforce {
-                    return RefOutcome {
-                        verdict: Verdict::Allow,
-                        mode,
-                        rule: Some(name),
-                    };
-                }
-                first_audit.get_or_insert(name);
-            }
-        }
-    }
-    match (enforcing, first_audit) {
-        (true, _) => RefOutcome {
-            verdict: Verdict::Deny,
-            mode,
-            rule: None,
+    reference::decide(
+        config,
+        labels,
+        &reference::Input {
+            method: &req.method,
+            path: &req.path,
+            authority: req.authority.as_deref(),
+            port: req.port,
+            principal: req.principal.as_deref(),
+            headers: &req.headers,
         },
-        (false, Some(name)) => RefOutcome {
-            verdict: Verdict::Allow,
-            mode,
-            rule: Some(name),
-        },
-        (false, None) => RefOutcome {
-            verdict: Verdict::AuditDeny,
-            mode,
-            rule: None,
-        },
-    }
+    )
 }
 
 // ---------------------------------------------------------------- generators

@@ -145,6 +145,8 @@ impl RequestContext {
         // 1. Read.
         let map = host.request_headers();
         let received = Received::read(host, &map, needs);
+        #[cfg(feature = "fault-injection")]
+        inject_fault(&received);
         let request = received.request();
         // 2. Evaluate.
         let decision = evaluate(&mut evaluator, &received, &request);
@@ -206,6 +208,23 @@ impl RequestContext {
         };
         let status = integer_property(host, &["response", "code"]);
         record.write(host, &active.workload, status);
+    }
+}
+
+/// The request header that makes a `fault-injection` build panic.
+#[cfg(feature = "fault-injection")]
+const FAULT_HEADER: &str = "x-meshward-test-panic";
+
+/// Panics, as a bug in request handling would, if the request carries
+/// [`FAULT_HEADER`]. Only in builds with the `fault-injection` feature, which
+/// the end-to-end tests load to see what Envoy does with a VM that fails;
+/// the shipped module is built without it (a test checks that it does not
+/// hold the header's name).
+#[cfg(feature = "fault-injection")]
+#[allow(clippy::panic)]
+fn inject_fault(received: &Received<'_>) {
+    if received.header(FAULT_HEADER).is_some() {
+        panic!("fault injection: the request carries {FAULT_HEADER}");
     }
 }
 

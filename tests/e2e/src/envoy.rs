@@ -26,6 +26,46 @@ pub fn module() -> PathBuf {
     path
 }
 
+/// The filter built with the `fault-injection` feature (`make
+/// build-wasm-fault`): a request carrying `x-meshward-test-panic` panics.
+/// Never shipped.
+pub fn fault_injection_module() -> PathBuf {
+    let path = workspace().join("target/wasm32-wasip1/fault-injection/meshward_filter.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build-wasm-fault` (or `make test`) first",
+        path.display()
+    );
+    path
+}
+
+/// What Envoy does with requests once the filter's VM has failed (a panic
+/// aborts it): the wasm `PluginConfig.failure_policy`, as istiod writes it
+/// from a WasmPlugin's `failStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// `fail_open: false`, the field older Istio releases (before 1.25) write
+    /// for `FAIL_CLOSE`.
+    FailOpenFalse,
+    /// `failure_policy: FAIL_CLOSED` (`failStrategy: FAIL_CLOSE`, Istio's
+    /// default).
+    FailClosed,
+    /// `failure_policy: FAIL_RELOAD` (`failStrategy: FAIL_RELOAD`), with
+    /// Envoy's default backoff as istiod leaves it.
+    FailReload,
+}
+
+impl FailurePolicy {
+    /// The member of the wasm `PluginConfig` (JSON).
+    fn json(self) -> &'static str {
+        match self {
+            FailurePolicy::FailOpenFalse => r#""fail_open": false"#,
+            FailurePolicy::FailClosed => r#""failure_policy": "FAIL_CLOSED""#,
+            FailurePolicy::FailReload => r#""failure_policy": "FAIL_RELOAD""#,
+        }
+    }
+}
+
 /// The Envoy binary (`MESHWARD_ENVOY`, or the project virtualenv's).
 pub fn envoy_binary() -> PathBuf {
     let path = std::env::var_os("MESHWARD_ENVOY")
@@ -67,6 +107,10 @@ pub struct EnvoyOptions {
     /// A fixed port for the mTLS listener (the destination port policies
     /// see); `None` = a free one.
     pub mtls_port: Option<u16>,
+    /// The module to load; `None` = [`module()`], the shipped build.
+    pub module: Option<PathBuf>,
+    /// What Envoy does once the VM has failed.
+    pub failure_policy: FailurePolicy,
 }
 
 impl EnvoyOptions {
@@ -83,7 +127,21 @@ impl EnvoyOptions {
             access_logs: Vec::new(),
             stats_config: String::new(),
             mtls_port: None,
+            module: None,
+            failure_policy: FailurePolicy::FailOpenFalse,
         }
+    }
+
+    /// Loads `module` instead of the shipped build.
+    pub fn module(mut self, module: PathBuf) -> Self {
+        self.module = Some(module);
+        self
+    }
+
+    /// Sets what Envoy does once the VM has failed.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
     }
 
     /// Listens for mTLS on `port` (e.g. a Service's target port that the
@@ -159,6 +217,16 @@ pub struct Envoy {
     pub plain: u16,
     dir: PathBuf,
     pub(crate) ca: PathBuf,
+    /// The module and failure policy, written again with every ECDS update.
+    wasm: WasmSettings,
+}
+
+/// What the wasm filter's configuration holds besides the plugin
+/// configuration.
+#[derive(Debug, Clone)]
+struct WasmSettings {
+    module: PathBuf,
+    failure_policy: FailurePolicy,
 }
 
 /// `s` as a JSON string literal (the bootstrap and ECDS files are JSON).
@@ -166,15 +234,16 @@ fn json_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-fn wasm_filter_config(config: &str) -> String {
+fn wasm_filter_config(config: &str, wasm: &WasmSettings) -> String {
     format!(
         r#"{{"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-           "config": {{"name": "meshward", "root_id": "meshward", "fail_open": false,
+           "config": {{"name": "meshward", "root_id": "meshward", {failure},
              "configuration": {{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": {config}}},
              "vm_config": {{"vm_id": "meshward", "runtime": "envoy.wasm.runtime.v8",
                "code": {{"local": {{"filename": {module}}}}}}}}}}}"#,
         config = json_string(config),
-        module = json_string(&module().to_string_lossy()),
+        failure = wasm.failure_policy.json(),
+        module = json_string(&wasm.module.to_string_lossy()),
     )
 }
 
@@ -205,14 +274,18 @@ impl Envoy {
             .replace("{mtls_port}", &mtls.to_string())
             .replace("{plain_port}", &plain.to_string());
         let opts = &EnvoyOptions { config, ..opts.clone() };
+        let wasm = WasmSettings {
+            module: opts.module.clone().unwrap_or_else(module),
+            failure_policy: opts.failure_policy,
+        };
         let labels = serde_json::to_string(&opts.labels).expect("labels");
         let filter = match opts.delivery {
             Delivery::Static => format!(
                 r#"{{"name": "meshward", "typed_config": {}}}"#,
-                wasm_filter_config(&opts.config)
+                wasm_filter_config(&opts.config, &wasm)
             ),
             Delivery::Ecds => {
-                write_ecds(&dir, &opts.config);
+                write_ecds(&dir, &opts.config, &wasm);
                 format!(
                     r#"{{"name": "meshward", "config_discovery": {{
                         "config_source": {{"path_config_source": {{"path": {path}, "watched_directory": {{"path": {dir}}}}}}},
@@ -312,6 +385,7 @@ impl Envoy {
             plain,
             dir,
             ca: pki.ca(),
+            wasm,
         };
         envoy.wait_ready()?;
         Ok(envoy)
@@ -397,18 +471,28 @@ impl Envoy {
             .collect()
     }
 
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether Envoy is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Delivers a new plugin configuration through ECDS (atomic rename).
     pub fn update_config(&self, config: &str) {
-        write_ecds(&self.dir, config);
+        write_ecds(&self.dir, config, &self.wasm);
     }
 }
 
-fn write_ecds(dir: &Path, config: &str) {
+fn write_ecds(dir: &Path, config: &str, wasm: &WasmSettings) {
     let response = format!(
         r#"{{"version_info": "{version}", "resources": [{{"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
              "name": "meshward", "typed_config": {filter}}}]}}"#,
         version = next_serial(),
-        filter = wasm_filter_config(config),
+        filter = wasm_filter_config(config, wasm),
     );
     let tmp = dir.join("ecds.json.tmp");
     std::fs::write(&tmp, response).expect("write ecds");

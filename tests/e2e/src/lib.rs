@@ -41,7 +41,10 @@ mod scenario;
 mod upstream;
 
 pub use client::{call, Call, Caller, Reply};
-pub use envoy::{envoy_binary, module, AccessLog, Delivery, Envoy, EnvoyOptions, ACCESS_LOG_FORMAT};
+pub use envoy::{
+    envoy_binary, fault_injection_module, module, AccessLog, Delivery, Envoy, EnvoyOptions, FailurePolicy,
+    ACCESS_LOG_FORMAT,
+};
 pub use pki::Pki;
 pub use scenario::{free_port, workspace, Scenario, Scratch};
 pub use upstream::{Seen, Upstream};

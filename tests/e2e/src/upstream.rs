@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,27 +25,50 @@ pub struct Upstream {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
+    /// Requests received; with [`Upstream::start_counting`] only these.
+    count: Arc<AtomicU64>,
 }
 
 impl Upstream {
     /// Starts listening.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Starts listening, counting requests without recording them (for
+    /// long load runs, where a record of every request would not fit).
+    pub fn start_counting() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(record: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let count = Arc::new(AtomicU64::new(0));
+        let (seen2, stop2, count2) = (seen.clone(), stop.clone(), count.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let seen = seen2.clone();
-                std::thread::spawn(move || serve(conn, &seen));
+                let (seen, count) = (seen2.clone(), count2.clone());
+                std::thread::spawn(move || serve(conn, &seen, record, &count));
             }
         });
-        Self { port, seen, stop }
+        Self {
+            port,
+            seen,
+            stop,
+            count,
+        }
+    }
+
+    /// How many requests were received so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Everything received so far.
@@ -75,7 +98,7 @@ fn read_line_lossy(reader: &mut impl BufRead, out: &mut String) -> usize {
     n
 }
 
-fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>) {
+fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>, record: bool, count: &AtomicU64) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(match conn.try_clone() {
         Ok(c) => c,
@@ -115,8 +138,11 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        if let Ok(mut s) = seen.lock() {
-            s.push(Seen { method, path, headers });
+        count.fetch_add(1, Ordering::Relaxed);
+        if record {
+            if let Ok(mut s) = seen.lock() {
+                s.push(Seen { method, path, headers });
+            }
         }
         let reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\nupstream";
         if conn.write_all(reply).is_err() {

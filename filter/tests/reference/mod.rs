@@ -1,0 +1,292 @@
+//! A deliberately naive evaluator of the plugin configuration, written
+//! straight from the documented semantics (docs/configuration.md,
+//! docs/allowlist.md), to check the engine against.
+//!
+//! It has no index, no automaton and no matching code in common with the
+//! engine: it walks every applicable policy and every rule in configuration
+//! order and compares strings, building one `regex` per template or regular
+//! expression it meets. It shares only the canonicalization functions, which
+//! have their own tests and fuzz target.
+//!
+//! Two users: the differential property test (`filter/tests/differential.rs`,
+//! part of `cargo test`) and the differential fuzz target
+//! (`filter/fuzz/fuzz_targets/differential.rs`, which includes this file by
+//! path). It may assume the configuration compiled: it is only asked about
+//! configurations the engine accepted.
+// Test code: a pattern the engine accepted but `regex` does not is a bug worth
+// a panic.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+
+use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method};
+use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
+use meshward_filter::{Mode, PluginConfig, Verdict};
+
+/// A request as received: every attribute raw, as the engine takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// `:method`.
+    pub method: &'a str,
+    /// `:path`, with the query string.
+    pub path: &'a str,
+    /// `:authority`; `None` when absent.
+    pub authority: Option<&'a str>,
+    /// The destination port.
+    pub port: Option<u16>,
+    /// The caller's principal (SPIFFE id without `spiffe://`); `None` = anonymous.
+    pub principal: Option<&'a str>,
+    /// The headers, one entry per field line.
+    pub headers: &'a [(String, String)],
+}
+
+/// What the reference decides: the verdict, the mode it was decided in, and
+/// the admitting rule as `policy/rule` (the first match in configuration
+/// order, enforce policies first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Enforce if any applicable policy enforces.
+    pub mode: Mode,
+    /// `policy/rule` of the admitting rule.
+    pub rule: Option<String>,
+}
+
+/// Istio's string match: exact, `prefix*`, `*suffix`, `*`.
+fn str_match(pattern: &str, value: &str) -> bool {
+    if pattern == "*" {
+        true
+    } else if let Some(p) = pattern.strip_suffix('*') {
+        value.starts_with(p)
+    } else if let Some(s) = pattern.strip_prefix('*') {
+        value.ends_with(s)
+    } else {
+        pattern == value
+    }
+}
+
+/// A template as Envoy's `uri_template` matches it (Istio translates `{*}`
+/// to `*` and `{**}` to `**`): the regular expression Envoy builds, one part
+/// per `/`-separated template segment, joined by `/`. The operators match
+/// RFC 3986 `pchar` (with `*`, as Envoy 1.40 does), and the characters Istio's
+/// default path normalization percent-encodes first (`"<>`{}|^`).
+fn template_match(template: &str, path: &str) -> bool {
+    const PCHAR: &str = r#"A-Za-z0-9\-._~%!$&'()*+,;:@="<>`{}|^"#;
+    let parts: Vec<String> = template[1..]
+        .split('/')
+        .map(|seg| match seg {
+            "{*}" => format!("[{PCHAR}]+"),
+            "{**}" => format!("[{PCHAR}/]*"),
+            lit => regex::escape(lit),
+        })
+        .collect();
+    regex::Regex::new(&format!("^/{}$", parts.join("/")))
+        .unwrap()
+        .is_match(path)
+}
+
+fn path_match(pattern: &str, path: &str) -> bool {
+    if let Some(re) = pattern.strip_prefix("regex:") {
+        return regex::Regex::new(&format!("^(?:{re})$")).unwrap().is_match(path);
+    }
+    if pattern.contains('{') {
+        return template_match(pattern, path);
+    }
+    str_match(pattern, path)
+}
+
+fn host_match(pattern: &str, host: &str, port: Option<u16>) -> bool {
+    // A port follows the last ':', unless that ':' is inside an IPv6 literal.
+    let (name, want_port) = match pattern.rsplit_once(':') {
+        Some((n, p)) if !p.contains(']') => (n, Some(p.parse::<u16>().unwrap())),
+        _ => (pattern, None),
+    };
+    // "SVC." names the same host as "svc".
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    str_match(&name, host) && want_port.is_none_or(|p| Some(p) == port)
+}
+
+fn namespace(principal: &str) -> Option<&str> {
+    let parts: Vec<&str> = principal.split('/').collect();
+    (parts.len() == 5 && parts[1] == "ns" && parts[3] == "sa" && parts.iter().all(|p| !p.is_empty())).then(|| parts[2])
+}
+
+/// A request after canonicalization.
+struct Canonical<'a> {
+    method: &'a str,
+    path: &'a str,
+    host: Option<(String, Option<u16>)>,
+    port: Option<u16>,
+    principal: Option<&'a str>,
+    headers: &'a [(String, String)],
+}
+
+fn source_matches(s: &Source, r: &Canonical<'_>) -> bool {
+    let Some(p) = r.principal else { return false };
+    let any = |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)));
+    let none = |l: &Option<Vec<String>>, v: &str| l.iter().flatten().all(|m| !str_match(m, v));
+    if !any(&s.principals, p) || !none(&s.not_principals, p) {
+        return false;
+    }
+    if s.namespaces.is_some() || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty()) {
+        let Some(ns) = namespace(p) else { return false };
+        return any(&s.namespaces, ns) && none(&s.not_namespaces, ns);
+    }
+    true
+}
+
+fn operation_matches(o: &Operation, r: &Canonical<'_>) -> bool {
+    if let Some(ms) = &o.methods {
+        if !ms.iter().any(|m| m == "*" || m == r.method) {
+            return false;
+        }
+    }
+    if let Some(ps) = &o.paths {
+        if !ps.iter().any(|p| path_match(p, r.path)) {
+            return false;
+        }
+    }
+    if o.not_paths.iter().flatten().any(|p| path_match(p, r.path)) {
+        return false;
+    }
+    if o.hosts.is_some() || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty()) {
+        let Some((host, port)) = &r.host else { return false };
+        if let Some(hs) = &o.hosts {
+            if !hs.iter().any(|h| host_match(h, host, *port)) {
+                return false;
+            }
+        }
+        if o.not_hosts.iter().flatten().any(|h| host_match(h, host, *port)) {
+            return false;
+        }
+    }
+    if let Some(ports) = &o.ports {
+        if !r.port.is_some_and(|p| ports.contains(&p)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn condition_holds(c: &Condition, r: &Canonical<'_>) -> bool {
+    let lines: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(&c.header))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut items = Vec::new();
+    for line in &lines {
+        let parts: Vec<&str> = line
+            .split(',')
+            .map(|p| p.trim_matches([' ', '\t']))
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() {
+            items.push("");
+        } else {
+            items.extend(parts);
+        }
+    }
+    if let Some(vals) = &c.values {
+        if lines.is_empty() || !items.iter().all(|i| vals.iter().any(|v| str_match(v, i))) {
+            return false;
+        }
+    }
+    items
+        .iter()
+        .all(|i| c.not_values.iter().flatten().all(|v| !str_match(v, i)))
+}
+
+fn rule_matches(rule: &Rule, r: &Canonical<'_>) -> bool {
+    rule.from
+        .as_ref()
+        .is_none_or(|f| f.iter().any(|s| source_matches(s, r)))
+        && rule
+            .to
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|o| operation_matches(o, r)))
+        && rule.when.iter().flatten().all(|c| condition_holds(c, r))
+}
+
+/// Decides `req` for a workload with `labels` under `config`, by the
+/// documented semantics, one policy and one rule at a time.
+pub fn decide(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &Input<'_>) -> Outcome {
+    let applicable: Vec<&Policy> = config
+        .policies
+        .iter()
+        .filter(|p| p.selector.iter().flatten().all(|(k, v)| labels.get(k) == Some(v)))
+        .collect();
+    let mode_of = |p: &Policy| p.mode.unwrap_or(config.mode);
+    if applicable.is_empty() {
+        return Outcome {
+            verdict: Verdict::Allow,
+            mode: config.mode,
+            rule: None,
+        };
+    }
+    let enforcing = applicable.iter().any(|p| mode_of(p) == Mode::Enforce);
+    let mode = if enforcing { Mode::Enforce } else { Mode::Audit };
+    let canonical = validate_method(req.method).and_then(|m| {
+        let path = canonicalize_path(req.path)?;
+        let host = match req.authority {
+            None | Some("") => None,
+            Some(a) => {
+                let a = canonicalize_authority(a)?;
+                Some((a.host().to_string(), a.port()))
+            }
+        };
+        Ok((m, path.path().to_string(), host))
+    });
+    let Ok((method, path, host)) = canonical else {
+        let verdict = if enforcing { Verdict::Reject } else { Verdict::AuditDeny };
+        return Outcome {
+            verdict,
+            mode,
+            rule: None,
+        };
+    };
+    let r = Canonical {
+        method,
+        path: &path,
+        host,
+        port: req.port,
+        principal: req.principal,
+        headers: req.headers,
+    };
+    let mut first_audit = None;
+    for p in &applicable {
+        for (i, rule) in p.rules.iter().enumerate() {
+            if rule_matches(rule, &r) {
+                let name = format!("{}/{}", p.name, rule.name.clone().unwrap_or(format!("rule-{i}")));
+                if mode_of(p) == Mode::Enforce {
+                    return Outcome {
+                        verdict: Verdict::Allow,
+                        mode,
+                        rule: Some(name),
+                    };
+                }
+                first_audit.get_or_insert(name);
+            }
+        }
+    }
+    match (enforcing, first_audit) {
+        (true, _) => Outcome {
+            verdict: Verdict::Deny,
+            mode,
+            rule: None,
+        },
+        (false, Some(name)) => Outcome {
+            verdict: Verdict::Allow,
+            mode,
+            rule: Some(name),
+        },
+        (false, None) => Outcome {
+            verdict: Verdict::AuditDeny,
+            mode,
+            rule: None,
+        },
+    }
+}
