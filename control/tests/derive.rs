@@ -318,7 +318,10 @@ fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() 
             &["meshward:learn"]
         };
         assert_eq!(names, expected);
-        assert!(cfg.policies.iter().all(|p| p.mode == Some(meshward_filter::Mode::Audit)));
+        assert!(cfg
+            .policies
+            .iter()
+            .all(|p| p.mode == Some(meshward_filter::Mode::Audit)));
         let decide = |app: &str, principal: Option<&str>, path: &str| {
             let labels = BTreeMap::from([("app".to_string(), app.to_string())]);
             let engine = Engine::compile(cfg).unwrap();
@@ -337,7 +340,11 @@ fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() 
         };
         // A workload no Allowlist selects: decided (and so logged), never refused.
         assert_eq!(decide("productpage", None, "/"), (Verdict::AuditDeny, true));
-        let admitted = if with_allowlists { Verdict::Allow } else { Verdict::AuditDeny };
+        let admitted = if with_allowlists {
+            Verdict::Allow
+        } else {
+            Verdict::AuditDeny
+        };
         assert_eq!(decide("reviews", Some(PRODUCTPAGE), "/reviews/1"), (admitted, true));
         assert_eq!(decide("reviews", None, "/reviews/1"), (Verdict::AuditDeny, true));
         if with_allowlists {

@@ -429,7 +429,10 @@ fn log_line_for_denied_requests_by_default() {
     assert_eq!(l["durationMs"], 1.5);
     assert_eq!(l["port"], 9080, "read for the log line");
     assert_eq!(l["grpc"], false);
-    assert_eq!((l["workload"].as_str(), l["namespace"].as_str()), (Some("reviews"), Some("shop")));
+    assert_eq!(
+        (l["workload"].as_str(), l["namespace"].as_str()),
+        (Some("reviews"), Some("shop"))
+    );
     // Written when the response is known; independently: python3 -c
     // "datetime.datetime.fromtimestamp(1795000000.0015, timezone.utc)".
     assert_eq!(l["time"], "2026-11-18T11:06:40.001Z");
