@@ -10,6 +10,8 @@
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
 //! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
 //! * [`simulate`] — what the filter would decide for a request (`check`, `POST /v1/simulate`).
+//! * [`learn`] — Allowlists proposed from request log lines (`learn`).
+//! * [`replay`] — logged requests judged by candidate policies (`replay`).
 //! * [`lint`] — what is wrong or risky in a set of manifests.
 //! * [`oci`] — the filter module as an OCI image (layout tar) that Istio's agent pulls.
 //! * [`serve`] — the in-cluster service: reflectors, the writer, the HTTP API.
@@ -21,9 +23,11 @@
 pub mod cli;
 pub mod crd;
 pub mod derive;
+pub mod learn;
 pub mod lint;
 pub mod manifests;
 pub mod oci;
+pub mod replay;
 pub mod serve;
 pub mod simulate;
 pub mod state;

@@ -510,3 +510,153 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// A request log line as a sidecar of namespace `shop` prints it (Istio's
+/// prefix and thread suffix).
+fn logged(workload: &str, principal: Option<&str>, method: &str, path: &str, verdict: &str) -> String {
+    let line = serde_json::json!({
+        "method": method, "authority": workload, "path": path, "principal": principal, "port": 8080,
+        "grpc": false, "workload": workload, "namespace": "shop", "verdict": verdict, "mode": "audit",
+    });
+    format!("2026-11-22T07:49:48.213421Z\tinfo\twasm\twasm log meshward meshward: meshward.request {line}\tthread=21\n")
+}
+
+/// learn → the proposal is lint-clean, byte-identical from a file, from
+/// stdin and from gzip, and admits every learned line (replay exits 0);
+/// traffic outside it (another depth, another caller, a denied line) is what
+/// replay reports, with exit status 1; a missing log file is status 2.
+#[test]
+fn learn_proposes_what_replay_then_admits() {
+    use std::io::Write;
+    const FRONTEND: &str = "cluster.local/ns/shop/sa/frontend";
+    let cart = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec:
+      serviceAccountName: cart
+      containers: [{name: app, image: cart, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: frontend, namespace: shop}
+"#;
+    let mut log = String::from("2026-11-22T07:49:48Z\tinfo\tenvoy main\tstarting\tthread=1\n");
+    for i in 0..30 {
+        log += &logged(
+            "cart",
+            Some(FRONTEND),
+            "GET",
+            &format!("/cart/{}/items", 1000 + i),
+            "audit_deny",
+        );
+    }
+    log += &logged("cart", None, "GET", "/healthz", "audit_deny");
+    log += &logged("cart", Some(FRONTEND), "DELETE", "/cart/1/items", "deny");
+    log += "meshward.request {\"method\":\n";
+    let d = dir(
+        "learn",
+        &[
+            ("00-ns.yaml", &NAMESPACE.replace("enabled", "learn")),
+            ("10-cart.yaml", cart),
+            ("cart.log", &log),
+        ],
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(log.as_bytes()).unwrap();
+    std::fs::write(d.join("cart.log.gz"), gz.finish().unwrap()).unwrap();
+    let manifests = [d.join("00-ns.yaml"), d.join("10-cart.yaml")];
+    let learn = |logs: &str, stdin: Option<&str>| {
+        let mut cmd = bin();
+        cmd.arg("learn")
+            .arg("--manifests")
+            .args(&manifests)
+            .arg("--logs")
+            .arg(logs)
+            .current_dir(&d);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (proposal, summary) = learn("cart.log", None);
+    assert!(proposal.contains("- /cart/{*}/items\n"), "{proposal}");
+    assert!(
+        !proposal.contains("DELETE"),
+        "denied traffic is not learned:\n{proposal}"
+    );
+    assert!(summary.contains("cart.log:34: bad request log line"), "{summary}");
+    assert!(
+        summary.contains("34 lines read: 32 request lines, 1 without the marker, 1 bad"),
+        "{summary}"
+    );
+    assert!(summary.contains("review: shop/cart/anonymous-no-identity"), "{summary}");
+    assert_eq!(learn("cart.log", None).0, proposal, "deterministic");
+    assert_eq!(learn("-", Some(&log)).0, proposal, "stdin");
+    assert_eq!(learn("cart.log.gz", None).0, proposal, "gzip");
+    std::fs::write(d.join("20-proposal.yaml"), &proposal).unwrap();
+    let lint = bin().arg("lint").arg("--manifests").arg(&d).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&lint.stdout), "no findings\n");
+    let replay = |logs: &str| {
+        let out = bin()
+            .args(["replay", "-o", "json", "--manifests"])
+            .arg(&d)
+            .args(["--logs", logs])
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), report)
+    };
+    let (status, report) = replay("cart.log");
+    assert_eq!(status, Some(0), "{report:#}");
+    assert_eq!(
+        (report["admitted"].as_u64(), report["stillRefused"].as_u64()),
+        (Some(31), Some(1))
+    );
+    assert_eq!(report["rules"].as_array().unwrap().len(), 2);
+    // Held-out traffic: a new id is admitted; one level deeper, another
+    // caller, another method are what would break.
+    let mut more = logged("cart", Some(FRONTEND), "GET", "/cart/77/items", "allow");
+    more += &logged("cart", Some(FRONTEND), "GET", "/cart/77/items/3", "allow");
+    more += &logged(
+        "cart",
+        Some("cluster.local/ns/shop/sa/other"),
+        "GET",
+        "/cart/1/items",
+        "allow",
+    );
+    more += &logged("cart", Some(FRONTEND), "PUT", "/cart/1/items", "audit_deny");
+    std::fs::write(d.join("more.log"), more).unwrap();
+    let (status, report) = replay("more.log");
+    assert_eq!(status, Some(1), "{report:#}");
+    assert_eq!(
+        (report["admitted"].as_u64(), report["denied"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let mut denied: Vec<&str> = report["denials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["example"].as_str().unwrap())
+        .collect();
+    denied.sort_unstable();
+    assert_eq!(denied, ["more.log:2", "more.log:3", "more.log:4"]);
+    assert_eq!(report["newlyDenied"].as_array().unwrap().len(), 2, "{report:#}");
+    assert_eq!(replay("missing.log").0, Some(2));
+}

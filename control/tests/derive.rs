@@ -319,6 +319,64 @@ fn an_audit_namespace_puts_every_policy_in_audit() {
     assert_eq!(config(plugin(&d, "bookinfo"))["policies"][0]["mode"], "audit");
 }
 
+/// In a learn namespace every request some workload receives is decided by
+/// a policy (so `log.requests: all` logs it), in audit mode, and a request
+/// an Allowlist admits stays admitted by it.
+#[test]
+fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() {
+    use meshward_filter::Reason;
+    for with_allowlists in [true, false] {
+        let mut s = bookinfo();
+        s.namespaces = vec![mk_ns("bookinfo", Some("learn"))];
+        if !with_allowlists {
+            s.allowlists.clear();
+        }
+        let d = derive(&s, &settings(), now());
+        let p = plugin(&d, "bookinfo");
+        let cfg = &p.spec.plugin_config;
+        assert_eq!(config(p)["log"], json!({"requests": "all", "includeQuery": false}));
+        let names: Vec<&str> = cfg.policies.iter().map(|p| p.name.as_str()).collect();
+        let expected: &[&str] = if with_allowlists {
+            &["bookinfo/reviews", "meshward:learn"]
+        } else {
+            &["meshward:learn"]
+        };
+        assert_eq!(names, expected);
+        assert!(cfg
+            .policies
+            .iter()
+            .all(|p| p.mode == Some(meshward_filter::Mode::Audit)));
+        let decide = |app: &str, principal: Option<&str>, path: &str| {
+            let labels = BTreeMap::from([("app".to_string(), app.to_string())]);
+            let engine = Engine::compile(cfg).unwrap();
+            let sel = engine.select(|k| labels.get(k).cloned());
+            let mut ev = Evaluator::new(Arc::new(engine), sel);
+            let headers: [(&str, &str); 0] = [];
+            let d = ev.evaluate(&Request {
+                method: "GET",
+                path,
+                authority: Some("svc"),
+                port: Some(9080),
+                principal,
+                headers: &headers[..],
+            });
+            (d.verdict, d.reason != Reason::NoPolicy)
+        };
+        // A workload no Allowlist selects: decided (and so logged), never refused.
+        assert_eq!(decide("productpage", None, "/"), (Verdict::AuditDeny, true));
+        let admitted = if with_allowlists {
+            Verdict::Allow
+        } else {
+            Verdict::AuditDeny
+        };
+        assert_eq!(decide("reviews", Some(PRODUCTPAGE), "/reviews/1"), (admitted, true));
+        assert_eq!(decide("reviews", None, "/reviews/1"), (Verdict::AuditDeny, true));
+        if with_allowlists {
+            assert_eq!(status(&d, "bookinfo", "reviews").status.conditions[0].status, "True");
+        }
+    }
+}
+
 #[test]
 fn output_is_deterministic() {
     let mut s = bookinfo();

@@ -29,6 +29,7 @@
 //! * The **exit status** must be the one `docs/cli.md` documents for what the
 //!   output shows: `check` 0 for `allow:`, 1 otherwise; `lint` 0 for `no
 //!   findings`, 1 otherwise; `validate` 0 if every line says `valid`, 1
+//!   otherwise; `replay` 0 if it shows `admitted N, denied 0, ...`, 1
 //!   otherwise; every other command 0.
 //! * `oci-image` runs in a scratch directory, with a minimal WebAssembly
 //!   module at the `--wasm` path it names (so it needs no wasm build and
@@ -77,7 +78,16 @@ const SKIPPED: &[(&str, &str)] = &[
 const SKIPPED_SUBCOMMANDS: &[(&str, &str)] = &[("serve", "needs a cluster")];
 
 /// Subcommands that are run.
-const RUN: &[&str] = &["render", "check", "lint", "crd", "validate", "oci-image"];
+const RUN: &[&str] = &[
+    "render",
+    "check",
+    "lint",
+    "crd",
+    "validate",
+    "oci-image",
+    "learn",
+    "replay",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -416,6 +426,9 @@ fn expected_status(args: &[String], expected: &[String]) -> i32 {
         "check" => !expected.first().is_some_and(|l| l.starts_with("allow:")),
         "lint" => !(expected.is_empty() || expected == ["no findings"]),
         "validate" => !expected.iter().all(|l| l.contains(": valid (")),
+        "replay" => !expected
+            .iter()
+            .any(|l| l.starts_with("admitted ") && l.contains(", denied 0,")),
         _ => false,
     };
     i32::from(fails)

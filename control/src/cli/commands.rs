@@ -11,8 +11,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{CliError, Command, DataFormat, Format};
+use crate::crd::AllowlistMode;
 use crate::derive::{derive, ModuleDigest, Settings};
-use crate::{crd, lint, manifests, oci, serve, simulate};
+use crate::learn::logs::{read_logs, LogStats};
+use crate::{crd, learn, lint, manifests, oci, replay, serve, simulate};
 
 /// Runs one command.
 pub fn run(command: Command) -> Result<ExitCode, CliError> {
@@ -67,6 +69,31 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             trust_domain,
             output,
         } => lint(&manifests, &trust_domain, output),
+        Command::Learn {
+            manifests,
+            logs,
+            mode,
+            min_count,
+            include_denied,
+            trust_domain,
+        } => {
+            let options = learn::Options {
+                mode: match mode {
+                    super::LearnMode::Audit => AllowlistMode::Audit,
+                    super::LearnMode::Enforce => AllowlistMode::Enforce,
+                },
+                min_count,
+                include_denied,
+                ..learn::Options::default()
+            };
+            learn(&manifests, &logs, &trust_domain, options)
+        }
+        Command::Replay {
+            manifests,
+            logs,
+            trust_domain,
+            output,
+        } => replay(&manifests, &logs, &trust_domain, output),
         Command::Validate { files, output } => validate(&files, output),
         Command::Serve {
             listen,
@@ -251,6 +278,140 @@ fn check(inputs: &[PathBuf], trust_domain: &str, c: &simulate::Check, output: Fo
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints the lines with the marker that could not be read, on stderr.
+fn report_bad_lines(stats: &LogStats) {
+    for b in &stats.bad {
+        eprintln!("{}: bad request log line: {}", stats.place(&b.at), b.message);
+    }
+}
+
+/// `learn`: the proposal on stdout as a YAML stream, the summary on stderr.
+fn learn(
+    inputs: &[PathBuf],
+    logs: &[PathBuf],
+    trust_domain: &str,
+    options: learn::Options,
+) -> Result<ExitCode, CliError> {
+    let loaded = manifests::load(inputs, trust_domain)?;
+    let state = loaded.snapshot.to_state();
+    let mut learner = learn::Learner::new(options);
+    let stats = read_logs(logs, |record, at| learner.observe(record, at))?;
+    let (learned, not_learned) = (learner.learned, learner.not_learned.clone());
+    let proposal = learner.finish(&state);
+    for a in &proposal.allowlists {
+        print!("---\n{}", manifests::to_yaml(a).map_err(yaml_error)?);
+    }
+    report_bad_lines(&stats);
+    eprintln!(
+        "learn: {} lines read: {} request lines, {} without the marker, {} bad",
+        stats.lines,
+        stats.records,
+        stats.skipped,
+        stats.bad.len()
+    );
+    eprintln!(
+        "learn: learned from {learned}; not learned: {} denied or rejected, {} without workload, {} without a path",
+        not_learned.refused, not_learned.unattributed, not_learned.not_a_path
+    );
+    eprintln!(
+        "learn: proposed {} Allowlists: {} callers, {} rules, {} path templates, {} paths",
+        proposal.allowlists.len(),
+        proposal.callers,
+        proposal.rules,
+        proposal.templates,
+        proposal.paths
+    );
+    for rule in &proposal.anonymous_rules {
+        eprintln!("learn: anonymous callers (no peer certificate), review: {rule}");
+    }
+    for d in &proposal.dropped {
+        eprintln!(
+            "learn: dropped (--min-count {}): {} {} {} {} seen {}",
+            options.min_count, d.workload, d.caller, d.method, d.path, d.count
+        );
+    }
+    for (w, lines) in &proposal.unknown_workloads {
+        eprintln!("learn: not in the manifests, no Allowlist proposed: {w} ({lines} lines)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `replay`: the report; 1 if any request that reached its workload when
+/// recorded would be denied.
+fn replay(inputs: &[PathBuf], logs: &[PathBuf], trust_domain: &str, output: Format) -> Result<ExitCode, CliError> {
+    let loaded = manifests::load(inputs, trust_domain)?;
+    let state = loaded.snapshot.to_state();
+    let mut replayer = replay::Replayer::new(&state, offline_settings());
+    let stats = read_logs(logs, |record, at| replayer.replay(record, at))?;
+    let report = replayer.finish(&stats);
+    match output {
+        Format::Text => {
+            report_bad_lines(&stats);
+            print!("{}", replay_text(&report));
+        }
+        format => print_data(&report, format)?,
+    }
+    Ok(if report.denied == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The text form of a replay report.
+fn replay_text(r: &replay::Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let groups = |out: &mut String, title: &str, groups: &[replay::Group]| {
+        let total: u64 = groups.iter().map(|g| g.count).sum();
+        let _ = writeln!(out, "{title}: {total}");
+        for g in groups {
+            let _ = writeln!(
+                out,
+                "  {:>6}  {} {} {} {} {} (first at {})",
+                g.count, g.verdict, g.workload, g.caller, g.method, g.path, g.example
+            );
+        }
+    };
+    let _ = writeln!(
+        out,
+        "replayed {} requests of {} lines ({} without the marker, {} bad)",
+        r.replayed,
+        r.lines,
+        r.skipped,
+        r.bad.len()
+    );
+    if r.unattributed > 0 {
+        let _ = writeln!(
+            out,
+            "not replayed: {} lines without workload or namespace",
+            r.unattributed
+        );
+    }
+    for (w, n) in &r.unknown_workloads {
+        let _ = writeln!(out, "not replayed: {n} lines of {w}, which is not in the manifests");
+    }
+    let _ = writeln!(
+        out,
+        "admitted {}, denied {}, still refused {}",
+        r.admitted, r.denied, r.still_refused
+    );
+    groups(&mut out, "denied (reached the workload when recorded)", &r.denials);
+    groups(&mut out, "still refused (refused when recorded too)", &r.refused);
+    groups(&mut out, "newly denied (allowed when recorded)", &r.newly_denied);
+    groups(&mut out, "newly allowed (denied when recorded)", &r.newly_allowed);
+    let _ = writeln!(out, "hits per rule:");
+    for h in &r.rules {
+        let _ = writeln!(out, "  {:>6}  {}", h.hits, h.rule);
+    }
+    let unused: Vec<&str> = r.unused().collect();
+    let _ = writeln!(out, "unused rules (candidates for removal): {}", unused.len());
+    for u in unused {
+        let _ = writeln!(out, "  {u}");
+    }
+    out
 }
 
 /// One lint finding, for `-o yaml|json`.

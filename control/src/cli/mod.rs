@@ -105,6 +105,50 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Propose Allowlists from request log lines (`meshward.request {json}`,
+    /// as `kubectl logs -c istio-proxy` prints them): one per workload that
+    /// received traffic, one rule per caller, paths generalized. YAML on
+    /// stdout, a summary on stderr.
+    Learn {
+        /// Kubernetes YAML or JSON (the workloads, their service accounts):
+        /// files, directories or `-`. Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        manifests: Vec<PathBuf>,
+        /// Log files (`-` is standard input, `*.gz` is read as gzip). Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        logs: Vec<PathBuf>,
+        /// `spec.mode` of the proposed Allowlists.
+        #[arg(long, value_enum, default_value_t = LearnMode::Audit)]
+        mode: LearnMode,
+        /// Drop every (caller, method, path template) seen fewer times
+        /// (listed on stderr).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        min_count: u64,
+        /// Learn from requests an enforcing policy denied too (`deny`; never
+        /// `reject`).
+        #[arg(long)]
+        include_denied: bool,
+        /// The mesh's trust domain.
+        #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+    },
+    /// Judge logged requests with the policies derived from the manifests (a
+    /// candidate). Exit status 0 if every request is admitted, 1 if any would
+    /// be denied (also in audit mode), 2 on error.
+    Replay {
+        /// Kubernetes YAML or JSON: files, directories or `-`. Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        manifests: Vec<PathBuf>,
+        /// Log files (`-` is standard input, `*.gz` is read as gzip). Repeatable.
+        #[arg(long, required = true, num_args = 1..)]
+        logs: Vec<PathBuf>,
+        /// The mesh's trust domain.
+        #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
     /// Validate plugin configuration files (the JSON of a pluginConfig).
     Validate {
         /// The files.
@@ -181,6 +225,15 @@ pub enum Format {
     Yaml,
     /// JSON.
     Json,
+}
+
+/// The mode `learn` proposes Allowlists in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LearnMode {
+    /// `mode: audit`: decided and logged, nothing refused.
+    Audit,
+    /// `mode: enforce`.
+    Enforce,
 }
 
 /// How a command prints Kubernetes objects.
@@ -293,6 +346,9 @@ pub enum CliError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Request logs could not be read.
+    #[error(transparent)]
+    Logs(#[from] crate::learn::logs::LogError),
     /// The OCI image could not be written.
     #[error(transparent)]
     Oci(#[from] OciError),

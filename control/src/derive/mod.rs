@@ -8,7 +8,7 @@
 //! only the namespaces a change affects ([`Derivations`]).
 //!
 //! ```text
-//! Namespace (meshward.io/enforcement: enabled|audit)
+//! Namespace (meshward.io/enforcement: enabled|audit|learn)
 //!   └─ Allowlists ──translate──▶ policies ──validate (the filter's engine)──▶ v1alpha1 config
 //!        workloads ─▶ pods / pod templates ─▶ service accounts ─▶ principals   (workloads.rs)
 //!        serviceAccounts ns/name ─▶ principals                                 (translate.rs)
@@ -20,6 +20,7 @@
 //!                                                                               (pack.rs, plugin.rs)
 //!   ─▶ every WasmPlugin compiled by the engine; rejected ─▶ the previous configs, else fail closed
 //!   ─▶ a status per Allowlist: Ready, WithinBudget                              (status.rs)
+//!   learn: every policy in audit, `log.requests: all`, plus [`LEARN_POLICY`]
 //! ```
 //!
 //! Fail closed is the rule throughout: the filter passes requests to a
@@ -39,7 +40,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use meshward_filter::config::Policy;
+use meshward_filter::config::{LogConfig, Policy, RequestLog};
+use meshward_filter::Mode;
 
 pub use incremental::Derivations;
 pub use plugin::{
@@ -61,6 +63,15 @@ use translate::Translator;
 
 /// The namespace label that enables meshward.
 pub const ENFORCEMENT_LABEL: &str = "meshward.io/enforcement";
+/// The policy every learn namespace's configuration ends with: no selector,
+/// audit mode, no rule. It applies to every workload of the namespace, so a
+/// request no Allowlist admits (including every request to a workload no
+/// Allowlist selects, or to any workload before the first Allowlist exists)
+/// is decided `audit_deny` and logged, instead of passing unlogged as
+/// "no policy"; it admits nothing, so it never hides another Allowlist's
+/// denial. Allowlist policies are named `<ns>/<name>`, so this name, without
+/// a `/`, cannot collide with one.
+pub const LEARN_POLICY: &str = "meshward:learn";
 /// The mesh's trust domain when none is given (Istio's default).
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 /// The filter module's URL when none is given: the filter image of the same
@@ -158,6 +169,10 @@ pub enum Enforcement {
     Enabled,
     /// `audit`: every Allowlist in audit mode.
     Audit,
+    /// `learn`: every Allowlist in audit mode, every request some policy
+    /// applies to logged (`log.requests: all`), and [`LEARN_POLICY`] so that
+    /// every request is: the traffic `meshward-control learn` reads.
+    Learn,
 }
 
 impl Enforcement {
@@ -166,6 +181,7 @@ impl Enforcement {
         match value {
             "enabled" => Some(Self::Enabled),
             "audit" => Some(Self::Audit),
+            "learn" => Some(Self::Learn),
             _ => None,
         }
     }
@@ -179,6 +195,16 @@ struct Entry<'a> {
     /// Set when `policy` is its last valid version or a placeholder.
     invalid: Option<Invalid>,
     policy: Policy,
+}
+
+/// [`LEARN_POLICY`]: audit, every workload, no rule.
+fn learn_policy() -> Policy {
+    Policy {
+        name: LEARN_POLICY.into(),
+        selector: None,
+        mode: Some(Mode::Audit),
+        rules: Vec::new(),
+    }
 }
 
 /// Derives every namespace of `state`. `now` stamps status conditions (the
@@ -217,7 +243,8 @@ pub fn derive_namespace(state: &ClusterState, ns: &str, settings: &Settings, now
         }
         return out;
     };
-    let audit = enforcement == Enforcement::Audit;
+    let learn = enforcement == Enforcement::Learn;
+    let audit = learn || enforcement == Enforcement::Audit;
     let previous = Previous::new(Some(namespace));
     let translator = Translator { ns, audit, state };
     let entries: Vec<Entry<'_>> = namespace
@@ -238,8 +265,22 @@ pub fn derive_namespace(state: &ClusterState, ns: &str, settings: &Settings, now
         })
         .collect();
     let labels: BTreeSet<&BTreeMap<String, String>> = namespace.workloads().map(|(w, _)| &w.labels).collect();
-    let policies: Vec<&Policy> = entries.iter().map(|e| &e.policy).collect();
-    let configs = namespace_configs(&policies, &labels, &previous, audit, settings.budget_bytes);
+    let catch_all = learn.then(learn_policy);
+    let policies: Vec<&Policy> = entries.iter().map(|e| &e.policy).chain(catch_all.as_ref()).collect();
+    let mut configs = namespace_configs(&policies, &labels, &previous, audit, settings.budget_bytes);
+    if learn {
+        // Whatever stands in (the configurations in force included) is
+        // audited and logs every request.
+        for config in &mut configs.configs {
+            config.log = Some(LogConfig {
+                requests: RequestLog::All,
+                ..config.log.unwrap_or_default()
+            });
+            for p in &mut config.policies {
+                p.mode = Some(Mode::Audit);
+            }
+        }
+    }
     // WasmPlugins another field manager also applies: not written (the
     // writer does not fight another declarative owner), and said so.
     let conflicts: Vec<Option<String>> = (0..configs.configs.len())

@@ -134,8 +134,9 @@ pub(super) fn enabled(o: &Outcome<'_>, now: &Time) -> AllowlistStatus {
 /// The status of an Allowlist in a namespace nothing enforces (a status left
 /// from when the namespace was enabled must not keep saying Ready).
 pub(super) fn not_enabled(ns: &str, generation: Option<i64>, now: &Time) -> AllowlistStatus {
-    let message =
-        format!("namespace {ns} is not labelled {ENFORCEMENT_LABEL}=enabled or audit; nothing enforces this Allowlist");
+    let message = format!(
+        "namespace {ns} is not labelled {ENFORCEMENT_LABEL}=enabled, audit or learn; nothing enforces this Allowlist"
+    );
     AllowlistStatus {
         observed_generation: generation,
         conditions: vec![condition(

@@ -270,8 +270,8 @@ fn label<'a>(
 }
 
 /// Step 3, the log line: what it will say, if the configuration logs this
-/// request. Its fields are capped; the caller is read for it if the rules did
-/// not need it.
+/// request. Its fields are capped; the caller and the destination port are
+/// read for it if the rules did not need them.
 fn log_record(host: &dyn Host, log: &LogConfig, needs: Needs, decided: &Decided<'_>) -> Option<LogRecord> {
     let Decided { request, decision, .. } = decided;
     let logged = match log.requests {
@@ -286,6 +286,14 @@ fn log_record(host: &dyn Host, log: &LogConfig, needs: Needs, decided: &Decided<
     let principal = request
         .principal
         .or_else(|| logged_san.as_deref().and_then(principal_from_uri_san));
+    let port = request
+        .port
+        .or_else(|| integer_property(host, &["destination", "port"]).and_then(|p| u16::try_from(p).ok()));
+    let grpc = request
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "content-type")
+        .is_some_and(|(_, v)| is_grpc(v));
     let path = match &decision.path {
         Some(p) if log.include_query => p.to_request_target(),
         Some(p) => p.path().to_string(),
@@ -299,11 +307,21 @@ fn log_record(host: &dyn Host, log: &LogConfig, needs: Needs, decided: &Decided<
         authority: capped(request.authority.unwrap_or("")),
         path: capped(&path),
         principal: principal.map(capped),
+        port,
+        grpc,
         policy: decided.policy.to_string(),
         rule: decided.rule.to_string(),
         verdict: decision.verdict,
         mode: decision.mode,
     })
+}
+
+/// Whether a `content-type` is gRPC's (`application/grpc`, `application/grpc+proto`,
+/// `application/grpc-web...`), as Envoy's own gRPC detection reads it.
+fn is_grpc(content_type: &str) -> bool {
+    content_type
+        .get(..16)
+        .is_some_and(|p| p.eq_ignore_ascii_case("application/grpc"))
 }
 
 /// Step 4: acts on the verdict. In enforce mode the upstream gets exactly the

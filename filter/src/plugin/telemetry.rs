@@ -240,6 +240,10 @@ pub(super) struct LogRecord {
     pub(super) authority: String,
     pub(super) path: String,
     pub(super) principal: Option<String>,
+    /// The port the proxy received the request on, if the proxy said.
+    pub(super) port: Option<u16>,
+    /// Whether the request is gRPC (its `content-type`).
+    pub(super) grpc: bool,
     pub(super) policy: String,
     pub(super) rule: String,
     pub(super) verdict: Verdict,
@@ -258,6 +262,8 @@ impl LogRecord {
             "authority": self.authority,
             "path": self.path,
             "principal": self.principal,
+            "port": self.port,
+            "grpc": self.grpc,
             "workload": workload.name,
             "namespace": workload.namespace,
             "policy": self.policy,

@@ -427,6 +427,12 @@ fn log_line_for_denied_requests_by_default() {
     assert_eq!(l["requestId"], "req-1");
     assert_eq!(l["policy"], "shop/reviews");
     assert_eq!(l["durationMs"], 1.5);
+    assert_eq!(l["port"], 9080, "read for the log line");
+    assert_eq!(l["grpc"], false);
+    assert_eq!(
+        (l["workload"].as_str(), l["namespace"].as_str()),
+        (Some("reviews"), Some("shop"))
+    );
     // Written when the response is known; independently: python3 -c
     // "datetime.datetime.fromtimestamp(1795000000.0015, timezone.utc)".
     assert_eq!(l["time"], "2026-11-18T11:06:40.001Z");
@@ -482,8 +488,12 @@ fn only_what_the_configuration_reads_is_fetched() {
     assert_eq!(request.on_request_headers(&mut host), Action::Pause);
     assert_eq!(
         *host.calls.borrow(),
-        ["get_map", "property connection.uri_san_peer_certificate"],
-        "the caller is read for the log line only"
+        [
+            "get_map",
+            "property connection.uri_san_peer_certificate",
+            "property destination.port"
+        ],
+        "the caller and the port are read for the log line only"
     );
     let (_, body) = host.response.clone().unwrap();
     assert!(body.contains("req-1"), "{body}");
@@ -523,6 +533,35 @@ fn identity_ports_and_headers_are_read_when_rules_use_them() {
     ] {
         assert!(calls.contains(&want.to_string()), "{want} in {calls:?}");
     }
+}
+
+/// gRPC is told by the `content-type`, whatever its suffix and case; a
+/// request without the port property logs `null`.
+#[test]
+fn log_line_says_grpc_and_the_port() {
+    let json = CONFIG.replacen('{', r#"{"log":{"requests":"all"},"#, 1);
+    let host = reviews_host();
+    let plugin = configured(&host, &json);
+    for (content_type, grpc) in [
+        ("application/grpc", true),
+        ("Application/GRPC+proto", true),
+        ("application/grpc-web+proto", true),
+        ("application/json", false),
+        ("application/grp", false),
+    ] {
+        let mut host = reviews_host()
+            .with_request("POST", "/shop.Reviews/Get", "reviews")
+            .with_header("content-type", content_type);
+        serve_and_log(&plugin, &mut host);
+        assert_eq!(host.request_logs()[0]["grpc"], grpc, "{content_type}");
+    }
+    let mut host = FakeHost::new()
+        .with_workload("shop", "reviews")
+        .with_label("app", "reviews")
+        .with_request("GET", "/reviews/1", "reviews");
+    serve_and_log(&plugin, &mut host);
+    let l = &host.request_logs()[0];
+    assert!(l["port"].is_null() && l["principal"].is_null(), "{l}");
 }
 
 #[test]
