@@ -28,13 +28,13 @@ use axum::{Json, Router};
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::crd::{Allowlist, AllowlistMode};
-use crate::derive::NamespaceDesired;
+use crate::derive::{NamespaceDesired, WasmPluginSpec};
 use crate::serve::auth::{Access, AuthError};
 use crate::serve::metrics::Gauges;
 use crate::serve::Shared;
@@ -309,18 +309,18 @@ async fn openapi_json() -> Response {
 }
 
 /// A WasmPlugin as last derived.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DerivedPlugin {
     /// The WasmPlugin's name.
     pub name: String,
     /// Its spec (`extensions.istio.io/v1alpha1` WasmPlugin), with the
     /// filter's configuration under `pluginConfig`.
     #[schema(value_type = Object)]
-    pub spec: Value,
+    pub spec: WasmPluginSpec,
 }
 
 /// The reply of `GET /v1/namespaces/{ns}/config`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceConfig {
     /// The namespace.
@@ -360,14 +360,11 @@ async fn config(
     let wasm_plugins = derived
         .wasm_plugins
         .iter()
-        .map(|p| {
-            Ok(DerivedPlugin {
-                name: p.metadata.name.clone().unwrap_or_default(),
-                spec: serde_json::to_value(&p.spec)?,
-            })
+        .map(|p| DerivedPlugin {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            spec: p.spec.clone(),
         })
-        .collect::<Result<_, serde_json::Error>>()
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .collect();
     Ok(Json(NamespaceConfig {
         namespace: ns,
         wasm_plugins,
@@ -478,6 +475,7 @@ pub struct SimulateResponse {
         (status = 401, description = "No bearer token, or one not authenticated for the service's audience.", body = ErrorBody),
         (status = 403, description = "The caller may not `get` Allowlists in the target's namespace.", body = ErrorBody),
         (status = 429, description = "Too many simulations in flight; retry.", body = ErrorBody),
+        (status = 500, description = "The simulation failed (a defect: the engine panicked; the service's log has it).", body = ErrorBody),
         (status = 502, description = "The TokenReview or SubjectAccessReview could not be made.", body = ErrorBody),
         (status = 503, description = "Not synced with the cluster yet.", body = ErrorBody),
     )
