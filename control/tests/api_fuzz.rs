@@ -251,3 +251,29 @@ async fn undecodable_paths_are_refused_as_json_after_authentication() {
     }
     svc.stop().await;
 }
+
+/// A method that is not an HTTP token is refused naming the method. (With a
+/// space, the engine read it back as another request: `GET /admin` and path
+/// `/items/1` as `GET` of `/admin /items/1`, a `reject` blaming the path.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_method_must_be_an_http_token() {
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    fake.add_token("alice-token", "alice", &["system:authenticated"]);
+    fake.grant("alice", "get", "allowlists", "shop", "");
+    let svc = start(&fake).await;
+    let url = format!("{}/v1/simulate", svc.base);
+    let ask = |method: &str| json!({"from": "shop/frontend", "to": "shop/api-1", "method": method, "path": "/items/1"});
+    let ready = common::service::eventually("the first derivation", || async {
+        let (code, reply) = http("POST", &url, Some("alice-token"), Some(ask("GET"))).await;
+        (code == 200).then_some(reply)
+    })
+    .await;
+    assert_eq!(ready["verdict"], "allow", "{ready}");
+    for method in ["GET /admin", "", "GET\t"] {
+        let (code, reply) = http("POST", &url, Some("alice-token"), Some(ask(method))).await;
+        assert_eq!(code, 400, "{method:?}: {reply}");
+        assert!(reply["error"].as_str().unwrap().starts_with("method:"), "{reply}");
+    }
+    svc.stop().await;
+}
