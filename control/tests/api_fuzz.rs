@@ -9,7 +9,9 @@
 //!
 //! The fuzzer's token may `get` and `patch` Allowlists everywhere, so its
 //! requests reach the handlers; the document's examples name the seeded
-//! namespace `shop`, its workload `api-1` and Allowlist `api`.
+//! namespace `shop`, its workload `api-1` and Allowlist `api`, and a hook
+//! (`data/api_fuzz_hooks.py`) points every fuzzed simulation at that
+//! workload, so that the engine judges the fuzzed requests.
 //! `MESHWARD_FUZZ_EXAMPLES` sets schemathesis' `--max-examples` per
 //! operation and phase (default 200); its JUnit report and the service's log
 //! are kept in `target/tmp/api_fuzz/`.
@@ -158,6 +160,8 @@ async fn schemathesis_finds_no_server_error_no_undocumented_answer_and_no_unguar
         assert_eq!(code, 200, "{method} {url} as the fuzzer: {reply}");
     }
 
+    // The hooks point every simulation at the seeded workload (see the file).
+    std::fs::write(work.join("api_fuzz_hooks.py"), include_str!("data/api_fuzz_hooks.py")).unwrap();
     let examples = std::env::var("MESHWARD_FUZZ_EXAMPLES").unwrap_or_else(|_| "200".into());
     let report = work.join("junit.xml");
     let started = Instant::now();
@@ -181,7 +185,7 @@ async fn schemathesis_finds_no_server_error_no_undocumented_answer_and_no_unguar
                 .arg(&report)
                 .args(["--no-color"])
                 .current_dir(&work)
-                .env("SCHEMATHESIS_HOOKS", "")
+                .env("SCHEMATHESIS_HOOKS", "api_fuzz_hooks")
                 .stdin(Stdio::null())
                 .output()
                 .unwrap()
