@@ -76,6 +76,13 @@ if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" 
 fi
 
 install_envoy
+# schemathesis, pinned: the HTTP API fuzzed against its OpenAPI document
+# (control/tests/api_fuzz.rs).
+schemathesis_version=4.32.5
+if [[ $(.venv/bin/schemathesis --version 2>/dev/null) != *" $schemathesis_version" ]]; then
+  log "pip install schemathesis==$schemathesis_version into .venv"
+  .venv/bin/pip install --quiet "schemathesis==$schemathesis_version"
+fi
 # skopeo and docker-registry (the CNCF distribution registry): the test that
 # pushes `oci-image` output to a registry on loopback (control/tests/oci.rs).
 install_tools curl valgrind wrk skopeo docker-registry

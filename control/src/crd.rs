@@ -40,7 +40,7 @@ pub struct AllowlistSpec {
 }
 
 /// Enforce or audit.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AllowlistMode {
     /// Denied requests are refused.

@@ -249,6 +249,9 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+/// In [`FakeApi::grant`], every namespace or every name.
+pub const ANY: &str = "*";
+
 impl FakeApi {
     /// Starts the fake on a free loopback port.
     ///
@@ -498,6 +501,8 @@ impl FakeApi {
     }
 
     /// Lets `user` do `verb` on `plural` `namespace/name` (SubjectAccessReview).
+    /// [`ANY`] as the namespace or the name grants it on every one, as a
+    /// ClusterRole (or a Role without `resourceNames`) does.
     pub fn grant(&self, user: &str, verb: &str, plural: &str, namespace: &str, name: &str) {
         let g = (user.into(), verb.into(), plural.into(), namespace.into(), name.into());
         self.lock().grants.insert(g);
@@ -1197,7 +1202,21 @@ fn access_review(fake: &FakeApi, body: Value) -> Response {
         s(&attrs["namespace"]),
         s(&attrs["name"]),
     );
-    let allowed = s(&attrs["group"]) == "meshward.io" && fake.lock().grants.contains(&key);
+    let (user, verb, plural, namespace, name) = key;
+    let inner = fake.lock();
+    let granted = |ns: &str, n: &str| {
+        let g = (
+            user.clone(),
+            verb.clone(),
+            plural.clone(),
+            ns.to_string(),
+            n.to_string(),
+        );
+        inner.grants.contains(&g)
+    };
+    let allowed = s(&attrs["group"]) == "meshward.io"
+        && (granted(&namespace, &name) || granted(&namespace, ANY) || granted(ANY, &name) || granted(ANY, ANY));
+    drop(inner);
     let mut reply = body;
     reply["status"] = json!({"allowed": allowed});
     axum::Json(reply).into_response()
