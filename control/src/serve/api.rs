@@ -246,7 +246,7 @@ fn derived_plugins(shared: &Shared, ns: &str) -> Result<Arc<NamespaceDesired>, A
         Some(d) if !d.wasm_plugins.is_empty() => Ok(d),
         _ => Err(ApiError(
             StatusCode::NOT_FOUND,
-            format!("namespace {ns} is not enabled (label it meshward.io/enforcement=enabled or audit)"),
+            format!("namespace {ns} is not enabled (label it meshward.io/enforcement=enabled, audit or learn)"),
         )),
     }
 }
