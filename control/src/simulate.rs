@@ -126,13 +126,8 @@ fn split_ns<'a>(flag: &'static str, value: &'a str, expected: &'static str) -> R
 /// Deployment, StatefulSet or DaemonSet of that name (in that order), else a
 /// pod.
 fn workload(s: &ClusterState, ns: &str, name: &str) -> Option<(BTreeMap<String, String>, Option<u16>)> {
-    let namespace = s.namespace(ns)?;
-    let template = namespace
-        .templates()
-        .filter(|(_, n, _)| *n == name)
-        .find_map(|(_, _, w)| w);
-    template
-        .or_else(|| namespace.pod(name))
+    s.namespace(ns)?
+        .workload_named(name)
         .map(|w| (w.labels.clone(), w.first_port))
 }
 

@@ -285,13 +285,9 @@ impl Learner {
 /// The pod-template labels of workload `name` in `ns` (a Deployment,
 /// StatefulSet or DaemonSet of that name, else a pod).
 fn workload_labels(state: &ClusterState, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
-    let namespace = state.namespace(ns)?;
-    let template = namespace
-        .templates()
-        .filter(|(_, n, _)| *n == name)
-        .find_map(|(_, _, w)| w);
-    template
-        .or_else(|| namespace.pod(name))
+    state
+        .namespace(ns)?
+        .workload_named(name)
         .map(|w| w.labels.clone())
         .filter(|l| !l.is_empty())
 }

@@ -235,6 +235,15 @@ impl NamespaceState {
         self.pods.get(name).map(|w| &**w)
     }
 
+    /// The workload a user names `name`: the pod template of a Deployment,
+    /// StatefulSet or DaemonSet of that name (in that order), else the pod.
+    pub fn workload_named(&self, name: &str) -> Option<&Workload> {
+        self.templates()
+            .filter(|(_, n, _)| *n == name)
+            .find_map(|(_, _, w)| w)
+            .or_else(|| self.pod(name))
+    }
+
     /// Pods by name, in no particular order.
     pub fn pods(&self) -> impl Iterator<Item = (&str, &Workload)> + '_ {
         self.pods.iter().map(|(n, w)| (&**n, &**w))
