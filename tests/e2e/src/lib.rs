@@ -46,5 +46,5 @@ pub use envoy::{
     ACCESS_LOG_FORMAT,
 };
 pub use pki::Pki;
-pub use scenario::{free_port, workspace, Scenario, Scratch};
+pub use scenario::{control_binary, free_port, workspace, Scenario, Scratch};
 pub use upstream::{Seen, Upstream};

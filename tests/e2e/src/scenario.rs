@@ -15,6 +15,28 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The `meshward-control` binary: `MESHWARD_CONTROL`, or the one built next
+/// to the running executable (`cargo run` puts binaries in
+/// `target/<profile>/`; test binaries run from `target/<profile>/deps/`).
+/// `cargo test --workspace` builds it; `cargo test -p meshward-e2e` alone
+/// does not (`cargo build -p meshward-control` first).
+pub fn control_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MESHWARD_CONTROL") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().expect("exe dir");
+    for candidate in [dir.join("meshward-control"), dir.join("../meshward-control")] {
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!(
+        "meshward-control is not built next to {}: run `cargo build -p meshward-control`",
+        exe.display()
+    );
+}
+
 /// A fresh directory for one scenario, removed on drop unless the test fails.
 #[derive(Debug)]
 pub struct Scratch {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use meshward_e2e::{call, workspace, Call, Caller, EnvoyOptions, Scenario, Scratch};
+use meshward_e2e::{call, control_binary, workspace, Call, Caller, EnvoyOptions, Scenario, Scratch};
 use serde_json::Value;
 
 /// The port Bookinfo's `reviews` Service sends to (`targetPort: http` → 9080);
@@ -78,26 +78,6 @@ fn rows() -> Vec<Row> {
             (200, "audit_deny"),
         ),
     ]
-}
-
-/// The `meshward-control` binary built next to this one.
-fn control_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("MESHWARD_CONTROL") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().expect("exe dir");
-    // `cargo run` puts binaries in target/<profile>/; test binaries of the
-    // e2e crate run from target/<profile>/deps/.
-    for candidate in [dir.join("meshward-control"), dir.join("../meshward-control")] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!(
-        "meshward-control is not built next to {}: run `cargo build -p meshward-control`",
-        exe.display()
-    );
 }
 
 /// `meshward-control render --manifests <dir>` → the `pluginConfig` of the
