@@ -42,10 +42,17 @@ struct Namespace {
 struct Plugin {
     selector: Option<std::collections::BTreeMap<String, String>>,
     engine: Arc<Engine>,
+    /// Hits per rule, by the rule's index in the engine ([`RuleRef::rule`]).
+    hits: Vec<u64>,
+    /// `policy/rule` per rule, by the same index; `None` for the rules of
+    /// [`LEARN_POLICY`], which are not reported.
+    names: Vec<Option<String>>,
 }
 
 struct Workload {
-    evaluators: Vec<Evaluator>,
+    /// The evaluators of the plugins delivered to it, with the plugin's
+    /// index in [`Namespace::plugins`].
+    evaluators: Vec<(usize, Evaluator)>,
     first_port: Option<u16>,
 }
 
@@ -54,41 +61,90 @@ struct Workload {
 type GroupKey = (String, String, String, String, &'static str);
 
 /// Requests grouped by workload, caller, method and path template.
+///
+/// Called for most lines of a log (every request a learn namespace
+/// recorded as `audit_deny` is "newly allowed"), so a line that falls in an
+/// existing group allocates nothing: the key is written into a reused
+/// buffer ([`encode`]) and looked up by `&str`.
 #[derive(Default)]
 struct Groups {
     paths: HashMap<String, Generalizer>,
-    seen: BTreeMap<GroupKey, (u64, At)>,
+    /// [`encode`]d (workload, caller, method, path shape, verdict) → count
+    /// and first line.
+    seen: HashMap<String, (u64, At)>,
+    key: String,
+    shape: String,
+}
+
+/// Appends `field` to `key` as `<length>:<field>`, so that no field's
+/// content can be taken for a separator.
+fn encode(key: &mut String, field: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(key, "{}:{field}", field.len());
+}
+
+/// The fields [`encode`] wrote, in order.
+fn decode(mut key: &str) -> Vec<&str> {
+    let mut fields = Vec::with_capacity(5);
+    while let Some((len, rest)) = key.split_once(':') {
+        let Ok(len) = len.parse::<usize>() else { break };
+        let Some(field) = rest.get(..len) else { break };
+        fields.push(field);
+        key = rest.get(len..).unwrap_or_default();
+    }
+    fields
 }
 
 impl Groups {
     fn add(&mut self, workload: &str, record: &Record, verdict: &'static str, at: &At) {
         let path = record.path_only();
-        let g = self.paths.entry(workload.to_string()).or_default();
-        let shape = if record.grpc == Some(true) || !g.add(path) {
-            path.to_string()
-        } else {
-            g.template_of(path).unwrap_or_else(|| path.to_string())
+        let g = match self.paths.get_mut(workload) {
+            Some(g) => g,
+            None => self.paths.entry(workload.to_string()).or_default(),
         };
-        let caller = record.principal.clone().unwrap_or_else(|| "anonymous".into());
-        let key = (workload.to_string(), caller, record.method.clone(), shape, verdict);
-        let e = self.seen.entry(key).or_insert((0, at.clone()));
-        e.0 += 1;
+        self.shape.clear();
+        if record.grpc == Some(true) || !g.add(path) || !g.template_into(path, &mut self.shape) {
+            self.shape.clear();
+            self.shape.push_str(path);
+        }
+        self.key.clear();
+        encode(&mut self.key, workload);
+        encode(&mut self.key, record.principal.as_deref().unwrap_or("anonymous"));
+        encode(&mut self.key, &record.method);
+        encode(&mut self.key, &self.shape);
+        encode(&mut self.key, verdict);
+        match self.seen.get_mut(self.key.as_str()) {
+            Some(e) => e.0 += 1,
+            None => {
+                self.seen.insert(self.key.clone(), (1, at.clone()));
+            }
+        }
     }
 
     fn finish(self, stats: &LogStats) -> Vec<Group> {
         let mut merged: BTreeMap<GroupKey, (u64, At)> = BTreeMap::new();
-        for ((workload, caller, method, shape, verdict), (count, at)) in self.seen {
+        for (key, (count, at)) in &self.seen {
+            let [workload, caller, method, shape, verdict] = decode(key)[..] else {
+                continue;
+            };
+            let verdict = match verdict {
+                "allow" => "allow",
+                "deny" => "deny",
+                "audit_deny" => "audit_deny",
+                "reject" => "reject",
+                _ => "other",
+            };
             let path = self
                 .paths
-                .get(&workload)
-                .and_then(|g| g.template_of(&shape))
-                .unwrap_or(shape);
+                .get(workload)
+                .and_then(|g| g.template_of(shape))
+                .unwrap_or_else(|| shape.to_string());
             let e = merged
-                .entry((workload, caller, method, path, verdict))
+                .entry((workload.into(), caller.into(), method.into(), path, verdict))
                 .or_insert((0, at.clone()));
             e.0 += count;
-            if at < e.1 {
-                e.1 = at;
+            if *at < e.1 {
+                e.1 = at.clone();
             }
         }
         let mut groups: Vec<Group> = merged
@@ -194,13 +250,17 @@ pub struct Replayer<'s> {
     state: &'s ClusterState,
     settings: Settings,
     namespaces: HashMap<String, Namespace>,
-    hits: HashMap<String, u64>,
     report: Report,
     denials: Groups,
     refused: Groups,
     newly_denied: Groups,
     newly_allowed: Groups,
     unknown: BTreeMap<String, u64>,
+    /// `namespace/workload` of the line being judged (a reused buffer).
+    workload_name: String,
+    /// The (plugin, rule) that matched the line being judged (a reused
+    /// buffer).
+    matched: Vec<(usize, u32)>,
 }
 
 impl<'s> Replayer<'s> {
@@ -210,88 +270,106 @@ impl<'s> Replayer<'s> {
             state,
             settings,
             namespaces: HashMap::new(),
-            hits: HashMap::new(),
             report: Report::default(),
             denials: Groups::default(),
             refused: Groups::default(),
             newly_denied: Groups::default(),
             newly_allowed: Groups::default(),
             unknown: BTreeMap::new(),
+            workload_name: String::new(),
+            matched: Vec::new(),
         }
     }
 
-    fn namespace(&mut self, ns: &str) -> &mut Namespace {
-        let (state, settings, hits) = (self.state, &self.settings, &mut self.hits);
-        self.namespaces.entry(ns.to_string()).or_insert_with(|| {
-            let desired = derive_namespace(state, ns, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-            let mut plugins = Vec::new();
-            for p in desired.wasm_plugins {
-                // Derivation compiles every configuration it emits.
-                let Ok(engine) = Engine::compile(&p.spec.plugin_config) else {
-                    continue;
-                };
-                let mut first = 0u32;
-                for (pi, policy) in p.spec.plugin_config.policies.iter().enumerate() {
-                    for ri in 0..policy.rules.len() as u32 {
-                        let r = RuleRef {
-                            policy: pi as u32,
-                            rule: first + ri,
-                        };
-                        if policy.name != LEARN_POLICY {
-                            hits.entry(format!("{}/{}", policy.name, engine.rule_name(r)))
-                                .or_insert(0);
-                        }
-                    }
-                    first += policy.rules.len() as u32;
+    /// The compiled policies of `ns`, derived on first use.
+    fn compile(state: &ClusterState, settings: &Settings, ns: &str) -> Namespace {
+        let desired = derive_namespace(state, ns, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let mut plugins = Vec::new();
+        for p in desired.wasm_plugins {
+            // Derivation compiles every configuration it emits.
+            let Ok(engine) = Engine::compile(&p.spec.plugin_config) else {
+                continue;
+            };
+            let mut names = Vec::new();
+            for (pi, policy) in p.spec.plugin_config.policies.iter().enumerate() {
+                let first = names.len() as u32;
+                for ri in 0..policy.rules.len() as u32 {
+                    let r = RuleRef {
+                        policy: pi as u32,
+                        rule: first + ri,
+                    };
+                    names.push(
+                        (policy.name != LEARN_POLICY).then(|| format!("{}/{}", policy.name, engine.rule_name(r))),
+                    );
                 }
-                plugins.push(Plugin {
-                    selector: p.spec.selector.as_ref().map(|s| s.match_labels.clone()),
-                    engine: Arc::new(engine),
-                });
             }
-            Namespace {
-                plugins,
-                workloads: HashMap::new(),
-            }
+            plugins.push(Plugin {
+                selector: p.spec.selector.as_ref().map(|s| s.match_labels.clone()),
+                engine: Arc::new(engine),
+                hits: vec![0; names.len()],
+                names,
+            });
+        }
+        Namespace {
+            plugins,
+            workloads: HashMap::new(),
+        }
+    }
+
+    /// The evaluators of workload `name` of `ns`; `None` when the manifests
+    /// do not have it.
+    fn workload(state: &ClusterState, ns: &str, name: &str, plugins: &[Plugin]) -> Option<Workload> {
+        let w = state.namespace(ns).and_then(|n| {
+            n.templates()
+                .filter(|(_, n, _)| *n == name)
+                .find_map(|(_, _, w)| w)
+                .or_else(|| n.pod(name))
+        })?;
+        let evaluators = plugins
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.selector
+                    .as_ref()
+                    .is_none_or(|s| crate::derive::selects(s, Some(&w.labels)))
+            })
+            .map(|(i, p)| {
+                let selection = p.engine.select(|k| w.labels.get(k).cloned());
+                (i, Evaluator::new(p.engine.clone(), selection))
+            })
+            .collect();
+        Some(Workload {
+            evaluators,
+            first_port: w.first_port,
         })
     }
 
     /// Judges one logged request.
-    pub fn replay(&mut self, record: Record, at: At) {
-        let (Some(name), Some(ns)) = (record.workload.clone(), record.namespace.clone()) else {
+    pub fn replay(&mut self, mut record: Record, at: At) {
+        let (Some(name), Some(ns)) = (record.workload.take(), record.namespace.take()) else {
             self.report.unattributed += 1;
             return;
         };
-        let state = self.state;
-        let namespace = self.namespace(&ns);
-        let plugins = &namespace.plugins;
-        let workload = namespace.workloads.entry(name.clone()).or_insert_with(|| {
-            let w = state.namespace(&ns).and_then(|n| {
-                n.templates()
-                    .filter(|(_, n, _)| *n == name)
-                    .find_map(|(_, _, w)| w)
-                    .or_else(|| n.pod(&name))
-            })?;
-            let evaluators = plugins
-                .iter()
-                .filter(|p| {
-                    p.selector
-                        .as_ref()
-                        .is_none_or(|s| crate::derive::selects(s, Some(&w.labels)))
-                })
-                .map(|p| {
-                    let selection = p.engine.select(|k| w.labels.get(k).cloned());
-                    Evaluator::new(p.engine.clone(), selection)
-                })
-                .collect();
-            Some(Workload {
-                evaluators,
-                first_port: w.first_port,
-            })
-        });
-        let workload_name = format!("{ns}/{name}");
-        let Some(workload) = workload.as_mut() else {
-            *self.unknown.entry(workload_name).or_default() += 1;
+        self.workload_name.clear();
+        self.workload_name.push_str(&ns);
+        self.workload_name.push('/');
+        self.workload_name.push_str(&name);
+        let (state, settings) = (self.state, &self.settings);
+        // Looked up before inserting: a line of a known namespace and
+        // workload allocates no key.
+        if !self.namespaces.contains_key(&ns) {
+            let compiled = Self::compile(state, settings, &ns);
+            self.namespaces.insert(ns.clone(), compiled);
+        }
+        let Some(namespace) = self.namespaces.get_mut(&ns) else {
+            return;
+        };
+        if !namespace.workloads.contains_key(&name) {
+            let w = Self::workload(state, &ns, &name, &namespace.plugins);
+            namespace.workloads.insert(name.clone(), w);
+        }
+        let Some(Some(workload)) = namespace.workloads.get_mut(&name) else {
+            *self.unknown.entry(self.workload_name.clone()).or_default() += 1;
             return;
         };
         let headers: [(&str, &str); 0] = [];
@@ -304,10 +382,11 @@ impl<'s> Replayer<'s> {
             headers: &headers[..],
         };
         // Any denial wins, then an audit denial; otherwise admitted, by the
-        // rules that matched.
+        // rules that matched (at most one per plugin).
         let mut verdict = Verdict::Allow;
-        let mut matched = Vec::new();
-        for ev in &mut workload.evaluators {
+        let matched = &mut self.matched;
+        matched.clear();
+        for (plugin, ev) in &mut workload.evaluators {
             let d = ev.evaluate(&request);
             let rank = |v: Verdict| match v {
                 Verdict::Deny | Verdict::Reject => 2,
@@ -318,30 +397,36 @@ impl<'s> Replayer<'s> {
                 verdict = d.verdict;
             }
             if let Some(m) = d.matched() {
-                let engine = ev.engine();
-                matched.push(format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m)));
+                matched.push((*plugin, m.rule));
             }
         }
         self.report.replayed += 1;
         let recorded_admitted = record.verdict == "allow";
+        let workload_name = self.workload_name.as_str();
         if verdict == Verdict::Allow {
             self.report.admitted += 1;
-            for rule in matched {
-                *self.hits.entry(rule).or_default() += 1;
+            for &(plugin, rule) in matched.iter() {
+                if let Some(hits) = namespace
+                    .plugins
+                    .get_mut(plugin)
+                    .and_then(|p| p.hits.get_mut(rule as usize))
+                {
+                    *hits += 1;
+                }
             }
             if !recorded_admitted {
                 let recorded = recorded_verdict(&record.verdict);
-                self.newly_allowed.add(&workload_name, &record, recorded, &at);
+                self.newly_allowed.add(workload_name, &record, recorded, &at);
             }
         } else if record.reached() {
             self.report.denied += 1;
-            self.denials.add(&workload_name, &record, verdict.as_str(), &at);
+            self.denials.add(workload_name, &record, verdict.as_str(), &at);
             if recorded_admitted {
-                self.newly_denied.add(&workload_name, &record, verdict.as_str(), &at);
+                self.newly_denied.add(workload_name, &record, verdict.as_str(), &at);
             }
         } else {
             self.report.still_refused += 1;
-            self.refused.add(&workload_name, &record, verdict.as_str(), &at);
+            self.refused.add(workload_name, &record, verdict.as_str(), &at);
         }
     }
 
@@ -359,14 +444,15 @@ impl<'s> Replayer<'s> {
         self.report.refused = self.refused.finish(stats);
         self.report.newly_denied = self.newly_denied.finish(stats);
         self.report.newly_allowed = self.newly_allowed.finish(stats);
-        let mut rules: Vec<RuleHits> = self
-            .hits
-            .into_iter()
-            .filter(|(rule, _)| !rule.starts_with(LEARN_POLICY))
-            .map(|(rule, hits)| RuleHits { rule, hits })
-            .collect();
-        rules.sort_by(|a, b| a.rule.cmp(&b.rule));
-        self.report.rules = rules;
+        let mut hits: BTreeMap<String, u64> = BTreeMap::new();
+        for plugin in self.namespaces.into_values().flat_map(|n| n.plugins) {
+            for (name, count) in plugin.names.into_iter().zip(plugin.hits) {
+                if let Some(name) = name {
+                    *hits.entry(name).or_default() += count;
+                }
+            }
+        }
+        self.report.rules = hits.into_iter().map(|(rule, hits)| RuleHits { rule, hits }).collect();
         self.report
     }
 }

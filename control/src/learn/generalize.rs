@@ -238,19 +238,32 @@ impl Generalizer {
     /// The template standing for `path`, if `path` was added (or has the
     /// shape of one that was).
     pub fn template_of(&self, path: &str) -> Option<String> {
-        let mut node = &self.root;
         let mut out = String::with_capacity(path.len());
-        for segment in segments(path)? {
+        self.template_into(path, &mut out).then_some(out)
+    }
+
+    /// [`Generalizer::template_of`] appended to `out`, without allocating
+    /// when `out` has room: `false` (and `out` in an unspecified state) if
+    /// there is none.
+    pub fn template_into(&self, path: &str, out: &mut String) -> bool {
+        let mut node = &self.root;
+        let Some(segments) = segments(path) else {
+            return false;
+        };
+        for segment in segments {
             out.push('/');
             if let Some(child) = node.literals.get(segment) {
                 out.push_str(segment);
                 node = child;
             } else {
-                node = node.any.as_deref().filter(|_| mergeable(segment))?;
+                match node.any.as_deref().filter(|_| mergeable(segment)) {
+                    Some(any) => node = any,
+                    None => return false,
+                }
                 out.push_str(ANY);
             }
         }
-        node.end.then_some(out)
+        node.end
     }
 
     /// Every template, sorted.
