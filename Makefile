@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm build-wasm-fault fuzz-smoke soak bench bench-envoy bench-scale crd
+.PHONY: test demo setup fmt-check clippy test-native test-wasm build-wasm build-wasm-fault fuzz-smoke soak bench bench-envoy bench-scale bench-learn crd
 
 ## Every check CI runs, in order: formatting, lints, the shipped wasm build,
 ## native tests (including the end-to-end tests against a real Envoy, which
@@ -113,6 +113,15 @@ bench-scale:
 	  $(CARGO) bench -q -p meshward-control --bench scale --profile profiling -- --serve $(CURDIR)/target/release/meshward-control --namespaces 10; \
 	  $(CARGO) bench -q -p meshward-control --bench scale --profile profiling -- --serve $(CURDIR)/target/release/meshward-control --namespaces 100; \
 	fi
+
+## `learn` and `replay` on generated sidecar logs (docs/benchmarks.md; a few
+## minutes, 2.4 GB of logs under target/bench-learn): 1,000,000 lines, then
+## 4,000,000, and a replay against 10,000 more rules.
+## `make bench-learn LINES=200000` for a quick look.
+LINES ?= 1000000
+RULES ?= 10000
+bench-learn:
+	CARGO=$(CARGO) LINES=$(LINES) RULES=$(RULES) scripts/bench-learn.sh
 
 ## Regenerate istio/crd.yaml and the Helm chart's copy from the Allowlist
 ## types (tests fail on drift).
