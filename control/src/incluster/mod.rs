@@ -200,6 +200,9 @@ pub fn apply_candidates(
         let Some(object) = object else {
             return Err(refuse("metadata.name is missing".into()));
         };
+        if !is_object_name(&object.name) {
+            return Err(refuse(format!("metadata.name {:?} is not an object name", object.name)));
+        }
         if names.contains(&object.name) {
             return Err(CandidateError::Duplicate {
                 index,
@@ -250,6 +253,20 @@ pub fn apply_candidates(
         statuses.push(status);
     }
     Ok(statuses)
+}
+
+/// An RFC 1123 subdomain, as Kubernetes requires of an Allowlist's name.
+fn is_object_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// Whether a Ready reason says the Allowlist is not enforced as written
@@ -361,6 +378,10 @@ spec:
                 "namespace",
             ),
             (json!({"metadata": {}, "spec": spec("/a")}), "metadata.name"),
+            (
+                json!({"metadata": {"name": "../X"}, "spec": spec("/a")}),
+                "not an object name",
+            ),
             (
                 json!({"metadata": {"name": "x"}, "spec": spec("relative")}),
                 "InvalidPath",
