@@ -1,12 +1,15 @@
 //! The HTTP API (axum): read the derived configuration, simulate a request
 //! with the filter's own engine, switch an Allowlist between audit and
-//! enforce; plus `/metrics`, `/healthz`, `/readyz` and `/openapi.json`.
+//! enforce, learn Allowlists from a namespace's sidecar logs and replay
+//! candidates against them ([`traffic`]); plus `/metrics`, `/healthz`,
+//! `/readyz` and `/openapi.json`.
 //!
 //! Every `/v1` call needs a Kubernetes bearer token for the service's
 //! audience and the access the Kubernetes API would ask for the same
 //! information ([`auth`](super::auth)): `get` on the namespace's Allowlists
 //! to read its configuration or simulate a request to it, `patch` on the
-//! Allowlist to change its mode. Without a token: 401; without the right:
+//! Allowlist to change its mode, and `get` on `pods/log` too to have its
+//! sidecar logs read. Without a token: 401; without the right:
 //! 403, before anything about the namespace is revealed. The probes,
 //! `/metrics` (counts and durations, no policy content) and `/openapi.json`
 //! (the document compiled into the binary, the same as `docs/openapi.json`)
@@ -37,6 +40,7 @@ use crate::crd::{Allowlist, AllowlistMode};
 use crate::derive::{NamespaceDesired, WasmPluginSpec};
 use crate::serve::auth::{Access, AuthError};
 use crate::serve::metrics::Gauges;
+use crate::serve::traffic;
 use crate::serve::Shared;
 use crate::simulate::{check_against, Check};
 
@@ -57,7 +61,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let r = documented::<__path_config, _, _>(r, config);
     let r = documented::<__path_simulate, _, _>(r, simulate);
     let r = documented::<__path_set_mode, _, _>(r, set_mode);
-    r.with_state(shared)
+    let r = documented::<traffic::__path_learn, _, _>(r, traffic::learn);
+    let r = documented::<traffic::__path_replay, _, _>(r, traffic::replay);
+    // Replay takes log lines in its body: more than axum's default 2 MiB.
+    r.layer(axum::extract::DefaultBodyLimit::max(traffic::MAX_BODY_BYTES))
+        .with_state(shared)
 }
 
 /// `handler` at the path and methods of its `#[utoipa::path]` annotation `P`.
@@ -95,13 +103,14 @@ fn methods<P: utoipa::Path>() -> MethodFilter {
     info(
         title = "meshward-control",
         description = "The control service's HTTP API: the derived configuration of a namespace, \
-            simulated requests, Allowlist modes; probes and metrics. Every /v1 operation needs a \
+            simulated requests, Allowlist modes, Allowlists learned from a namespace's sidecar logs and \
+            candidates replayed against them; probes and metrics. Every /v1 operation needs a \
             Kubernetes bearer token issued for the service's audience (`kubectl create token NAME \
             --audience meshward-control`) and the RBAC right the Kubernetes API would ask for the \
-            same access to Allowlists (meshward.io).",
+            same access to Allowlists (meshward.io) and, to read sidecar logs, to `pods/log`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(healthz, readyz, metrics, openapi_json, config, simulate, set_mode),
+    paths(healthz, readyz, metrics, openapi_json, config, simulate, set_mode, traffic::learn, traffic::replay),
     modifiers(&BearerToken),
     tags(
         (name = "operations", description = "Probes, metrics and this document: open, no policy content."),
@@ -139,6 +148,13 @@ pub fn openapi_json_text() -> String {
             "properties": {"from": {"type": "string"}, "principal": {"type": "string"}}
         });
     }
+    // Likewise, replay takes `lines` or `sinceSeconds`, not both.
+    if let Some(schema) = doc.pointer_mut("/components/schemas/ReplayRequest") {
+        schema["not"] = json!({
+            "required": ["lines", "sinceSeconds"],
+            "properties": {"lines": {"type": "array"}, "sinceSeconds": {"type": "integer"}}
+        });
+    }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
@@ -152,7 +168,7 @@ pub struct ErrorBody {
 }
 
 /// An error reply: [`ErrorBody`] with a status code.
-struct ApiError(StatusCode, String);
+pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -205,18 +221,18 @@ fn is_token(s: &str) -> bool {
 }
 
 /// The `Authorization` header, if it is text.
-fn authorization(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 /// A path that axum could not decode (not UTF-8 once percent-decoded): 400,
 /// as JSON like every other error, and only after authentication.
-fn path_error(e: PathRejection) -> ApiError {
+pub(super) fn path_error(e: PathRejection) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.body_text())
 }
 
 /// A namespace name from the URL, refused unless it is a Kubernetes name.
-fn namespace_name(ns: &str) -> Result<(), ApiError> {
+pub(super) fn namespace_name(ns: &str) -> Result<(), ApiError> {
     if is_dns_label(ns) {
         Ok(())
     } else {
@@ -228,7 +244,7 @@ fn namespace_name(ns: &str) -> Result<(), ApiError> {
 }
 
 /// 503 until the first full derivation: the API answers from it.
-fn ensure_ready(shared: &Shared) -> Result<(), ApiError> {
+pub(super) fn ensure_ready(shared: &Shared) -> Result<(), ApiError> {
     if shared.serving() {
         Ok(())
     } else {
