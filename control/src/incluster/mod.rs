@@ -390,7 +390,7 @@ spec:
             (json!([1]), "not an object"),
         ];
         for (candidate, expected) in cases {
-            let e = apply_candidates(&mut state(), "shop", &[candidate.clone()], &settings).unwrap_err();
+            let e = apply_candidates(&mut state(), "shop", std::slice::from_ref(&candidate), &settings).unwrap_err();
             assert!(e.to_string().contains(expected), "{candidate}: {e}");
         }
         let twice = json!({"metadata": {"name": "x"}, "spec": spec("/a")});
