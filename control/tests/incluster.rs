@@ -366,6 +366,21 @@ async fn learn_and_replay_need_a_token_and_the_right_to_read_allowlists_and_the_
         let (code, reply) = http("POST", url, Some("operator-token"), Some(body.clone())).await;
         assert_eq!(code, 200, "{url} {body}: {reply}");
     }
+    // A body is read only once its caller is authorized, and never when its
+    // declared length is over the limit: a client that asks
+    // `Expect: 100-continue` gets its answer without being asked for the body.
+    for (token, length, expected) in [
+        (None, 1_000, 401),
+        (Some("nobody-token"), 1_000, 403),
+        (Some("operator-token"), 9 << 20, 413),
+    ] {
+        let (head, body) = expect_continue(&replay, token, length).await;
+        assert!(head.starts_with(&format!("HTTP/1.1 {expected} ")), "{token:?}: {head}");
+        assert!(!body.contains("100 Continue"), "{token:?}: {body}");
+    }
+    // An authorized one is asked for it.
+    let (head, _) = expect_continue(&replay, Some("operator-token"), 13).await;
+    assert!(head.starts_with("HTTP/1.1 100 "), "{head}");
     // Asked as RBAC names it: get on pods/log, in the core group.
     let sar = fake
         .writes()
@@ -387,6 +402,34 @@ async fn learn_and_replay_need_a_token_and_the_right_to_read_allowlists_and_the_
     .await;
     assert_eq!(code, 403);
     svc.stop().await;
+}
+
+/// Sends the head of a `POST` to `url` with `Expect: 100-continue` and a
+/// declared body of `length` bytes, and reads what comes back before any
+/// byte of the body is sent: (the first response head, everything read).
+async fn expect_continue(url: &str, token: Option<&str>, length: usize) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (host, path) = url.strip_prefix("http://").unwrap().split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /{path} HTTP/1.1\r\nhost: {host}\r\n{auth}content-type: application/json\r\n\
+         content-length: {length}\r\nexpect: 100-continue\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The first response head, interim or final.
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let first = text.split("\r\n").next().unwrap_or_default().to_string();
+    (first, text)
 }
 
 /// Runs `meshward-control ARGS` from the repository root with a kubeconfig

@@ -19,6 +19,8 @@
 pub mod cluster;
 pub mod podlogs;
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use thiserror::Error;
@@ -157,6 +159,18 @@ pub struct CandidateStatus {
     pub reason: String,
     /// The condition's message.
     pub message: String,
+}
+
+/// The namespaces the `candidates`' `from[].workloads` select workloads in,
+/// as written (what [`ClusterState::excerpt`] must copy besides their own).
+pub fn candidate_references(candidates: &[Value]) -> BTreeSet<String> {
+    let list = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    candidates
+        .iter()
+        .flat_map(|c| list(c.pointer("/spec/rules")))
+        .flat_map(|r| list(r.get("from")))
+        .filter_map(|f| Some(f.pointer("/workloads/namespace")?.as_str()?.to_string()))
+        .collect()
 }
 
 /// Puts the `candidates` (Allowlists as JSON or YAML objects; without a
@@ -313,6 +327,11 @@ mod tests {
     use serde_json::json;
 
     fn state() -> ClusterState {
+        state_with("")
+    }
+
+    /// The namespace `shop` of [`state`], and the objects of `more`.
+    fn state_with(more: &str) -> ClusterState {
         let text = r#"
 apiVersion: v1
 kind: Namespace
@@ -330,10 +349,16 @@ spec:
   selector: {matchLabels: {app: api}}
   rules: [{name: r, to: [{methods: [GET], paths: ["/a"]}]}]
 "#;
-        let sources = [crate::manifests::Source {
-            name: "m.yaml".into(),
-            text: text.into(),
-        }];
+        let sources = [
+            crate::manifests::Source {
+                name: "m.yaml".into(),
+                text: text.into(),
+            },
+            crate::manifests::Source {
+                name: "more.yaml".into(),
+                text: more.into(),
+            },
+        ];
         crate::manifests::load_sources(&sources, "cluster.local")
             .unwrap()
             .snapshot
@@ -365,6 +390,62 @@ spec:
         let r = replayed(&candidate, &lines);
         assert_eq!((r.report.replayed, r.report.denied), (1, 0));
         assert_eq!(r.stats.place(&At { file: 0, line: 1 }).to_string(), "lines:1");
+    }
+
+    #[test]
+    fn an_excerpt_derives_its_namespace_as_the_whole_cluster_does() {
+        let text = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: web, labels: {meshward.io/enforcement: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: blog, labels: {meshward.io/enforcement: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: front-1, namespace: web, labels: {app: front}}
+spec: {serviceAccountName: front, containers: [{name: c}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: admin-1, namespace: blog, labels: {app: admin}}
+spec: {serviceAccountName: admin, containers: [{name: c}]}
+"#;
+        let mut state = state_with(text);
+        let settings = Settings::default();
+        let from = |ns: &str, app: &str| {
+            json!({"metadata": {"name": "api"}, "spec": {"selector": {"matchLabels": {"app": "api"}},
+                "rules": [{"name": "r", "from": [{"workloads": {"namespace": ns, "selector": {"matchLabels": {"app": app}}}}],
+                           "to": [{"methods": ["GET"], "paths": ["/a"]}]}]}})
+        };
+        // The live Allowlist selects callers in `web`; the candidate in `blog`.
+        apply_candidates(&mut state, "shop", &[from("web", "front")], &settings).unwrap();
+        let candidate = [from("blog", "admin")];
+        let refs = candidate_references(&candidate);
+        assert_eq!(refs, BTreeSet::from(["blog".to_string()]));
+        let live = state.excerpt("shop", []);
+        assert_eq!(
+            live.namespaces().map(|(n, _)| n).collect::<Vec<_>>(),
+            ["shop", "web"],
+            "its own and the one its Allowlist selects in, not blog"
+        );
+        let mut whole = state.clone();
+        let mut part = state.excerpt("shop", refs.iter().map(String::as_str));
+        apply_candidates(&mut whole, "shop", &candidate, &settings).unwrap();
+        apply_candidates(&mut part, "shop", &candidate, &settings).unwrap();
+        let at = Timestamp::UNIX_EPOCH;
+        let (w, p) = (
+            derive_namespace(&whole, "shop", &settings, at),
+            derive_namespace(&part, "shop", &settings, at),
+        );
+        assert_eq!(
+            serde_json::to_value(&w.wasm_plugins).unwrap(),
+            serde_json::to_value(&p.wasm_plugins).unwrap()
+        );
+        let principals = serde_json::to_string(&p.wasm_plugins).unwrap();
+        assert!(principals.contains("cluster.local/ns/blog/sa/admin"), "{principals}");
     }
 
     #[test]

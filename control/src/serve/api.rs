@@ -22,12 +22,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
+use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde::{Deserialize, Serialize};
@@ -63,9 +65,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let r = documented::<__path_set_mode, _, _>(r, set_mode);
     let r = documented::<traffic::__path_learn, _, _>(r, traffic::learn);
     let r = documented::<traffic::__path_replay, _, _>(r, traffic::replay);
-    // Replay takes log lines in its body: more than axum's default 2 MiB.
-    r.layer(axum::extract::DefaultBodyLimit::max(traffic::MAX_BODY_BYTES))
-        .with_state(shared)
+    r.with_state(shared)
 }
 
 /// `handler` at the path and methods of its `#[utoipa::path]` annotation `P`.
@@ -229,6 +229,53 @@ pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
 /// as JSON like every other error, and only after authentication.
 pub(super) fn path_error(e: PathRejection) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+/// The largest body of a simulation or a mode change.
+pub(super) const MAX_SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// The JSON body of a request, read only once its caller is authorized, so
+/// that a stranger cannot make the service read and parse megabytes: 413
+/// over `limit` bytes, 400 when it is not JSON of type `T` (or not sent as
+/// `application/json`).
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .is_some_and(|essence| {
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        });
+    if !json {
+        return Err(bad("Expected request with `Content-Type: application/json`".into()));
+    }
+    let too_large = || ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {limit} bytes"));
+    // A declared length over the limit is refused before anything is read
+    // (a client that sent `Expect: 100-continue` never sends the body).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| bad(format!("the body could not be read: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    // As axum's `Json` words it, with the path of the offending field.
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+        .map_err(|e| bad(format!("Failed to deserialize the JSON body into the target type: {e}")))
 }
 
 /// A namespace name from the URL, refused unless it is a Kubernetes name.
@@ -497,6 +544,7 @@ pub struct SimulateResponse {
             `method` not an HTTP token, `to` not `<namespace>/<workload>`, an unknown workload, a malformed value).", body = ErrorBody),
         (status = 401, description = "No bearer token, or one not authenticated for the service's audience.", body = ErrorBody),
         (status = 403, description = "The caller may not `get` Allowlists in the target's namespace.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
         (status = 429, description = "Too many simulations in flight; retry.", body = ErrorBody),
         (status = 500, description = "The simulation failed (a defect: the engine panicked; the service's log has it).", body = ErrorBody),
         (status = 502, description = "The TokenReview or SubjectAccessReview could not be made.", body = ErrorBody),
@@ -506,10 +554,10 @@ pub struct SimulateResponse {
 async fn simulate(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Result<Json<SimulateRequest>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<SimulateResponse>, ApiError> {
     let user = shared.authorizer.authenticate(authorization(&headers)).await?;
-    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let req: SimulateRequest = json_body(&headers, body, MAX_SMALL_BODY_BYTES).await?;
     if req.from.is_some() && req.principal.is_some() {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -613,6 +661,7 @@ pub struct ModeChanged {
         (status = 401, description = "No bearer token, or one not authenticated for the service's audience.", body = ErrorBody),
         (status = 403, description = "The caller may not `patch` the Allowlist.", body = ErrorBody),
         (status = 404, description = "There is no such Allowlist.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
         (status = 502, description = "The reviews or the patch could not be made (the API server failed or refused).", body = ErrorBody),
     )
 )]
@@ -620,7 +669,7 @@ async fn set_mode(
     State(shared): State<Arc<Shared>>,
     names: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<ModeChange>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<ModeChanged>, ApiError> {
     let user = shared.authorizer.authenticate(authorization(&headers)).await?;
     let Path((ns, name)) = names.map_err(path_error)?;
@@ -634,7 +683,7 @@ async fn set_mode(
         ));
     }
     let user = shared.authorizer.authorize(&user, Access::patch(&ns, &name)).await?;
-    let Json(change) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let change: ModeChange = json_body(&headers, body, MAX_SMALL_BODY_BYTES).await?;
     let api: Api<Allowlist> = Api::namespaced(shared.client.clone(), &ns);
     let patch = json!({"spec": {"mode": change.mode}});
     let params = PatchParams {

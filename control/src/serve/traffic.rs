@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::api::{authorization, ensure_ready, namespace_name, path_error, ApiError};
+use super::api::{authorization, ensure_ready, json_body, namespace_name, path_error, ApiError};
 use super::auth::Access;
 use super::Shared;
 use crate::crd::{Allowlist, AllowlistMode};
@@ -301,19 +302,6 @@ pub struct ReplayResponse {
     pub report: Report,
 }
 
-/// A body that could not be read: 413 when it is over [`MAX_BODY_BYTES`],
-/// else 400.
-fn body_error(e: JsonRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over {MAX_BODY_BYTES} bytes"),
-        )
-    } else {
-        ApiError(StatusCode::BAD_REQUEST, e.body_text())
-    }
-}
-
 /// `sinceSeconds`, checked.
 fn since(value: Option<u64>) -> Result<u64, ApiError> {
     match value.unwrap_or(DEFAULT_SINCE_SECONDS) {
@@ -382,14 +370,14 @@ pub(super) async fn learn(
     State(shared): State<Arc<Shared>>,
     ns: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<LearnRequest>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<LearnResponse>, ApiError> {
     let user = shared.authorizer.authenticate(authorization(&headers)).await?;
     let Path(ns) = ns.map_err(path_error)?;
     namespace_name(&ns)?;
     shared.authorizer.authorize(&user, Access::read(&ns)).await?;
     shared.authorizer.authorize(&user, Access::read_logs(&ns)).await?;
-    let Json(req) = body.map_err(body_error)?;
+    let req: LearnRequest = json_body(&headers, body, MAX_BODY_BYTES).await?;
     let since_seconds = since(req.since_seconds)?;
     let min_count = match req.min_count.unwrap_or(1) {
         0 => return Err(ApiError(StatusCode::BAD_REQUEST, "minCount: must be at least 1".into())),
@@ -484,13 +472,13 @@ pub(super) async fn replay(
     State(shared): State<Arc<Shared>>,
     ns: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<ReplayRequest>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<ReplayResponse>, ApiError> {
     let user = shared.authorizer.authenticate(authorization(&headers)).await?;
     let Path(ns) = ns.map_err(path_error)?;
     namespace_name(&ns)?;
     shared.authorizer.authorize(&user, Access::read(&ns)).await?;
-    let Json(req) = body.map_err(body_error)?;
+    let req: ReplayRequest = json_body(&headers, body, MAX_BODY_BYTES).await?;
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
     if req.lines.is_some() && req.since_seconds.is_some() {
         return Err(bad("give lines or sinceSeconds, not both".into()));
@@ -517,9 +505,10 @@ pub(super) async fn replay(
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let settings = worker.config.settings.clone();
-        // A copy of the live state (the watchers go on changing it) with the
-        // candidates in it.
-        let mut state = worker.read_state(Clone::clone);
+        // A copy of what deriving the namespace reads (the watchers go on
+        // changing the live state), with the candidates in it.
+        let refs = incluster::candidate_references(&candidates);
+        let mut state = worker.read_state(|s| s.excerpt(&namespace, refs.iter().map(String::as_str)));
         let enabled = state.namespace(&namespace).and_then(|n| n.enforcement()).is_some();
         let statuses = incluster::apply_candidates(&mut state, &namespace, &candidates, &settings)?;
         let read = |each: &mut dyn FnMut(_, _)| {
