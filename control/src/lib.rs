@@ -12,6 +12,7 @@
 //! * [`simulate`] — what the filter would decide for a request (`check`, `POST /v1/simulate`).
 //! * [`learn`] — Allowlists proposed from request log lines (`learn`).
 //! * [`replay`] — logged requests judged by candidate policies (`replay`).
+//! * [`incluster`] — learn and replay for one namespace on the cluster's state and its sidecars' logs.
 //! * [`lint`] — what is wrong or risky in a set of manifests.
 //! * [`oci`] — the filter module as an OCI image (layout tar) that Istio's agent pulls.
 //! * [`serve`] — the in-cluster service: reflectors, the writer, the HTTP API.
@@ -23,6 +24,7 @@
 pub mod cli;
 pub mod crd;
 pub mod derive;
+pub mod incluster;
 pub mod learn;
 pub mod lint;
 pub mod manifests;

@@ -7,11 +7,14 @@
 //! here without a token, with a forged one and with one lacking the RBAC
 //! right).
 //!
-//! The fuzzer's token may `get` and `patch` Allowlists everywhere, so its
+//! The fuzzer's token may `get` and `patch` Allowlists and `get` `pods/log`
+//! everywhere, so its
 //! requests reach the handlers; the document's examples name the seeded
 //! namespace `shop`, its workload `api-1` and Allowlist `api`, and a hook
 //! (`data/api_fuzz_hooks.py`) points every fuzzed simulation at that
-//! workload, so that the engine judges the fuzzed requests.
+//! workload and makes every fuzzed replay line a request log line of it, so
+//! that the engine judges the fuzzed requests. An injected pod of the
+//! namespace has a sidecar log, which learn and replay read.
 //! `MESHWARD_FUZZ_EXAMPLES` sets schemathesis' `--max-examples` per
 //! operation and phase (default 200); its JUnit report and the service's log
 //! are kept in `target/tmp/api_fuzz/`.
@@ -121,8 +124,26 @@ fn v1_calls(base: &str) -> Vec<(&'static str, String, Option<Value>)> {
             format!("{base}/v1/namespaces/shop/allowlists/api"),
             Some(json!({"mode": "audit"})),
         ),
+        (
+            "POST",
+            format!("{base}/v1/namespaces/shop/learn"),
+            Some(json!({"sinceSeconds": 600})),
+        ),
+        (
+            "POST",
+            format!("{base}/v1/namespaces/shop/replay"),
+            Some(json!({"lines": [SIDECAR_LINE]})),
+        ),
+        (
+            "POST",
+            format!("{base}/v1/namespaces/shop/replay"),
+            Some(json!({"sinceSeconds": 600, "candidates": [{"metadata": {"name": "api"}, "spec": {"rules": []}}]})),
+        ),
     ]
 }
+
+/// A request line of the seeded workload, in its sidecar's log.
+const SIDECAR_LINE: &str = r#"meshward.request {"method":"GET","path":"/items/1","principal":"cluster.local/ns/shop/sa/frontend","port":9080,"workload":"api-1","namespace":"shop","verdict":"allow"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_no_undocumented_answer_and_no_unguarded_operation() {
@@ -133,7 +154,14 @@ async fn schemathesis_finds_no_server_error_no_undocumented_answer_and_no_unguar
     fake.add_token("fuzz-token", "fuzzer", &["system:authenticated"]);
     fake.grant("fuzzer", "get", "allowlists", ANY, ANY);
     fake.grant("fuzzer", "patch", "allowlists", ANY, ANY);
+    fake.grant("fuzzer", "get", "pods/log", ANY, ANY);
     fake.add_token("nobody-token", "nobody", &["system:authenticated"]);
+    // An injected pod, so that learn and replay read a sidecar log.
+    fake.put(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "api-2", "namespace": "shop", "labels": {"app": "api"}},
+        "spec": {"serviceAccountName": "api",
+            "containers": [{"name": "app", "image": "app"}, {"name": "istio-proxy", "image": "proxyv2"}]}}));
+    fake.set_log("shop", "api-2", "istio-proxy", &["starting", SIDECAR_LINE]);
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("api_fuzz");
     let _ = std::fs::remove_dir_all(&work);
     let (serve, base) = serve(&fake, &work).await;
@@ -213,6 +241,8 @@ async fn schemathesis_finds_no_server_error_no_undocumented_answer_and_no_unguar
         "GET /v1/namespaces/{ns}/config",
         "POST /v1/simulate",
         "PATCH /v1/namespaces/{ns}/allowlists/{name}",
+        "POST /v1/namespaces/{ns}/learn",
+        "POST /v1/namespaces/{ns}/replay",
     ] {
         assert!(
             junit.contains(&format!("<testcase name=\"{op}\"")),

@@ -415,6 +415,8 @@ fn documented_permissions() -> BTreeSet<(String, String, String)> {
     };
     let read = ["get", "list", "watch"];
     add("", &["namespaces", "pods", "services", "serviceaccounts"], &read);
+    // Sidecar logs for learn and replay in the cluster.
+    add("", &["pods/log"], &["get"]);
     add("apps", &["deployments", "statefulsets", "daemonsets"], &read);
     add("meshward.io", &["allowlists"], &["get", "list", "watch", "patch"]);
     add("meshward.io", &["allowlists/status"], &["patch"]);

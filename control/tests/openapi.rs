@@ -69,6 +69,8 @@ fn the_document_lists_every_route_with_its_security() {
             "GET /readyz",
             "GET /v1/namespaces/{ns}/config",
             "PATCH /v1/namespaces/{ns}/allowlists/{name}",
+            "POST /v1/namespaces/{ns}/learn",
+            "POST /v1/namespaces/{ns}/replay",
             "POST /v1/simulate",
         ]
     );
@@ -112,6 +114,16 @@ fn a_simulated_caller_is_from_or_principal_never_both() {
     // A null is an absent value to the handler: only two strings exclude each other.
     assert_eq!(not["properties"]["from"]["type"], "string", "{not}");
     assert_eq!(not["properties"]["principal"]["type"], "string", "{not}");
+}
+
+#[test]
+fn replay_takes_lines_or_since_seconds_never_both() {
+    // The handler answers 400 to both.
+    let doc = document();
+    let not = &doc["components"]["schemas"]["ReplayRequest"]["not"];
+    assert_eq!(not["required"], serde_json::json!(["lines", "sinceSeconds"]), "{not}");
+    assert_eq!(not["properties"]["lines"]["type"], "array", "{not}");
+    assert_eq!(not["properties"]["sinceSeconds"]["type"], "integer", "{not}");
 }
 
 #[test]

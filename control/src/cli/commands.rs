@@ -13,6 +13,7 @@ use serde_json::json;
 use super::{CliError, Command, DataFormat, Format};
 use crate::crd::AllowlistMode;
 use crate::derive::{derive, ModuleDigest, Settings};
+use crate::incluster::{self, podlogs};
 use crate::learn::logs::{read_logs, LogStats};
 use crate::{crd, learn, lint, manifests, oci, replay, serve, simulate};
 
@@ -72,6 +73,8 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Learn {
             manifests,
             logs,
+            namespace,
+            since,
             mode,
             min_count,
             include_denied,
@@ -86,14 +89,22 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 include_denied,
                 ..learn::Options::default()
             };
-            learn(&manifests, &logs, &trust_domain, options)
+            match namespace {
+                Some(ns) => learn_in_cluster(&ns, &logs, since, &trust_domain, options),
+                None => learn(&manifests, &logs, &trust_domain, options),
+            }
         }
         Command::Replay {
             manifests,
             logs,
+            namespace,
+            since,
             trust_domain,
             output,
-        } => replay(&manifests, &logs, &trust_domain, output),
+        } => match namespace {
+            Some(ns) => replay_in_cluster(&ns, &manifests, &logs, since, &trust_domain, output),
+            None => replay(&manifests, &logs, &trust_domain, output),
+        },
         Command::Validate { files, output } => validate(&files, output),
         Command::Serve {
             listen,
@@ -300,10 +311,25 @@ fn learn(
     let stats = read_logs(logs, |record, at| learner.observe(record, at))?;
     let (learned, not_learned) = (learner.learned, learner.not_learned.clone());
     let proposal = learner.finish(&state);
+    print_learned(&proposal, &stats, learned, &not_learned, options.min_count)?;
+    for (w, lines) in &proposal.unknown_workloads {
+        eprintln!("learn: not in the manifests, no Allowlist proposed: {w} ({lines} lines)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a proposal on stdout and its summary on stderr.
+fn print_learned(
+    proposal: &learn::Proposal,
+    stats: &LogStats,
+    learned: u64,
+    not_learned: &learn::NotLearned,
+    min_count: u64,
+) -> Result<(), CliError> {
     for a in &proposal.allowlists {
         print!("---\n{}", manifests::to_yaml(a).map_err(yaml_error)?);
     }
-    report_bad_lines(&stats);
+    report_bad_lines(stats);
     eprintln!(
         "learn: {} lines read: {} request lines, {} without the marker, {} bad",
         stats.lines,
@@ -328,14 +354,187 @@ fn learn(
     }
     for d in &proposal.dropped {
         eprintln!(
-            "learn: dropped (--min-count {}): {} {} {} {} seen {}",
-            options.min_count, d.workload, d.caller, d.method, d.path, d.count
+            "learn: dropped (--min-count {min_count}): {} {} {} {} seen {}",
+            d.workload, d.caller, d.method, d.path, d.count
         );
     }
-    for (w, lines) in &proposal.unknown_workloads {
-        eprintln!("learn: not in the manifests, no Allowlist proposed: {w} ({lines} lines)");
+    Ok(())
+}
+
+/// Runs `work` with a client for the kubeconfig's cluster (or the pod's
+/// service account in one), as `kubectl` and `serve` find it.
+fn with_cluster<T>(work: impl AsyncFnOnce(kube::Client) -> Result<T, CliError>) -> Result<T, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Cluster(format!("starting the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| CliError::Cluster(format!("Kubernetes client (kubeconfig): {e}")))?;
+        work(client).await
+    })
+}
+
+/// The namespace's state as `serve` would hold it; says on stderr which
+/// kinds could be listed in the namespace only.
+async fn cluster_state(
+    client: &kube::Client,
+    trust_domain: &str,
+    ns: &str,
+    command: &str,
+) -> Result<crate::state::ClusterState, CliError> {
+    let listed = incluster::cluster::list(client, trust_domain, ns)
+        .await
+        .map_err(|e| CliError::Cluster(e.to_string()))?;
+    for kind in &listed.namespace_only {
+        eprintln!("{command}: warning: listing {kind}s cluster-wide is forbidden; those of namespace {ns} only");
+    }
+    Ok(listed.state)
+}
+
+/// The namespace's sidecar logs of the last `since`; says on stderr what
+/// was read and which pods failed; an error when pods have sidecars but
+/// none could be read.
+async fn sidecar_logs(
+    client: &kube::Client,
+    ns: &str,
+    since: Duration,
+    command: &str,
+) -> Result<podlogs::SidecarLogs, CliError> {
+    let limits = podlogs::Limits {
+        since_seconds: since.as_secs(),
+        ..podlogs::Limits::default()
+    };
+    let logs = podlogs::fetch(client, ns, &limits)
+        .await
+        .map_err(|e| CliError::Cluster(format!("listing the pods of namespace {ns}: {e}")))?;
+    let bytes: u64 = logs.pods.iter().map(|p| p.bytes).sum();
+    eprintln!(
+        "{command}: read the {} logs of {} pods of namespace {ns} ({bytes} bytes, the last {}s); {} without {}, {} failed",
+        podlogs::SIDECAR,
+        logs.pods.len(),
+        limits.since_seconds,
+        logs.without_sidecar.len(),
+        podlogs::SIDECAR,
+        logs.failed.len()
+    );
+    for p in logs.pods.iter().filter(|p| p.truncated) {
+        eprintln!(
+            "{command}: pod {}: log cut at {} bytes, later lines not read",
+            p.pod, limits.limit_bytes
+        );
+    }
+    for f in &logs.failed {
+        eprintln!("{command}: pod {}: log not read: {}", f.pod, f.error);
+    }
+    if logs.pods.is_empty() && !logs.failed.is_empty() {
+        return Err(CliError::NoLogs(ns.to_string()));
+    }
+    Ok(logs)
+}
+
+/// `learn --namespace`: the cluster's state, the sidecar logs (or `--logs`).
+fn learn_in_cluster(
+    ns: &str,
+    logs: &[PathBuf],
+    since: Duration,
+    trust_domain: &str,
+    options: learn::Options,
+) -> Result<ExitCode, CliError> {
+    let (state, observed) = with_cluster(async |client| {
+        let state = cluster_state(&client, trust_domain, ns, "learn").await?;
+        let observed = if logs.is_empty() {
+            let sidecars = sidecar_logs(&client, ns, since, "learn").await?;
+            incluster::observe(ns, options, |each| Ok::<_, CliError>(sidecars.read(each)))?
+        } else {
+            incluster::observe(ns, options, |each| Ok::<_, CliError>(read_logs(logs, each)?))?
+        };
+        Ok((state, observed))
+    })?;
+    let l = observed.finish(&state);
+    print_learned(&l.proposal, &l.stats, l.learned, &l.not_learned, options.min_count)?;
+    if l.other_namespace > 0 {
+        eprintln!(
+            "learn: not learned: {} request lines of other namespaces than {ns}",
+            l.other_namespace
+        );
+    }
+    for (w, lines) in &l.proposal.unknown_workloads {
+        eprintln!("learn: not in the cluster, no Allowlist proposed: {w} ({lines} lines)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `replay --namespace`: the cluster's state with the candidates of
+/// `--manifests` in place, the sidecar logs (or `--logs`).
+fn replay_in_cluster(
+    ns: &str,
+    candidates: &[PathBuf],
+    logs: &[PathBuf],
+    since: Duration,
+    trust_domain: &str,
+    output: Format,
+) -> Result<ExitCode, CliError> {
+    let candidates = if candidates.is_empty() {
+        Vec::new()
+    } else {
+        let loaded = manifests::load(candidates, trust_domain)?;
+        let s = &loaded.snapshot;
+        let others = s.namespaces.len()
+            + s.pods.len()
+            + s.deployments.len()
+            + s.stateful_sets.len()
+            + s.daemon_sets.len()
+            + s.service_accounts.len()
+            + s.services.len();
+        if others > 0 {
+            eprintln!(
+                "replay: --manifests with --namespace: only Allowlists are candidates; {others} other objects ignored"
+            );
+        }
+        s.allowlists
+            .iter()
+            .map(|a| serde_json::to_value(a).map_err(json_error))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let (mut state, sidecars) = with_cluster(async |client| {
+        let state = cluster_state(&client, trust_domain, ns, "replay").await?;
+        let sidecars = if logs.is_empty() {
+            Some(sidecar_logs(&client, ns, since, "replay").await?)
+        } else {
+            None
+        };
+        Ok((state, sidecars))
+    })?;
+    let settings = offline_settings();
+    let statuses = incluster::apply_candidates(&mut state, ns, &candidates, &settings)?;
+    for c in statuses.iter().filter(|c| !c.ready) {
+        eprintln!("replay: candidate {}: {}: {}", c.name, c.reason, c.message);
+    }
+    let replayed = incluster::replay(&state, ns, settings, |each| match &sidecars {
+        Some(s) => Ok(s.read(each)),
+        None => read_logs(logs, each),
+    })?;
+    let report = replayed.report;
+    match output {
+        Format::Text => {
+            report_bad_lines(&replayed.stats);
+            if replayed.other_namespace > 0 {
+                eprintln!(
+                    "replay: not replayed: {} request lines of other namespaces than {ns}",
+                    replayed.other_namespace
+                );
+            }
+            print!("{}", replay_text(&report));
+        }
+        format => print_data(&report, format)?,
+    }
+    Ok(if report.denied == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `replay`: the report; 1 if any request that reached its workload when

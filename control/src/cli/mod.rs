@@ -6,7 +6,8 @@
 //! invalid Allowlist or plugin configuration), **2** bad input or usage (a
 //! flag clap refuses, manifests that cannot be read or hold a misspelled
 //! kind, an empty directory, a workload that does not exist, a module URL
-//! and sha256 Istio would refuse). See [`CliError::exit_code`]. The service
+//! and sha256 Istio would refuse; with `--namespace`, a cluster that cannot
+//! be read or no sidecar log read). See [`CliError::exit_code`]. The service
 //! (`serve`) exits 1 when it stops with an error.
 
 pub mod commands;
@@ -108,15 +109,29 @@ pub enum Command {
     /// Propose Allowlists from request log lines (`meshward.request {json}`,
     /// as `kubectl logs -c istio-proxy` prints them): one per workload that
     /// received traffic, one rule per caller, paths generalized. YAML on
-    /// stdout, a summary on stderr.
+    /// stdout, a summary on stderr. With `--namespace`, from a namespace of
+    /// the cluster the kubeconfig names: its state and its sidecars' logs.
     Learn {
         /// Kubernetes YAML or JSON (the workloads, their service accounts):
-        /// files, directories or `-`. Repeatable.
-        #[arg(long, required = true, num_args = 1..)]
+        /// files, directories or `-`. Repeatable. Not with `--namespace`
+        /// (the cluster's state is read).
+        #[arg(long, num_args = 1.., required_unless_present = "namespace", conflicts_with = "namespace")]
         manifests: Vec<PathBuf>,
-        /// Log files (`-` is standard input, `*.gz` is read as gzip). Repeatable.
-        #[arg(long, required = true, num_args = 1..)]
+        /// Log files (`-` is standard input, `*.gz` is read as gzip).
+        /// Repeatable. With `--namespace`: read instead of the sidecar logs.
+        #[arg(long, num_args = 1.., required_unless_present = "namespace")]
         logs: Vec<PathBuf>,
+        /// Learn for this namespace of the cluster (the kubeconfig's, as
+        /// `kubectl` uses it): its Deployments, Pods, ServiceAccounts, ...
+        /// are listed, and its pods' `istio-proxy` logs are read (`pods/log`)
+        /// unless `--logs` is given. Only lines of the namespace are learned.
+        #[arg(long, short = 'n', value_parser = parse_namespace)]
+        namespace: Option<String>,
+        /// With `--namespace` (and without `--logs`): read the log lines of
+        /// this last while, as `kubectl logs --since` (`90s`, `30m`, `1h`,
+        /// `1h30m`).
+        #[arg(long, requires = "namespace", conflicts_with = "logs", value_parser = parse_since, default_value = "1h")]
+        since: std::time::Duration,
         /// `spec.mode` of the proposed Allowlists.
         #[arg(long, value_enum, default_value_t = LearnMode::Audit)]
         mode: LearnMode,
@@ -134,14 +149,30 @@ pub enum Command {
     },
     /// Judge logged requests with the policies derived from the manifests (a
     /// candidate). Exit status 0 if every request is admitted, 1 if any would
-    /// be denied (also in audit mode), 2 on error.
+    /// be denied (also in audit mode), 2 on error. With `--namespace`, on a
+    /// namespace of the cluster the kubeconfig names: its live state, with
+    /// the Allowlists of `--manifests` in place of those of the same name,
+    /// and its sidecars' logs.
     Replay {
         /// Kubernetes YAML or JSON: files, directories or `-`. Repeatable.
-        #[arg(long, required = true, num_args = 1..)]
+        /// With `--namespace`: the candidate Allowlists only (other objects
+        /// are ignored); without, the live Allowlists are replayed.
+        #[arg(long, num_args = 1.., required_unless_present = "namespace")]
         manifests: Vec<PathBuf>,
-        /// Log files (`-` is standard input, `*.gz` is read as gzip). Repeatable.
-        #[arg(long, required = true, num_args = 1..)]
+        /// Log files (`-` is standard input, `*.gz` is read as gzip).
+        /// Repeatable. With `--namespace`: read instead of the sidecar logs.
+        #[arg(long, num_args = 1.., required_unless_present = "namespace")]
         logs: Vec<PathBuf>,
+        /// Replay on this namespace of the cluster (the kubeconfig's): its
+        /// state is listed, and its pods' `istio-proxy` logs are read
+        /// (`pods/log`) unless `--logs` is given. Only lines of the namespace
+        /// are replayed.
+        #[arg(long, short = 'n', value_parser = parse_namespace)]
+        namespace: Option<String>,
+        /// With `--namespace` (and without `--logs`): read the log lines of
+        /// this last while (`90s`, `30m`, `1h`, `1h30m`).
+        #[arg(long, requires = "namespace", conflicts_with = "logs", value_parser = parse_since, default_value = "1h")]
+        since: std::time::Duration,
         /// The mesh's trust domain.
         #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
         trust_domain: String,
@@ -302,6 +333,52 @@ impl Derivation {
     }
 }
 
+/// A namespace name (an RFC 1123 label).
+fn parse_namespace(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!("{value:?} is not a namespace name"))
+    }
+}
+
+/// A duration as `kubectl logs --since` takes it: numbers with units `h`,
+/// `m`, `s` (`90s`, `30m`, `1h30m`), more than zero.
+fn parse_since(value: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{value:?}: expected a duration such as 90s, 30m, 1h or 1h30m");
+    let mut seconds: u64 = 0;
+    let mut number = String::new();
+    for c in value.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        seconds = n
+            .checked_mul(unit)
+            .and_then(|s| seconds.checked_add(s))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || seconds == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
 fn parse_sha256(value: &str) -> Result<String, String> {
     check_sha256(value).map_err(|e| e.to_string())?;
     Ok(value.to_string())
@@ -366,6 +443,15 @@ pub enum CliError {
     /// The service could not start or stopped with an error.
     #[error("{0}")]
     Serve(String),
+    /// The cluster could not be read (`--namespace`).
+    #[error("{0}")]
+    Cluster(String),
+    /// A candidate Allowlist is refused (`replay --namespace`).
+    #[error(transparent)]
+    Candidates(#[from] crate::incluster::CandidateError),
+    /// Pods have sidecars, but none of their logs could be read.
+    #[error("no sidecar log of namespace {0} could be read (above: why)")]
+    NoLogs(String),
 }
 
 impl CliError {

@@ -198,6 +198,16 @@ pub fn read_logs(inputs: &[PathBuf], mut each: impl FnMut(Record, At)) -> Result
     Ok(stats)
 }
 
+/// Reads one input held in memory (a pod's log as the API server returned
+/// it, lines posted to the service), named `name` in places, into `stats`,
+/// handing each request record to `each`.
+pub fn read_text(name: &str, text: &str, stats: &mut LogStats, mut each: impl FnMut(Record, At)) {
+    let file = stats.files.len() as u32;
+    stats.files.push(name.to_string());
+    // Reading from memory cannot fail.
+    let _ = read_one(text.as_bytes(), file, stats, &mut each);
+}
+
 fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }

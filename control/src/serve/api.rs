@@ -1,12 +1,15 @@
 //! The HTTP API (axum): read the derived configuration, simulate a request
 //! with the filter's own engine, switch an Allowlist between audit and
-//! enforce; plus `/metrics`, `/healthz`, `/readyz` and `/openapi.json`.
+//! enforce, learn Allowlists from a namespace's sidecar logs and replay
+//! candidates against them ([`traffic`]); plus `/metrics`, `/healthz`,
+//! `/readyz` and `/openapi.json`.
 //!
 //! Every `/v1` call needs a Kubernetes bearer token for the service's
 //! audience and the access the Kubernetes API would ask for the same
 //! information ([`auth`](super::auth)): `get` on the namespace's Allowlists
 //! to read its configuration or simulate a request to it, `patch` on the
-//! Allowlist to change its mode. Without a token: 401; without the right:
+//! Allowlist to change its mode, and `get` on `pods/log` too to have its
+//! sidecar logs read. Without a token: 401; without the right:
 //! 403, before anything about the namespace is revealed. The probes,
 //! `/metrics` (counts and durations, no policy content) and `/openapi.json`
 //! (the document compiled into the binary, the same as `docs/openapi.json`)
@@ -19,12 +22,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
+use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde::{Deserialize, Serialize};
@@ -37,6 +42,7 @@ use crate::crd::{Allowlist, AllowlistMode};
 use crate::derive::{NamespaceDesired, WasmPluginSpec};
 use crate::serve::auth::{Access, AuthError};
 use crate::serve::metrics::Gauges;
+use crate::serve::traffic;
 use crate::serve::Shared;
 use crate::simulate::{check_against, Check};
 
@@ -57,6 +63,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let r = documented::<__path_config, _, _>(r, config);
     let r = documented::<__path_simulate, _, _>(r, simulate);
     let r = documented::<__path_set_mode, _, _>(r, set_mode);
+    let r = documented::<traffic::__path_learn, _, _>(r, traffic::learn);
+    let r = documented::<traffic::__path_replay, _, _>(r, traffic::replay);
     r.with_state(shared)
 }
 
@@ -95,13 +103,14 @@ fn methods<P: utoipa::Path>() -> MethodFilter {
     info(
         title = "meshward-control",
         description = "The control service's HTTP API: the derived configuration of a namespace, \
-            simulated requests, Allowlist modes; probes and metrics. Every /v1 operation needs a \
+            simulated requests, Allowlist modes, Allowlists learned from a namespace's sidecar logs and \
+            candidates replayed against them; probes and metrics. Every /v1 operation needs a \
             Kubernetes bearer token issued for the service's audience (`kubectl create token NAME \
             --audience meshward-control`) and the RBAC right the Kubernetes API would ask for the \
-            same access to Allowlists (meshward.io).",
+            same access to Allowlists (meshward.io) and, to read sidecar logs, to `pods/log`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(healthz, readyz, metrics, openapi_json, config, simulate, set_mode),
+    paths(healthz, readyz, metrics, openapi_json, config, simulate, set_mode, traffic::learn, traffic::replay),
     modifiers(&BearerToken),
     tags(
         (name = "operations", description = "Probes, metrics and this document: open, no policy content."),
@@ -139,6 +148,13 @@ pub fn openapi_json_text() -> String {
             "properties": {"from": {"type": "string"}, "principal": {"type": "string"}}
         });
     }
+    // Likewise, replay takes `lines` or `sinceSeconds`, not both.
+    if let Some(schema) = doc.pointer_mut("/components/schemas/ReplayRequest") {
+        schema["not"] = json!({
+            "required": ["lines", "sinceSeconds"],
+            "properties": {"lines": {"type": "array"}, "sinceSeconds": {"type": "integer"}}
+        });
+    }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
@@ -152,7 +168,7 @@ pub struct ErrorBody {
 }
 
 /// An error reply: [`ErrorBody`] with a status code.
-struct ApiError(StatusCode, String);
+pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -205,18 +221,65 @@ fn is_token(s: &str) -> bool {
 }
 
 /// The `Authorization` header, if it is text.
-fn authorization(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 /// A path that axum could not decode (not UTF-8 once percent-decoded): 400,
 /// as JSON like every other error, and only after authentication.
-fn path_error(e: PathRejection) -> ApiError {
+pub(super) fn path_error(e: PathRejection) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.body_text())
 }
 
+/// The largest body of a simulation or a mode change.
+pub(super) const MAX_SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// The JSON body of a request, read only once its caller is authorized, so
+/// that a stranger cannot make the service read and parse megabytes: 413
+/// over `limit` bytes, 400 when it is not JSON of type `T` (or not sent as
+/// `application/json`).
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .is_some_and(|essence| {
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        });
+    if !json {
+        return Err(bad("Expected request with `Content-Type: application/json`".into()));
+    }
+    let too_large = || ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {limit} bytes"));
+    // A declared length over the limit is refused before anything is read
+    // (a client that sent `Expect: 100-continue` never sends the body).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| bad(format!("the body could not be read: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    // As axum's `Json` words it, with the path of the offending field.
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+        .map_err(|e| bad(format!("Failed to deserialize the JSON body into the target type: {e}")))
+}
+
 /// A namespace name from the URL, refused unless it is a Kubernetes name.
-fn namespace_name(ns: &str) -> Result<(), ApiError> {
+pub(super) fn namespace_name(ns: &str) -> Result<(), ApiError> {
     if is_dns_label(ns) {
         Ok(())
     } else {
@@ -228,7 +291,7 @@ fn namespace_name(ns: &str) -> Result<(), ApiError> {
 }
 
 /// 503 until the first full derivation: the API answers from it.
-fn ensure_ready(shared: &Shared) -> Result<(), ApiError> {
+pub(super) fn ensure_ready(shared: &Shared) -> Result<(), ApiError> {
     if shared.serving() {
         Ok(())
     } else {
@@ -481,6 +544,7 @@ pub struct SimulateResponse {
             `method` not an HTTP token, `to` not `<namespace>/<workload>`, an unknown workload, a malformed value).", body = ErrorBody),
         (status = 401, description = "No bearer token, or one not authenticated for the service's audience.", body = ErrorBody),
         (status = 403, description = "The caller may not `get` Allowlists in the target's namespace.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
         (status = 429, description = "Too many simulations in flight; retry.", body = ErrorBody),
         (status = 500, description = "The simulation failed (a defect: the engine panicked; the service's log has it).", body = ErrorBody),
         (status = 502, description = "The TokenReview or SubjectAccessReview could not be made.", body = ErrorBody),
@@ -490,10 +554,10 @@ pub struct SimulateResponse {
 async fn simulate(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Result<Json<SimulateRequest>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<SimulateResponse>, ApiError> {
     let user = shared.authorizer.authenticate(authorization(&headers)).await?;
-    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let req: SimulateRequest = json_body(&headers, body, MAX_SMALL_BODY_BYTES).await?;
     if req.from.is_some() && req.principal.is_some() {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -597,6 +661,7 @@ pub struct ModeChanged {
         (status = 401, description = "No bearer token, or one not authenticated for the service's audience.", body = ErrorBody),
         (status = 403, description = "The caller may not `patch` the Allowlist.", body = ErrorBody),
         (status = 404, description = "There is no such Allowlist.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
         (status = 502, description = "The reviews or the patch could not be made (the API server failed or refused).", body = ErrorBody),
     )
 )]
@@ -604,7 +669,7 @@ async fn set_mode(
     State(shared): State<Arc<Shared>>,
     names: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<ModeChange>, JsonRejection>,
+    body: Body,
 ) -> Result<Json<ModeChanged>, ApiError> {
     let user = shared.authorizer.authenticate(authorization(&headers)).await?;
     let Path((ns, name)) = names.map_err(path_error)?;
@@ -618,7 +683,7 @@ async fn set_mode(
         ));
     }
     let user = shared.authorizer.authorize(&user, Access::patch(&ns, &name)).await?;
-    let Json(change) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let change: ModeChange = json_body(&headers, body, MAX_SMALL_BODY_BYTES).await?;
     let api: Api<Allowlist> = Api::namespaced(shared.client.clone(), &ns);
     let patch = json!({"spec": {"mode": change.mode}});
     let params = PatchParams {

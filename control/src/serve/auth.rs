@@ -3,7 +3,9 @@
 //! authorized with a SubjectAccessReview as the Kubernetes API would
 //! authorize the same access to Allowlists: reading a namespace's
 //! configuration or simulating a request to it needs `get` on `allowlists`
-//! there, changing an Allowlist's mode needs `patch` on that Allowlist. The
+//! there, changing an Allowlist's mode needs `patch` on that Allowlist, and
+//! reading a namespace's sidecar logs on the caller's behalf (learn, replay)
+//! needs `get` on `pods/log` there too. The
 //! API server decides, with the cluster's own RBAC; the service grants
 //! nothing of its own.
 //!
@@ -51,18 +53,24 @@ pub enum AuthError {
         /// The authenticated user.
         user: String,
         /// What was asked.
-        access: Access,
+        access: Box<Access>,
     },
     /// The reviews could not be made.
     #[error("authorization check failed: {0}")]
     Review(#[from] kube::Error),
 }
 
-/// An access to Allowlists, as a SubjectAccessReview asks about it.
+/// An access to a resource, as a SubjectAccessReview asks about it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Access {
     /// `get` or `patch`.
     pub verb: &'static str,
+    /// The API group (`meshward.io`; `""` is the core group).
+    pub group: &'static str,
+    /// The resource (`allowlists`, `pods`).
+    pub resource: &'static str,
+    /// The subresource (`log`), if any.
+    pub subresource: Option<&'static str>,
     /// The namespace.
     pub namespace: String,
     /// One Allowlist, or all of the namespace's.
@@ -74,6 +82,9 @@ impl Access {
     pub fn read(namespace: &str) -> Self {
         Self {
             verb: "get",
+            group: "meshward.io",
+            resource: "allowlists",
+            subresource: None,
             namespace: namespace.to_string(),
             name: None,
         }
@@ -83,21 +94,37 @@ impl Access {
     pub fn patch(namespace: &str, name: &str) -> Self {
         Self {
             verb: "patch",
-            namespace: namespace.to_string(),
             name: Some(name.to_string()),
+            ..Self::read(namespace)
+        }
+    }
+
+    /// `get` on `pods/log` in `namespace`: reading its pods' logs, as
+    /// `kubectl logs` needs.
+    pub fn read_logs(namespace: &str) -> Self {
+        Self {
+            verb: "get",
+            group: "",
+            resource: "pods",
+            subresource: Some("log"),
+            namespace: namespace.to_string(),
+            name: None,
         }
     }
 }
 
 impl std::fmt::Display for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.verb, self.resource)?;
+        if let Some(sub) = self.subresource {
+            write!(f, "/{sub}")?;
+        }
+        if !self.group.is_empty() {
+            write!(f, ".{}", self.group)?;
+        }
         match &self.name {
-            Some(name) => write!(f, "{} allowlists.meshward.io {}/{name}", self.verb, self.namespace),
-            None => write!(
-                f,
-                "{} allowlists.meshward.io in namespace {}",
-                self.verb, self.namespace
-            ),
+            Some(name) => write!(f, " {}/{name}", self.namespace),
+            None => write!(f, " in namespace {}", self.namespace),
         }
     }
 }
@@ -223,7 +250,10 @@ impl Authorizer {
         if allowed {
             Ok(name)
         } else {
-            Err(AuthError::Forbidden { user: name, access })
+            Err(AuthError::Forbidden {
+                user: name,
+                access: Box::new(access),
+            })
         }
     }
 
@@ -259,8 +289,9 @@ impl Authorizer {
                 resource_attributes: Some(ResourceAttributes {
                     namespace: Some(access.namespace.clone()),
                     verb: Some(access.verb.into()),
-                    group: Some("meshward.io".into()),
-                    resource: Some("allowlists".into()),
+                    group: Some(access.group.into()),
+                    resource: Some(access.resource.into()),
+                    subresource: access.subresource.map(Into::into),
                     name: access.name.clone(),
                     ..ResourceAttributes::default()
                 }),
@@ -305,6 +336,7 @@ mod tests {
             Access::patch("shop", "api").to_string(),
             "patch allowlists.meshward.io shop/api"
         );
+        assert_eq!(Access::read_logs("shop").to_string(), "get pods/log in namespace shop");
     }
 
     #[test]

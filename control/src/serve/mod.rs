@@ -14,6 +14,8 @@
 //!                                                        WasmPlugins before statuses
 //!  HTTP (api.rs): /v1/namespaces/{ns}/config, /v1/simulate,
 //!                 PATCH /v1/namespaces/{ns}/allowlists/{name}, /metrics, /healthz, /readyz
+//!                 (traffic.rs) POST /v1/namespaces/{ns}/learn, .../replay: sidecar logs
+//!                 read through pods/log, on the live state
 //! ```
 //!
 //! The reconciler runs when a watched object changes and every `resync`
@@ -30,6 +32,7 @@ pub mod lease;
 pub mod metrics;
 pub mod plan;
 mod reconcile;
+pub mod traffic;
 pub mod watch;
 mod write;
 
@@ -149,6 +152,9 @@ pub struct Shared {
     writer: Writer,
     /// Simulations allowed to run at once (each compiles a namespace's configuration).
     pub simulations: Arc<tokio::sync::Semaphore>,
+    /// Learn and replay calls allowed to run at once (each reads sidecar
+    /// logs and judges or learns from every line).
+    pub analyses: Arc<tokio::sync::Semaphore>,
     /// Authenticates and authorizes API calls.
     pub authorizer: Authorizer,
     /// Whether this replica may write.
@@ -189,6 +195,7 @@ impl Shared {
             changed: Notify::new(),
             writer: Writer::default(),
             simulations: Arc::new(tokio::sync::Semaphore::new(2)),
+            analyses: Arc::new(tokio::sync::Semaphore::new(traffic::MAX_IN_FLIGHT)),
         }
     }
 

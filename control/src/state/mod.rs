@@ -361,6 +361,29 @@ impl ClusterState {
         self.namespaces.get(ns)
     }
 
+    /// A copy of what deriving `ns` reads: namespace `ns`, the namespaces
+    /// whose workloads its Allowlists select, and `also`; nothing else of
+    /// the cluster is copied. Object counts are not kept.
+    pub fn excerpt<'a>(&'a self, ns: &'a str, also: impl IntoIterator<Item = &'a str>) -> ClusterState {
+        let own_refs = self.namespaces.get(ns).into_iter().flat_map(|s| s.refs.iter());
+        let wanted: BTreeSet<&str> = std::iter::once(ns)
+            .chain(own_refs.map(String::as_str))
+            .chain(also)
+            .collect();
+        let mut out = ClusterState::new(self.trust_domain.clone());
+        for name in wanted {
+            if let Some(s) = self.namespaces.get(name) {
+                out.namespaces.insert(name.to_string(), s.clone());
+            }
+        }
+        for (name, s) in &out.namespaces {
+            for r in &s.refs {
+                out.referenced_by.entry(r.clone()).or_default().insert(name.clone());
+            }
+        }
+        out
+    }
+
     /// Every namespace that holds an object, sorted by name.
     pub fn namespaces(&self) -> impl Iterator<Item = (&str, &NamespaceState)> + '_ {
         self.namespaces.iter().map(|(n, s)| (n.as_str(), s))

@@ -11,7 +11,12 @@
 //! * **watch** (`?watch=1`): a stream of JSON events from a resource version;
 //! * **get**, **server-side apply** (`application/apply-patch+yaml`), **JSON
 //!   merge patch**, the **status** subresource, **delete** with
-//!   `preconditions`, **TokenReview** and **SubjectAccessReview**;
+//!   `preconditions`, **TokenReview** and **SubjectAccessReview** (of
+//!   resources and subresources such as `pods/log`);
+//! * a pod container's **log** (`pods/{name}/log` with `container`,
+//!   `sinceSeconds`, `limitBytes`, `timestamps`), from lines tests set
+//!   ([`FakeApi::set_log`]), refused as a real API server refuses it (a
+//!   missing pod, a container the pod does not have, one waiting to start);
 //! * failure injection (a broken kind, a full outage) and a log of every
 //!   write with the time it arrived.
 //!
@@ -59,7 +64,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -167,6 +172,21 @@ struct Inner {
     bookmarks: Option<Duration>,
     /// The next this many requests (but watches) answer 429 with `Retry-After`.
     throttled: usize,
+    /// (namespace, pod, container) → its log lines, with when each was written.
+    logs: BTreeMap<(String, String, String), Vec<(SystemTime, String)>>,
+    /// Every log read: (namespace, pod, query).
+    log_reads: Vec<LogRead>,
+}
+
+/// A read of a pod container's log the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The query string (`container`, `sinceSeconds`, `limitBytes`, ...).
+    pub query: BTreeMap<String, String>,
 }
 
 /// The fake API server. Cheap to clone; all clones share state.
@@ -508,6 +528,26 @@ impl FakeApi {
         self.lock().grants.insert(g);
     }
 
+    /// Sets the log of container `container` of pod `namespace/pod` to
+    /// `lines`, written now (every `sinceSeconds` includes them).
+    pub fn set_log(&self, namespace: &str, pod: &str, container: &str, lines: &[&str]) {
+        let now = SystemTime::now();
+        let lines = lines.iter().map(|l| (now, l.to_string())).collect();
+        self.set_log_at(namespace, pod, container, lines);
+    }
+
+    /// Sets the log of a container to `lines`, each with when it was written
+    /// (for `sinceSeconds`).
+    pub fn set_log_at(&self, namespace: &str, pod: &str, container: &str, lines: Vec<(SystemTime, String)>) {
+        let key = (namespace.to_string(), pod.to_string(), container.to_string());
+        self.lock().logs.insert(key, lines);
+    }
+
+    /// Every read of a pod's log so far, in order.
+    pub fn log_reads(&self) -> Vec<LogRead> {
+        self.lock().log_reads.clone()
+    }
+
     fn notify(&self) {
         self.wake.send_modify(|n| *n += 1);
     }
@@ -677,6 +717,12 @@ async fn handle(
     }
     if method == Method::POST && path == "/apis/authorization.k8s.io/v1/subjectaccessreviews" {
         return access_review(&fake, body);
+    }
+    if let Some((ns, pod)) = log_path(&path) {
+        if method != Method::GET {
+            return status(405, "MethodNotAllowed", &format!("{method} {path}"));
+        }
+        return pod_log(&fake, ns, pod, &query);
     }
     let Some(target) = parse_path(&path) else {
         return status(404, "NotFound", &format!("the fake API server does not serve {path}"));
@@ -1195,10 +1241,15 @@ fn access_review(fake: &FakeApi, body: Value) -> Response {
     let spec = &body["spec"];
     let attrs = &spec["resourceAttributes"];
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    // A subresource is granted as `resource/subresource`, as RBAC names it.
+    let resource = match s(&attrs["subresource"]) {
+        sub if sub.is_empty() => s(&attrs["resource"]),
+        sub => format!("{}/{sub}", s(&attrs["resource"])),
+    };
     let key = (
         s(&spec["user"]),
         s(&attrs["verb"]),
-        s(&attrs["resource"]),
+        resource,
         s(&attrs["namespace"]),
         s(&attrs["name"]),
     );
@@ -1214,12 +1265,128 @@ fn access_review(fake: &FakeApi, body: Value) -> Response {
         );
         inner.grants.contains(&g)
     };
-    let allowed = s(&attrs["group"]) == "meshward.io"
+    let allowed = s(&attrs["group"]) == group_of(&plural)
         && (granted(&namespace, &name) || granted(&namespace, ANY) || granted(ANY, &name) || granted(ANY, ANY));
     drop(inner);
     let mut reply = body;
     reply["status"] = json!({"allowed": allowed});
     axum::Json(reply).into_response()
+}
+
+/// The API group of a resource the fake grants access to (`""` is the core
+/// group).
+fn group_of(plural: &str) -> &'static str {
+    match plural.split('/').next().unwrap_or_default() {
+        "allowlists" => "meshward.io",
+        "wasmplugins" => "extensions.istio.io",
+        "deployments" | "statefulsets" | "daemonsets" => "apps",
+        _ => "",
+    }
+}
+
+/// `(namespace, pod)` of `/api/v1/namespaces/{ns}/pods/{name}/log`.
+fn log_path(path: &str) -> Option<(&str, &str)> {
+    match path.trim_matches('/').split('/').collect::<Vec<_>>()[..] {
+        ["api", "v1", "namespaces", ns, "pods", pod, "log"] => Some((ns, pod)),
+        _ => None,
+    }
+}
+
+/// The names of a pod's containers, regular then init (native sidecars are
+/// init containers), and the reason of each that is waiting to start.
+fn containers_of(pod: &Value) -> (Vec<String>, BTreeMap<String, String>) {
+    let names = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|field| pod["spec"][field].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect();
+    let waiting = ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .flat_map(|field| pod["status"][field].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| {
+            let reason = c["state"]["waiting"].as_object()?;
+            let reason = reason
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("ContainerCreating");
+            Some((c["name"].as_str()?.to_string(), reason.to_string()))
+        })
+        .collect();
+    (names, waiting)
+}
+
+/// `GET .../pods/{name}/log`, as the API server answers it: `text/plain`;
+/// 404 for a missing pod, 400 with a Status when the container is not the
+/// pod's (or is not named and the pod has several) or waits to start; lines
+/// older than `sinceSeconds` left out, each prefixed with its RFC 3339 time
+/// with `timestamps=true`, the body cut at `limitBytes`.
+fn pod_log(fake: &FakeApi, ns: &str, name: &str, query: &HashMap<String, String>) -> Response {
+    let mut inner = fake.lock();
+    inner.log_reads.push(LogRead {
+        namespace: ns.into(),
+        pod: name.into(),
+        query: query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    let key = ("pods".to_string(), ns.to_string(), name.to_string());
+    let Some(pod) = inner.objects.get(&key).map(Stored::value) else {
+        return status(404, "NotFound", &format!("pods \"{name}\" not found"));
+    };
+    let (containers, waiting) = containers_of(&pod);
+    let container = match query.get("container").filter(|c| !c.is_empty()) {
+        Some(c) => c.clone(),
+        None => match containers.as_slice() {
+            [only] => only.clone(),
+            _ => {
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!(
+                        "a container name must be specified for pod {name}, choose one of: [{}]",
+                        containers.join(" ")
+                    ),
+                )
+            }
+        },
+    };
+    if !containers.contains(&container) {
+        return status(
+            400,
+            "BadRequest",
+            &format!("container {container} is not valid for pod {name}"),
+        );
+    }
+    if let Some(reason) = waiting.get(&container) {
+        return status(
+            400,
+            "BadRequest",
+            &format!("container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"),
+        );
+    }
+    let number = |k: &str| query.get(k).and_then(|v| v.parse::<u64>().ok());
+    let since = number("sinceSeconds").map(|s| SystemTime::now() - Duration::from_secs(s));
+    let timestamps = query.get("timestamps").is_some_and(|t| t == "true" || t == "1");
+    let mut body = String::new();
+    let lines = inner.logs.get(&(ns.to_string(), name.to_string(), container)).cloned();
+    drop(inner);
+    for (at, line) in lines.unwrap_or_default() {
+        if since.is_some_and(|s| at < s) {
+            continue;
+        }
+        if timestamps {
+            let at = k8s_openapi::jiff::Timestamp::try_from(at).unwrap_or_default();
+            body.push_str(&format!("{at:.9} "));
+        }
+        body.push_str(&line);
+        body.push('\n');
+    }
+    let mut bytes = body.into_bytes();
+    if let Some(limit) = number("limitBytes") {
+        bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Response::builder()
+        .header("content-type", "text/plain")
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| status(500, "InternalError", "response"))
 }
 
 #[cfg(test)]
