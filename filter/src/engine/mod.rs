@@ -24,7 +24,9 @@
 //!
 //! A request looks up the path index once and the identity maps once; the
 //! clauses found are the only candidates, and each is verified against every
-//! field of its rule. The cost of a request is therefore the path length plus
+//! field of its rule. A `grpc` entry is a clause like any other: `POST`, the
+//! paths of its methods, and a flag that the request must be gRPC, read from
+//! its `content-type` once per request when some clause has it. The cost of a request is therefore the path length plus
 //! the number of candidates, not the number of rules.
 //!
 //! Everything refers to everything else by index, so the model is a handful
@@ -35,7 +37,7 @@
 //!   ├─ policies   [CompiledPolicy {name, selector, mode}]
 //!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition]}]
 //!   ├─ rule_names Names: rule ──▶ name
-//!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, target}]
+//!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, grpc, target}]
 //!   ├─ methods    [method]
 //!   ├─ path_refs  [PathId ──▶ paths]
 //!   ├─ paths      PathIndex: canonical path ──▶ the PathIds of the patterns it matches
