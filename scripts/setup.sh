@@ -83,6 +83,13 @@ if [[ $(.venv/bin/schemathesis --version 2>/dev/null) != *" $schemathesis_versio
   log "pip install schemathesis==$schemathesis_version into .venv"
   .venv/bin/pip install --quiet "schemathesis==$schemathesis_version"
 fi
+# grpcio, grpcio-tools and grpcio-reflection, pinned: the gRPC server and
+# client, and the stub generator, of tests/e2e/tests/grpc.rs.
+grpcio_version=1.85.1
+if [[ $(.venv/bin/python -c 'import grpc, grpc_tools, grpc_reflection; print(grpc.__version__)' 2>/dev/null) != "$grpcio_version" ]]; then
+  log "pip install grpcio grpcio-tools grpcio-reflection ==$grpcio_version into .venv"
+  .venv/bin/pip install --quiet "grpcio==$grpcio_version" "grpcio-tools==$grpcio_version" "grpcio-reflection==$grpcio_version"
+fi
 # skopeo and docker-registry (the CNCF distribution registry): the test that
 # pushes `oci-image` output to a registry on loopback (control/tests/oci.rs).
 install_tools curl valgrind wrk skopeo docker-registry

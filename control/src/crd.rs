@@ -140,6 +140,25 @@ pub struct AllowlistOperation {
     /// (container) ports and added to `ports`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_ports: Option<Vec<ServicePortRef>>,
+    /// gRPC methods of one service: the entry admits only gRPC requests
+    /// (`content-type` `application/grpc` or `application/grpc+...`) with
+    /// method POST and path `/<service>/<method>`. Cannot be combined with
+    /// `methods`, `paths` or `notPaths`; combines with hosts and ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMethods>,
+}
+
+/// Methods of one gRPC service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcMethods {
+    /// The service's full protobuf name: identifiers separated by `.`
+    /// (`shop.inventory.v1.Inventory`).
+    #[schemars(length(min = 1))]
+    pub service: String,
+    /// Method names (`GetItem`), or `["*"]` for every method of the service.
+    #[schemars(length(min = 1))]
+    pub methods: Vec<String>,
 }
 
 /// A port of a Service in the Allowlist's namespace.

@@ -372,14 +372,18 @@ impl<'s> Replayer<'s> {
             *self.unknown.entry(self.workload_name.clone()).or_default() += 1;
             return;
         };
-        let headers: [(&str, &str); 0] = [];
+        // The log line says whether the request was gRPC, not its headers:
+        // a gRPC one is judged with gRPC's content type, so that `grpc`
+        // entries admit it as the filter did.
+        const GRPC: [(&str, &str); 1] = [("content-type", "application/grpc")];
+        let headers: &[(&str, &str)] = if record.grpc == Some(true) { &GRPC } else { &[] };
         let request = Request {
             method: &record.method,
             path: &record.path,
             authority: record.authority.as_deref(),
             port: record.port.or(workload.first_port),
             principal: record.principal.as_deref(),
-            headers: &headers[..],
+            headers,
         };
         // Any denial wins, then an audit denial; otherwise admitted, by the
         // rules that matched (at most one per plugin).

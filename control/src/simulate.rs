@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use meshward_filter::config::{self, Operation, PluginConfig, Policy, Rule};
-use meshward_filter::{Engine, Evaluator, Mode, Reason, Request, RuleRef, Verdict};
+use meshward_filter::{is_grpc, Engine, Evaluator, Headers, Mode, Reason, Request, RuleRef, Verdict};
 use thiserror::Error;
 
 use crate::derive::{derive_namespace, selects, Settings, WasmPlugin, DEFAULT_SERVICE_ACCOUNT, ENFORCEMENT_LABEL};
@@ -90,7 +90,7 @@ pub struct Nearest {
 /// One part of a rule a request does not satisfy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed {
-    /// `caller`, `method`, `path`, `host`, `port` or `header`.
+    /// `caller`, `method`, `path`, `grpc`, `host`, `port` or `header`.
     pub part: &'static str,
     /// What the request has and what the rule asks, in words.
     pub detail: String,
@@ -469,6 +469,24 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
                     detail: format!("{has} {}", v.join(", ")),
                 });
             }
+        }
+    }
+    if let Some(g) = &op.grpc {
+        let o = Operation {
+            grpc: Some(g.clone()),
+            ..Operation::default()
+        };
+        if !probe(o) {
+            let call = if is_grpc(request.headers) {
+                format!("{} {path}", request.method)
+            } else {
+                let content_type = request.headers.values("content-type").next().unwrap_or("none");
+                format!("{} {path} (not gRPC: content-type {content_type})", request.method)
+            };
+            failed.push(Failed {
+                part: "grpc",
+                detail: format!("{call} is not a gRPC call to {}/{}", g.service, g.methods.join(", ")),
+            });
         }
     }
     if let Some(p) = &op.ports {

@@ -660,3 +660,106 @@ metadata: {name: frontend, namespace: shop}
     assert_eq!(report["newlyDenied"].as_array().unwrap().len(), 2, "{report:#}");
     assert_eq!(replay("missing.log").0, Some(2));
 }
+
+/// A `grpc` entry: `check` judges a gRPC call by its `content-type` header
+/// and names the `grpc` part a plain POST fails; `replay` judges a logged
+/// request as gRPC when its line says `"grpc": true`.
+#[test]
+fn grpc_entries_in_check_and_replay() {
+    const GRPC_ALLOWLIST: &str = r#"apiVersion: meshward.io/v1alpha1
+kind: Allowlist
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  rules:
+  - name: frontend-calls
+    from: [{serviceAccounts: [shop/frontend]}]
+    to: [{grpc: {service: shop.cart.v1.Cart, methods: [GetCart]}}]
+"#;
+    let d = dir(
+        "grpc",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("w.yaml", WORKLOADS),
+            ("cart.yaml", CART),
+            ("a.yaml", GRPC_ALLOWLIST),
+        ],
+    );
+    let path = "POST /shop.cart.v1.Cart/GetCart";
+    let (code, out) = check(
+        &d,
+        &[
+            "--from",
+            "shop/frontend",
+            "--to",
+            "shop/cart",
+            "-H",
+            "content-type: application/grpc",
+            path,
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("admitted by shop/cart/frontend-calls"), "{out}");
+    let (code, out) = check(
+        &d,
+        &[
+            "--from",
+            "shop/frontend",
+            "--to",
+            "shop/cart",
+            "-H",
+            "content-type: application/json",
+            path,
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "grpc: POST /shop.cart.v1.Cart/GetCart (not gRPC: content-type application/json) \
+             is not a gRPC call to shop.cart.v1.Cart/GetCart"
+        ),
+        "{out}"
+    );
+    let (code, out) = check(
+        &d,
+        &[
+            "--from",
+            "shop/frontend",
+            "--to",
+            "shop/cart",
+            "-H",
+            "content-type: application/grpc",
+            "POST /shop.cart.v1.Cart/EmptyCart",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("grpc: POST /shop.cart.v1.Cart/EmptyCart is not a gRPC call to"),
+        "{out}"
+    );
+    // replay: the same line, logged as gRPC and as plain HTTP.
+    let line = |grpc: bool| {
+        let line = serde_json::json!({
+            "method": "POST", "authority": "cart", "path": "/shop.cart.v1.Cart/GetCart",
+            "principal": "cluster.local/ns/shop/sa/frontend", "port": 8080, "grpc": grpc, "workload": "cart", "namespace": "shop",
+            "verdict": "allow", "mode": "enforce",
+        });
+        format!(
+            "2026-11-22T07:49:48.213421Z\tinfo\twasm\twasm log meshward meshward: meshward.request {line}\tthread=21\n"
+        )
+    };
+    std::fs::write(d.join("grpc.log"), line(true) + &line(false)).unwrap();
+    let out = bin()
+        .args(["replay", "-o", "json", "--manifests"])
+        .arg(&d)
+        .args(["--logs", "grpc.log"])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["admitted"].as_u64(), report["denied"].as_u64()),
+        (Some(1), Some(1)),
+        "{report:#}"
+    );
+}

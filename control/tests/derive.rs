@@ -993,3 +993,94 @@ fn an_allowlist_in_a_namespace_that_is_not_enabled_says_so() {
     sorted.sort();
     assert_eq!(names, sorted, "statuses stay sorted");
 }
+
+#[test]
+fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
+    let mut s = bookinfo();
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "inventory",
+        json!({"selector": {"matchLabels": {"app": "reviews"}}, "rules": [{
+            "name": "reads",
+            "from": [{"serviceAccounts": ["bookinfo/bookinfo-productpage"]}],
+            "to": [{"grpc": {"service": "shop.inventory.v1.Inventory", "methods": ["GetItem", "ListItems"]},
+                    "servicePorts": [{"service": "reviews", "port": "http"}]}]
+        }]}),
+    ));
+    for (name, to, reason, message) in [
+        (
+            "bad-method",
+            json!([{"grpc": {"service": "shop.Inventory", "methods": ["GetItem", "Get/Item"]}}]),
+            "InvalidGrpc",
+            r#"rules[0].to[0].grpc.methods[1]: "Get/Item": not a protobuf method name"#,
+        ),
+        (
+            "bad-service",
+            json!([{"grpc": {"service": ".shop.Inventory", "methods": ["*"]}}]),
+            "InvalidGrpc",
+            r#"rules[0].to[0].grpc.service: ".shop.Inventory": not a full protobuf service name"#,
+        ),
+        (
+            "with-paths",
+            json!([{"grpc": {"service": "shop.Inventory", "methods": ["*"]}, "paths": ["/x"]}]),
+            "InvalidGrpc",
+            "rules[0].to[0]: grpc sets the method (POST) and the paths",
+        ),
+    ] {
+        s.allowlists
+            .push(mk_allowlist("bookinfo", name, json!({"rules": [{"to": to}]})));
+        let d = derive(&s, &settings(), now());
+        let c = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", reason), "{name}");
+        assert!(c.message.starts_with(message), "{name}: {}", c.message);
+        s.allowlists.pop();
+    }
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "bookinfo", "inventory").status.conditions[0].status, "True");
+    let cfg = config(plugin(&d, "bookinfo"));
+    let policy = cfg["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bookinfo/inventory")
+        .unwrap();
+    assert_eq!(
+        policy["rules"][0]["to"],
+        json!([{"ports": [9080], "grpc": {"service": "shop.inventory.v1.Inventory", "methods": ["GetItem", "ListItems"]}}])
+    );
+    // The derived configuration admits the method as a gRPC call only.
+    let labels = json!({"app": "reviews"});
+    let cfg = &plugin(&d, "bookinfo").spec.plugin_config;
+    let labels: BTreeMap<String, String> = serde_json::from_value(labels).unwrap();
+    let judge = |content_type: &str, path: &str| {
+        let engine = Engine::compile(cfg).unwrap();
+        let sel = engine.select(|k| labels.get(k).cloned());
+        let mut ev = Evaluator::new(Arc::new(engine), sel);
+        let headers = [("content-type", content_type)];
+        ev.evaluate(&Request {
+            method: "POST",
+            path,
+            authority: Some("reviews"),
+            port: Some(9080),
+            principal: Some(PRODUCTPAGE),
+            headers: &headers[..],
+        })
+        .verdict
+    };
+    const GET_ITEM: &str = "/shop.inventory.v1.Inventory/GetItem";
+    assert_eq!(judge("application/grpc", GET_ITEM), Verdict::Allow);
+    assert_eq!(judge("application/json", GET_ITEM), Verdict::Deny);
+    assert_eq!(
+        judge("application/grpc", "/shop.inventory.v1.Inventory/DeleteItem"),
+        Verdict::Deny
+    );
+    // And the Allowlist fits the generated CRD.
+    let schema = crd_schema(include_str!("../../istio/crd.yaml"), "v1alpha1");
+    let a = s
+        .allowlists
+        .iter()
+        .find(|a| a.metadata.name.as_deref() == Some("inventory"))
+        .unwrap();
+    let v = serde_json::to_value(a).unwrap();
+    validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+}

@@ -10,7 +10,7 @@
 //! PluginConfig ─┬─ mode, denyStatus
 //!               └─ policies[] ─┬─ name, selector, mode
 //!                              └─ rules[] ─┬─ from[]  (OR; fields inside AND)
-//!                                          ├─ to[]    (OR; fields inside AND)
+//!                                          ├─ to[]    (OR; fields inside AND; grpc: service + methods)
 //!                                          └─ when[]  (AND)
 //! ```
 //!
@@ -229,6 +229,25 @@ pub struct Operation {
         deserialize_with = "integral_vec_opt"
     )]
     pub ports: Option<Vec<u16>>,
+    /// gRPC methods: the entry matches only gRPC requests (`content-type`
+    /// `application/grpc` or `application/grpc+...`) with method `POST` and
+    /// path `/<service>/<method>`. Excludes `methods`, `paths` and `notPaths`;
+    /// combines with hosts and ports. Absent = not restricted to gRPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMethods>,
+}
+
+/// Methods of one gRPC service, as a `to` entry names them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcMethods {
+    /// The service's full protobuf name, dot-separated identifiers
+    /// (`shop.inventory.v1.Inventory`).
+    pub service: String,
+    /// Method names (protobuf identifiers, `GetItem`), or `["*"]` for every
+    /// method of the service. Must not be empty.
+    #[serde(deserialize_with = "tight")]
+    pub methods: Vec<String>,
 }
 
 /// A condition on one request header.

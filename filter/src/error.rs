@@ -80,8 +80,28 @@ pub enum ConfigError {
         /// Path of the field.
         field: String,
     },
-    /// A `from` or `to` entry sets no field, or a `when` condition has neither
-    /// `values` nor `notValues`: it would match every request by accident.
+    /// A gRPC service or method name is not a protobuf name.
+    #[error("{field}: {value:?}: {expected}")]
+    InvalidGrpcName {
+        /// Path of the field.
+        field: String,
+        /// The name as written.
+        value: String,
+        /// What the field takes.
+        expected: &'static str,
+    },
+    /// A `to` entry sets fields that exclude each other (`grpc` with
+    /// `methods`, `paths` or `notPaths`).
+    #[error("{field}: {what}")]
+    ConflictingFields {
+        /// Path of the entry.
+        field: String,
+        /// Which fields exclude each other.
+        what: &'static str,
+    },
+    /// A `from` or `to` entry sets no field, a `when` condition has neither
+    /// `values` nor `notValues` (it would match every request by accident),
+    /// or a `grpc` entry names no method.
     #[error("{field}: {what}")]
     EmptyEntry {
         /// Path of the entry.
@@ -126,6 +146,8 @@ impl ConfigError {
             | Self::InvalidHeaderName { field, .. }
             | Self::InvalidPort { field }
             | Self::EmptyEntry { field, .. }
+            | Self::InvalidGrpcName { field, .. }
+            | Self::ConflictingFields { field, .. }
             | Self::TooLarge { field, .. } => field,
             Self::InvalidDenyStatus { .. } => "denyStatus",
             Self::AutomatonTooLarge { .. } => "policies",

@@ -15,10 +15,12 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action as ProxyAction, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{
+    Action as ProxyAction, BufferType, ContextType, GrpcStatusCode, LogLevel, MapType, MetricType,
+};
 
 use crate::headermap::HeaderMap;
-use crate::plugin::{Action, Host, HostError, Level, Plugin, RequestContext};
+use crate::plugin::{Action, GrpcStatus, Host, HostError, Level, Plugin, RequestContext};
 
 // Runs once per VM: the log level, a panic hook that logs at critical level
 // before the VM aborts, and the root context for root id `meshward` (any root
@@ -70,6 +72,14 @@ impl Host for Proxy {
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
         hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body))
             .map_err(failed("send_http_response"))
+    }
+
+    fn send_grpc_response(&mut self, status: GrpcStatus, message: &str) -> Result<(), HostError> {
+        let code = match status {
+            GrpcStatus::InvalidArgument => GrpcStatusCode::InvalidArgument,
+            GrpcStatus::PermissionDenied => GrpcStatusCode::PermissionDenied,
+        };
+        hostcalls::send_grpc_response(code, Some(message), Vec::new()).map_err(failed("send_grpc_response"))
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {

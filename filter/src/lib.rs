@@ -75,8 +75,8 @@ mod trie;
 pub use canonical::{CanonicalPath, RequestError};
 pub use config::{FilterState, Mode, PluginConfig};
 pub use engine::{
-    Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef, Selection, Verdict,
-    DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
+    is_grpc, is_grpc_content_type, Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef,
+    Selection, Verdict, DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
 };
 pub use error::{ConfigError, PatternError};
 pub use paths::{PathCounts, MAX_AUTOMATON_SIZE, MAX_REGEX_SIZE};

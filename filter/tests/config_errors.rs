@@ -189,3 +189,49 @@ fn the_field_path_and_the_detail_are_available_apart() {
         assert!(!e.detail().starts_with(field), "{}", e.detail());
     }
 }
+
+#[test]
+fn invalid_grpc_entries_name_their_field() {
+    let grpc = |g: &str| rule_error(&format!(r#"{{"to":[{{"grpc":{g}}}]}}"#));
+    let at = "policies[1].rules[1].to[0]";
+    for bad in [
+        "",
+        ".shop.Inventory",
+        "shop..Inventory",
+        "shop.Inventory.",
+        "1shop.Inventory",
+        "shop/Inventory",
+        "shop.Invent-ory",
+        "*",
+    ] {
+        let e = grpc(&format!(r#"{{"service":"{bad}","methods":["Get"]}}"#));
+        assert_starts(e.clone(), &format!("{at}.grpc.service"));
+        assert!(e.contains("protobuf service name"), "{e}");
+    }
+    for bad in ["", "Get/Item", "1Get", "Get.Item", "Ge t", "*Get"] {
+        let e = grpc(&format!(r#"{{"service":"shop.Inventory","methods":["Get","{bad}"]}}"#));
+        assert_starts(e.clone(), &format!("{at}.grpc.methods[1]"));
+        assert!(e.contains("protobuf method name"), "{e}");
+    }
+    let e = grpc(r#"{"service":"shop.Inventory","methods":["Get","*"]}"#);
+    assert_starts(e.clone(), &format!("{at}.grpc.methods[1]"));
+    assert!(e.contains("must be the only entry"), "{e}");
+    let e = grpc(r#"{"service":"shop.Inventory","methods":[]}"#);
+    assert_starts(e.clone(), &format!("{at}.grpc.methods"));
+    assert!(e.contains("at least one method"), "{e}");
+    for other in [r#""methods":["POST"]"#, r#""paths":["/x"]"#, r#""notPaths":[]"#] {
+        let e = rule_error(&format!(
+            r#"{{"to":[{{"grpc":{{"service":"a.S","methods":["M"]}},{other}}}]}}"#
+        ));
+        assert_starts(e.clone(), at);
+        assert!(e.contains("cannot also set methods, paths or notPaths"), "{e}");
+    }
+    // Shape errors come from the parser, with the field path.
+    let e = grpc(r#"{"service":"a.S"}"#);
+    assert!(e.contains("missing field `methods`"), "{e}");
+    let e = grpc(r#"{"service":"a.S","methods":["M"],"api":{}}"#);
+    assert!(
+        e.starts_with(&format!("{at}.grpc")) && e.contains("unknown field `api`"),
+        "{e}"
+    );
+}

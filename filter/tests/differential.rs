@@ -16,7 +16,7 @@ mod reference;
 use std::collections::BTreeMap;
 
 use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method, RequestError};
-use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
+use meshward_filter::config::{Condition, GrpcMethods, Operation, Policy, Rule, Source};
 use meshward_filter::{ConfigError, Engine, Evaluator, Mode, PluginConfig, Reason, Verdict};
 use proptest::prelude::*;
 
@@ -134,20 +134,41 @@ fn operation() -> impl Strategy<Value = Operation> {
             0.2,
             prop::collection::vec(prop::sample::select(&[80u16, 81][..]), 0..=2),
         ),
+        prop::option::weighted(
+            0.15,
+            (
+                pick(&["a", "x.a", "b"]),
+                prop::collection::vec(pick(&["b", "a", "*", "B"]), 1..=2),
+            )
+                .prop_map(|(service, methods)| {
+                    let methods = if methods.iter().any(|m| m == "*") {
+                        vec!["*".to_string()]
+                    } else {
+                        methods
+                    };
+                    GrpcMethods { service, methods }
+                }),
+        ),
     )
-        .prop_map(|(methods, paths, not_paths, hosts, not_hosts, ports)| Operation {
-            methods,
-            paths,
-            not_paths,
-            hosts,
-            not_hosts,
-            ports,
+        .prop_map(|(methods, paths, not_paths, hosts, not_hosts, ports, grpc)| {
+            // A grpc entry sets the method and the paths itself.
+            let http = grpc.is_none();
+            Operation {
+                methods: methods.filter(|_| http),
+                paths: paths.filter(|_| http),
+                not_paths: not_paths.filter(|_| http),
+                hosts,
+                not_hosts,
+                ports,
+                grpc,
+            }
         })
         .prop_filter("must set a field", |o| {
             o.methods.is_some()
                 || o.paths.is_some()
                 || o.hosts.is_some()
                 || o.ports.is_some()
+                || o.grpc.as_ref().is_some_and(|g| !g.methods.is_empty())
                 || o.not_paths.as_ref().is_some_and(|l| !l.is_empty())
                 || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty())
         })
@@ -246,8 +267,19 @@ fn request() -> impl Strategy<Value = Req> {
         ),
         prop::collection::vec(
             (
-                pick(&["x-h", "X-H", "y"]),
-                pick(&["1", "2", "1,2", "12", "", " 1 , ,2"]),
+                pick(&["x-h", "X-H", "y", "content-type"]),
+                pick(&[
+                    "1",
+                    "2",
+                    "1,2",
+                    "12",
+                    "",
+                    " 1 , ,2",
+                    "application/grpc",
+                    "application/grpc+proto",
+                    "application/grpc-web",
+                    "Application/grpc",
+                ]),
             ),
             0..=2,
         ),

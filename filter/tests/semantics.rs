@@ -571,3 +571,141 @@ fn generated_mix_with_rest_in_middle() {
     }
     assert_eq!(verdict(&mut ev, &get("/svc2/users/42/orders")), Deny);
 }
+
+/// A gRPC call: `POST path` with `content-type`.
+fn grpc_call(path: &str, content_type: &str) -> Req {
+    req("POST", path).header("content-type", content_type)
+}
+
+#[test]
+fn grpc_entries_admit_their_methods_as_grpc_calls_only() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"name":"reads","to":[{"grpc":{"service":"shop.inventory.v1.Inventory","methods":["GetItem","ListItems"]}}]}]"#,
+    ));
+    const GET_ITEM: &str = "/shop.inventory.v1.Inventory/GetItem";
+    let o = decide(&mut ev, &grpc_call(GET_ITEM, "application/grpc"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Allow, Some("p/reads")));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (
+                grpc_call("/shop.inventory.v1.Inventory/ListItems", "application/grpc+proto"),
+                Allow,
+            ),
+            (grpc_call(GET_ITEM, "application/grpc+json"), Allow),
+            // Another method, another service, a longer path.
+            (
+                grpc_call("/shop.inventory.v1.Inventory/DeleteItem", "application/grpc"),
+                Deny,
+            ),
+            (
+                grpc_call("/shop.inventory.v2.Inventory/GetItem", "application/grpc"),
+                Deny,
+            ),
+            (
+                grpc_call("/shop.inventory.v1.Inventory/GetItem/x", "application/grpc"),
+                Deny,
+            ),
+            // Method names are case-sensitive, as gRPC's paths are.
+            (
+                grpc_call("/shop.inventory.v1.Inventory/getitem", "application/grpc"),
+                Deny,
+            ),
+            // Not gRPC as Envoy judges it: another content type, gRPC-Web,
+            // another case, parameters, none, two.
+            (grpc_call(GET_ITEM, "application/json"), Deny),
+            (grpc_call(GET_ITEM, "application/grpc-web"), Deny),
+            (grpc_call(GET_ITEM, "application/grpc-web+proto"), Deny),
+            (grpc_call(GET_ITEM, "Application/gRPC"), Deny),
+            (grpc_call(GET_ITEM, "application/grpc; charset=utf-8"), Deny),
+            (req("POST", GET_ITEM), Deny),
+            (
+                grpc_call(GET_ITEM, "application/grpc").header("content-type", "application/grpc"),
+                Deny,
+            ),
+            // gRPC content type but not POST.
+            (req("GET", GET_ITEM).header("content-type", "application/grpc"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn grpc_star_admits_every_method_of_the_service() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"grpc":{"service":"Greeter","methods":["*"]}}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (grpc_call("/Greeter/SayHello", "application/grpc"), Allow),
+            (grpc_call("/Greeter/Anything_2", "application/grpc"), Allow),
+            (grpc_call("/Greeter/a/b", "application/grpc"), Deny),
+            (grpc_call("/Greeter2/SayHello", "application/grpc"), Deny),
+            (grpc_call("/pkg.Greeter/SayHello", "application/grpc"), Deny),
+            (grpc_call("/Greeter/SayHello", "text/plain"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn grpc_entries_combine_with_hosts_ports_callers_and_other_entries() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"principals":["cluster.local/ns/bookinfo/sa/productpage"]}],
+             "to":[{"grpc":{"service":"a.S","methods":["M"]},"hosts":["svc"],"ports":[8080]},
+                   {"methods":["POST"],"paths":["/a.S/Json"]}]}]"#,
+    ));
+    let call = |path: &str| grpc_call(path, "application/grpc").from(PP);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (call("/a.S/M"), Allow),
+            (call("/a.S/M").port(9090), Deny),
+            (call("/a.S/M").host("other"), Deny),
+            (grpc_call("/a.S/M", "application/grpc").from(OTHER), Deny),
+            // The plain HTTP entry admits its path whatever the content type.
+            (call("/a.S/Json"), Allow),
+            (req("POST", "/a.S/Json").from(PP), Allow),
+            // And the gRPC entry does not admit a plain POST to its path.
+            (
+                req("POST", "/a.S/M")
+                    .from(PP)
+                    .header("content-type", "application/json"),
+                Deny,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_grpc_method_also_named_as_a_path_is_one_pattern() {
+    // The same path from a grpc entry and a paths entry: each entry keeps
+    // its own conditions.
+    for rules in [
+        r#"[{"name":"http","to":[{"paths":["/a.S/M"],"methods":["PUT"]}]},{"name":"grpc","to":[{"grpc":{"service":"a.S","methods":["M"]}}]}]"#,
+        r#"[{"name":"grpc","to":[{"grpc":{"service":"a.S","methods":["M"]}}]},{"name":"http","to":[{"paths":["/a.S/M"],"methods":["PUT"]}]}]"#,
+    ] {
+        let mut ev = evaluator(&one_policy(rules));
+        assert_eq!(
+            decide(&mut ev, &grpc_call("/a.S/M", "application/grpc"))
+                .rule
+                .as_deref(),
+            Some("p/grpc")
+        );
+        assert_eq!(decide(&mut ev, &req("PUT", "/a.S/M")).rule.as_deref(), Some("p/http"));
+        assert_eq!(verdict(&mut ev, &req("POST", "/a.S/M")), Deny);
+    }
+}
+
+#[test]
+fn audit_grpc_denials_are_audit_denials() {
+    let json =
+        r#"{"mode":"audit","policies":[{"name":"p","rules":[{"to":[{"grpc":{"service":"a.S","methods":["M"]}}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (grpc_call("/a.S/M", "application/grpc"), Allow),
+            (grpc_call("/a.S/N", "application/grpc"), AuditDeny),
+        ],
+    );
+}

@@ -43,6 +43,9 @@ pub enum InvalidReason {
     InvalidName,
     /// A port is invalid.
     InvalidPort,
+    /// A `grpc` entry is invalid (a service or method name, an empty list,
+    /// or `methods`, `paths` or `notPaths` beside it).
+    InvalidGrpc,
     /// Anything else the engine refuses (an empty entry, a size limit).
     Invalid,
 }
@@ -61,12 +64,20 @@ impl InvalidReason {
             Self::InvalidHeader => "InvalidHeader",
             Self::InvalidName => "InvalidName",
             Self::InvalidPort => "InvalidPort",
+            Self::InvalidGrpc => "InvalidGrpc",
             Self::Invalid => "Invalid",
         }
     }
 
     /// The reason for an error of the engine, from the field it names.
     fn of(e: &ConfigError) -> Self {
+        if matches!(
+            e,
+            ConfigError::InvalidGrpcName { .. } | ConfigError::ConflictingFields { .. }
+        ) || e.field().contains(".grpc")
+        {
+            return Self::InvalidGrpc;
+        }
         let field = e.field();
         let last = field.rsplit('.').next().unwrap_or_default();
         match last.split('[').next().unwrap_or_default() {
@@ -310,6 +321,10 @@ impl Translator<'_> {
             hosts: op.hosts.clone(),
             not_hosts: op.not_hosts.clone(),
             ports,
+            grpc: op.grpc.as_ref().map(|g| config::GrpcMethods {
+                service: g.service.clone(),
+                methods: g.methods.clone(),
+            }),
         })
     }
 }

@@ -277,6 +277,7 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 hosts: words(&o.hosts, HOSTS, HOST_CHARS, 3),
                                 not_hosts: words(&o.not_hosts, HOSTS, HOST_CHARS, 3),
                                 ports: o.ports.as_ref().map(|ps| ps.iter().take(3).map(|&b| port(b)).collect()),
+                                grpc: None,
                             })
                             .collect()
                     }),

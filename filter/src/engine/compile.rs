@@ -21,10 +21,10 @@ use super::{
     generated_index, Clause, CompiledCondition, CompiledPolicy, CompiledRule, CompiledSource, Engine, Names, Needs,
     Target,
 };
-use crate::config::{Condition, Mode, Operation, PluginConfig, Policy, Rule, Source};
+use crate::config::{Condition, GrpcMethods, Mode, Operation, PluginConfig, Policy, Rule, Source};
 use crate::error::{ConfigError, PatternError};
 use crate::paths::{PathId, PathIndex, PathIndexBuilder};
-use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchStr};
+use crate::pattern::{parse_header_value, valid_method_pattern, MatchHost, MatchStr, MAX_PATTERN_LEN};
 use crate::postings::Postings;
 
 /// The default status of a denied request.
@@ -75,7 +75,11 @@ impl Engine {
             .iter()
             .flat_map(|p| &p.rules)
             .flat_map(|r| r.to.iter().flatten())
-            .map(|op| op.paths.as_ref().map_or(0, Vec::len) + op.not_paths.as_ref().map_or(0, Vec::len))
+            .map(|op| {
+                op.paths.as_ref().map_or(0, Vec::len)
+                    + op.not_paths.as_ref().map_or(0, Vec::len)
+                    + op.grpc.as_ref().map_or(0, |g| g.methods.len())
+            })
             .sum();
         let mut c = Compiler {
             paths: PathIndexBuilder::with_capacity(path_patterns.min(MAX_RULES)),
@@ -112,6 +116,7 @@ impl Engine {
                 unindexed: Vec::new(),
                 needs: Needs::default(),
                 condition_headers: Vec::new(),
+                reads_grpc: false,
             },
             paths: c.paths.finish(),
             path_count: paths_len,
@@ -189,6 +194,19 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':'))
+}
+
+/// A protobuf identifier: a letter or `_`, then letters, digits and `_`.
+fn valid_identifier(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A full protobuf name as gRPC paths carry it: identifiers separated by `.`
+/// (no leading `.`), at most [`MAX_PATTERN_LEN`] bytes.
+fn valid_grpc_service(name: &str) -> bool {
+    name.len() <= MAX_PATTERN_LEN && name.split('.').all(valid_identifier)
 }
 
 fn valid_header_name(name: &str) -> bool {
@@ -276,6 +294,7 @@ impl<'c> Compiler<'c> {
                 rule: rule_index,
                 methods: None,
                 paths: None,
+                grpc: false,
                 not_paths: 0..0,
                 target: None,
             }),
@@ -354,23 +373,72 @@ impl<'c> Compiler<'c> {
             return Ok(None);
         }
         for (i, m) in list.iter().enumerate() {
-            let bit = match self.methods.iter().position(|known| *known == m) {
-                Some(bit) => bit,
-                None if self.methods.len() < 64 => {
-                    self.methods.push(m);
-                    self.methods.len() - 1
-                }
-                None => {
-                    return Err(ConfigError::TooLarge {
-                        field: at.index(i).path(),
-                        limit: 64,
-                        what: "distinct methods in the configuration",
-                    })
-                }
-            };
-            mask |= 1 << bit;
+            mask |= self.method_bit(m, &at.index(i))?;
         }
         Ok(Some(mask))
+    }
+
+    /// The bit of method `m` in the engine's method table, added if new.
+    fn method_bit(&mut self, m: &'c str, at: &At<'_>) -> Result<u64, ConfigError> {
+        let bit = match self.methods.iter().position(|known| *known == m) {
+            Some(bit) => bit,
+            None if self.methods.len() < 64 => {
+                self.methods.push(m);
+                self.methods.len() - 1
+            }
+            None => {
+                return Err(ConfigError::TooLarge {
+                    field: at.path(),
+                    limit: 64,
+                    what: "distinct methods in the configuration",
+                })
+            }
+        };
+        Ok(1 << bit)
+    }
+
+    /// Validates a `grpc` entry and interns the paths of its methods.
+    fn grpc(&mut self, grpc: &'c GrpcMethods, at: &At<'_>) -> Result<Range<u32>, ConfigError> {
+        if !valid_grpc_service(&grpc.service) {
+            return Err(ConfigError::InvalidGrpcName {
+                field: at.field("service").path(),
+                value: grpc.service.clone(),
+                expected: "not a full protobuf service name: identifiers (A-Z a-z 0-9 _, not starting with a digit) \
+                           separated by '.', such as shop.inventory.v1.Inventory",
+            });
+        }
+        let at_methods = at.field("methods");
+        if grpc.methods.is_empty() {
+            return Err(ConfigError::EmptyEntry {
+                field: at_methods.path(),
+                what: "name at least one method, or [\"*\"] for every method of the service",
+            });
+        }
+        self.count(grpc.methods.len(), &at_methods)?;
+        let every = grpc.methods.len() == 1 && grpc.methods.iter().all(|m| m == "*");
+        let start = self.path_refs.len() as u32;
+        if every {
+            let id = self.paths.intern_grpc(&grpc.service, None);
+            self.path_refs.push(id);
+        } else {
+            for (i, m) in grpc.methods.iter().enumerate() {
+                if !valid_identifier(m) {
+                    return Err(ConfigError::InvalidGrpcName {
+                        field: at_methods.index(i).path(),
+                        value: m.clone(),
+                        expected: if m == "*" {
+                            "\"*\" (every method) must be the only entry"
+                        } else {
+                            "not a protobuf method name: an identifier of A-Z a-z 0-9 _, not starting with a digit \
+                             (or \"*\" alone for every method)"
+                        },
+                    });
+                }
+                let id = self.paths.intern_grpc(&grpc.service, Some(m));
+                self.path_refs.push(id);
+            }
+        }
+        Ok(start..self.path_refs.len() as u32)
     }
 
     fn source(&mut self, s: &'c Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
@@ -397,17 +465,34 @@ impl<'c> Compiler<'c> {
             || op.paths.is_some()
             || op.hosts.is_some()
             || op.ports.is_some()
+            || op.grpc.is_some()
             || op.not_paths.as_ref().is_some_and(|l| !l.is_empty())
             || op.not_hosts.as_ref().is_some_and(|l| !l.is_empty());
         if !sets_field {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
-                what: "a to entry must set methods, paths, notPaths, hosts, notHosts or ports (omit `to` to admit any operation)",
+                what: "a to entry must set methods, paths, notPaths, hosts, notHosts, ports or grpc (omit `to` to admit any operation)",
             });
         }
-        let methods = match &op.methods {
-            None => None,
-            Some(list) => self.methods(list, &at.field("methods"))?,
+        let (methods, grpc_paths) = match &op.grpc {
+            Some(grpc) => {
+                if op.methods.is_some() || op.paths.is_some() || op.not_paths.is_some() {
+                    return Err(ConfigError::ConflictingFields {
+                        field: at.path(),
+                        what: "grpc sets the method (POST) and the paths (/<service>/<method>): \
+                               a to entry with grpc cannot also set methods, paths or notPaths",
+                    });
+                }
+                let paths = self.grpc(grpc, &at.field("grpc"))?;
+                (Some(self.method_bit("POST", &at.field("grpc"))?), Some(paths))
+            }
+            None => {
+                let methods = match &op.methods {
+                    None => None,
+                    Some(list) => self.methods(list, &at.field("methods"))?,
+                };
+                (methods, None)
+            }
         };
         let ports = match &op.ports {
             None => None,
@@ -420,14 +505,19 @@ impl<'c> Compiler<'c> {
                 Some(list.clone())
             }
         };
-        Ok(Clause {
-            rule,
-            methods,
-            paths: op
+        let paths = match grpc_paths {
+            Some(range) => Some(range),
+            None => op
                 .paths
                 .as_deref()
                 .map(|l| self.path_ids(l, &at.field("paths")))
                 .transpose()?,
+        };
+        Ok(Clause {
+            rule,
+            methods,
+            paths,
+            grpc: op.grpc.is_some(),
             not_paths: match op.not_paths.as_deref() {
                 Some(l) => self.path_ids(l, &at.field("notPaths"))?,
                 None => 0..0,

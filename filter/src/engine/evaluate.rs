@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use super::{
-    path_refs, Clause, CompiledCondition, CompiledRule, CompiledSource, Decision, Engine, Headers, Reason, Request,
-    RuleRef, Selection, Verdict,
+    is_grpc, path_refs, Clause, CompiledCondition, CompiledRule, CompiledSource, Decision, Engine, Headers, Reason,
+    Request, RuleRef, Selection, Verdict,
 };
 use crate::canonical::{
     canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
@@ -161,6 +161,8 @@ impl Evaluator {
             .map_or(0, |bit| 1u64 << bit);
         let ctx = MatchContext {
             method_bit,
+            // Read only if a clause asks: one pass over the header list.
+            grpc: engine.reads_grpc && is_grpc(req.headers),
             path_refs: &engine.path_refs,
             path_ids: &s.matched_paths,
             authority: c.authority.as_ref(),
@@ -224,6 +226,8 @@ struct MatchContext<'a> {
     /// The request method's bit in the engine's method table; 0 if no rule
     /// names it.
     method_bit: u64,
+    /// The request is gRPC (read only when some clause is gRPC-only).
+    grpc: bool,
     path_refs: &'a [PathId],
     /// Sorted.
     path_ids: &'a [PathId],
@@ -250,7 +254,8 @@ impl MatchContext<'_> {
             || self
                 .authority
                 .is_some_and(|a| passes(cl.hosts(), cl.not_hosts(), |h| h.matches(a.host(), a.port())));
-        method_ok && port_ok && paths_ok && hosts_ok
+        let grpc_ok = !cl.grpc || self.grpc;
+        grpc_ok && method_ok && port_ok && paths_ok && hosts_ok
     }
 
     fn rule_matches<H: Headers + ?Sized>(&self, rule: &CompiledRule, headers: &H) -> bool {

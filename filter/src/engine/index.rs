@@ -46,6 +46,7 @@ impl Lowered {
             headers: !condition_headers.is_empty(),
         };
         engine.condition_headers = condition_headers;
+        engine.reads_grpc = engine.clauses.iter().any(|c| c.grpc);
         engine.build_indexes(self.path_count);
         Ok(engine)
     }

@@ -27,6 +27,27 @@ impl<K: AsRef<str>, V: AsRef<str>> Headers for [(K, V)] {
     }
 }
 
+/// Whether a `content-type` value is gRPC's, exactly as Envoy decides it
+/// (`Grpc::Common::hasGrpcContentType`, which also decides whether Envoy
+/// answers a local reply in gRPC form): `application/grpc`, or
+/// `application/grpc+` followed by anything (`application/grpc+proto`,
+/// `application/grpc+json`). Case-sensitive, as Envoy compares it;
+/// `application/grpc-web...` is not gRPC.
+pub fn is_grpc_content_type(value: &str) -> bool {
+    const GRPC: &str = "application/grpc";
+    value
+        .strip_prefix(GRPC)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('+'))
+}
+
+/// Whether a request is gRPC: it has exactly one `content-type` field line
+/// and that value is gRPC's ([`is_grpc_content_type`]). Envoy joins repeated
+/// `content-type` lines with commas, which is not gRPC's content type either.
+pub fn is_grpc<H: Headers + ?Sized>(headers: &H) -> bool {
+    let mut values = headers.values("content-type");
+    values.next().is_some_and(is_grpc_content_type) && values.next().is_none()
+}
+
 /// One HTTP request as the engine sees it. All fields are raw, as received;
 /// the engine canonicalizes them.
 #[derive(Debug, Clone, Copy)]

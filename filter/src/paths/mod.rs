@@ -34,7 +34,7 @@ use regex_automata::hybrid::dfa::Cache;
 use regex_automata::MatchError;
 
 use crate::error::{ConfigError, PatternError};
-use crate::pattern::MatchPath;
+use crate::pattern::{MatchPath, TemplateSegment};
 use crate::template::{TemplateBuilder, TemplateIndex};
 use crate::trie::{PrefixTrie, TrieBuilder};
 
@@ -90,6 +90,10 @@ pub(crate) struct PathIndexBuilder<'c> {
     /// Pattern as written → id. Equal patterns share an id; two spellings of
     /// one pattern ("/a/*" and "/a/*") are one spelling.
     ids: HashMap<&'c str, PathId>,
+    /// gRPC service → the id of `/<service>/{*}` (every method).
+    grpc_services: HashMap<&'c str, PathId>,
+    /// Number of distinct patterns: the next id.
+    len: usize,
     exact: HashMap<Box<str>, PathId>,
     prefixes: TrieBuilder,
     suffixes: TrieBuilder,
@@ -116,7 +120,14 @@ impl<'c> PathIndexBuilder<'c> {
             return Ok(id);
         }
         let pattern = MatchPath::parse(source)?;
-        let id = self.ids.len() as PathId;
+        if let MatchPath::Exact(p) = pattern {
+            // A gRPC method's path may have been interned without a source.
+            if let Some(&id) = self.exact.get(p) {
+                self.ids.insert(source, id);
+                return Ok(id);
+            }
+        }
+        let id = self.next_id();
         let c = &mut self.counts;
         match pattern {
             MatchPath::Exact(p) => {
@@ -148,9 +159,45 @@ impl<'c> PathIndexBuilder<'c> {
         Ok(id)
     }
 
+    /// The id of the path of gRPC method `method` of `service`
+    /// (`/<service>/<method>`, exact), or with `None` of every method of it
+    /// (`/<service>/{*}`, a template). Both names must be valid protobuf
+    /// names, which are canonical path segments as they are.
+    pub(crate) fn intern_grpc(&mut self, service: &'c str, method: Option<&str>) -> PathId {
+        match method {
+            Some(method) => {
+                let path = format!("/{service}/{method}");
+                if let Some(&id) = self.exact.get(path.as_str()) {
+                    return id;
+                }
+                let id = self.next_id();
+                self.counts.exact += 1;
+                self.exact.insert(path.into(), id);
+                id
+            }
+            None => {
+                if let Some(&id) = self.grpc_services.get(service) {
+                    return id;
+                }
+                let id = self.next_id();
+                self.counts.template += 1;
+                self.templates
+                    .insert(&[TemplateSegment::Literal(service), TemplateSegment::One], id);
+                self.grpc_services.insert(service, id);
+                id
+            }
+        }
+    }
+
+    fn next_id(&mut self) -> PathId {
+        let id = self.len as PathId;
+        self.len += 1;
+        id
+    }
+
     /// Number of distinct patterns so far.
     pub(crate) fn len(&self) -> usize {
-        self.ids.len()
+        self.len
     }
 
     /// Everything but the regex automata, owning its data: what is left to

@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use super::{Host, HostError, Level};
+use super::{GrpcStatus, Host, HostError, Level};
 use crate::headermap::HeaderMap;
 
 /// A fake proxy: properties and headers in, effects recorded.
@@ -21,6 +21,8 @@ pub(super) struct FakeHost {
     /// written, log lines, counters (name, value).
     pub(super) set_headers: Vec<(String, String)>,
     pub(super) response: Option<(u16, String)>,
+    /// A gRPC local response: status code and message.
+    pub(super) grpc_response: Option<(u32, String)>,
     pub(super) state: Vec<(String, String)>,
     pub(super) logs: RefCell<Vec<(Level, String)>>,
     pub(super) counters: RefCell<Vec<(String, u64)>>,
@@ -157,6 +159,10 @@ impl Host for FakeHost {
     }
     fn send_response(&mut self, status: u16, _headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
         self.response = Some((status, String::from_utf8_lossy(body).into_owned()));
+        Ok(())
+    }
+    fn send_grpc_response(&mut self, status: GrpcStatus, message: &str) -> Result<(), HostError> {
+        self.grpc_response = Some((status.code(), message.into()));
         Ok(())
     }
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {

@@ -24,6 +24,25 @@ pub enum Level {
     Critical,
 }
 
+/// The gRPC statuses the filter answers gRPC requests with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcStatus {
+    /// `3`: the request is malformed or ambiguous (rejected).
+    InvalidArgument,
+    /// `7`: no rule admits the request (denied).
+    PermissionDenied,
+}
+
+impl GrpcStatus {
+    /// The status code.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::InvalidArgument => 3,
+            Self::PermissionDenied => 7,
+        }
+    }
+}
+
 /// A host call failed; the message names the call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("host call {call} failed: {status}")]
@@ -47,6 +66,10 @@ pub trait Host {
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     /// Answers the request locally; the upstream is never contacted.
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+    /// Answers a gRPC request locally with a trailers-only gRPC response:
+    /// HTTP 200, `grpc-status` `status` and `grpc-message` `message`
+    /// (percent-encoded by the proxy); the upstream is never contacted.
+    fn send_grpc_response(&mut self, status: GrpcStatus, message: &str) -> Result<(), HostError>;
     /// Sets filter state readable by access logs as `%FILTER_STATE(wasm.<key>:PLAIN)%`.
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
     /// Writes a log line at `level`.

@@ -32,7 +32,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
-pub use host::{Host, HostError, Level};
+pub use host::{GrpcStatus, Host, HostError, Level};
 pub use lifecycle::{Plugin, Workload};
 pub use request::{Action, RequestContext};
 pub use telemetry::{

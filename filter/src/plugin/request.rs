@@ -9,7 +9,8 @@
 //! 3. **Record** the decision: its counter, its filter state, and the log
 //!    line written once the response is known ([`RequestContext::on_log`]).
 //! 4. **Respond**: forward (with the canonical path in enforce mode), or
-//!    answer locally with the deny status or 400.
+//!    answer locally with the deny status or 400; a gRPC request is answered
+//!    in gRPC's form instead, `PERMISSION_DENIED` or `INVALID_ARGUMENT`.
 //!
 //! Without an active configuration the request is denied (500): the filter
 //! fails closed.
@@ -17,12 +18,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::host::{integer_property, peer_uri_san, Host, Level};
+use super::host::{integer_property, peer_uri_san, GrpcStatus, Host, Level};
 use super::lifecycle::Active;
 use super::telemetry::{add_one, capped, write_filter_state, Counters, LogRecord, MemoryWatch};
 use crate::canonical::{principal_from_uri_san, RequestError};
 use crate::config::{LogConfig, Mode, RequestLog};
-use crate::engine::{Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
+use crate::engine::{is_grpc, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
 use crate::headermap::{HeaderMap, Utf8Headers};
 
 /// What the proxy should do with the request after the headers.
@@ -289,11 +290,7 @@ fn log_record(host: &dyn Host, log: &LogConfig, needs: Needs, decided: &Decided<
     let port = request
         .port
         .or_else(|| integer_property(host, &["destination", "port"]).and_then(|p| u16::try_from(p).ok()));
-    let grpc = request
-        .headers
-        .iter()
-        .find(|(k, _)| *k == "content-type")
-        .is_some_and(|(_, v)| is_grpc(v));
+    let grpc = is_grpc(request.headers);
     let path = match &decision.path {
         Some(p) if log.include_query => p.to_request_target(),
         Some(p) => p.path().to_string(),
@@ -316,14 +313,6 @@ fn log_record(host: &dyn Host, log: &LogConfig, needs: Needs, decided: &Decided<
     })
 }
 
-/// Whether a `content-type` is gRPC's (`application/grpc`, `application/grpc+proto`,
-/// `application/grpc-web...`), as Envoy's own gRPC detection reads it.
-fn is_grpc(content_type: &str) -> bool {
-    content_type
-        .get(..16)
-        .is_some_and(|p| p.eq_ignore_ascii_case("application/grpc"))
-}
-
 /// Step 4: acts on the verdict. In enforce mode the upstream gets exactly the
 /// path judged; audit mode forwards the request untouched.
 fn respond(host: &mut dyn Host, deny_status: u16, decided: &Decided<'_>) -> Action {
@@ -342,21 +331,43 @@ fn respond(host: &mut dyn Host, deny_status: u16, decided: &Decided<'_>) -> Acti
             }
             Action::Continue
         }
+        Verdict::Deny if is_grpc(decided.request.headers) => {
+            grpc_reply(host, GrpcStatus::PermissionDenied, request_id, "denied")
+        }
         Verdict::Deny => local_reply(host, deny_status, request_id, "denied"),
         Verdict::Reject => {
             if let Reason::Malformed(e) = decision.reason {
                 host.log(Level::Debug, &format!("meshward: rejected request {request_id}: {e}"));
             }
-            local_reply(host, 400, request_id, "rejected")
+            if is_grpc(decided.request.headers) {
+                grpc_reply(host, GrpcStatus::InvalidArgument, request_id, "rejected")
+            } else {
+                local_reply(host, 400, request_id, "rejected")
+            }
         }
     }
 }
 
-/// Answers locally with a short JSON body naming the request and the
+/// The reply's text: a short JSON object naming the request and the
 /// decision (no rule internals).
+fn reply_body(request_id: &str, decision: &str) -> String {
+    serde_json::json!({ "requestId": request_id, "decision": decision }).to_string()
+}
+
+/// Answers locally with the reply body as JSON.
 fn local_reply(host: &mut dyn Host, status: u16, request_id: &str, decision: &str) -> Action {
-    let body = serde_json::json!({ "requestId": request_id, "decision": decision }).to_string();
+    let body = reply_body(request_id, decision);
     if let Err(e) = host.send_response(status, &[("content-type", "application/json")], body.as_bytes()) {
+        host.log(Level::Critical, &format!("meshward: {e}"));
+    }
+    Action::Pause
+}
+
+/// Answers a gRPC request locally in gRPC's form: `grpc-status` `status` and
+/// the reply body as `grpc-message`, so that a gRPC client sees a status it
+/// understands whatever `denyStatus` is.
+fn grpc_reply(host: &mut dyn Host, status: GrpcStatus, request_id: &str, decision: &str) -> Action {
+    if let Err(e) = host.send_grpc_response(status, &reply_body(request_id, decision)) {
         host.log(Level::Critical, &format!("meshward: {e}"));
     }
     Action::Pause

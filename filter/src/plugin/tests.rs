@@ -181,6 +181,51 @@ fn denied_request_gets_the_deny_status_and_a_json_body() {
 }
 
 #[test]
+fn grpc_requests_are_answered_in_grpcs_form() {
+    const GRPC: &str = r#"{"denyStatus":404,"policies":[{"name":"shop/inventory","rules":[
+        {"name":"reads","to":[{"grpc":{"service":"shop.Inventory","methods":["GetItem"]}}]}]}]}"#;
+    let grpc = |path: &str, content_type: &str| {
+        reviews_host()
+            .with_request("POST", path, "inventory")
+            .with_header("content-type", content_type)
+    };
+    let plugin = configured(&reviews_host(), GRPC);
+
+    let mut host = grpc("/shop.Inventory/GetItem", "application/grpc");
+    serve_and_log(&plugin, &mut host);
+    assert_eq!((host.response.clone(), host.grpc_response.clone()), (None, None));
+
+    // Denied: PERMISSION_DENIED whatever denyStatus, the reply body as message.
+    let mut host = grpc("/shop.Inventory/DeleteItem", "application/grpc+proto");
+    serve_and_log(&plugin, &mut host);
+    assert_eq!(host.response, None);
+    let (status, message) = host.grpc_response.clone().unwrap();
+    assert_eq!(status, 7);
+    let message: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(message, serde_json::json!({"requestId": "req-1", "decision": "denied"}));
+    let l = &host.request_logs()[0];
+    assert_eq!(
+        (l["grpc"].as_bool(), l["path"].as_str()),
+        (Some(true), Some("/shop.Inventory/DeleteItem"))
+    );
+
+    // Malformed: INVALID_ARGUMENT.
+    let mut host = grpc("/shop.Inventory/..%2FGetItem", "application/grpc");
+    serve_and_log(&plugin, &mut host);
+    let (status, message) = host.grpc_response.clone().unwrap();
+    assert_eq!(status, 3);
+    assert!(message.contains(r#""decision":"rejected""#), "{message}");
+
+    // Not gRPC as Envoy judges it: an HTTP reply, denyStatus and JSON.
+    for content_type in ["application/json", "application/grpc-web"] {
+        let mut host = grpc("/shop.Inventory/GetItem", content_type);
+        serve_and_log(&plugin, &mut host);
+        assert_eq!((host.status(), host.grpc_response.clone()), (Some(404), None));
+        assert_eq!(host.request_logs()[0]["grpc"], false);
+    }
+}
+
+#[test]
 fn identity_comes_from_the_peer_certificate_only() {
     // A header claiming an identity changes nothing; no SAN = anonymous.
     let mut host = FakeHost::new()
@@ -535,8 +580,10 @@ fn identity_ports_and_headers_are_read_when_rules_use_them() {
     }
 }
 
-/// gRPC is told by the `content-type`, whatever its suffix and case; a
-/// request without the port property logs `null`.
+/// gRPC is told by the `content-type` as Envoy tells it (and as `grpc`
+/// entries are judged): `application/grpc` or `application/grpc+...`,
+/// case-sensitive, gRPC-Web not included; a request without the port
+/// property logs `null`.
 #[test]
 fn log_line_says_grpc_and_the_port() {
     let json = CONFIG.replacen('{', r#"{"log":{"requests":"all"},"#, 1);
@@ -544,8 +591,9 @@ fn log_line_says_grpc_and_the_port() {
     let plugin = configured(&host, &json);
     for (content_type, grpc) in [
         ("application/grpc", true),
-        ("Application/GRPC+proto", true),
-        ("application/grpc-web+proto", true),
+        ("application/grpc+proto", true),
+        ("Application/GRPC+proto", false),
+        ("application/grpc-web+proto", false),
         ("application/json", false),
         ("application/grp", false),
     ] {

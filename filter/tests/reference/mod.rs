@@ -138,6 +138,31 @@ fn source_matches(s: &Source, r: &Canonical<'_>) -> bool {
 }
 
 fn operation_matches(o: &Operation, r: &Canonical<'_>) -> bool {
+    if let Some(g) = &o.grpc {
+        // Envoy's gRPC test: one content-type, `application/grpc` exactly or
+        // followed by `+`.
+        let content_types: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let grpc = match content_types[..] {
+            [v] => v == "application/grpc" || v.starts_with("application/grpc+"),
+            _ => false,
+        };
+        let Some(method) = r.path.strip_prefix(&format!("/{}/", g.service)) else {
+            return false;
+        };
+        let method_ok = if g.methods == ["*"] {
+            !method.is_empty() && !method.contains('/')
+        } else {
+            g.methods.iter().any(|m| m == method)
+        };
+        if !(grpc && r.method == "POST" && method_ok) {
+            return false;
+        }
+    }
     if let Some(ms) = &o.methods {
         if !ms.iter().any(|m| m == "*" || m == r.method) {
             return false;

@@ -111,6 +111,9 @@ pub struct EnvoyOptions {
     pub module: Option<PathBuf>,
     /// What Envoy does once the VM has failed.
     pub failure_policy: FailurePolicy,
+    /// Routes to a gRPC server on this port of 127.0.0.1 over HTTP/2
+    /// instead of the recording upstream; `None` = the recording upstream.
+    pub grpc_upstream: Option<u16>,
 }
 
 impl EnvoyOptions {
@@ -129,7 +132,15 @@ impl EnvoyOptions {
             mtls_port: None,
             module: None,
             failure_policy: FailurePolicy::FailOpenFalse,
+            grpc_upstream: None,
         }
+    }
+
+    /// Routes to the gRPC server on `port` (HTTP/2) instead of the
+    /// recording upstream.
+    pub fn grpc_upstream(mut self, port: u16) -> Self {
+        self.grpc_upstream = Some(port);
+        self
     }
 
     /// Loads `module` instead of the shipped build.
@@ -354,7 +365,7 @@ impl Envoy {
                      "filter_chains": [{{"transport_socket": {tls}, "filters": [{hcm_mtls}]}}]}},
                    {{"name": "inbound_plain", "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {plain}}}}},
                      "filter_chains": [{{"filters": [{hcm_plain}]}}]}}],
-                 "clusters": [{{"name": "upstream", "connect_timeout": "2s", "type": "STATIC",
+                 "clusters": [{{"name": "upstream", "connect_timeout": "2s", "type": "STATIC", {protocol}
                    "load_assignment": {{"cluster_name": "upstream", "endpoints": [{{"lb_endpoints": [{{"endpoint": {{
                      "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {up}}}}}}}}}]}}]}}}}]}}}}"#,
             workload = opts.workload,
@@ -362,7 +373,14 @@ impl Envoy {
             stats = opts.stats_config,
             hcm_mtls = hcm("inbound_mtls"),
             hcm_plain = hcm("inbound_plain"),
-            up = upstream.port,
+            up = opts.grpc_upstream.unwrap_or(upstream.port),
+            protocol = if opts.grpc_upstream.is_some() {
+                r#""typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                     "explicit_http_config": {"http2_protocol_options": {}}}},"#
+            } else {
+                ""
+            },
         );
         let config_path = dir.join("envoy.json");
         std::fs::write(&config_path, &bootstrap).expect("write bootstrap");

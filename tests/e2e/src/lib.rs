@@ -26,6 +26,8 @@
 //! * `envoy`: [`Envoy`] and [`EnvoyOptions`], the bootstrap, ECDS updates,
 //!   the admin interface;
 //! * `client`: [`Caller`], [`Call`] and [`Envoy::send`], requests with curl;
+//! * `grpc`: [`GrpcServer`] and [`Envoy::grpc`], a real gRPC server and
+//!   client (Python `grpcio`) behind and in front of Envoy;
 //! * `istio`: the stats configuration istio-agent generates, and the
 //!   documented configuration it is generated from;
 //! * `scenario`: [`Scenario`] and [`Scratch`], all of it started together.
@@ -35,6 +37,7 @@
 
 mod client;
 mod envoy;
+mod grpc;
 pub mod istio;
 mod pki;
 mod scenario;
@@ -45,6 +48,7 @@ pub use envoy::{
     envoy_binary, fault_injection_module, module, AccessLog, Delivery, Envoy, EnvoyOptions, FailurePolicy,
     ACCESS_LOG_FORMAT,
 };
+pub use grpc::{generate_stubs, python, GrpcReply, GrpcServer};
 pub use pki::Pki;
 pub use scenario::{control_binary, free_port, workspace, Scenario, Scratch};
 pub use upstream::{Seen, Upstream};
