@@ -817,4 +817,23 @@ fn render_and_check_carry_a_deny_allowlist_and_name_its_rule() {
     let (code, out) = check(&d, &["--from", "shop/frontend", "--to", "shop/cart", "GET /cart/1"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("admitted by shop/cart/frontend-reads"), "{out}");
+
+    // A workload only deny Allowlists select is open to what they do not refuse: lint says so.
+    let d = dir(
+        "deny-lint",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cart.yaml", CART),
+            ("deny.yaml", DENY_ALLOWLIST),
+        ],
+    );
+    let out = bin().args(["lint", "--manifests"]).arg(&d).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "Deployment shop/cart: selected only by deny Allowlists: every request they do not refuse passes"
+        ),
+        "{text}"
+    );
 }
