@@ -35,8 +35,24 @@ pub struct AllowlistSpec {
     /// `meshward.io/enforcement: audit` puts every Allowlist in audit mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<AllowlistMode>,
-    /// Rules: a request is allowed if any rule of any applicable Allowlist matches.
+    /// `allow` or `deny`, as an AuthorizationPolicy's `action`. Absent =
+    /// allow. A deny Allowlist's matching rules refuse requests whatever the
+    /// allow Allowlists admit; it does not make its workloads default-deny.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<AllowlistAction>,
+    /// Rules: a request is allowed if any rule of any applicable allow
+    /// Allowlist matches, and refused if any rule of a deny Allowlist does.
     pub rules: Vec<AllowlistRule>,
+}
+
+/// What an Allowlist's matching rules do.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowlistAction {
+    /// Matching requests are admitted; with allow Allowlists applying, others are denied.
+    Allow,
+    /// Matching requests are denied, whatever the allow Allowlists admit.
+    Deny,
 }
 
 /// Enforce or audit.

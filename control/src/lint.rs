@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use meshward_filter::config::Action;
+
+use crate::crd::AllowlistAction;
 use crate::derive::{derive, selects, Desired, Settings};
 use crate::simulate::delivered;
 use crate::state::{ClusterState, NamespaceState};
@@ -83,7 +86,10 @@ pub fn lint(state: &ClusterState, settings: &Settings) -> Vec<Finding> {
                         if !matched {
                             findings.push(Finding {
                                 object: object.clone(),
-                                message: format!("rules[{ri}].from[{si}].workloads: the selector matches no workload in {wns}, so it admits nobody"),
+                                message: format!(
+                                    "rules[{ri}].from[{si}].workloads: the selector matches no workload in {wns}, so it {} nobody",
+                                    if a.spec.action == Some(AllowlistAction::Deny) { "refuses" } else { "admits" }
+                                ),
                             });
                         }
                     }
@@ -107,16 +113,24 @@ pub fn lint(state: &ClusterState, settings: &Settings) -> Vec<Finding> {
     // applies (a valid Allowlist, the last valid version of an invalid one, or
     // the placeholder that admits nobody).
     for (ns, object, labels) in &workloads {
+        // The actions of the policies that apply to it.
         let protected = desired
             .wasm_plugins
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(*ns) && delivered(p, labels))
             .flat_map(|p| &p.spec.plugin_config.policies)
-            .any(|p| p.selector.as_ref().is_none_or(|s| selects(s, Some(labels))));
-        if !protected {
+            .filter(|p| p.selector.as_ref().is_none_or(|s| selects(s, Some(labels))))
+            .map(|p| p.action)
+            .collect::<Vec<_>>();
+        if protected.is_empty() {
             findings.push(Finding {
                 object: object.clone(),
                 message: "in an enabled namespace but selected by no Allowlist: its traffic is not filtered".into(),
+            });
+        } else if !protected.contains(&Action::Allow) {
+            findings.push(Finding {
+                object: object.clone(),
+                message: "selected only by deny Allowlists: every request they do not refuse passes".into(),
             });
         }
     }

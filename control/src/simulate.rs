@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use meshward_filter::config::{self, Operation, PluginConfig, Policy, Rule};
-use meshward_filter::{is_grpc, Engine, Evaluator, Headers, Mode, Reason, Request, RuleRef, Verdict};
+use meshward_filter::{is_grpc, Action, Engine, Evaluator, Headers, Mode, Reason, Request, RuleRef, Verdict};
 use thiserror::Error;
 
 use crate::derive::{derive_namespace, selects, Settings, WasmPlugin, DEFAULT_SERVICE_ACCOUNT, ENFORCEMENT_LABEL};
@@ -235,13 +235,15 @@ fn evaluate(
     let decision = evaluator.evaluate(request);
     let engine = evaluator.engine();
     let rule = decision
-        .matched()
+        .rule()
         .map(|m| format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m)));
     let applied: Vec<&str> = engine.selected_policies(evaluator.selection()).collect();
     let caller = request.principal.unwrap_or("an anonymous caller");
     let explanation = match (decision.reason, &rule) {
+        (Reason::Denied(_), Some(rule)) => format!("{caller} denied by {rule} ({} mode)", decision.mode.as_str()),
         (_, Some(rule)) => format!("{caller} admitted by {rule} ({} mode)", decision.mode.as_str()),
         (Reason::NoPolicy, _) => format!("no Allowlist selects {ns}/{name}; the request passes"),
+        (Reason::NotDenied, _) => format!("no deny rule of {} matches; the request passes", applied.join(", ")),
         (Reason::Malformed(e), _) => format!("malformed request: {e}"),
         _ => format!("no rule of {} admits {caller}", applied.join(", ")),
     };
@@ -277,7 +279,8 @@ fn nearest(
     for (pi, policy) in config.policies.iter().enumerate() {
         let first = first_rule;
         first_rule += policy.rules.len() as u32;
-        if !applied.contains(&policy.name.as_str()) {
+        // Only an allow rule can admit the request.
+        if !applied.contains(&policy.name.as_str()) || policy.action == Action::Deny {
             continue;
         }
         for (ri, rule) in policy.rules.iter().enumerate() {
@@ -305,6 +308,7 @@ fn admits(rule: Rule, request: &Request<'_>) -> bool {
             name: "probe".into(),
             selector: None,
             mode: Some(Mode::Enforce),
+            action: Action::Allow,
             rules: vec![rule],
         }],
         ..PluginConfig::default()

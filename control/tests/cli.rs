@@ -1,6 +1,8 @@
 //! The offline CLI, run as a binary: `crd`, `render --manifests`, `validate`.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -761,5 +763,77 @@ spec:
         (report["admitted"].as_u64(), report["denied"].as_u64()),
         (Some(1), Some(1)),
         "{report:#}"
+    );
+}
+
+const DENY_ALLOWLIST: &str = r#"apiVersion: meshward.io/v1alpha1
+kind: Allowlist
+metadata: {name: cart-deny, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  action: deny
+  rules:
+  - name: no-admin
+    to: [{paths: ["/cart/admin"]}]
+  - name: no-plaintext
+    from: [{notPrincipals: ["*"]}]
+"#;
+
+#[test]
+fn render_and_check_carry_a_deny_allowlist_and_name_its_rule() {
+    let d = dir(
+        "deny",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("w.yaml", WORKLOADS),
+            ("cart.yaml", CART),
+            ("a.yaml", ALLOWLIST),
+            ("deny.yaml", DENY_ALLOWLIST),
+        ],
+    );
+    let out = bin().args(["render", "--manifests"]).arg(&d).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = meshward_control::manifests::parse_documents(&text).unwrap();
+    let plugin = &docs[0].value;
+    let schema = common::crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    common::validate(&schema["properties"]["spec"], &plugin["spec"], "spec").unwrap();
+    let policy = &plugin["spec"]["pluginConfig"]["policies"][1];
+    assert_eq!(
+        (policy["name"].as_str(), policy["action"].as_str()),
+        (Some("shop/cart-deny"), Some("deny"))
+    );
+
+    // The deny rule wins over the allow rule that admits the request, and is named.
+    let (code, out) = check(&d, &["--from", "shop/frontend", "--to", "shop/cart", "GET /cart/admin"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        out,
+        "deny: cluster.local/ns/shop/sa/frontend denied by shop/cart-deny/no-admin (enforce mode)\n"
+    );
+    let (code, out) = check(&d, &["--to", "shop/cart", "GET /cart/1"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("denied by shop/cart-deny/no-plaintext"), "{out}");
+    let (code, out) = check(&d, &["--from", "shop/frontend", "--to", "shop/cart", "GET /cart/1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("admitted by shop/cart/frontend-reads"), "{out}");
+
+    // A workload only deny Allowlists select is open to what they do not refuse: lint says so.
+    let d = dir(
+        "deny-lint",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cart.yaml", CART),
+            ("deny.yaml", DENY_ALLOWLIST),
+        ],
+    );
+    let out = bin().args(["lint", "--manifests"]).arg(&d).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "Deployment shop/cart: selected only by deny Allowlists: every request they do not refuse passes"
+        ),
+        "{text}"
     );
 }

@@ -1084,3 +1084,107 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
     let v = serde_json::to_value(a).unwrap();
     validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
 }
+
+/// bookinfo with a deny Allowlist on reviews: `/reviews/admin*` from anyone,
+/// and every caller without an identity.
+fn bookinfo_with_deny() -> Snapshot {
+    let mut s = bookinfo();
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "reviews-deny",
+        json!({"selector": {"matchLabels": {"app": "reviews"}}, "action": "deny", "rules": [
+            {"name": "admin", "to": [{"paths": ["/reviews/admin*"]}]},
+            {"name": "plaintext", "from": [{"notPrincipals": ["*"]}]}
+        ]}),
+    ));
+    s
+}
+
+#[test]
+fn a_deny_allowlist_becomes_a_deny_policy_that_wins_over_allow_rules() {
+    let d = derive(&bookinfo_with_deny(), &settings(), now());
+    let p = plugin(&d, "bookinfo");
+    let policies = &config(p)["policies"];
+    assert_eq!(policies[0]["name"], "bookinfo/reviews");
+    assert_eq!(policies[0].get("action"), None, "allow is the default and not written");
+    assert_eq!(policies[1]["name"], "bookinfo/reviews-deny");
+    assert_eq!(policies[1]["action"], "deny");
+    let schema = crd_schema(include_str!("data/istio-wasmplugin-crd.yaml"), "v1alpha1");
+    let v = serde_json::to_value(p).unwrap();
+    validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+    let cond = &status(&d, "bookinfo", "reviews-deny").status.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("True", "Derived"));
+
+    let reviews = json!({"app": "reviews"});
+    let v = |principal, path| ns_verdict(&d, "bookinfo", &reviews, principal, "GET", path);
+    assert_eq!(v(Some(PRODUCTPAGE), "/reviews/1"), Verdict::Allow);
+    assert_eq!(v(Some(PRODUCTPAGE), "/reviews/admin"), Verdict::Deny);
+    assert_eq!(v(None, "/reviews/1"), Verdict::Deny);
+    // A workload only the deny Allowlist selects is not made default-deny.
+    let mut s = bookinfo_with_deny();
+    s.allowlists[0].spec.selector.as_mut().unwrap().match_labels =
+        BTreeMap::from([("app".to_string(), "productpage".to_string())]);
+    let d = derive(&s, &settings(), now());
+    let v = |principal, path| ns_verdict(&d, "bookinfo", &reviews, principal, "GET", path);
+    assert_eq!(v(Some(PRODUCTPAGE), "/ratings"), Verdict::Allow);
+    assert_eq!(v(Some(PRODUCTPAGE), "/reviews/admin"), Verdict::Deny);
+    assert_eq!(v(None, "/ratings"), Verdict::Deny);
+}
+
+#[test]
+fn a_deny_allowlist_split_over_the_budget_still_denies() {
+    // Over a tiny budget every Allowlist sharing reviews' pods stays in one
+    // WasmPlugin; whatever the packing, a deny in any WasmPlugin denies.
+    let s = bookinfo_with_deny();
+    for budget in [usize::MAX / 2, 64] {
+        let d = derive(&s, &with_budget(budget), now());
+        let reviews = json!({"app": "reviews"});
+        let holding: Vec<&str> = plugins_of(&d, "bookinfo")
+            .iter()
+            .filter(|p| {
+                p.spec
+                    .plugin_config
+                    .policies
+                    .iter()
+                    .any(|p| p.name.starts_with("bookinfo/reviews"))
+            })
+            .map(|p| p.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(holding.len(), 1, "budget {budget}: {holding:?}");
+        let v = |principal, path| ns_verdict(&d, "bookinfo", &reviews, principal, "GET", path);
+        assert_eq!(v(Some(PRODUCTPAGE), "/reviews/1"), Verdict::Allow, "budget {budget}");
+        assert_eq!(v(Some(PRODUCTPAGE), "/reviews/admin"), Verdict::Deny, "budget {budget}");
+        assert_eq!(v(None, "/reviews/1"), Verdict::Deny, "budget {budget}");
+    }
+}
+
+#[test]
+fn an_invalid_deny_allowlist_denies_every_request_to_its_workloads() {
+    let mut s = bookinfo_with_deny();
+    s.allowlists[1].spec.rules[0].to.as_mut().unwrap()[0].paths = Some(vec!["relative".into()]);
+    let d = derive(&s, &settings(), now());
+    let cond = &status(&d, "bookinfo", "reviews-deny").status.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "InvalidPath"));
+    // A deny placeholder without rule would refuse nothing; its one empty
+    // rule refuses everything instead.
+    assert_eq!(
+        config(plugin(&d, "bookinfo"))["policies"][1],
+        json!({"name": "bookinfo/reviews-deny", "selector": {"app": "reviews"}, "action": "deny", "rules": [{}]})
+    );
+    let reviews = json!({"app": "reviews"});
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Deny
+    );
+    // Its last valid version, once there is one, stays in force instead.
+    let good = derive(&bookinfo_with_deny(), &settings(), now());
+    s.previous = BTreeMap::from([(
+        "bookinfo".to_string(),
+        vec![plugin(&good, "bookinfo").spec.plugin_config.clone()],
+    )]);
+    let d = derive(&s, &settings(), now());
+    assert_eq!(
+        ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
+        Verdict::Allow
+    );
+}

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! PluginConfig ─┬─ mode, denyStatus
-//!               └─ policies[] ─┬─ name, selector, mode
+//!               └─ policies[] ─┬─ name, selector, mode, action
 //!                              └─ rules[] ─┬─ from[]  (OR; fields inside AND)
 //!                                          ├─ to[]    (OR; fields inside AND; grpc: service + methods)
 //!                                          └─ when[]  (AND)
@@ -143,7 +143,8 @@ impl Mode {
     }
 }
 
-/// One allowlist: the rules that admit requests to the workloads it selects.
+/// One policy: the rules that admit (or, with `action: deny`, refuse)
+/// requests to the workloads it selects.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
@@ -157,10 +158,45 @@ pub struct Policy {
     /// Overrides the top-level mode for this policy. Absent = the top-level mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
-    /// The rules; a request is admitted if any rule of any applicable policy
-    /// matches it. Required; an empty list admits nothing.
+    /// What a matching rule does: admit the request (`allow`) or refuse it
+    /// (`deny`), as Istio's `AuthorizationPolicy` action. Deny policies are
+    /// evaluated first and win over allow policies; a workload only deny
+    /// policies apply to passes what they do not refuse. Absent = allow.
+    #[serde(default, skip_serializing_if = "Action::is_allow")]
+    pub action: Action,
+    /// The rules; with `action: allow`, a request is admitted if any rule of
+    /// any applicable allow policy matches it (an empty list admits nothing);
+    /// with `action: deny`, a request any rule matches is refused (an empty
+    /// list refuses nothing). Required.
     #[serde(deserialize_with = "tight")]
     pub rules: Vec<Rule>,
+}
+
+/// What a policy's matching rule does to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A matching rule admits the request; with allow policies applying, a
+    /// request no rule admits is denied.
+    #[default]
+    Allow,
+    /// A matching rule refuses the request, whatever allow policies say.
+    Deny,
+}
+
+impl Action {
+    /// `true` for [`Action::Allow`].
+    pub fn is_allow(&self) -> bool {
+        *self == Action::Allow
+    }
+
+    /// The lower-case name used in the configuration and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+        }
+    }
 }
 
 /// One rule: `from` AND `to` AND `when`.
@@ -183,9 +219,12 @@ pub struct Rule {
 
 /// A set of callers; every field given must match.
 ///
-/// Identity comes from the mTLS peer certificate. A caller without one
-/// (plaintext) matches no entry that sets any field here, negative ones
-/// included: a rule that names identities never admits an anonymous caller.
+/// Identity comes from the mTLS peer certificate. In an allow policy, a
+/// caller without one (plaintext) matches no entry that sets any field here,
+/// negative ones included: a rule that names identities never admits an
+/// anonymous caller. In a deny policy, as in Istio, an anonymous caller fails
+/// the positive fields and passes the negative ones, so
+/// `notPrincipals: ["*"]` refuses every caller without an identity.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {

@@ -73,7 +73,7 @@ mod template;
 mod trie;
 
 pub use canonical::{CanonicalPath, RequestError};
-pub use config::{FilterState, Mode, PluginConfig};
+pub use config::{Action, FilterState, Mode, PluginConfig};
 pub use engine::{
     is_grpc, is_grpc_content_type, Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef,
     Selection, Verdict, DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,

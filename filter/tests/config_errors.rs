@@ -153,6 +153,17 @@ fn schema_errors() {
     );
     assert_starts(rule_error(r#"{"from":"all"}"#), "policies[1].rules[1].from");
     assert_starts(error(r#"{"mode":"dry-run","policies":[]}"#), "mode");
+    // The action is lower-case `allow` or `deny`; Istio's spelling is refused.
+    let action = |a: &str| {
+        error(&format!(
+            r#"{{"policies":[{{"name":"p","rules":[]}},{{"name":"q","action":"{a}","rules":[]}}]}}"#
+        ))
+    };
+    assert_starts(action("DENY"), "policies[1].action");
+    assert_starts(action("audit"), "policies[1].action");
+    // A deny policy's fields are validated as an allow policy's.
+    let e = error(r#"{"policies":[{"name":"d","action":"deny","rules":[{"from":[{"notPrincipals":["a*b"]}]}]}]}"#);
+    assert_starts(e, "policies[0].rules[0].from[0].notPrincipals[0]");
     assert!(error(r#"{"denyStatus":200,"policies":[]}"#).starts_with("denyStatus: 200"));
     assert!(error(r#"{"denyStatus":600,"policies":[]}"#).starts_with("denyStatus: 600"));
 }

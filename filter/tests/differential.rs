@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method, RequestError};
 use meshward_filter::config::{Condition, GrpcMethods, Operation, Policy, Rule, Source};
-use meshward_filter::{ConfigError, Engine, Evaluator, Mode, PluginConfig, Reason, Verdict};
+use meshward_filter::{Action, ConfigError, Engine, Evaluator, Mode, PluginConfig, Reason, Verdict};
 use proptest::prelude::*;
 
 use common::{decide, Req};
@@ -204,10 +204,16 @@ fn mode() -> impl Strategy<Value = Option<Mode>> {
     prop::option::weighted(0.3, prop::sample::select(&[Mode::Enforce, Mode::Audit][..]))
 }
 
+/// Mostly allow policies, a third deny policies.
+fn action() -> impl Strategy<Value = Action> {
+    prop::sample::select(&[Action::Allow, Action::Allow, Action::Deny][..])
+}
+
 fn config() -> impl Strategy<Value = PluginConfig> {
     let policy = (
         prop::option::weighted(0.3, pick(&["a", "b"])),
         mode(),
+        action(),
         prop::collection::vec(rule(), 0..=4),
     );
     (
@@ -221,10 +227,11 @@ fn config() -> impl Strategy<Value = PluginConfig> {
             policies: policies
                 .into_iter()
                 .enumerate()
-                .map(|(i, (app, mode, rules))| Policy {
+                .map(|(i, (app, mode, action, rules))| Policy {
                     name: format!("p{i}"),
                     selector: app.map(|a| BTreeMap::from([("app".to_string(), a)])),
                     mode,
+                    action,
                     rules,
                 })
                 .collect(),

@@ -709,3 +709,130 @@ fn audit_grpc_denials_are_audit_denials() {
         ],
     );
 }
+
+// ---------------------------------------------------------------- deny policies
+
+/// An allow policy admitting every GET, and a deny policy refusing `/admin/*`.
+const ALLOW_ALL_DENY_ADMIN: &str = r#"{"policies":[
+    {"name":"allow","rules":[{"name":"gets","to":[{"methods":["GET"]}]}]},
+    {"name":"deny","action":"deny","rules":[{"name":"admin","to":[{"paths":["/admin/*"]}]}]}]}"#;
+
+#[test]
+fn a_deny_rule_wins_over_an_allow_rule() {
+    let mut ev = evaluator(ALLOW_ALL_DENY_ADMIN);
+    let o = decide(&mut ev, &get("/admin/users"));
+    assert_eq!(
+        (o.verdict, o.mode, o.rule.as_deref()),
+        (Deny, Mode::Enforce, Some("deny/admin"))
+    );
+    assert!(matches!(o.reason, Reason::Denied(_)));
+    let o = decide(&mut ev, &get("/orders"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Allow, Some("allow/gets")));
+    // What no allow rule admits stays denied, by the allow policy.
+    let o = decide(&mut ev, &req("POST", "/orders"));
+    assert_eq!((o.verdict, o.reason), (Deny, Reason::NoMatch));
+}
+
+#[test]
+fn deny_policies_alone_do_not_make_a_workload_default_deny() {
+    let json = r#"{"policies":[{"name":"d","action":"deny","rules":[{"to":[{"paths":["/admin/*"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    let o = decide(&mut ev, &get("/orders"));
+    assert_eq!(
+        (o.verdict, o.mode, o.reason, o.rule),
+        (Allow, Mode::Enforce, Reason::NotDenied, None)
+    );
+    let o = decide(&mut ev, &get("/admin/x"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Deny, Some("d/rule-0")));
+    // A deny policy without rules refuses nothing.
+    let empty = r#"{"policies":[{"name":"d","action":"deny","rules":[]}]}"#;
+    assert_eq!(verdict(&mut evaluator(empty), &get("/")), Allow);
+    // A malformed request cannot be judged against the deny rules: rejected.
+    assert_eq!(verdict(&mut ev, &get("/a%2Fb")), Reject);
+}
+
+#[test]
+fn an_audit_deny_rule_marks_what_the_enforce_allow_rules_admit() {
+    let json = r#"{"policies":[
+        {"name":"allow","rules":[{"name":"gets","to":[{"methods":["GET"]}]}]},
+        {"name":"deny","action":"deny","mode":"audit","rules":[{"name":"admin","to":[{"paths":["/admin/*"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    // Admitted by the enforce allow rule, matched by the audit deny rule:
+    // forwarded, recorded as audit_deny naming the deny rule.
+    let o = decide(&mut ev, &get("/admin/users"));
+    assert_eq!(
+        (o.verdict, o.mode, o.rule.as_deref()),
+        (AuditDeny, Mode::Audit, Some("deny/admin"))
+    );
+    // Refused by the enforce allow policy: the enforcing decision stands.
+    let o = decide(&mut ev, &req("POST", "/admin/users"));
+    assert_eq!((o.verdict, o.mode, o.reason), (Deny, Mode::Enforce, Reason::NoMatch));
+    assert_eq!(verdict(&mut ev, &get("/orders")), Allow);
+    // An enforce deny rule wins over an audit one.
+    let both = r#"{"policies":[
+        {"name":"audit","action":"deny","mode":"audit","rules":[{"to":[{"paths":["/admin/*"]}]}]},
+        {"name":"enforce","action":"deny","rules":[{"to":[{"paths":["/admin/*"]}]}]}]}"#;
+    let o = decide(&mut evaluator(both), &get("/admin/x"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Deny, Some("enforce/rule-0")));
+}
+
+#[test]
+fn not_principals_any_in_a_deny_rule_refuses_anonymous_callers() {
+    let json = r#"{"policies":[{"name":"d","action":"deny","rules":[{"name":"plaintext","from":[{"notPrincipals":["*"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    let o = decide(&mut ev, &get("/"));
+    assert_eq!((o.verdict, o.rule.as_deref()), (Deny, Some("d/plaintext")));
+    assert_eq!(verdict(&mut ev, &get("/").from(PP)), Allow);
+    // notNamespaces too: a caller without a namespace is not in "bookinfo".
+    let json = r#"{"policies":[{"name":"d","action":"deny","rules":[{"from":[{"notNamespaces":["bookinfo"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Deny),
+            (get("/").from("odd-identity"), Deny),
+            (get("/").from(OTHER), Deny),
+            (get("/").from(PP), Allow),
+        ],
+    );
+    // Positive fields still need an identity.
+    let json = r#"{"policies":[{"name":"d","action":"deny","rules":[{"from":[{"principals":["*"]}]},{"from":[{"namespaces":["*"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(&mut ev, &[(get("/"), Allow), (get("/").from(PP), Deny)]);
+}
+
+#[test]
+fn allow_rules_stay_strict_for_anonymous_callers_beside_deny_rules() {
+    let json = r#"{"policies":[
+        {"name":"a","rules":[{"from":[{"notPrincipals":["cluster.local/ns/other/*"]}]}]},
+        {"name":"d","action":"deny","rules":[{"from":[{"notPrincipals":["*"]}],"to":[{"paths":["/deny-anonymous"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Deny),
+            (get("/").from(PP), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/deny-anonymous").from(PP), Allow),
+        ],
+    );
+    assert_eq!(decide(&mut ev, &get("/")).reason, Reason::NoMatch);
+    assert_eq!(
+        decide(&mut ev, &get("/deny-anonymous")).rule.as_deref(),
+        Some("d/rule-0")
+    );
+}
+
+#[test]
+fn a_deny_rules_not_hosts_matches_a_request_without_authority() {
+    let json = r#"{"policies":[{"name":"d","action":"deny","rules":[{"to":[{"notHosts":["svc"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").no_host(), Deny),
+            (get("/"), Allow),
+            (get("/").host("other"), Deny),
+        ],
+    );
+}

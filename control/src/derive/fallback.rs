@@ -13,12 +13,12 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use meshward_filter::config::{PluginConfig, Policy};
+use meshward_filter::config::{Action, PluginConfig, Policy, Rule};
 use meshward_filter::{Engine, Mode};
 
 use super::pack::pack;
 use super::plugin::PluginName;
-use super::translate::{policy_mode, Invalid};
+use super::translate::{policy_action, policy_mode, Invalid};
 use super::HARD_LIMIT_BYTES;
 use crate::crd::AllowlistSpec;
 use crate::state::NamespaceState;
@@ -72,8 +72,8 @@ impl<'s> Previous<'s> {
 }
 
 /// What stands in for an invalid Allowlist: its last valid version if one is
-/// in force (`previous`), else a placeholder with its selector and mode and no
-/// rule, which admits nobody.
+/// in force (`previous`), else a placeholder with its selector, mode and
+/// action that admits nobody (see [`admitting_nobody`]).
 pub(super) fn stand_in(
     spec: &AllowlistSpec,
     ns: &str,
@@ -86,9 +86,9 @@ pub(super) fn stand_in(
     let last = previous
         .iter()
         .flat_map(|c| c.policies.iter().map(move |p| (c.mode, p)))
-        // A policy without rule is no valid version to keep: it may be an
-        // earlier placeholder, and admits nobody like the one made here.
-        .find(|(_, p)| p.name == policy_name && !p.rules.is_empty());
+        // A placeholder is no valid version to keep: it admits nobody like
+        // the one made here.
+        .find(|(_, p)| p.name == policy_name && !is_placeholder(p));
     let policy = match last {
         Some((top_mode, p)) => {
             invalid.message.push_str("; the last valid version stays in force");
@@ -106,24 +106,42 @@ pub(super) fn stand_in(
             invalid
                 .message
                 .push_str("; its workloads deny every request until it is fixed");
-            Policy {
+            admitting_nobody(Policy {
                 name: policy_name,
                 selector: spec.selector.as_ref().map(|s| s.match_labels.clone()),
                 mode: policy_mode(spec, audit),
+                action: policy_action(spec),
                 rules: Vec::new(),
-            }
+            })
         }
     };
     (policy, Some(invalid))
 }
 
-/// A placeholder for `p`: same name, selector and mode, no rule.
+/// A placeholder for `p`: same name, selector, mode and action, admitting
+/// nobody (see [`admitting_nobody`]).
 fn placeholder(p: &Policy) -> Policy {
-    Policy {
-        name: p.name.clone(),
-        selector: p.selector.clone(),
-        mode: p.mode,
-        rules: Vec::new(),
+    admitting_nobody(p.clone())
+}
+
+/// `p` with its rules replaced so that it is at least as strict as any
+/// version of it: an allow policy without rule, which admits nobody (its
+/// workloads deny what no other Allowlist admits), or a deny policy with one
+/// rule that matches every request (its workloads deny every request). A
+/// deny policy without rule would refuse nothing, opening what it refused.
+pub(super) fn admitting_nobody(mut p: Policy) -> Policy {
+    p.rules = match p.action {
+        Action::Allow => Vec::new(),
+        Action::Deny => vec![Rule::default()],
+    };
+    p
+}
+
+/// Whether `p` is a placeholder [`admitting_nobody`] made (or as strict as one).
+fn is_placeholder(p: &Policy) -> bool {
+    match p.action {
+        Action::Allow => p.rules.is_empty(),
+        Action::Deny => p.rules.iter().any(|r| *r == Rule::default()),
     }
 }
 
@@ -226,6 +244,7 @@ fn fail_closed(
             name: "meshward:fail-closed".into(),
             selector: None,
             mode: audit.then_some(Mode::Audit),
+            action: Action::Allow,
             rules: Vec::new(),
         }],
         ..PluginConfig::default()

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use meshward_filter::config::{LogConfig, Policy, RequestLog};
-use meshward_filter::Mode;
+use meshward_filter::{Action, Mode};
 
 pub use incremental::Derivations;
 pub use plugin::{
@@ -203,6 +203,7 @@ fn learn_policy() -> Policy {
         name: LEARN_POLICY.into(),
         selector: None,
         mode: Some(Mode::Audit),
+        action: Action::Allow,
         rules: Vec::new(),
     }
 }

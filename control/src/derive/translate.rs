@@ -16,7 +16,9 @@ use meshward_filter::config::{self, PluginConfig, Policy};
 use meshward_filter::{ConfigError, Engine, Mode};
 
 use super::workloads::{selected, service_port};
-use crate::crd::{AllowlistMode, AllowlistOperation, AllowlistSource, AllowlistSpec, Resolved, WorkloadSelector};
+use crate::crd::{
+    AllowlistAction, AllowlistMode, AllowlistOperation, AllowlistSource, AllowlistSpec, Resolved, WorkloadSelector,
+};
 use crate::state::{ClusterState, StoredAllowlist};
 
 /// Why an Allowlist could not be derived as written: the `reason` of its
@@ -158,6 +160,14 @@ impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
     }
 }
 
+/// The plugin configuration's action for an Allowlist's.
+pub(super) fn policy_action(spec: &AllowlistSpec) -> config::Action {
+    match spec.action {
+        None | Some(AllowlistAction::Allow) => config::Action::Allow,
+        Some(AllowlistAction::Deny) => config::Action::Deny,
+    }
+}
+
 /// The mode of an Allowlist's policy: audit in an audit namespace, else its own.
 pub(super) fn policy_mode(spec: &AllowlistSpec, audit: bool) -> Option<Mode> {
     if audit {
@@ -238,6 +248,7 @@ impl Translator<'_> {
             name: format!("{ns}/{name}"),
             selector: a.spec.selector.as_ref().map(|s| s.match_labels.clone()),
             mode: policy_mode(&a.spec, self.audit),
+            action: policy_action(&a.spec),
             rules,
         };
         // The filter's engine is the judge of validity: what it accepts here,

@@ -284,7 +284,7 @@ pub fn depth(path: &str) -> usize {
 mod tests {
     use super::*;
     use meshward_filter::config::{Operation, PluginConfig, Policy, Rule};
-    use meshward_filter::{Engine, Evaluator, Request, Verdict};
+    use meshward_filter::{Action, Engine, Evaluator, Request, Verdict};
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -295,6 +295,7 @@ mod tests {
                 name: "p".into(),
                 selector: None,
                 mode: None,
+                action: Action::Allow,
                 rules: vec![Rule {
                     to: Some(vec![Operation {
                         paths: Some(templates.to_vec()),

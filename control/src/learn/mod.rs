@@ -268,6 +268,7 @@ impl Learner {
                 AllowlistSpec {
                     selector: Some(Selector { match_labels: labels }),
                     mode: Some(self.options.mode),
+                    action: None,
                     rules,
                 },
             );

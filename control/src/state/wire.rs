@@ -22,7 +22,7 @@ use super::objects::{
     TemplateKind, Workload,
 };
 use super::{Body, Kind, Object};
-use crate::crd::AllowlistSpec;
+use crate::crd::{AllowlistAction, AllowlistSpec};
 use crate::derive::{Enforcement, DEFAULT_SERVICE_ACCOUNT, ENFORCEMENT_LABEL};
 use crate::serve::FIELD_MANAGER;
 
@@ -402,6 +402,11 @@ fn read_spec(spec: Value) -> (AllowlistSpec, Option<String>) {
                     .cloned()
                     .and_then(|s| serde_json::from_value(s).ok()),
                 mode: spec.get("mode").cloned().and_then(|m| serde_json::from_value(m).ok()),
+                // An action that cannot be read stands as deny: its
+                // placeholder then refuses every request, the strictest.
+                action: spec
+                    .get("action")
+                    .map(|a| serde_json::from_value(a.clone()).unwrap_or(AllowlistAction::Deny)),
                 rules: Vec::new(),
             };
             (lenient, Some(e.to_string()))

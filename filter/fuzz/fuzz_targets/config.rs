@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                 principal: Some("cluster.local/ns/a/sa/b"),
                 headers: &headers[..],
             });
-            if let Some(rule) = decision.matched() {
+            if let Some(rule) = decision.rule() {
                 assert!((rule.policy as usize) < engine.policy_count());
                 let _ = engine.rule_name(rule);
             }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
-use meshward_filter::{Engine, Evaluator, Mode, PluginConfig, Request};
+use meshward_filter::{Action, Engine, Evaluator, Mode, PluginConfig, Request};
 
 #[allow(dead_code)]
 #[path = "../../tests/reference/mod.rs"]
@@ -198,6 +198,8 @@ struct FuzzPolicy {
     selector: Option<bool>,
     /// Audit (true) or enforce.
     audit: Option<bool>,
+    /// A deny policy (true) or an allow policy.
+    deny: bool,
     rules: Vec<FuzzRule>,
 }
 
@@ -249,6 +251,7 @@ fn config(input: &FuzzInput) -> PluginConfig {
                 .selector
                 .map(|b| BTreeMap::from([("app".to_string(), if b { "a" } else { "b" }.to_string())])),
             mode: p.audit.map(mode),
+            action: if p.deny { Action::Deny } else { Action::Allow },
             rules: p
                 .rules
                 .iter()
@@ -369,7 +372,7 @@ fuzz_target!(|input: FuzzInput| {
             verdict: decision.verdict,
             mode: decision.mode,
             rule: decision
-                .matched()
+                .rule()
                 .map(|m| format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m))),
         };
         let want = reference::decide(

@@ -259,6 +259,7 @@ impl<'c> Compiler<'c> {
                 .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
                 .collect(),
             mode: policy.mode.unwrap_or(top_mode),
+            action: policy.action,
         });
         Ok(())
     }

@@ -4,9 +4,11 @@
 //! decided without looking at any rule), then gathers the candidate clauses
 //! from the indexes in one pass each — the path index, the identity maps, the
 //! unindexed list — and verifies every candidate against all fields of its
-//! clause and its rule, in configuration order. The first enforce rule that
-//! matches admits the request; with only audit policies applying, the first
-//! audit rule that matches does.
+//! clause and its rule, in configuration order. An enforce deny rule that
+//! matches refuses the request at once. Otherwise the first enforce allow
+//! rule that matches admits it; with only audit allow policies applying, the
+//! first audit allow rule that matches does; an audit deny rule that matches
+//! a request so admitted makes it `audit_deny`.
 //!
 //! Matching a field follows one shape everywhere: a positive list (absent:
 //! any value; present: one entry must match) and a negative list (no entry may
@@ -22,7 +24,7 @@ use super::{
 use crate::canonical::{
     canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
 };
-use crate::config::Mode;
+use crate::config::{Action, Mode};
 use crate::paths::{PathId, PathScratch};
 
 /// Per-evaluator buffers, reused across requests.
@@ -98,25 +100,14 @@ impl Evaluator {
                 path: None,
             };
         }
-        let mode = if sel.enforce_count() > 0 {
-            Mode::Enforce
-        } else {
-            Mode::Audit
-        };
         let canonical = match canonicalize(req) {
             Ok(c) => c,
             Err(e) => return self.malformed(e),
         };
-        let (verdict, reason) = match self.decide(req, &canonical) {
+        let (verdict, mode, reason) = match self.decide(req, &canonical) {
             Ok(v) => v,
-            Err(_) => (
-                if mode == Mode::Enforce {
-                    Verdict::Deny
-                } else {
-                    Verdict::AuditDeny
-                },
-                Reason::Internal,
-            ),
+            Err(_) if self.selection.enforce_count() > 0 => (Verdict::Deny, Mode::Enforce, Reason::Internal),
+            Err(_) => (Verdict::AuditDeny, Mode::Audit, Reason::Internal),
         };
         Decision {
             verdict,
@@ -126,11 +117,18 @@ impl Evaluator {
         }
     }
 
+    /// The verdict, the mode of the policies that gave it, and why.
+    ///
+    /// Istio's order: an enforce deny rule that matches refuses the request
+    /// whatever else applies. Otherwise the allow policies decide as they
+    /// would alone (enforce ones if any apply, else audit ones; none: the
+    /// request passes). An audit deny rule that matches a request they let
+    /// through turns the verdict into `audit_deny`.
     fn decide<H: Headers + ?Sized>(
         &mut self,
         req: &Request<'_, H>,
         c: &Canonical<'_>,
-    ) -> Result<(Verdict, Reason), regex_automata::MatchError> {
+    ) -> Result<(Verdict, Mode, Reason), regex_automata::MatchError> {
         let engine = &*self.engine;
         let sel = &self.selection;
         let s = &mut self.scratch;
@@ -170,7 +168,13 @@ impl Evaluator {
             principal: req.principal,
             namespace,
         };
-        let mut first_audit = None;
+        let allow_enforce = sel.count(Action::Allow, Mode::Enforce) > 0;
+        let allow_audit = sel.count(Action::Allow, Mode::Audit) > 0;
+        let deny_enforce = sel.count(Action::Deny, Mode::Enforce) > 0;
+        let deny_audit = sel.count(Action::Deny, Mode::Audit) > 0;
+        let mut first_allow = None;
+        let mut first_audit_allow = None;
+        let mut first_audit_deny = None;
         for &ci in &s.candidates {
             let Some(clause) = engine.clauses.get(ci as usize) else {
                 continue;
@@ -181,28 +185,50 @@ impl Evaluator {
             if !sel.applies(rule.policy) {
                 continue;
             }
+            let action = engine.policy_action(rule.policy);
             let policy_mode = engine.policy_mode(rule.policy);
-            if policy_mode == Mode::Audit && first_audit.is_some() {
-                continue;
-            }
-            if !(ctx.clause_matches(clause) && ctx.rule_matches(rule, req.headers)) {
+            // Skip what can no longer change the decision.
+            let settled = match (action, policy_mode) {
+                (Action::Deny, Mode::Enforce) => false,
+                (Action::Deny, Mode::Audit) => first_audit_deny.is_some(),
+                (Action::Allow, Mode::Enforce) => first_allow.is_some(),
+                (Action::Allow, Mode::Audit) => allow_enforce || first_audit_allow.is_some(),
+            };
+            let deny = action == Action::Deny;
+            if settled || !(ctx.clause_matches(clause, deny) && ctx.rule_matches(rule, deny, req.headers)) {
                 continue;
             }
             let r = RuleRef {
                 policy: rule.policy,
                 rule: clause.rule,
             };
-            if policy_mode == Mode::Enforce {
-                return Ok((Verdict::Allow, Reason::Matched(r)));
+            match (action, policy_mode) {
+                (Action::Deny, Mode::Enforce) => return Ok((Verdict::Deny, Mode::Enforce, Reason::Denied(r))),
+                (Action::Deny, Mode::Audit) => first_audit_deny = Some(r),
+                (Action::Allow, Mode::Enforce) => first_allow = Some(r),
+                (Action::Allow, Mode::Audit) => first_audit_allow = Some(r),
             }
-            first_audit = Some(r);
+            if first_allow.is_some() && !deny_enforce && (!deny_audit || first_audit_deny.is_some()) {
+                break;
+            }
         }
-        Ok(if sel.enforce_count() > 0 {
-            (Verdict::Deny, Reason::NoMatch)
-        } else if let Some(r) = first_audit {
-            (Verdict::Allow, Reason::Matched(r))
+        let allowed = if allow_enforce {
+            match first_allow {
+                Some(r) => (Verdict::Allow, Mode::Enforce, Reason::Matched(r)),
+                None => (Verdict::Deny, Mode::Enforce, Reason::NoMatch),
+            }
+        } else if allow_audit {
+            match first_audit_allow {
+                Some(r) => (Verdict::Allow, Mode::Audit, Reason::Matched(r)),
+                None => (Verdict::AuditDeny, Mode::Audit, Reason::NoMatch),
+            }
         } else {
-            (Verdict::AuditDeny, Reason::NoMatch)
+            let mode = if deny_enforce { Mode::Enforce } else { Mode::Audit };
+            (Verdict::Allow, mode, Reason::NotDenied)
+        };
+        Ok(match (allowed.0, first_audit_deny) {
+            (Verdict::Allow | Verdict::AuditDeny, Some(r)) => (Verdict::AuditDeny, Mode::Audit, Reason::Denied(r)),
+            _ => allowed,
         })
     }
 }
@@ -242,38 +268,48 @@ impl MatchContext<'_> {
         self.path_ids.binary_search(&id).is_ok()
     }
 
-    fn clause_matches(&self, cl: &Clause) -> bool {
+    /// Whether a clause matches; `deny`: the clause is a deny policy's, whose
+    /// negative host field passes a request without authority.
+    fn clause_matches(&self, cl: &Clause, deny: bool) -> bool {
         let method_ok = cl.methods.is_none_or(|m| m & self.method_bit != 0);
         let port_ok = cl.ports().is_none_or(|ps| self.port.is_some_and(|p| ps.contains(&p)));
         let paths = cl.paths.as_ref().map(|r| path_refs(self.path_refs, r));
         let paths_ok = passes(paths, path_refs(self.path_refs, &cl.not_paths), |&p| {
             self.path_matched(p)
         });
-        // A request without authority fails every host field, negative ones included.
-        let hosts_ok = (cl.hosts().is_none() && cl.not_hosts().is_empty())
-            || self
-                .authority
-                .is_some_and(|a| passes(cl.hosts(), cl.not_hosts(), |h| h.matches(a.host(), a.port())));
+        // A request without authority fails every host field, negative ones
+        // included, except a deny rule's `notHosts` (as in Istio).
+        let hosts_ok = match self.authority {
+            Some(a) => passes(cl.hosts(), cl.not_hosts(), |h| h.matches(a.host(), a.port())),
+            None => cl.hosts().is_none() && (deny || cl.not_hosts().is_empty()),
+        };
         let grpc_ok = !cl.grpc || self.grpc;
         grpc_ok && method_ok && port_ok && paths_ok && hosts_ok
     }
 
-    fn rule_matches<H: Headers + ?Sized>(&self, rule: &CompiledRule, headers: &H) -> bool {
+    fn rule_matches<H: Headers + ?Sized>(&self, rule: &CompiledRule, deny: bool, headers: &H) -> bool {
         rule.from
             .as_ref()
-            .is_none_or(|from| from.iter().any(|s| self.source_matches(s)))
+            .is_none_or(|from| from.iter().any(|s| self.source_matches(s, deny)))
             && rule.when.iter().all(|c| condition_holds(c, headers))
     }
 
-    fn source_matches(&self, s: &CompiledSource) -> bool {
-        // Every source entry sets some field, so an anonymous caller never
-        // matches; a principal without a namespace fails namespace fields.
-        let Some(principal) = self.principal else { return false };
-        passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(principal))
-            && ((s.namespaces.is_none() && s.not_namespaces.is_empty())
-                || self
-                    .namespace
-                    .is_some_and(|ns| passes(s.namespaces.as_deref(), &s.not_namespaces, |m| m.matches(ns))))
+    /// Whether a caller matches a `from` entry. In an allow rule (`deny`
+    /// false), every source entry sets some field, so an anonymous caller
+    /// never matches, and a principal without a namespace fails namespace
+    /// fields. In a deny rule, as in Istio, a missing principal or namespace
+    /// fails the positive field and passes the negative one.
+    fn source_matches(&self, s: &CompiledSource, deny: bool) -> bool {
+        let principal_ok = match self.principal {
+            Some(p) => passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(p)),
+            None => deny && s.principals.is_none(),
+        };
+        let namespace_ok = (s.namespaces.is_none() && s.not_namespaces.is_empty())
+            || match self.namespace {
+                Some(ns) => passes(s.namespaces.as_deref(), &s.not_namespaces, |m| m.matches(ns)),
+                None => deny && s.namespaces.is_none(),
+            };
+        principal_ok && namespace_ok
     }
 }
 

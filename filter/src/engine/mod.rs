@@ -24,7 +24,8 @@
 //!
 //! A request looks up the path index once and the identity maps once; the
 //! clauses found are the only candidates, and each is verified against every
-//! field of its rule. A `grpc` entry is a clause like any other: `POST`, the
+//! field of its rule. Deny policies' clauses are filed in the same indexes as
+//! allow policies' ones, so a deny rule costs what an allow rule costs. A `grpc` entry is a clause like any other: `POST`, the
 //! paths of its methods, and a flag that the request must be gRPC, read from
 //! its `content-type` once per request when some clause has it. The cost of a request is therefore the path length plus
 //! the number of candidates, not the number of rules.
@@ -34,7 +35,7 @@
 //!
 //! ```text
 //!  Engine
-//!   ├─ policies   [CompiledPolicy {name, selector, mode}]
+//!   ├─ policies   [CompiledPolicy {name, selector, mode, action}]
 //!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition]}]
 //!   ├─ rule_names Names: rule ──▶ name
 //!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, grpc, target}]
@@ -50,7 +51,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
-use crate::config::{LogConfig, Mode};
+use crate::config::{Action, LogConfig, Mode};
 use crate::paths::{PathCounts, PathId, PathIndex};
 use crate::pattern::{MatchHost, MatchStr};
 use crate::postings::Postings;
@@ -113,6 +114,7 @@ struct CompiledPolicy {
     name: Box<str>,
     selector: Vec<(Box<str>, Box<str>)>,
     mode: Mode,
+    action: Action,
 }
 
 #[derive(Debug)]
@@ -316,6 +318,11 @@ impl Engine {
     /// The effective mode of policy `index`.
     pub fn policy_mode(&self, index: u32) -> Mode {
         self.policies.get(index as usize).map_or(self.mode, |p| p.mode)
+    }
+
+    /// The action of policy `index`; allow if out of range.
+    pub fn policy_action(&self, index: u32) -> Action {
+        self.policies.get(index as usize).map_or(Action::Allow, |p| p.action)
     }
 
     /// The name of the rule (explicit, or `rule-<index in policy>`).

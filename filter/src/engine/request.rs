@@ -67,7 +67,8 @@ pub struct Request<'r, H: ?Sized = [(&'r str, &'r str)]> {
     pub headers: &'r H,
 }
 
-/// Identifies a rule of an [`Engine`](super::Engine): what admitted a request.
+/// Identifies a rule of an [`Engine`](super::Engine): what admitted or
+/// refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleRef {
     /// Index of the policy in the configuration.
@@ -83,7 +84,10 @@ pub enum Verdict {
     Allow,
     /// Answer with the deny status; never forward.
     Deny,
-    /// Would be denied, but only audit policies apply: forward, log and count.
+    /// Would be denied, but the policy that would deny it is in audit mode:
+    /// forward, log and count. Either only audit allow policies apply and no
+    /// rule admits the request, or an audit deny rule matches a request that
+    /// would otherwise be forwarded.
     AuditDeny,
     /// Malformed or ambiguous request: answer 400.
     Reject,
@@ -104,12 +108,18 @@ impl Verdict {
 /// Why the verdict was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// This rule admitted the request.
+    /// This rule of an allow policy admitted the request.
     Matched(RuleRef),
+    /// This rule of a deny policy matched the request: the verdict is
+    /// `deny` (enforce) or `audit_deny` (audit).
+    Denied(RuleRef),
     /// No policy applies to the workload: the request passes.
     NoPolicy,
-    /// Policies apply and no rule of them matched.
+    /// Allow policies apply and no rule of them matched.
     NoMatch,
+    /// Only deny policies apply and no rule of them matched: the request
+    /// passes.
+    NotDenied,
     /// The request is malformed or ambiguous.
     Malformed(RequestError),
     /// The path automaton failed (never expected; fails closed).
@@ -136,6 +146,23 @@ impl Decision<'_> {
     pub fn matched(&self) -> Option<RuleRef> {
         match self.reason {
             Reason::Matched(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The deny rule that refused the request, if one did.
+    pub fn denied_by(&self) -> Option<RuleRef> {
+        match self.reason {
+            Reason::Denied(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The rule the decision names: the allow rule that admitted the
+    /// request or the deny rule that refused it.
+    pub fn rule(&self) -> Option<RuleRef> {
+        match self.reason {
+            Reason::Matched(r) | Reason::Denied(r) => Some(r),
             _ => None,
         }
     }

@@ -7,26 +7,35 @@
 //! at labels.
 
 use super::Engine;
-use crate::config::Mode;
+use crate::config::{Action, Mode};
 
 /// The policies that apply to one workload, resolved from its labels by
 /// [`Engine::select`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     applies: Vec<bool>,
-    enforce: usize,
-    audit: usize,
+    /// Applicable policies by action (allow, deny) and mode (enforce, audit).
+    counts: [[usize; 2]; 2],
 }
 
 impl Selection {
-    /// Number of applicable policies in enforce mode.
+    /// Number of applicable policies in enforce mode, allow and deny.
     pub fn enforce_count(&self) -> usize {
-        self.enforce
+        self.count(Action::Allow, Mode::Enforce) + self.count(Action::Deny, Mode::Enforce)
     }
 
-    /// Number of applicable policies in audit mode.
+    /// Number of applicable policies in audit mode, allow and deny.
     pub fn audit_count(&self) -> usize {
-        self.audit
+        self.count(Action::Allow, Mode::Audit) + self.count(Action::Deny, Mode::Audit)
+    }
+
+    /// Number of applicable policies with this action and mode.
+    pub fn count(&self, action: Action, mode: Mode) -> usize {
+        self.counts
+            .get(action as usize)
+            .and_then(|m| m.get(mode as usize))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Whether policy `policy` (its index in the configuration) applies.
@@ -45,18 +54,16 @@ impl Engine {
             .iter()
             .map(|p| p.selector.iter().all(|(k, v)| label(k).as_deref() == Some(&**v)))
             .collect();
-        let count = |mode| {
-            self.policies
-                .iter()
-                .zip(&applies)
-                .filter(|(p, &a)| a && p.mode == mode)
-                .count()
-        };
-        Selection {
-            enforce: count(Mode::Enforce),
-            audit: count(Mode::Audit),
-            applies,
+        let mut counts = [[0; 2]; 2];
+        for (p, _) in self.policies.iter().zip(&applies).filter(|(_, &a)| a) {
+            if let Some(n) = counts
+                .get_mut(p.action as usize)
+                .and_then(|m| m.get_mut(p.mode as usize))
+            {
+                *n += 1;
+            }
         }
+        Selection { applies, counts }
     }
 
     /// Policy names that apply in a selection.

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use super::host::{text_property, Host, Level};
 use super::request::RequestContext;
 use super::telemetry::{mib, Counters, MemoryWatch, METRIC_CONFIG_ACCEPTED, METRIC_CONFIG_REJECTED};
-use crate::config::{LogConfig, Mode, PluginConfig};
+use crate::config::{Action, LogConfig, Mode, PluginConfig};
 use crate::engine::{Engine, Evaluator, Selection, Verdict};
 use crate::error::ConfigError;
 
@@ -47,8 +47,8 @@ pub(super) struct Active {
     /// first use.
     pub(super) counters: RefCell<FxHashMap<(Verdict, Mode, u32), u32>>,
     /// The `policy` label of decisions no single rule made: the applicable
-    /// enforce (or, with none, audit) policy if there is exactly one, `*` if
-    /// several, `-` if none.
+    /// allow (or, with none, deny) policy, enforce (or, with none, audit),
+    /// if there is exactly one, `*` if several, `-` if none.
     pub(super) decided_by: String,
     pub(super) workload: Workload,
     pub(super) log: LogConfig,
@@ -152,9 +152,21 @@ fn log_accepted(
 /// The `policy` label of decisions no single rule made (see
 /// [`Active::decided_by`]).
 fn decided_by(engine: &Engine, selection: &Selection) -> String {
+    // The allow policies decide what no rule decided (deny policies only
+    // when no allow policy applies); enforce ones before audit ones.
+    let action = if selection.count(Action::Allow, Mode::Enforce) + selection.count(Action::Allow, Mode::Audit) > 0 {
+        Action::Allow
+    } else {
+        Action::Deny
+    };
+    let mode = if selection.count(action, Mode::Enforce) > 0 {
+        Mode::Enforce
+    } else {
+        Mode::Audit
+    };
     let deciding: Vec<&str> = (0..engine.policy_count() as u32)
         .filter(|&i| selection.applies(i))
-        .filter(|&i| selection.enforce_count() == 0 || engine.policy_mode(i) == Mode::Enforce)
+        .filter(|&i| engine.policy_action(i) == action && engine.policy_mode(i) == mode)
         .map(|i| engine.policy_name(i))
         .collect();
     match deciding.as_slice() {

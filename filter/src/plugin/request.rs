@@ -179,7 +179,7 @@ impl RequestContext {
     /// id is cached per configuration and rule.
     fn count(&self, host: &dyn Host, active: &Active, decided: &Decided<'_>) {
         let Decision { verdict, mode, .. } = decided.decision;
-        let key = (verdict, mode, decided.decision.matched().map_or(u32::MAX, |m| m.rule));
+        let key = (verdict, mode, decided.decision.rule().map_or(u32::MAX, |m| m.rule));
         let cached = active.counters.borrow().get(&key).copied();
         let id = match cached {
             Some(id) => Some(id),
@@ -256,7 +256,7 @@ fn label<'a>(
     request: Request<'a>,
     decision: Decision<'a>,
 ) -> Decided<'a> {
-    let (policy, rule) = match (decision.matched(), decision.reason) {
+    let (policy, rule) = match (decision.rule(), decision.reason) {
         (Some(m), _) => (engine.policy_name(m.policy), engine.rule_name(m)),
         (None, Reason::NoPolicy) => ("-", "-"),
         (None, _) => (active.decided_by.as_str(), "-"),

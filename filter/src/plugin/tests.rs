@@ -618,3 +618,26 @@ fn rfc3339_dates() {
     assert_eq!(rfc3339(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
     assert_eq!(rfc3339(4_102_444_799_000_000_000), "2099-12-31T23:59:59.000Z");
 }
+
+/// A deny rule that refuses a request is named like an admitting rule: in
+/// the filter state, the counter's labels and the log line.
+#[test]
+fn a_deny_rule_is_named_in_filter_state_counters_and_log() {
+    let deny =
+        r#"{"name":"shop/no-admin","action":"deny","rules":[{"name":"admin","to":[{"paths":["/reviews/admin"]}]}]}"#;
+    let json = format!("{},{deny}]}}", CONFIG.strip_suffix("]}").unwrap());
+    let mut host = reviews_host().with_request("GET", "/reviews/admin", "reviews:9080");
+    let plugin = configured(&host, &json);
+    serve_and_log(&plugin, &mut host);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.state(STATE_VERDICT), Some("deny"));
+    assert_eq!(host.state(STATE_POLICY), Some("shop/no-admin"));
+    assert_eq!(host.state(STATE_RULE), Some("admin"));
+    let series = labels("deny", "admin")
+        .counter_name()
+        .replace("shop/reviews", "shop/no-admin");
+    assert_eq!(host.counter(&series), 1, "{:?}", host.counters.borrow());
+    let logged = host.logs_containing(r#""policy":"shop/no-admin""#);
+    assert_eq!(logged.len(), 1, "{:?}", host.logs.borrow());
+    assert!(logged.iter().all(|l| l.contains(r#""rule":"admin""#)), "{logged:?}");
+}

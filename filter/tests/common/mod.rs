@@ -116,7 +116,7 @@ pub fn decide(ev: &mut Evaluator, r: &Req) -> Outcome {
         verdict: d.verdict,
         mode: d.mode,
         rule: d
-            .matched()
+            .rule()
             .map(|m| format!("{}/{}", engine.policy_name(m.policy), engine.rule_name(m))),
         reason: d.reason,
         path: d.path.as_ref().map(|p| p.path().to_string()),

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method};
 use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
-use meshward_filter::{Mode, PluginConfig, Verdict};
+use meshward_filter::{Action, Mode, PluginConfig, Verdict};
 
 /// A request as received: every attribute raw, as the engine takes it.
 #[derive(Debug, Clone, Copy)]
@@ -42,15 +42,17 @@ pub struct Input<'a> {
 }
 
 /// What the reference decides: the verdict, the mode it was decided in, and
-/// the admitting rule as `policy/rule` (the first match in configuration
-/// order, enforce policies first).
+/// the deciding rule as `policy/rule`: the matching enforce deny rule, else
+/// the admitting allow rule (the first match in configuration order, enforce
+/// policies first), or the audit deny rule that turned the verdict into
+/// `audit_deny`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// The verdict.
     pub verdict: Verdict,
-    /// Enforce if any applicable policy enforces.
+    /// The mode of the policies that gave the verdict.
     pub mode: Mode,
-    /// `policy/rule` of the admitting rule.
+    /// `policy/rule` of the deciding rule.
     pub rule: Option<String>,
 }
 
@@ -123,21 +125,28 @@ struct Canonical<'a> {
     headers: &'a [(String, String)],
 }
 
-fn source_matches(s: &Source, r: &Canonical<'_>) -> bool {
-    let Some(p) = r.principal else { return false };
+/// `deny`: the rule is a deny policy's, where a missing identity fails the
+/// positive fields and passes the negative ones; in an allow policy an
+/// anonymous caller matches no entry.
+fn source_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
     let any = |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)));
     let none = |l: &Option<Vec<String>>, v: &str| l.iter().flatten().all(|m| !str_match(m, v));
+    let Some(p) = r.principal else {
+        return deny && s.principals.is_none() && s.namespaces.is_none();
+    };
     if !any(&s.principals, p) || !none(&s.not_principals, p) {
         return false;
     }
     if s.namespaces.is_some() || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty()) {
-        let Some(ns) = namespace(p) else { return false };
+        let Some(ns) = namespace(p) else {
+            return deny && s.namespaces.is_none();
+        };
         return any(&s.namespaces, ns) && none(&s.not_namespaces, ns);
     }
     true
 }
 
-fn operation_matches(o: &Operation, r: &Canonical<'_>) -> bool {
+fn operation_matches(o: &Operation, r: &Canonical<'_>, deny: bool) -> bool {
     if let Some(g) = &o.grpc {
         // Envoy's gRPC test: one content-type, `application/grpc` exactly or
         // followed by `+`.
@@ -177,14 +186,23 @@ fn operation_matches(o: &Operation, r: &Canonical<'_>) -> bool {
         return false;
     }
     if o.hosts.is_some() || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty()) {
-        let Some((host, port)) = &r.host else { return false };
-        if let Some(hs) = &o.hosts {
-            if !hs.iter().any(|h| host_match(h, host, *port)) {
-                return false;
+        match &r.host {
+            // Without a host, a deny rule's `notHosts` passes; nothing else does.
+            None => {
+                if !(deny && o.hosts.is_none()) {
+                    return false;
+                }
             }
-        }
-        if o.not_hosts.iter().flatten().any(|h| host_match(h, host, *port)) {
-            return false;
+            Some((host, port)) => {
+                if let Some(hs) = &o.hosts {
+                    if !hs.iter().any(|h| host_match(h, host, *port)) {
+                        return false;
+                    }
+                }
+                if o.not_hosts.iter().flatten().any(|h| host_match(h, host, *port)) {
+                    return false;
+                }
+            }
         }
     }
     if let Some(ports) = &o.ports {
@@ -225,14 +243,14 @@ fn condition_holds(c: &Condition, r: &Canonical<'_>) -> bool {
         .all(|i| c.not_values.iter().flatten().all(|v| !str_match(v, i)))
 }
 
-fn rule_matches(rule: &Rule, r: &Canonical<'_>) -> bool {
+fn rule_matches(rule: &Rule, r: &Canonical<'_>, deny: bool) -> bool {
     rule.from
         .as_ref()
-        .is_none_or(|f| f.iter().any(|s| source_matches(s, r)))
+        .is_none_or(|f| f.iter().any(|s| source_matches(s, r, deny)))
         && rule
             .to
             .as_ref()
-            .is_none_or(|t| t.iter().any(|o| operation_matches(o, r)))
+            .is_none_or(|t| t.iter().any(|o| operation_matches(o, r, deny)))
         && rule.when.iter().flatten().all(|c| condition_holds(c, r))
 }
 
@@ -281,37 +299,47 @@ pub fn decide(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &In
         principal: req.principal,
         headers: req.headers,
     };
-    let mut first_audit = None;
-    for p in &applicable {
-        for (i, rule) in p.rules.iter().enumerate() {
-            if rule_matches(rule, &r) {
-                let name = format!("{}/{}", p.name, rule.name.clone().unwrap_or(format!("rule-{i}")));
-                if mode_of(p) == Mode::Enforce {
-                    return Outcome {
-                        verdict: Verdict::Allow,
-                        mode,
-                        rule: Some(name),
-                    };
-                }
-                first_audit.get_or_insert(name);
-            }
-        }
+    // The first rule matching among the applicable policies with this
+    // action and mode, in configuration order.
+    let first_match = |action: Action, m: Mode| -> Option<String> {
+        applicable
+            .iter()
+            .filter(|p| p.action == action && mode_of(p) == m)
+            .find_map(|p| {
+                p.rules.iter().enumerate().find_map(|(i, rule)| {
+                    rule_matches(rule, &r, action == Action::Deny)
+                        .then(|| format!("{}/{}", p.name, rule.name.clone().unwrap_or(format!("rule-{i}"))))
+                })
+            })
+    };
+    let applies = |action: Action, m: Mode| applicable.iter().any(|p| p.action == action && mode_of(p) == m);
+    let outcome = |verdict, mode, rule| Outcome { verdict, mode, rule };
+    // 1. An enforce deny rule refuses.
+    if let Some(rule) = first_match(Action::Deny, Mode::Enforce) {
+        return outcome(Verdict::Deny, Mode::Enforce, Some(rule));
     }
-    match (enforcing, first_audit) {
-        (true, _) => Outcome {
-            verdict: Verdict::Deny,
-            mode,
-            rule: None,
-        },
-        (false, Some(name)) => Outcome {
-            verdict: Verdict::Allow,
-            mode,
-            rule: Some(name),
-        },
-        (false, None) => Outcome {
-            verdict: Verdict::AuditDeny,
-            mode,
-            rule: None,
-        },
+    // 2. The allow policies decide as they would alone.
+    let allowed = if applies(Action::Allow, Mode::Enforce) {
+        match first_match(Action::Allow, Mode::Enforce) {
+            Some(rule) => outcome(Verdict::Allow, Mode::Enforce, Some(rule)),
+            None => outcome(Verdict::Deny, Mode::Enforce, None),
+        }
+    } else if applies(Action::Allow, Mode::Audit) {
+        match first_match(Action::Allow, Mode::Audit) {
+            Some(rule) => outcome(Verdict::Allow, Mode::Audit, Some(rule)),
+            None => outcome(Verdict::AuditDeny, Mode::Audit, None),
+        }
+    } else {
+        let deny_mode = if applies(Action::Deny, Mode::Enforce) {
+            Mode::Enforce
+        } else {
+            Mode::Audit
+        };
+        outcome(Verdict::Allow, deny_mode, None)
+    };
+    // 3. An audit deny rule marks what would pass as audit_deny.
+    match first_match(Action::Deny, Mode::Audit) {
+        Some(rule) if allowed.verdict != Verdict::Deny => outcome(Verdict::AuditDeny, Mode::Audit, Some(rule)),
+        _ => allowed,
     }
 }
