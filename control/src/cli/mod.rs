@@ -148,8 +148,9 @@ pub enum Command {
         trust_domain: String,
     },
     /// Judge logged requests with the policies derived from the manifests (a
-    /// candidate). Exit status 0 if every request is admitted, 1 if any would
-    /// be denied (also in audit mode), 2 on error. With `--namespace`, on a
+    /// candidate). Exit status 0 if nothing that reached a workload when
+    /// recorded would be denied (audit mode counts as denying), 1 otherwise,
+    /// 2 on error. With `--namespace`, on a
     /// namespace of the cluster the kubeconfig names: its live state, with
     /// the Allowlists of `--manifests` in place of those of the same name,
     /// and its sidecars' logs.
