@@ -11,6 +11,7 @@
 //! (`serve`) exits 1 when it stops with an error.
 
 pub mod commands;
+mod traffic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
