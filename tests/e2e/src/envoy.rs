@@ -114,6 +114,13 @@ pub struct EnvoyOptions {
     /// Routes to a gRPC server on this port of 127.0.0.1 over HTTP/2
     /// instead of the recording upstream; `None` = the recording upstream.
     pub grpc_upstream: Option<u16>,
+    /// HTTP filters (JSON objects, comma-separated) in place of the meshward
+    /// filter, before the router; `None` = the meshward filter.
+    pub http_filters: Option<String>,
+    /// Istio's path normalization on both listeners (`normalize_path: true`,
+    /// `merge_slashes: false`, as istiod configures sidecars by default);
+    /// `false` = Envoy's defaults.
+    pub normalize_path: bool,
 }
 
 impl EnvoyOptions {
@@ -133,7 +140,23 @@ impl EnvoyOptions {
             module: None,
             failure_policy: FailurePolicy::FailOpenFalse,
             grpc_upstream: None,
+            http_filters: None,
+            normalize_path: false,
         }
+    }
+
+    /// Runs `filters` (JSON objects, comma-separated) instead of the meshward
+    /// filter, e.g. Envoy's RBAC as [`rbac::http_filters`](crate::rbac::http_filters)
+    /// writes it.
+    pub fn http_filters(mut self, filters: String) -> Self {
+        self.http_filters = Some(filters);
+        self
+    }
+
+    /// Normalizes paths as Istio's sidecars do.
+    pub fn normalize_path(mut self) -> Self {
+        self.normalize_path = true;
+        self
     }
 
     /// Routes to the gRPC server on `port` (HTTP/2) instead of the
@@ -290,21 +313,29 @@ impl Envoy {
             failure_policy: opts.failure_policy,
         };
         let labels = serde_json::to_string(&opts.labels).expect("labels");
-        let filter = match opts.delivery {
-            Delivery::Static => format!(
-                r#"{{"name": "meshward", "typed_config": {}}}"#,
-                wasm_filter_config(&opts.config, &wasm)
-            ),
-            Delivery::Ecds => {
-                write_ecds(&dir, &opts.config, &wasm);
-                format!(
-                    r#"{{"name": "meshward", "config_discovery": {{
+        let filter = match (&opts.http_filters, opts.delivery) {
+            (Some(filters), _) => filters.clone(),
+            (None, delivery) => match delivery {
+                Delivery::Static => format!(
+                    r#"{{"name": "meshward", "typed_config": {}}}"#,
+                    wasm_filter_config(&opts.config, &wasm)
+                ),
+                Delivery::Ecds => {
+                    write_ecds(&dir, &opts.config, &wasm);
+                    format!(
+                        r#"{{"name": "meshward", "config_discovery": {{
                         "config_source": {{"path_config_source": {{"path": {path}, "watched_directory": {{"path": {dir}}}}}}},
                         "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]}}}}"#,
-                    path = json_string(&dir.join("ecds.json").to_string_lossy()),
-                    dir = json_string(&dir.to_string_lossy()),
-                )
-            }
+                        path = json_string(&dir.join("ecds.json").to_string_lossy()),
+                        dir = json_string(&dir.to_string_lossy()),
+                    )
+                }
+            },
+        };
+        let normalize = if opts.normalize_path {
+            r#""normalize_path": true, "merge_slashes": false,"#
+        } else {
+            ""
         };
         let access_log = |log: &AccessLog| {
             let mut entry = serde_json::json!({"name": "envoy.access_loggers.file", "typed_config": {
@@ -334,7 +365,7 @@ impl Envoy {
             format!(
                 r#"{{"name": "envoy.filters.network.http_connection_manager", "typed_config": {{
                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                  "stat_prefix": "{prefix}", "codec_type": "AUTO",
+                  "stat_prefix": "{prefix}", "codec_type": "AUTO", {normalize}
                   "access_log": {access_logs},
                   "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
                     "routes": [{{"match": {{"prefix": "/"}}, "route": {{"cluster": "upstream"}}}}]}}]}},

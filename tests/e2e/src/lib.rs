@@ -30,6 +30,8 @@
 //!   client (Python `grpcio`) behind and in front of Envoy;
 //! * `istio`: the stats configuration istio-agent generates, and the
 //!   documented configuration it is generated from;
+//! * [`rbac`]: Istio AuthorizationPolicies as the Envoy RBAC filters
+//!   istiod generates, to run them side by side with meshward;
 //! * `scenario`: [`Scenario`] and [`Scratch`], all of it started together.
 
 // A test harness: a failed set-up step must stop the scenario loudly.
@@ -40,6 +42,7 @@ mod envoy;
 mod grpc;
 pub mod istio;
 mod pki;
+pub mod rbac;
 mod scenario;
 mod upstream;
 
