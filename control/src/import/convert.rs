@@ -501,6 +501,96 @@ mod tests {
         }
     }
 
+    fn policy(yaml: &str) -> AuthorizationPolicy {
+        let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        crate::manifests::strict(&v).unwrap()
+    }
+
+    fn fields(r: Result<Allowlist, Vec<Unexpressible>>) -> Vec<String> {
+        r.unwrap_err().into_iter().map(|u| u.field).collect()
+    }
+
+    const HEAD: &str =
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: shop}\n";
+
+    #[test]
+    fn hosts_without_ports_are_refused_only_where_they_would_admit_more() {
+        let p = |action: &str, field: &str| {
+            policy(&format!(
+                "{HEAD}spec:\n  action: {action}\n  rules: [{{to: [{{operation: {{{field}: [reviews, \"reviews:9080\"]}}}}]}}]\n"
+            ))
+        };
+        let o = Options::default();
+        assert_eq!(
+            fields(convert(&p("ALLOW", "hosts"), &o)),
+            ["spec.rules[0].to[0].operation.hosts[0]"]
+        );
+        assert_eq!(
+            fields(convert(&p("DENY", "notHosts"), &o)),
+            ["spec.rules[0].to[0].operation.notHosts[0]"]
+        );
+        // Stricter than Istio: converted.
+        assert!(convert(&p("DENY", "hosts"), &o).is_ok());
+        assert!(convert(&p("ALLOW", "notHosts"), &o).is_ok());
+    }
+
+    #[test]
+    fn empty_lists_are_absent_and_empty_entries_are_reported() {
+        let o = Options::default();
+        let a = convert(
+            &policy(&format!(
+                "{HEAD}spec:\n  rules:\n  - from: [{{source: {{principals: [a]}}}}, {{source: {{notPrincipals: [b], namespaces: []}}}}]\n    to: [{{operation: {{methods: [GET], paths: []}}}}]\n"
+            )),
+            &o,
+        )
+        .unwrap();
+        let rule = &a.spec.rules[0];
+        let from = rule.from.as_ref().unwrap();
+        assert_eq!(from[1].namespaces, None, "[] is unset, as in Istio");
+        assert_eq!(rule.to.as_ref().unwrap()[0].paths, None);
+        // An empty source is refused by Istio, reported rather than read as "anyone".
+        let r = convert(
+            &policy(&format!(
+                "{HEAD}spec:\n  rules: [{{from: [{{source: {{principals: []}}}}]}}]\n"
+            )),
+            &o,
+        );
+        assert_eq!(fields(r), ["spec.rules[0].from[0].source"]);
+        let r = convert(&policy(&format!("{HEAD}spec:\n  rules: [{{from: []}}]\n")), &o);
+        assert_eq!(fields(r), ["spec.rules[0].from"]);
+    }
+
+    #[test]
+    fn dry_run_ports_and_regex_paths() {
+        let o = Options::default();
+        let dry = |v: &str| {
+            policy(&format!(
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p, namespace: shop, annotations: {{istio.io/dry-run: \"{v}\"}}}}\nspec: {{}}\n"
+            ))
+        };
+        assert_eq!(convert(&dry("True"), &o).unwrap().spec.mode, Some(AllowlistMode::Audit));
+        assert_eq!(convert(&dry("0"), &o).unwrap().spec.mode, None);
+        assert_eq!(
+            fields(convert(&dry("yes"), &o)),
+            ["metadata.annotations[istio.io/dry-run]"]
+        );
+        let r = convert(
+            &policy(&format!(
+                "{HEAD}spec:\n  rules: [{{to: [{{operation: {{ports: [\"80\", \"0\", \"65536\", \"+1\"], paths: [\"regex:/a\"]}}}}]}}]\n"
+            )),
+            &o,
+        );
+        assert_eq!(
+            fields(r),
+            [
+                "spec.rules[0].to[0].operation.ports[1]",
+                "spec.rules[0].to[0].operation.ports[2]",
+                "spec.rules[0].to[0].operation.ports[3]",
+                "spec.rules[0].to[0].operation.paths[0]",
+            ]
+        );
+    }
+
     #[test]
     fn go_booleans() {
         assert_eq!(parse_go_bool("True"), Some(true));
