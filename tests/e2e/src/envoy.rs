@@ -107,13 +107,6 @@ pub struct EnvoyOptions {
     /// A fixed port for the mTLS listener (the destination port policies
     /// see); `None` = a free one.
     pub mtls_port: Option<u16>,
-    /// The module to load; `None` = [`module()`], the shipped build.
-    pub module: Option<PathBuf>,
-    /// What Envoy does once the VM has failed.
-    pub failure_policy: FailurePolicy,
-    /// Routes to a gRPC server on this port of 127.0.0.1 over HTTP/2
-    /// instead of the recording upstream; `None` = the recording upstream.
-    pub grpc_upstream: Option<u16>,
     /// HTTP filters (JSON objects, comma-separated) in place of the meshward
     /// filter, before the router; `None` = the meshward filter.
     pub http_filters: Option<String>,
@@ -121,6 +114,13 @@ pub struct EnvoyOptions {
     /// `merge_slashes: false`, as istiod configures sidecars by default);
     /// `false` = Envoy's defaults.
     pub normalize_path: bool,
+    /// The module to load; `None` = [`module()`], the shipped build.
+    pub module: Option<PathBuf>,
+    /// What Envoy does once the VM has failed.
+    pub failure_policy: FailurePolicy,
+    /// Routes to a gRPC server on this port of 127.0.0.1 over HTTP/2
+    /// instead of the recording upstream; `None` = the recording upstream.
+    pub grpc_upstream: Option<u16>,
 }
 
 impl EnvoyOptions {
@@ -137,26 +137,12 @@ impl EnvoyOptions {
             access_logs: Vec::new(),
             stats_config: String::new(),
             mtls_port: None,
+            http_filters: None,
+            normalize_path: false,
             module: None,
             failure_policy: FailurePolicy::FailOpenFalse,
             grpc_upstream: None,
-            http_filters: None,
-            normalize_path: false,
         }
-    }
-
-    /// Runs `filters` (JSON objects, comma-separated) instead of the meshward
-    /// filter, e.g. Envoy's RBAC as [`rbac::http_filters`](crate::rbac::http_filters)
-    /// writes it.
-    pub fn http_filters(mut self, filters: String) -> Self {
-        self.http_filters = Some(filters);
-        self
-    }
-
-    /// Normalizes paths as Istio's sidecars do.
-    pub fn normalize_path(mut self) -> Self {
-        self.normalize_path = true;
-        self
     }
 
     /// Routes to the gRPC server on `port` (HTTP/2) instead of the
@@ -182,6 +168,20 @@ impl EnvoyOptions {
     /// policies name).
     pub fn mtls_port(mut self, port: u16) -> Self {
         self.mtls_port = Some(port);
+        self
+    }
+
+    /// Runs `filters` (JSON objects, comma-separated) instead of the meshward
+    /// filter, e.g. Envoy's RBAC as [`rbac::http_filters`](crate::rbac::http_filters)
+    /// writes it.
+    pub fn http_filters(mut self, filters: String) -> Self {
+        self.http_filters = Some(filters);
+        self
+    }
+
+    /// Normalizes paths as Istio's sidecars do.
+    pub fn normalize_path(mut self) -> Self {
+        self.normalize_path = true;
         self
     }
 
@@ -313,25 +313,23 @@ impl Envoy {
             failure_policy: opts.failure_policy,
         };
         let labels = serde_json::to_string(&opts.labels).expect("labels");
-        let filter = match (&opts.http_filters, opts.delivery) {
-            (Some(filters), _) => filters.clone(),
-            (None, delivery) => match delivery {
-                Delivery::Static => format!(
-                    r#"{{"name": "meshward", "typed_config": {}}}"#,
-                    wasm_filter_config(&opts.config, &wasm)
-                ),
-                Delivery::Ecds => {
-                    write_ecds(&dir, &opts.config, &wasm);
-                    format!(
-                        r#"{{"name": "meshward", "config_discovery": {{
+        let filter = match opts.delivery {
+            Delivery::Static => format!(
+                r#"{{"name": "meshward", "typed_config": {}}}"#,
+                wasm_filter_config(&opts.config, &wasm)
+            ),
+            Delivery::Ecds => {
+                write_ecds(&dir, &opts.config, &wasm);
+                format!(
+                    r#"{{"name": "meshward", "config_discovery": {{
                         "config_source": {{"path_config_source": {{"path": {path}, "watched_directory": {{"path": {dir}}}}}}},
                         "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]}}}}"#,
-                        path = json_string(&dir.join("ecds.json").to_string_lossy()),
-                        dir = json_string(&dir.to_string_lossy()),
-                    )
-                }
-            },
+                    path = json_string(&dir.join("ecds.json").to_string_lossy()),
+                    dir = json_string(&dir.to_string_lossy()),
+                )
+            }
         };
+        let filter = opts.http_filters.clone().unwrap_or(filter);
         let normalize = if opts.normalize_path {
             r#""normalize_path": true, "merge_slashes": false,"#
         } else {
@@ -365,9 +363,9 @@ impl Envoy {
             format!(
                 r#"{{"name": "envoy.filters.network.http_connection_manager", "typed_config": {{
                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                  "stat_prefix": "{prefix}", "codec_type": "AUTO", {normalize}
+                  "stat_prefix": "{prefix}", "codec_type": "AUTO",
                   "access_log": {access_logs},
-                  "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
+                  {normalize} "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
                     "routes": [{{"match": {{"prefix": "/"}}, "route": {{"cluster": "upstream"}}}}]}}]}},
                   "http_filters": [{filter}, {{"name": "envoy.filters.http.router", "typed_config": {{
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}]}}}}"#,
