@@ -26,13 +26,13 @@
 //! * `envoy`: [`Envoy`] and [`EnvoyOptions`], the bootstrap, ECDS updates,
 //!   the admin interface;
 //! * `client`: [`Caller`], [`Call`] and [`Envoy::send`], requests with curl;
+//! * [`rbac`]: Istio AuthorizationPolicies as the Envoy RBAC filters
+//!   istiod generates, to run them side by side with the filter;
 //! * `grpc`: [`GrpcServer`] and [`Envoy::grpc`], a real gRPC server and
 //!   client (Python `grpcio`) behind and in front of Envoy;
 //! * `istio`: the stats configuration istio-agent generates, and the
 //!   documented configuration it is generated from;
-//! * `scenario`: [`Scenario`] and [`Scratch`], all of it started together;
-//! * [`rbac`]: Istio AuthorizationPolicies as the Envoy RBAC filters
-//!   istiod generates, to run them side by side with meshward.
+//! * `scenario`: [`Scenario`] and [`Scratch`], all of it started together.
 
 // A test harness: a failed set-up step must stop the scenario loudly.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, clippy::indexing_slicing)]
