@@ -181,6 +181,7 @@ pub fn check_against(state: &ClusterState, plugins: &[WasmPlugin], c: &Check) ->
     }
     let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let request = Request {
+        connection: Default::default(),
         method,
         path,
         authority: Some(c.host.as_deref().unwrap_or(name)),
@@ -364,9 +365,14 @@ fn failed_parts(rule: &Rule, request: &Request<'_>, judged: Option<&str>) -> Vec
             if let Some(v) = &c.not_values {
                 wanted.push(format!("none of {}", v.join(", ")));
             }
+            let (part, attribute) = match (&c.header, &c.key) {
+                (Some(h), _) => ("header", h.as_str()),
+                (None, Some(k)) => ("condition", k.as_str()),
+                (None, None) => ("condition", "-"),
+            };
             failed.push(Failed {
-                part: "header",
-                detail: format!("{}: the rule wants {}", c.header, wanted.join(" and ")),
+                part,
+                detail: format!("{attribute}: the rule wants {}", wanted.join(" and ")),
             });
         }
     }

@@ -182,6 +182,7 @@ fn a_selector_that_matches_nothing_admits_nobody() {
     let headers: [(&str, &str); 0] = [];
     for principal in [Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"), None] {
         let r = Request {
+            connection: Default::default(),
             method: "GET",
             path: "/reviews/1",
             authority: Some("reviews"),
@@ -353,6 +354,7 @@ fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() 
             let mut ev = Evaluator::new(Arc::new(engine), sel);
             let headers: [(&str, &str); 0] = [];
             let d = ev.evaluate(&Request {
+                connection: Default::default(),
                 method: "GET",
                 path,
                 authority: Some("svc"),
@@ -432,6 +434,7 @@ fn verdict(
     let mut ev = Evaluator::new(Arc::new(engine), sel);
     let headers: [(&str, &str); 0] = [];
     let r = Request {
+        connection: Default::default(),
         method,
         path,
         authority: Some("svc"),
@@ -1058,6 +1061,7 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
         let mut ev = Evaluator::new(Arc::new(engine), sel);
         let headers = [("content-type", content_type)];
         ev.evaluate(&Request {
+            connection: Default::default(),
             method: "POST",
             path,
             authority: Some("reviews"),

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use meshward_filter::{Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
+use std::net::IpAddr;
+
+use meshward_filter::{ConnectionInfo, Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
 
 /// Headers of the typical request used by benchmarks and allocation tests.
 pub const TYPICAL_HEADERS: [(&str, &str); 3] = [
@@ -17,6 +19,7 @@ pub const TYPICAL_HEADERS: [(&str, &str); 3] = [
 /// authority carrying a port and [`TYPICAL_HEADERS`].
 pub fn typical_request(path: &str) -> Request<'_> {
     Request {
+        connection: Default::default(),
         method: "GET",
         path,
         authority: Some("svc.ns.svc.cluster.local:8080"),
@@ -47,6 +50,12 @@ pub struct Req {
     pub port: Option<u16>,
     pub principal: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The direct peer, the original client, the destination address (all
+    /// unknown by default) and the TLS server name (none by default).
+    pub direct_peer: Option<IpAddr>,
+    pub remote: Option<IpAddr>,
+    pub destination: Option<IpAddr>,
+    pub sni: Option<String>,
 }
 
 pub fn req(method: &str, path: &str) -> Req {
@@ -57,6 +66,10 @@ pub fn req(method: &str, path: &str) -> Req {
         port: Some(8080),
         principal: None,
         headers: Vec::new(),
+        direct_peer: None,
+        remote: None,
+        destination: None,
+        sni: None,
     }
 }
 
@@ -85,6 +98,32 @@ impl Req {
         self.headers.push((name.into(), value.into()));
         self
     }
+    /// A caller connecting directly from `ip` (direct peer and original client).
+    pub fn peer(mut self, ip: &str) -> Self {
+        let ip = ip.parse().unwrap();
+        self.direct_peer = Some(ip);
+        self.remote = Some(ip);
+        self
+    }
+    /// The original client as the proxy derived it from `x-forwarded-for`.
+    pub fn remote(mut self, ip: &str) -> Self {
+        self.remote = Some(ip.parse().unwrap());
+        self
+    }
+    /// The direct peer is unknown (the proxy replaced it with an address from
+    /// `x-forwarded-for`).
+    pub fn peer_unknown(mut self) -> Self {
+        self.direct_peer = None;
+        self
+    }
+    pub fn destination(mut self, ip: &str) -> Self {
+        self.destination = Some(ip.parse().unwrap());
+        self
+    }
+    pub fn sni(mut self, name: &str) -> Self {
+        self.sni = Some(name.into());
+        self
+    }
 }
 
 /// What a test usually asserts about a decision, detached from lifetimes.
@@ -109,6 +148,12 @@ pub fn decide(ev: &mut Evaluator, r: &Req) -> Outcome {
         port: r.port,
         principal: r.principal.as_deref(),
         headers: &r.headers[..],
+        connection: ConnectionInfo {
+            direct_peer: r.direct_peer,
+            remote: r.remote,
+            destination: r.destination,
+            sni: r.sni.as_deref(),
+        },
     };
     let d: Decision<'_> = ev.evaluate(&request);
     let engine = ev.engine();
