@@ -1093,3 +1093,21 @@ fn when_connection_sni() {
         ],
     );
 }
+
+/// The benchmark's mixed rule set decides as its documentation says.
+#[test]
+fn the_mixed_benchmark_set_admits_its_caller_and_refuses_the_blocked_one() {
+    let json = generated_rules_mixed(100);
+    let mut ev = evaluator(&json);
+    let allowed = get(&generated_path(99)).peer("10.1.2.3");
+    assert_eq!(decide(&mut ev, &allowed).rule.as_deref(), Some("generated/r99"));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get(&generated_path(99)).peer("198.51.100.1"), Deny),
+            (get(&generated_path(98)).peer("10.1.2.3"), Allow),
+            (get(&generated_path(95)).peer("10.1.2.3"), Deny),
+            (get("/svc100/v2/report").peer("10.1.2.3"), Deny),
+        ],
+    );
+}

@@ -213,6 +213,62 @@ pub fn generated_rules(n: usize) -> String {
     )
 }
 
+/// [`generated_rules`] with deny rules and address blocks mixed in, for
+/// the benchmark of a set that reads the connection: rule `i` with
+/// `i % 5 == 0` goes to a deny policy, on its path, for callers from
+/// `198.51.100.0/24`; of the others, `i % 3 == 0` admits callers from
+/// `10.0.0.0/8` or `192.168.{i % 256}.0/24` (`ipBlocks`), `i % 3 == 1`
+/// clients outside `203.0.113.0/24` (`notRemoteIpBlocks`) and every seventh a
+/// `source.ip` condition. One more deny rule, without `to`, is checked on
+/// every request. [`generated_path`]`(n - 1)` from [`MIXED_PEER`] is
+/// allowed for `n` a multiple of 10.
+pub fn generated_rules_mixed(n: usize) -> String {
+    let mut allow = Vec::with_capacity(n);
+    let mut deny =
+        vec![r#"{"name":"blocked","from":[{"ipBlocks":["198.51.100.0/24","2001:db8:bad::/48"]}]}"#.to_string()];
+    for i in 0..n {
+        let path = match i % 4 {
+            0 => format!("/svc{i}/items"),
+            1 => format!("/svc{i}/static/*"),
+            2 => format!("/svc{i}/users/{{*}}/orders/{{**}}"),
+            _ => format!("regex:/svc{i}/v[0-9]+/report"),
+        };
+        let methods = if i % 2 == 0 { r#"["GET"]"# } else { r#"["GET","POST"]"# };
+        let to = format!(r#""to":[{{"methods":{methods},"paths":["{path}"]}}]"#);
+        if i % 5 == 0 {
+            deny.push(format!(
+                r#"{{"name":"d{i}","from":[{{"ipBlocks":["198.51.100.0/24"]}}],{to}}}"#
+            ));
+            continue;
+        }
+        let from = match i % 3 {
+            0 => format!(r#""from":[{{"ipBlocks":["10.0.0.0/8","192.168.{}.0/24"]}}],"#, i % 256),
+            1 => r#""from":[{"notRemoteIpBlocks":["203.0.113.0/24"]}],"#.to_string(),
+            _ => String::new(),
+        };
+        let when = if i % 7 == 0 {
+            r#","when":[{"key":"source.ip","values":["10.0.0.0/8"]}]"#
+        } else {
+            ""
+        };
+        allow.push(format!(r#"{{"name":"r{i}",{from}{to}{when}}}"#));
+    }
+    format!(
+        r#"{{"policies":[{{"name":"generated","rules":[{}]}},{{"name":"denied","action":"deny","rules":[{}]}}]}}"#,
+        allow.join(","),
+        deny.join(",")
+    )
+}
+
+/// The caller of requests to [`generated_rules_mixed`]: a direct peer in
+/// `10.0.0.0/8`, which is also the client.
+pub const MIXED_PEER: ConnectionInfo<'static> = ConnectionInfo {
+    direct_peer: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3))),
+    remote: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3))),
+    destination: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2))),
+    sni: None,
+};
+
 /// [`generated_rules`] with `{**}` in the middle of its templates:
 /// `/svc{i}/users/{*}/{**}/orders` where the mix has
 /// `/svc{i}/users/{*}/orders/{**}`.
