@@ -388,6 +388,10 @@ fn callers(sources: &[config::Source]) -> String {
             ("not ", &s.not_principals),
             ("namespace ", &s.namespaces),
             ("not namespace ", &s.not_namespaces),
+            ("peer ", &s.ip_blocks),
+            ("not peer ", &s.not_ip_blocks),
+            ("client ", &s.remote_ip_blocks),
+            ("not client ", &s.not_remote_ip_blocks),
         ] {
             for v in list.iter().flatten() {
                 parts.push(format!("{what}{v}"));
@@ -423,7 +427,7 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
     let host = request.authority.unwrap_or("(none)");
     // (part, the field's values, an operation with only them, what the request has).
     type Only = fn(Vec<String>) -> Operation;
-    let fields: [(&'static str, &Option<Vec<String>>, Only, String); 5] = [
+    let fields: [(&'static str, &Option<Vec<String>>, Only, String); 6] = [
         (
             "method",
             &op.methods,
@@ -432,6 +436,15 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
                 ..Operation::default()
             },
             format!("{} is not one of", request.method),
+        ),
+        (
+            "method",
+            &op.not_methods,
+            |v| Operation {
+                not_methods: Some(v),
+                ..Operation::default()
+            },
+            format!("{} is one of notMethods", request.method),
         ),
         (
             "path",
@@ -510,6 +523,20 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
             failed.push(Failed {
                 part: "port",
                 detail: format!("{port} is not one of {}", ports.join(", ")),
+            });
+        }
+    }
+    if let Some(p) = op.not_ports.as_ref().filter(|p| !p.is_empty()) {
+        let o = Operation {
+            not_ports: Some(p.clone()),
+            ..Operation::default()
+        };
+        if !probe(o) {
+            let port = request.port.map_or("(none)".to_string(), |p| p.to_string());
+            let ports: Vec<String> = p.iter().map(u16::to_string).collect();
+            failed.push(Failed {
+                part: "port",
+                detail: format!("{port} is one of notPorts {}", ports.join(", ")),
             });
         }
     }
