@@ -28,7 +28,10 @@
 //! allow policies' ones, so a deny rule costs what an allow rule costs. A `grpc` entry is a clause like any other: `POST`, the
 //! paths of its methods, and a flag that the request must be gRPC, read from
 //! its `content-type` once per request when some clause has it. The cost of a request is therefore the path length plus
-//! the number of candidates, not the number of rules.
+//! the number of candidates, not the number of rules. Address blocks,
+//! `notMethods`, `notPorts` and the keyed `when` conditions are not indexed:
+//! they are verified on the candidates the indexes return, each block by one
+//! masked comparison.
 //!
 //! Everything refers to everything else by index, so the model is a handful
 //! of flat vectors:
@@ -104,11 +107,14 @@ pub struct Engine {
 /// change any decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Needs {
-    /// Some rule has `from` (principals or namespaces).
+    /// Some `from` entry names identities (principals, namespaces or their
+    /// negations), or a condition reads `source.principal` or
+    /// `source.namespace`.
     pub principal: bool,
-    /// Some `to` entry has `ports`.
+    /// Some `to` entry has `ports` or `notPorts`, or a condition reads
+    /// `destination.port`.
     pub port: bool,
-    /// Some rule has `when` (header conditions).
+    /// Some condition reads a header.
     pub headers: bool,
     /// Some rule reads the downstream address (`ipBlocks`,
     /// `remoteIpBlocks`, their negations, or a `source.ip` or `remote.ip`
