@@ -378,6 +378,7 @@ impl<'s> Replayer<'s> {
         const GRPC: [(&str, &str); 1] = [("content-type", "application/grpc")];
         let headers: &[(&str, &str)] = if record.grpc == Some(true) { &GRPC } else { &[] };
         let request = Request {
+            connection: Default::default(),
             method: &record.method,
             path: &record.path,
             authority: record.authority.as_deref(),

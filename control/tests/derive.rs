@@ -182,6 +182,7 @@ fn a_selector_that_matches_nothing_admits_nobody() {
     let headers: [(&str, &str); 0] = [];
     for principal in [Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"), None] {
         let r = Request {
+            connection: Default::default(),
             method: "GET",
             path: "/reviews/1",
             authority: Some("reviews"),
@@ -353,6 +354,7 @@ fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() 
             let mut ev = Evaluator::new(Arc::new(engine), sel);
             let headers: [(&str, &str); 0] = [];
             let d = ev.evaluate(&Request {
+                connection: Default::default(),
                 method: "GET",
                 path,
                 authority: Some("svc"),
@@ -432,6 +434,7 @@ fn verdict(
     let mut ev = Evaluator::new(Arc::new(engine), sel);
     let headers: [(&str, &str); 0] = [];
     let r = Request {
+        connection: Default::default(),
         method,
         path,
         authority: Some("svc"),
@@ -1058,6 +1061,7 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
         let mut ev = Evaluator::new(Arc::new(engine), sel);
         let headers = [("content-type", content_type)];
         ev.evaluate(&Request {
+            connection: Default::default(),
             method: "POST",
             path,
             authority: Some("reviews"),
@@ -1186,5 +1190,67 @@ fn an_invalid_deny_allowlist_denies_every_request_to_its_workloads() {
     assert_eq!(
         ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
         Verdict::Allow
+    );
+}
+
+#[test]
+fn address_negation_and_key_fields_pass_through_and_invalid_ones_are_named() {
+    let mut s = bookinfo();
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "addresses",
+        json!({"selector": {"matchLabels": {"app": "reviews"}}, "action": "deny", "rules": [{
+            "name": "outside",
+            "from": [{"ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.9.0.0/16"],
+                      "remoteIpBlocks": ["2001:db8::/32"], "notRemoteIpBlocks": ["2001:db8::1"]}],
+            "to": [{"notMethods": ["GET"], "notPorts": [15021]}],
+            "when": [{"key": "connection.sni", "values": ["*.example.com"]},
+                     {"key": "destination.port", "notValues": ["9080"]},
+                     {"header": "x-v", "values": ["1"]}]
+        }]}),
+    ));
+    for (name, rule, message) in [
+        (
+            "host-bits",
+            json!({"from": [{"ipBlocks": ["10.0.0.1/8"]}]}),
+            r#"rules[0].from[0].ipBlocks[0]: "10.0.0.1/8": bits are set beyond the prefix length"#,
+        ),
+        (
+            "unknown-key",
+            json!({"when": [{"key": "request.auth.claims[iss]", "values": ["x"]}]}),
+            r#"rules[0].when[0].key: unknown key "request.auth.claims[iss]""#,
+        ),
+        (
+            "bad-not-method",
+            json!({"to": [{"notMethods": ["get"]}]}),
+            r#"rules[0].to[0].notMethods[0]: "get""#,
+        ),
+    ] {
+        s.allowlists
+            .push(mk_allowlist("bookinfo", name, json!({"rules": [rule]})));
+        let d = derive(&s, &settings(), now());
+        let c = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!(c.status, "False", "{name}");
+        assert!(c.message.starts_with(message), "{name}: {}", c.message);
+        s.allowlists.pop();
+    }
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "bookinfo", "addresses").status.conditions[0].status, "True");
+    let cfg = config(plugin(&d, "bookinfo"));
+    let policy = cfg["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bookinfo/addresses")
+        .unwrap();
+    assert_eq!(
+        policy["rules"][0],
+        json!({"name": "outside",
+            "from": [{"ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.9.0.0/16"],
+                      "remoteIpBlocks": ["2001:db8::/32"], "notRemoteIpBlocks": ["2001:db8::1"]}],
+            "to": [{"notMethods": ["GET"], "notPorts": [15021]}],
+            "when": [{"key": "connection.sni", "values": ["*.example.com"]},
+                     {"key": "destination.port", "notValues": ["9080"]},
+                     {"header": "x-v", "values": ["1"]}]})
     );
 }

@@ -51,12 +51,14 @@
 //!     port: Some(9080),
 //!     principal: Some("cluster.local/ns/shop/sa/productpage"),
 //!     headers: &headers[..],
+//!     connection: Default::default(),
 //! };
 //! let decision = evaluator.evaluate(&request);
 //! assert_eq!(decision.verdict, Verdict::Allow);
 //! assert_eq!(decision.path.unwrap().path(), "/reviews/1");
 //! ```
 
+pub mod address;
 pub mod canonical;
 pub mod config;
 mod engine;
@@ -75,8 +77,8 @@ mod trie;
 pub use canonical::{CanonicalPath, RequestError};
 pub use config::{Action, FilterState, Mode, PluginConfig};
 pub use engine::{
-    is_grpc, is_grpc_content_type, Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef,
-    Selection, Verdict, DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
+    is_grpc, is_grpc_content_type, ConditionKey, ConnectionInfo, Decision, Engine, EngineStats, Evaluator, Headers,
+    Reason, Request, RuleRef, Selection, Verdict, DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
 };
 pub use error::{ConfigError, PatternError};
 pub use paths::{PathCounts, MAX_AUTOMATON_SIZE, MAX_REGEX_SIZE};

@@ -65,6 +65,7 @@ fn evaluating_a_canonical_request_does_not_allocate() {
     }
     // A rewritten path must allocate its canonical form, and only that.
     let request = Request {
+        connection: Default::default(),
         method: "GET",
         path: "/x/../svc999/v1/report",
         authority: Some("svc"),

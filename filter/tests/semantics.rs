@@ -836,3 +836,278 @@ fn a_deny_rules_not_hosts_matches_a_request_without_authority() {
         ],
     );
 }
+
+fn deny_policy(rules: &str) -> String {
+    format!(r#"{{"policies":[{{"name":"d","action":"deny","rules":{rules}}}]}}"#)
+}
+
+#[test]
+fn not_methods_exclude_the_methods_they_name() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"notMethods":["DELETE","PUT"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Allow),
+            (req("POST", "/"), Allow),
+            (req("DELETE", "/"), Deny),
+            (req("PUT", "/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn not_methods_star_excludes_every_method() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"notMethods":["*"]}]},{"to":[{"paths":["/open"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/"), Deny), (req("BREW", "/"), Deny), (get("/open"), Allow)],
+    );
+}
+
+#[test]
+fn not_methods_combine_with_methods() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["*"],"notMethods":["TRACE"]}]}]"#));
+    assert_verdicts(&mut ev, &[(req("TRACE", "/"), Deny), (req("PATCH", "/"), Allow)]);
+}
+
+#[test]
+fn not_ports_exclude_the_destination_ports_they_name() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"notPorts":[9090]}]}]"#));
+    assert_verdicts(&mut ev, &[(get("/").port(8080), Allow), (get("/").port(9090), Deny)]);
+}
+
+#[test]
+fn a_deny_rules_not_ports_refuses_every_other_port() {
+    let mut ev = evaluator(&deny_policy(r#"[{"to":[{"notPorts":[8080]}]}]"#));
+    assert_verdicts(&mut ev, &[(get("/").port(8080), Allow), (get("/").port(15000), Deny)]);
+}
+
+#[test]
+fn ip_blocks_match_ipv4_addresses_and_cidrs() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"ipBlocks":["10.1.0.0/16","192.168.7.7"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.1.200.3"), Allow),
+            (get("/").peer("192.168.7.7"), Allow),
+            (get("/").peer("192.168.7.8"), Deny),
+            (get("/").peer("10.2.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn ip_blocks_match_ipv6_addresses_and_cidrs_only() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["2001:db8::/32","::1"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("2001:db8:1::9"), Allow),
+            (get("/").peer("::1"), Allow),
+            (get("/").peer("2001:db9::1"), Deny),
+            (get("/").peer("127.0.0.1"), Deny),
+        ],
+    );
+    // An IPv4 block never holds an IPv6 address, even 0.0.0.0/0.
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["0.0.0.0/0"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/").peer("10.0.0.1"), Allow), (get("/").peer("::1"), Deny)],
+    );
+}
+
+#[test]
+fn ip_blocks_judge_the_direct_peer_not_the_forwarded_client() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["10.0.0.0/8"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1").remote("192.0.2.1"), Allow),
+            (get("/").peer("192.0.2.1").remote("10.0.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn remote_ip_blocks_judge_the_forwarded_client() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"remoteIpBlocks":["203.0.113.0/24"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1").remote("203.0.113.5"), Allow),
+            (get("/").peer("203.0.113.5").remote("10.0.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn not_ip_blocks_exclude_peers() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"ipBlocks":["10.0.0.0/8"],"notIpBlocks":["10.9.0.0/16"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/").peer("10.1.0.1"), Allow), (get("/").peer("10.9.0.1"), Deny)],
+    );
+}
+
+#[test]
+fn an_allow_rule_on_an_unknown_peer_admits_nothing() {
+    // The proxy replaced the peer with an address from x-forwarded-for: the
+    // rule cannot be judged and does not admit, positive or negative.
+    for from in [r#"{"ipBlocks":["0.0.0.0/0"]}"#, r#"{"notIpBlocks":["10.0.0.0/8"]}"#] {
+        let mut ev = evaluator(&one_policy(&format!(r#"[{{"from":[{from}]}}]"#)));
+        assert_verdicts(&mut ev, &[(get("/").remote("192.0.2.1").peer_unknown(), Deny)]);
+    }
+}
+
+#[test]
+fn a_deny_rule_on_an_unknown_peer_refuses() {
+    for from in [r#"{"ipBlocks":["10.0.0.0/8"]}"#, r#"{"notIpBlocks":["10.0.0.0/8"]}"#] {
+        let mut ev = evaluator(&deny_policy(&format!(r#"[{{"from":[{from}]}}]"#)));
+        assert_verdicts(&mut ev, &[(get("/").remote("10.0.0.1").peer_unknown(), Deny)]);
+    }
+}
+
+#[test]
+fn a_deny_rule_on_ip_blocks_refuses_only_the_blocks() {
+    let mut ev = evaluator(&deny_policy(r#"[{"from":[{"ipBlocks":["198.51.100.0/24"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("198.51.100.7"), Deny),
+            (get("/").peer("198.51.101.7"), Allow),
+        ],
+    );
+}
+
+#[test]
+fn address_fields_do_not_need_an_identity() {
+    // An entry that names only addresses admits a plaintext caller.
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["10.0.0.0/8"]}]}]"#));
+    assert_verdicts(&mut ev, &[(get("/").peer("10.0.0.1"), Allow)]);
+    // Beside an identity field, both must hold.
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"ipBlocks":["10.0.0.0/8"],"namespaces":["bookinfo"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1"), Deny),
+            (get("/").peer("10.0.0.1").from(PP), Allow),
+            (get("/").peer("11.0.0.1").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_key_request_headers_is_the_header_form() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"request.headers[X-Version]","values":["v1"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").header("x-version", "v1"), Allow),
+            (get("/").header("x-version", "v2"), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_source_ip_and_remote_ip_take_blocks() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"source.ip","values":["10.0.0.0/8"]},{"key":"remote.ip","notValues":["203.0.113.0/24"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1"), Allow),
+            (get("/").peer("10.0.0.1").remote("203.0.113.9"), Deny),
+            (get("/").peer("11.0.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_destination_ip_and_port() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"destination.ip","values":["10.0.0.2","fd00::/8"]},{"key":"destination.port","values":["8080"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").destination("10.0.0.2").port(8080), Allow),
+            (get("/").destination("fd00::5").port(8080), Allow),
+            (get("/").destination("10.0.0.2").port(9090), Deny),
+            (get("/").destination("10.0.0.3").port(8080), Deny),
+            (get("/").port(8080), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_source_principal_and_namespace_match_like_from() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"source.principal","values":["cluster.local/ns/bookinfo/*"]},{"key":"source.namespace","notValues":["other"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from(PP), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_identity_keys_on_an_anonymous_caller_in_a_deny_rule() {
+    // As in Istio: notValues pass, values fail.
+    let mut ev = evaluator(&deny_policy(
+        r#"[{"when":[{"key":"source.principal","notValues":["*"]}]}]"#,
+    ));
+    assert_verdicts(&mut ev, &[(get("/"), Deny), (get("/").from(PP), Allow)]);
+    let mut ev = evaluator(&deny_policy(
+        r#"[{"when":[{"key":"source.namespace","values":["*"]}]}]"#,
+    ));
+    assert_verdicts(&mut ev, &[(get("/"), Allow), (get("/").from(PP), Deny)]);
+}
+
+#[test]
+fn when_connection_sni() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"connection.sni","values":["*.example.com"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").sni("api.example.com"), Allow),
+            (get("/").sni("example.org"), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+/// The benchmark's mixed rule set decides as its documentation says.
+#[test]
+fn the_mixed_benchmark_set_admits_its_caller_and_refuses_the_blocked_one() {
+    let json = generated_rules_mixed(100);
+    let mut ev = evaluator(&json);
+    let allowed = get(&generated_path(99)).peer("10.1.2.3");
+    assert_eq!(decide(&mut ev, &allowed).rule.as_deref(), Some("generated/r99"));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get(&generated_path(99)).peer("198.51.100.1"), Deny),
+            (get(&generated_path(98)).peer("10.1.2.3"), Allow),
+            (get(&generated_path(95)).peer("10.1.2.3"), Deny),
+            (get("/svc100/v2/report").peer("10.1.2.3"), Deny),
+        ],
+    );
+}

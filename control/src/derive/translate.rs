@@ -144,11 +144,17 @@ impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
     fn try_from(src: &'a AllowlistSource) -> Result<Self, Self::Error> {
         match (&src.workloads, &src.service_accounts, &src.principals) {
             (None, None, None)
-                if src.namespaces.is_none() && src.not_principals.is_none() && src.not_namespaces.is_none() =>
+                if src.namespaces.is_none()
+                    && src.not_principals.is_none()
+                    && src.not_namespaces.is_none()
+                    && src.ip_blocks.is_none()
+                    && src.not_ip_blocks.is_none()
+                    && src.remote_ip_blocks.is_none()
+                    && src.not_remote_ip_blocks.is_none() =>
             {
                 Err(
                     "an entry must name its callers: set workloads, serviceAccounts, principals, namespaces, \
-                     notPrincipals or notNamespaces (omit `from` to admit any caller)",
+                     ipBlocks, remoteIpBlocks or a negation (omit `from` to admit any caller)",
                 )
             }
             (None, None, None) => Ok(Self::Unnamed),
@@ -236,6 +242,7 @@ impl Translator<'_> {
                     w.iter()
                         .map(|c| config::Condition {
                             header: c.header.clone(),
+                            key: c.key.clone(),
                             values: c.values.clone(),
                             not_values: c.not_values.clone(),
                         })
@@ -303,6 +310,10 @@ impl Translator<'_> {
             not_principals: src.not_principals.clone(),
             namespaces: src.namespaces.clone(),
             not_namespaces: src.not_namespaces.clone(),
+            ip_blocks: src.ip_blocks.clone(),
+            not_ip_blocks: src.not_ip_blocks.clone(),
+            remote_ip_blocks: src.remote_ip_blocks.clone(),
+            not_remote_ip_blocks: src.not_remote_ip_blocks.clone(),
         })
     }
 
@@ -327,11 +338,13 @@ impl Translator<'_> {
         }
         Ok(config::Operation {
             methods: op.methods.clone(),
+            not_methods: op.not_methods.clone(),
             paths: op.paths.clone(),
             not_paths: op.not_paths.clone(),
             hosts: op.hosts.clone(),
             not_hosts: op.not_hosts.clone(),
             ports,
+            not_ports: op.not_ports.clone(),
             grpc: op.grpc.as_ref().map(|g| config::GrpcMethods {
                 service: g.service.clone(),
                 methods: g.methods.clone(),

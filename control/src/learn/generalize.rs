@@ -311,6 +311,7 @@ mod tests {
         let mut ev = Evaluator::new(Arc::new(engine), sel);
         let headers: [(&str, &str); 0] = [];
         let r = Request {
+            connection: Default::default(),
             method: "GET",
             path,
             authority: Some("svc"),

@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
             ("get", "/reviews/1", None),
         ] {
             let decision = evaluator.evaluate(&Request {
+                connection: Default::default(),
                 method,
                 path,
                 authority,

@@ -153,6 +153,34 @@ const CALLERS: &[&str] = &[
     "td/ns//sa/x",
 ];
 const HEADER_VALUES: &[&str] = &["1", "2", "1,2", "12", "", " 1 , ,2", "a b", "2,", "1\t,\t2"];
+/// Address blocks, valid and not (host bits set, bad prefix lengths).
+const BLOCKS: &[&str] = &[
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "0.0.0.0/0",
+    "2001:db8::/32",
+    "::1",
+    "::/0",
+    "10.0.0.1/8",
+    "10.0.0.0/33",
+];
+const BLOCK_CHARS: &[&str] = &["1", "0", ".", ":", "/", "8", "f"];
+/// Addresses of requests.
+const ADDRESSES: &[&str] = &["10.0.0.1", "10.1.2.3", "11.0.0.1", "2001:db8::1", "::1", "127.0.0.1"];
+/// Condition keys: the header form, every other key, and unknown ones.
+const KEYS: &[&str] = &[
+    "request.headers[x-h]",
+    "source.ip",
+    "remote.ip",
+    "destination.ip",
+    "destination.port",
+    "source.principal",
+    "source.namespace",
+    "connection.sni",
+    "request.auth.claims[iss]",
+];
+const KEY_VALUES: &[&str] = &["10.0.0.0/8", "::1", "80", "81", "0", "td/ns/a/*", "a", "svc", "*", "1"];
 
 fn words(ws: &Option<Vec<Word>>, pool: &[&str], alphabet: &[&str], max: usize) -> Option<Vec<String>> {
     ws.as_ref()
@@ -165,6 +193,10 @@ struct FuzzSource {
     not_principals: Option<Vec<Word>>,
     namespaces: Option<Vec<Word>>,
     not_namespaces: Option<Vec<Word>>,
+    ip_blocks: Option<Vec<Word>>,
+    not_ip_blocks: Option<Vec<Word>>,
+    remote_ip_blocks: Option<Vec<Word>>,
+    not_remote_ip_blocks: Option<Vec<Word>>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -175,11 +207,15 @@ struct FuzzOperation {
     hosts: Option<Vec<Word>>,
     not_hosts: Option<Vec<Word>>,
     ports: Option<Vec<bool>>,
+    not_methods: Option<Vec<Word>>,
+    not_ports: Option<Vec<bool>>,
 }
 
 #[derive(Debug, Arbitrary)]
 struct FuzzCondition {
     header: Word,
+    /// A `key` (from [`KEYS`]) instead of `header`.
+    key: Option<Word>,
     values: Option<Vec<Word>>,
     not_values: Option<Vec<Word>>,
 }
@@ -212,6 +248,10 @@ struct FuzzRequest {
     port: Option<bool>,
     principal: Option<Word>,
     headers: Vec<(Word, Word)>,
+    direct_peer: Option<Word>,
+    remote: Option<Word>,
+    destination: Option<Word>,
+    sni: Option<Word>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -267,6 +307,10 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 not_principals: words(&s.not_principals, PRINCIPALS, PRINCIPAL_CHARS, 3),
                                 namespaces: words(&s.namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
                                 not_namespaces: words(&s.not_namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
+                                ip_blocks: words(&s.ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                not_ip_blocks: words(&s.not_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                remote_ip_blocks: words(&s.remote_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                not_remote_ip_blocks: words(&s.not_remote_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
                             })
                             .collect()
                     }),
@@ -280,6 +324,11 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 hosts: words(&o.hosts, HOSTS, HOST_CHARS, 3),
                                 not_hosts: words(&o.not_hosts, HOSTS, HOST_CHARS, 3),
                                 ports: o.ports.as_ref().map(|ps| ps.iter().take(3).map(|&b| port(b)).collect()),
+                                not_methods: words(&o.not_methods, METHODS, METHOD_CHARS, 3),
+                                not_ports: o
+                                    .not_ports
+                                    .as_ref()
+                                    .map(|ps| ps.iter().take(3).map(|&b| port(b)).collect()),
                                 grpc: None,
                             })
                             .collect()
@@ -287,10 +336,19 @@ fn config(input: &FuzzInput) -> PluginConfig {
                     when: r.when.as_ref().map(|w| {
                         w.iter()
                             .take(2)
-                            .map(|c| Condition {
-                                header: c.header.make(HEADERS, &["x", "-", "h"]),
-                                values: words(&c.values, VALUES, VALUE_CHARS, 3),
-                                not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
+                            .map(|c| match &c.key {
+                                None => Condition {
+                                    header: Some(c.header.make(HEADERS, &["x", "-", "h"])),
+                                    key: None,
+                                    values: words(&c.values, VALUES, VALUE_CHARS, 3),
+                                    not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
+                                },
+                                Some(k) => Condition {
+                                    header: None,
+                                    key: Some(k.make(KEYS, &["a", ".", "[", "]"])),
+                                    values: words(&c.values, KEY_VALUES, VALUE_CHARS, 3),
+                                    not_values: words(&c.not_values, KEY_VALUES, VALUE_CHARS, 3),
+                                },
                             })
                             .collect()
                     }),
@@ -313,6 +371,10 @@ struct Req {
     port: Option<u16>,
     principal: Option<String>,
     headers: Vec<(String, String)>,
+    direct_peer: Option<std::net::IpAddr>,
+    remote: Option<std::net::IpAddr>,
+    destination: Option<std::net::IpAddr>,
+    sni: Option<String>,
 }
 
 fn request(r: &FuzzRequest) -> Req {
@@ -338,7 +400,16 @@ fn request(r: &FuzzRequest) -> Req {
             .take(3)
             .map(|(k, v)| (k.make(HEADERS, &["x", "-", "h"]), v.make(HEADER_VALUES, VALUE_CHARS)))
             .collect(),
+        direct_peer: address(&r.direct_peer),
+        remote: address(&r.remote),
+        destination: address(&r.destination),
+        sni: r.sni.as_ref().map(|s| s.make(&["svc", "a.ex.com"], HOST_CHARS)),
     }
+}
+
+/// An address from the pool (`None` stays unknown).
+fn address(w: &Option<Word>) -> Option<std::net::IpAddr> {
+    w.as_ref().and_then(|w| w.make(ADDRESSES, &["x"]).parse().ok())
 }
 
 fuzz_target!(|input: FuzzInput| {
@@ -361,6 +432,12 @@ fuzz_target!(|input: FuzzInput| {
     let mut evaluator = Evaluator::new(Arc::clone(&engine), selection);
     for r in input.requests.iter().take(8).map(request) {
         let decision = evaluator.evaluate(&Request {
+            connection: meshward_filter::ConnectionInfo {
+                direct_peer: r.direct_peer,
+                remote: r.remote,
+                destination: r.destination,
+                sni: r.sni.as_deref(),
+            },
             method: &r.method,
             path: &r.path,
             authority: r.authority.as_deref(),
@@ -385,6 +462,10 @@ fuzz_target!(|input: FuzzInput| {
                 port: r.port,
                 principal: r.principal.as_deref(),
                 headers: &r.headers,
+                direct_peer: r.direct_peer,
+                remote: r.remote,
+                destination: r.destination,
+                sni: r.sni.as_deref(),
             },
         );
         assert_eq!(

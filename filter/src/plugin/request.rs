@@ -2,8 +2,9 @@
 //! headers in four steps.
 //!
 //! 1. **Read** what the configuration can use: the header map (one host call
-//!    for all headers), and the caller's certificate and the destination port
-//!    only if some rule reads them ([`Needs`]).
+//!    for all headers), and the caller's certificate, the destination port,
+//!    the downstream and destination addresses and the TLS server name only
+//!    if some rule reads them ([`Needs`]).
 //! 2. **Evaluate** the request with the active configuration's
 //!    [`Evaluator`].
 //! 3. **Record** the decision: its counter, its filter state, and the log
@@ -18,12 +19,15 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::host::{integer_property, peer_uri_san, GrpcStatus, Host, Level};
+use std::net::IpAddr;
+
+use super::host::{integer_property, peer_uri_san, text_property, GrpcStatus, Host, Level};
 use super::lifecycle::Active;
 use super::telemetry::{add_one, capped, write_filter_state, Counters, LogRecord, MemoryWatch};
+use crate::address::parse_socket_address;
 use crate::canonical::{principal_from_uri_san, RequestError};
 use crate::config::{LogConfig, Mode, RequestLog};
-use crate::engine::{is_grpc, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
+use crate::engine::{is_grpc, ConnectionInfo, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
 use crate::headermap::{HeaderMap, Utf8Headers};
 
 /// What the proxy should do with the request after the headers.
@@ -55,6 +59,13 @@ struct Received<'m> {
     san: Option<String>,
     /// The destination port, if the rules read it.
     port: Option<u16>,
+    /// The downstream address (`source.address`) if the rules read it: the
+    /// IP, and whether it is the direct peer.
+    source: Option<(IpAddr, bool)>,
+    /// The address the request was received on, if the rules read it.
+    destination: Option<IpAddr>,
+    /// The TLS server name, if the rules read it.
+    sni: Option<String>,
 }
 
 impl<'m> Received<'m> {
@@ -72,11 +83,35 @@ impl<'m> Received<'m> {
         } else {
             None
         };
+        let address = |path: &[&str]| text_property(host, path).and_then(|a| parse_socket_address(&a));
+        // Envoy's `source.address` is the downstream remote address as its
+        // connection manager sets it: the connection's peer, unless the
+        // listener derives the client from `x-forwarded-for` (or another
+        // original-IP detection), and then that address with port 0. A TCP
+        // peer never has port 0, so a nonzero port means the direct peer.
+        let source = if needs.source_address {
+            address(&["source", "address"]).map(|(ip, port)| (ip, port != 0))
+        } else {
+            None
+        };
+        let destination = if needs.destination_address {
+            address(&["destination", "address"]).map(|(ip, _)| ip)
+        } else {
+            None
+        };
+        let sni = if needs.sni {
+            text_property(host, &["connection", "requested_server_name"])
+        } else {
+            None
+        };
         Self {
             headers: valid,
             invalid,
             san,
             port,
+            source,
+            destination,
+            sni,
         }
     }
 
@@ -95,6 +130,12 @@ impl<'m> Received<'m> {
             port: self.port,
             principal: self.san.as_deref().and_then(principal_from_uri_san),
             headers: &self.headers[..],
+            connection: ConnectionInfo {
+                direct_peer: self.source.and_then(|(ip, direct)| direct.then_some(ip)),
+                remote: self.source.map(|(ip, _)| ip),
+                destination: self.destination,
+                sni: self.sni.as_deref(),
+            },
         }
     }
 }
