@@ -70,6 +70,7 @@ fn evaluating_a_canonical_request_does_not_allocate() {
         authority: Some("svc"),
         port: Some(8080),
         principal: None,
+        auth: None,
         headers: &common::TYPICAL_HEADERS[..],
     };
     assert_eq!(ev.evaluate(&request).verdict, Verdict::Allow);

@@ -38,6 +38,7 @@ fn reference(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &Req
             port: req.port,
             principal: req.principal.as_deref(),
             headers: &req.headers,
+            auth: req.auth_json.as_ref(),
         },
     )
 }
@@ -101,6 +102,41 @@ const PATHS: &[&str] = &[
 ];
 const HOSTS: &[&str] = &["svc", "svc:80", "*.ex.com", "a*", "*", "SVC.", "b.ex.com:81"];
 const VALUES: &[&str] = &["1", "2", "1*", "*", "*2"];
+/// Request principal patterns: every form of Istio's split at the last `/`.
+const REQUEST_PRINCIPALS: &[&str] = &[
+    "iss1/alice",
+    "iss1/*",
+    "iss1/al*",
+    "*/alice",
+    "*1/bob",
+    "iss*",
+    "*ice",
+    "*",
+    "https://a.b/c/d",
+    "*.b/c/d",
+    "iss1",
+];
+/// Condition keys reading the verified JWT, and a header key.
+const AUTH_KEYS: &[&str] = &[
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[groups]",
+    "request.auth.claims[org][team]",
+    "request.auth.claims[n]",
+    "request.headers[x-h]",
+];
+const CLAIM_VALUES: &[&str] = &["x", "g1", "t1", "cli", "iss1/alice", "*", "g*", "*2", "alice", "3"];
+/// Verified token payloads: strings, lists, nested objects, numbers, empty
+/// and missing claims.
+const TOKENS: &[&str] = &[
+    r#"{"iss":"iss1","sub":"alice","aud":"x","groups":["g1","g2"],"org":{"team":"t1"}}"#,
+    r#"{"iss":"iss2","sub":"bob","aud":["x","y2"],"azp":"cli","org":{"team":"t2"},"groups":"g2"}"#,
+    r#"{"iss":"iss1","sub":""}"#,
+    r#"{"iss":"https://a.b/c","sub":"d","aud":[],"n":3}"#,
+    r#"{"sub":"alice","org":"t1","groups":[1,"g1"]}"#,
+    r#"{"iss":"iss1","sub":"alice","azp":"","org":{"team":["t1"]},"n":"3"}"#,
+];
 
 fn source() -> impl Strategy<Value = Source> {
     (
@@ -108,18 +144,28 @@ fn source() -> impl Strategy<Value = Source> {
         opt_list(PRINCIPALS, 2),
         opt_list(NAMESPACES, 2),
         opt_list(NAMESPACES, 2),
+        prop::option::weighted(0.3, list(REQUEST_PRINCIPALS, 2)),
+        prop::option::weighted(0.3, list(REQUEST_PRINCIPALS, 2)),
     )
-        .prop_map(|(principals, not_principals, namespaces, not_namespaces)| Source {
-            principals,
-            not_principals,
-            namespaces,
-            not_namespaces,
-        })
+        .prop_map(
+            |(principals, not_principals, namespaces, not_namespaces, request_principals, not_request_principals)| {
+                Source {
+                    principals,
+                    not_principals,
+                    namespaces,
+                    not_namespaces,
+                    request_principals,
+                    not_request_principals,
+                }
+            },
+        )
         .prop_filter("must set a field", |s| {
             s.principals.is_some()
                 || s.namespaces.is_some()
+                || s.request_principals.is_some()
                 || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
                 || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty())
+                || s.not_request_principals.as_ref().is_some_and(|l| !l.is_empty())
         })
 }
 
@@ -175,15 +221,26 @@ fn operation() -> impl Strategy<Value = Operation> {
 }
 
 fn condition() -> impl Strategy<Value = Condition> {
-    (pick(&["x-h", "X-H"]), opt_list(VALUES, 2), opt_list(VALUES, 2))
-        .prop_map(|(header, values, not_values)| Condition {
-            header,
+    let header =
+        (pick(&["x-h", "X-H"]), opt_list(VALUES, 2), opt_list(VALUES, 2)).prop_map(|(header, values, not_values)| {
+            Condition {
+                header: Some(header),
+                key: None,
+                values,
+                not_values,
+            }
+        });
+    let key = (pick(AUTH_KEYS), opt_list(CLAIM_VALUES, 2), opt_list(CLAIM_VALUES, 2)).prop_map(
+        |(key, values, not_values)| Condition {
+            header: None,
+            key: Some(key),
             values,
             not_values,
-        })
-        .prop_filter("must set values", |c| {
-            c.values.is_some() || c.not_values.as_ref().is_some_and(|l| !l.is_empty())
-        })
+        },
+    );
+    prop_oneof![header, key].prop_filter("must set values", |c| {
+        c.values.is_some() || c.not_values.as_ref().is_some_and(|l| !l.is_empty())
+    })
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
@@ -272,6 +329,7 @@ fn request() -> impl Strategy<Value = Req> {
                 "td/ns/a/sa/x/y",
             ]),
         ),
+        prop::option::weighted(0.5, prop::sample::select(TOKENS)),
         prop::collection::vec(
             (
                 pick(&["x-h", "X-H", "y", "content-type"]),
@@ -291,21 +349,28 @@ fn request() -> impl Strategy<Value = Req> {
             0..=2,
         ),
     )
-        .prop_map(|(method, segments, query, authority, port, principal, headers)| {
-            let mut path = format!("/{}", segments.join("/"));
-            if let Some(q) = query {
-                path.push('?');
-                path.push_str(&q);
-            }
-            Req {
-                method,
-                path,
-                authority,
-                port,
-                principal,
-                headers,
-            }
-        })
+        .prop_map(
+            |(method, segments, query, authority, port, principal, token, headers)| {
+                let mut path = format!("/{}", segments.join("/"));
+                if let Some(q) = query {
+                    path.push('?');
+                    path.push_str(&q);
+                }
+                let r = Req {
+                    method,
+                    path,
+                    authority,
+                    port,
+                    principal,
+                    headers,
+                    ..common::get("/")
+                };
+                match token {
+                    Some(t) => r.token(serde_json::from_str(t).unwrap()),
+                    None => r,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -438,7 +503,7 @@ proptest! {
         let config = PluginConfig::from_json(json.as_bytes()).unwrap();
         let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut ev = common::evaluator_for(&json, &pairs);
-        let r = Req { method, path, authority, port: Some(80), principal, headers };
+        let r = Req { method, path, authority, port: Some(80), principal, headers, ..common::get("/") };
         let got = decide(&mut ev, &r);
         let context = format!("request {r:?}, {mode}, policy applies: {applies} → {got:?}");
 

@@ -267,6 +267,7 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 not_principals: words(&s.not_principals, PRINCIPALS, PRINCIPAL_CHARS, 3),
                                 namespaces: words(&s.namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
                                 not_namespaces: words(&s.not_namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
+                                ..Source::default()
                             })
                             .collect()
                     }),
@@ -288,7 +289,8 @@ fn config(input: &FuzzInput) -> PluginConfig {
                         w.iter()
                             .take(2)
                             .map(|c| Condition {
-                                header: c.header.make(HEADERS, &["x", "-", "h"]),
+                                header: Some(c.header.make(HEADERS, &["x", "-", "h"])),
+                                key: None,
                                 values: words(&c.values, VALUES, VALUE_CHARS, 3),
                                 not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
                             })
@@ -366,6 +368,7 @@ fuzz_target!(|input: FuzzInput| {
             authority: r.authority.as_deref(),
             port: r.port,
             principal: r.principal.as_deref(),
+            auth: None,
             headers: &r.headers[..],
         });
         let got = reference::Outcome {
@@ -385,6 +388,7 @@ fuzz_target!(|input: FuzzInput| {
                 port: r.port,
                 principal: r.principal.as_deref(),
                 headers: &r.headers,
+                auth: None,
             },
         );
         assert_eq!(

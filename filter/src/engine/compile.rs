@@ -18,9 +18,10 @@ use std::ops::Range;
 
 use super::index::Lowered;
 use super::{
-    generated_index, Clause, CompiledCondition, CompiledPolicy, CompiledRule, CompiledSource, Engine, Names, Needs,
-    Target,
+    generated_index, Clause, CompiledCondition, CompiledPolicy, CompiledRule, CompiledSource, ConditionKey, Engine,
+    Names, Needs, PrincipalValues, SourceJwt, Target,
 };
+use crate::auth::MatchRequestPrincipal;
 use crate::config::{Condition, GrpcMethods, Mode, Operation, PluginConfig, Policy, Rule, Source};
 use crate::error::{ConfigError, PatternError};
 use crate::paths::{PathId, PathIndex, PathIndexBuilder};
@@ -445,19 +446,37 @@ impl<'c> Compiler<'c> {
     fn source(&mut self, s: &'c Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
         let sets_field = s.principals.is_some()
             || s.namespaces.is_some()
+            || s.request_principals.is_some()
             || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
-            || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty());
+            || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty())
+            || s.not_request_principals.as_ref().is_some_and(|l| !l.is_empty());
         if !sets_field {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
-                what: "a from entry must set principals, namespaces, notPrincipals or notNamespaces (omit `from` to admit any caller)",
+                what: "a from entry must set principals, namespaces, requestPrincipals, notPrincipals, notNamespaces or notRequestPrincipals (omit `from` to admit any caller)",
             });
         }
+        let request_principals = s
+            .request_principals
+            .as_deref()
+            .map(|l| self.patterns(l, &at.field("requestPrincipals"), MatchRequestPrincipal::parse))
+            .transpose()?;
+        let not_request_principals = match s.not_request_principals.as_deref() {
+            Some(l) => self.patterns(l, &at.field("notRequestPrincipals"), MatchRequestPrincipal::parse)?,
+            None => Vec::new(),
+        };
+        let jwt = (request_principals.is_some() || !not_request_principals.is_empty()).then(|| {
+            Box::new(SourceJwt {
+                request_principals,
+                not_request_principals,
+            })
+        });
         Ok(CompiledSource {
             principals: self.opt_strs(&s.principals, &at.field("principals"))?,
             not_principals: self.not_strs(&s.not_principals, &at.field("notPrincipals"))?,
             namespaces: self.opt_strs(&s.namespaces, &at.field("namespaces"))?,
             not_namespaces: self.not_strs(&s.not_namespaces, &at.field("notNamespaces"))?,
+            jwt,
         })
     }
 
@@ -551,31 +570,133 @@ impl<'c> Compiler<'c> {
     }
 
     fn condition(&mut self, c: &'c Condition, at: &At<'_>) -> Result<CompiledCondition, ConfigError> {
-        if !valid_header_name(&c.header) {
-            return Err(ConfigError::InvalidHeaderName {
-                field: at.field("header").path(),
-                value: c.header.clone(),
-            });
-        }
+        let key = match (&c.header, &c.key) {
+            (Some(header), None) => ConditionKey::Header(header_key(header, &at.field("header"))?),
+            (None, Some(key)) => parse_condition_key(key, &at.field("key"))?,
+            _ => {
+                return Err(ConfigError::ConflictingFields {
+                    field: at.path(),
+                    what: "a when condition sets exactly one of header and key",
+                })
+            }
+        };
         if c.values.is_none() && c.not_values.as_ref().is_none_or(|l| l.is_empty()) {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
                 what: "a when condition must set values or notValues",
             });
         }
+        // Header values are matched per comma-separated element; claims whole.
+        let parse = match key {
+            ConditionKey::Header(_) => parse_header_value,
+            _ => MatchStr::parse,
+        };
+        let (at_values, at_not_values) = (at.field("values"), at.field("notValues"));
+        let values = c
+            .values
+            .as_deref()
+            .map(|l| self.patterns(l, &at_values, parse))
+            .transpose()?;
+        let not_values = match c.not_values.as_deref() {
+            Some(l) => self.patterns(l, &at_not_values, parse)?,
+            None => Vec::new(),
+        };
+        let key = match key {
+            ConditionKey::AuthPrincipal(_) => {
+                // Already counted and validated as string patterns above.
+                let principals = |l: &[String], at: &At<'_>| {
+                    l.iter()
+                        .enumerate()
+                        .map(|(i, p)| MatchRequestPrincipal::parse(p).map_err(|e| at.index(i).pattern_error(p, e)))
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                ConditionKey::AuthPrincipal(Box::new(PrincipalValues {
+                    values: c.values.as_deref().map(|l| principals(l, &at_values)).transpose()?,
+                    not_values: principals(c.not_values.as_deref().unwrap_or_default(), &at_not_values)?,
+                }))
+            }
+            key => key,
+        };
         Ok(CompiledCondition {
-            header: c.header.to_ascii_lowercase().into(),
-            values: c
-                .values
-                .as_deref()
-                .map(|l| self.patterns(l, &at.field("values"), parse_header_value))
-                .transpose()?,
-            not_values: match c.not_values.as_deref() {
-                Some(l) => self.patterns(l, &at.field("notValues"), parse_header_value)?,
-                None => Vec::new(),
-            },
+            key,
+            values,
+            not_values,
         })
     }
+}
+
+/// A header name of a condition, lower-cased.
+fn header_key(name: &str, at: &At<'_>) -> Result<Box<str>, ConfigError> {
+    if !valid_header_name(name) {
+        return Err(ConfigError::InvalidHeaderName {
+            field: at.path(),
+            value: name.to_string(),
+        });
+    }
+    Ok(name.to_ascii_lowercase().into())
+}
+
+/// The condition keys [`parse_condition_key`] accepts, for its error message.
+pub(super) const SUPPORTED_KEYS: &str = "request.headers[<name>], request.auth.principal, request.auth.audiences, \
+                                  request.auth.presenter, request.auth.claims[<name>] (nested: \
+                                  request.auth.claims[<name>][<name>])";
+
+/// Most names in a nested claim path.
+pub(super) const MAX_CLAIM_PATH: usize = 16;
+
+/// Parses an Istio condition key.
+fn parse_condition_key(key: &str, at: &At<'_>) -> Result<ConditionKey, ConfigError> {
+    let invalid = |expected: String| ConfigError::InvalidKey {
+        field: at.path(),
+        value: key.to_string(),
+        expected,
+    };
+    if let Some(name) = key
+        .strip_prefix("request.headers[")
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        return header_key(name, at).map(ConditionKey::Header);
+    }
+    match key {
+        "request.auth.principal" => {
+            return Ok(ConditionKey::AuthPrincipal(Box::new(PrincipalValues {
+                values: None,
+                not_values: Vec::new(),
+            })))
+        }
+        "request.auth.audiences" => return Ok(ConditionKey::AuthAudiences),
+        "request.auth.presenter" => return Ok(ConditionKey::AuthPresenter),
+        _ => {}
+    }
+    if let Some(path) = key.strip_prefix("request.auth.claims") {
+        return parse_claim_path(path).map(ConditionKey::AuthClaim).ok_or_else(|| {
+            invalid(format!(
+                "a claim is named in brackets, request.auth.claims[<name>], nested claims as \
+                     request.auth.claims[<name>][<name>] (at most {MAX_CLAIM_PATH} names, each non-empty, \
+                     without '[' or ']')"
+            ))
+        });
+    }
+    Err(invalid(format!("not a supported key; supported: {SUPPORTED_KEYS}")))
+}
+
+/// `[a][b]...` as its names; `None` unless every name is non-empty and free
+/// of brackets, and there are 1 to [`MAX_CLAIM_PATH`] of them.
+fn parse_claim_path(mut path: &str) -> Option<Box<[Box<str>]>> {
+    let mut names = Vec::new();
+    while !path.is_empty() {
+        let rest = path.strip_prefix('[')?;
+        let end = rest.find(']')?;
+        let name = rest.get(..end)?;
+        if name.is_empty() || name.contains('[') || name.bytes().any(|b| b.is_ascii_control()) {
+            return None;
+        }
+        names.push(Box::from(name));
+        path = rest.get(end + 1..)?;
+    }
+    (1..=MAX_CLAIM_PATH)
+        .contains(&names.len())
+        .then(|| names.into_boxed_slice())
 }
 
 /// Checks the names of a policy's rules (as written, or `rule-<index>` when

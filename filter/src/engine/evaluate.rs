@@ -18,9 +18,10 @@
 use std::sync::Arc;
 
 use super::{
-    is_grpc, path_refs, Clause, CompiledCondition, CompiledRule, CompiledSource, Decision, Engine, Headers, Reason,
-    Request, RuleRef, Selection, Verdict,
+    is_grpc, path_refs, Clause, CompiledCondition, CompiledRule, CompiledSource, ConditionKey, Decision, Engine,
+    Headers, Reason, Request, RuleRef, Selection, Verdict,
 };
+use crate::auth::Claims;
 use crate::canonical::{
     canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
 };
@@ -167,6 +168,7 @@ impl Evaluator {
             port: req.port,
             principal: req.principal,
             namespace,
+            auth: req.auth,
         };
         let allow_enforce = sel.count(Action::Allow, Mode::Enforce) > 0;
         let allow_audit = sel.count(Action::Allow, Mode::Audit) > 0;
@@ -261,6 +263,8 @@ struct MatchContext<'a> {
     port: Option<u16>,
     principal: Option<&'a str>,
     namespace: Option<&'a str>,
+    /// The verified JWT's claims; `None` without one.
+    auth: Option<&'a Claims>,
 }
 
 impl MatchContext<'_> {
@@ -291,7 +295,34 @@ impl MatchContext<'_> {
         rule.from
             .as_ref()
             .is_none_or(|from| from.iter().any(|s| self.source_matches(s, deny)))
-            && rule.when.iter().all(|c| condition_holds(c, headers))
+            && rule.when.iter().all(|c| match &c.key {
+                ConditionKey::Header(name) => condition_holds(c, name, headers),
+                _ => self.auth_condition_holds(c, deny),
+            })
+    }
+
+    /// Whether a `request.auth.*` condition holds. Without a verified token
+    /// it fails in an allow rule, however it is written (as a `from` entry
+    /// naming request principals does); in a deny rule, as in Istio, it
+    /// fails `values` and passes `notValues`. With a token, an absent claim
+    /// fails `values` and passes `notValues`, as in Istio.
+    fn auth_condition_holds(&self, c: &CompiledCondition, deny: bool) -> bool {
+        let Some(claims) = self.auth else {
+            return deny && c.values.is_none();
+        };
+        let claim = match &c.key {
+            ConditionKey::AuthPrincipal(p) => {
+                let (iss, sub) = (claims.str("iss"), claims.str("sub"));
+                return passes(p.values.as_deref(), &p.not_values, |m| m.matches(iss, sub));
+            }
+            ConditionKey::AuthAudiences => claims.get("aud"),
+            ConditionKey::AuthPresenter => claims.get("azp"),
+            ConditionKey::AuthClaim(path) => claims.path(path),
+            ConditionKey::Header(_) => None,
+        };
+        passes(c.values.as_deref(), &c.not_values, |m| {
+            claim.is_some_and(|v| v.matches(m))
+        })
     }
 
     /// Whether a caller matches a `from` entry. In an allow rule (`deny`
@@ -299,17 +330,33 @@ impl MatchContext<'_> {
     /// never matches, and a principal without a namespace fails namespace
     /// fields. In a deny rule, as in Istio, a missing principal or namespace
     /// fails the positive field and passes the negative one.
+    ///
+    /// The fields read from the verified JWT follow the same rule on their
+    /// own: without a token, an allow rule's entry that sets one fails, and
+    /// a deny rule's entry fails `requestPrincipals` and passes
+    /// `notRequestPrincipals`. An entry that sets only JWT fields does not
+    /// look at the mTLS identity.
     fn source_matches(&self, s: &CompiledSource, deny: bool) -> bool {
-        let principal_ok = match self.principal {
-            Some(p) => passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(p)),
-            None => deny && s.principals.is_none(),
-        };
+        let principal_ok = !s.reads_peer()
+            || match self.principal {
+                Some(p) => passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(p)),
+                None => deny && s.principals.is_none(),
+            };
+        let jwt_ok = s.jwt.as_deref().is_none_or(|j| match self.auth {
+            Some(claims) => {
+                let (iss, sub) = (claims.str("iss"), claims.str("sub"));
+                passes(j.request_principals.as_deref(), &j.not_request_principals, |m| {
+                    m.matches(iss, sub)
+                })
+            }
+            None => deny && j.request_principals.is_none(),
+        });
         let namespace_ok = (s.namespaces.is_none() && s.not_namespaces.is_empty())
             || match self.namespace {
                 Some(ns) => passes(s.namespaces.as_deref(), &s.not_namespaces, |m| m.matches(ns)),
                 None => deny && s.namespaces.is_none(),
             };
-        principal_ok && namespace_ok
+        principal_ok && namespace_ok && jwt_ok
     }
 }
 
@@ -342,9 +389,10 @@ fn header_elements(value: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-fn condition_holds<H: Headers + ?Sized>(c: &CompiledCondition, headers: &H) -> bool {
+/// Whether a condition on header `name` holds.
+fn condition_holds<H: Headers + ?Sized>(c: &CompiledCondition, name: &str, headers: &H) -> bool {
     let mut present = false;
-    for value in headers.values(&c.header) {
+    for value in headers.values(name) {
         present = true;
         let all_pass =
             header_elements(value).all(|item| passes(c.values.as_deref(), &c.not_values, |m| m.matches(item)));

@@ -36,14 +36,21 @@ impl Lowered {
             .rules
             .iter()
             .flat_map(|r| &r.when)
-            .map(|c| c.header.clone())
+            .filter_map(|c| c.key.header().map(Box::from))
             .collect();
         condition_headers.sort_unstable();
         condition_headers.dedup();
+        let sources = || engine.rules.iter().flat_map(|r| r.from.iter().flatten());
         engine.needs = Needs {
-            principal: engine.rules.iter().any(|r| r.from.is_some()),
+            principal: sources().any(CompiledSource::reads_peer),
             port: engine.clauses.iter().any(|c| c.ports().is_some()),
             headers: !condition_headers.is_empty(),
+            auth: sources().any(|s| s.jwt.is_some())
+                || engine
+                    .rules
+                    .iter()
+                    .flat_map(|r| &r.when)
+                    .any(|c| c.key.header().is_none()),
         };
         engine.condition_headers = condition_headers;
         engine.reads_grpc = engine.clauses.iter().any(|c| c.grpc);

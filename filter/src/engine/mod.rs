@@ -36,7 +36,7 @@
 //! ```text
 //!  Engine
 //!   ├─ policies   [CompiledPolicy {name, selector, mode, action}]
-//!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition]}]
+//!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition {key, values}]}]
 //!   ├─ rule_names Names: rule ──▶ name
 //!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, grpc, target}]
 //!   ├─ methods    [method]
@@ -51,6 +51,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
+use crate::auth::MatchRequestPrincipal;
 use crate::config::{Action, LogConfig, Mode};
 use crate::paths::{PathCounts, PathId, PathIndex};
 use crate::pattern::{MatchHost, MatchStr};
@@ -101,12 +102,16 @@ pub struct Engine {
 /// change any decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Needs {
-    /// Some rule has `from` (principals or namespaces).
+    /// Some `from` entry sets principals or namespaces (or their negations).
     pub principal: bool,
     /// Some `to` entry has `ports`.
     pub port: bool,
     /// Some rule has `when` (header conditions).
     pub headers: bool,
+    /// Some `from` entry sets `requestPrincipals` or `notRequestPrincipals`,
+    /// or some `when` condition reads a `request.auth.*` key: the claims of
+    /// the verified JWT are read.
+    pub auth: bool,
 }
 
 #[derive(Debug)]
@@ -131,6 +136,25 @@ struct CompiledSource {
     not_principals: Vec<MatchStr>,
     namespaces: Option<Vec<MatchStr>>,
     not_namespaces: Vec<MatchStr>,
+    /// The request principal fields, which most entries leave out: boxed.
+    jwt: Option<Box<SourceJwt>>,
+}
+
+impl CompiledSource {
+    /// Whether the entry sets a field read from the mTLS identity.
+    fn reads_peer(&self) -> bool {
+        self.principals.is_some()
+            || !self.not_principals.is_empty()
+            || self.namespaces.is_some()
+            || !self.not_namespaces.is_empty()
+    }
+}
+
+/// The `requestPrincipals` and `notRequestPrincipals` of a `from` entry.
+#[derive(Debug)]
+struct SourceJwt {
+    request_principals: Option<Vec<MatchRequestPrincipal>>,
+    not_request_principals: Vec<MatchRequestPrincipal>,
 }
 
 /// One `to` entry of a rule (or the whole rule, when it has no `to`).
@@ -177,10 +201,42 @@ impl Clause {
 
 #[derive(Debug)]
 struct CompiledCondition {
-    /// Lower-case.
-    header: Box<str>,
+    key: ConditionKey,
     values: Option<Vec<MatchStr>>,
     not_values: Vec<MatchStr>,
+}
+
+/// What a `when` condition reads (its `header` or `key`).
+#[derive(Debug)]
+enum ConditionKey {
+    /// A request header (`header`, `request.headers[<name>]`); lower-case.
+    Header(Box<str>),
+    /// `request.auth.principal`: the verified JWT's `iss`/`sub`, with the
+    /// condition's values parsed as request principal patterns.
+    AuthPrincipal(Box<PrincipalValues>),
+    /// `request.auth.audiences`: the `aud` claim.
+    AuthAudiences,
+    /// `request.auth.presenter`: the `azp` claim.
+    AuthPresenter,
+    /// `request.auth.claims[a][b]...`: the claim at this path of names.
+    AuthClaim(Box<[Box<str>]>),
+}
+
+impl ConditionKey {
+    /// The header it reads, if it reads one.
+    fn header(&self) -> Option<&str> {
+        match self {
+            Self::Header(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// The values of a `request.auth.principal` condition.
+#[derive(Debug)]
+struct PrincipalValues {
+    values: Option<Vec<MatchRequestPrincipal>>,
+    not_values: Vec<MatchRequestPrincipal>,
 }
 
 /// The path ids of `range` in `refs`.
