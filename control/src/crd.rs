@@ -117,6 +117,14 @@ pub struct AllowlistSource {
     /// Caller namespaces that must not match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_namespaces: Option<Vec<String>>,
+    /// Request principals (`<iss>/<sub>` of the JWT Envoy's `jwt_authn`
+    /// verified, as a `RequestAuthentication` configures it), passed
+    /// through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_principals: Option<Vec<String>>,
+    /// Request principals that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_request_principals: Option<Vec<String>>,
 }
 
 /// Workloads of a namespace, by labels.
@@ -228,12 +236,20 @@ fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-/// A condition on one request header.
+/// A condition on one request header (`header`) or on one of Istio's
+/// condition keys (`key`); exactly one of the two.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderCondition {
     /// Header name, case-insensitive.
-    pub header: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// An Istio condition key (`request.headers[<name>]`,
+    /// `request.auth.principal`, `request.auth.audiences`,
+    /// `request.auth.presenter`, `request.auth.claims[<name>]`, nested
+    /// `request.auth.claims[<name>][<name>]`), passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Every value the header carries must match one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,

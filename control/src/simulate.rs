@@ -186,6 +186,7 @@ pub fn check_against(state: &ClusterState, plugins: &[WasmPlugin], c: &Check) ->
         authority: Some(c.host.as_deref().unwrap_or(name)),
         port: c.port.or(first_port),
         principal: principal.as_deref(),
+        auth: None,
         headers: &headers[..],
     };
     // Every WasmPlugin delivered to the workload judges the request; it
@@ -365,8 +366,12 @@ fn failed_parts(rule: &Rule, request: &Request<'_>, judged: Option<&str>) -> Vec
                 wanted.push(format!("none of {}", v.join(", ")));
             }
             failed.push(Failed {
-                part: "header",
-                detail: format!("{}: the rule wants {}", c.header, wanted.join(" and ")),
+                part: if c.header.is_some() { "header" } else { "condition" },
+                detail: format!(
+                    "{}: the rule wants {}",
+                    c.header.as_deref().or(c.key.as_deref()).unwrap_or_default(),
+                    wanted.join(" and ")
+                ),
             });
         }
     }
