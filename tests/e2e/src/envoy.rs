@@ -114,6 +114,10 @@ pub struct EnvoyOptions {
     /// Routes to a gRPC server on this port of 127.0.0.1 over HTTP/2
     /// instead of the recording upstream; `None` = the recording upstream.
     pub grpc_upstream: Option<u16>,
+    /// HTTP filters (JSON) placed before the meshward filter, in order, as
+    /// istiod places `jwt_authn` before Wasm plugins of phase `AUTHZ`
+    /// ([`crate::jwt::jwt_authn_filter`]).
+    pub filters_before: Vec<String>,
 }
 
 impl EnvoyOptions {
@@ -133,7 +137,14 @@ impl EnvoyOptions {
             module: None,
             failure_policy: FailurePolicy::FailOpenFalse,
             grpc_upstream: None,
+            filters_before: Vec::new(),
         }
+    }
+
+    /// Adds an HTTP filter (JSON) before the meshward filter.
+    pub fn filter_before(mut self, filter: String) -> Self {
+        self.filters_before.push(filter);
+        self
     }
 
     /// Routes to the gRPC server on `port` (HTTP/2) instead of the
@@ -330,6 +341,12 @@ impl Envoy {
             .map(access_log)
             .collect();
         let access_logs = serde_json::Value::Array(access_logs).to_string();
+        let filter: String = opts
+            .filters_before
+            .iter()
+            .map(|f| format!("{f}, "))
+            .chain(std::iter::once(filter))
+            .collect();
         let hcm = |prefix: &str| {
             format!(
                 r#"{{"name": "envoy.filters.network.http_connection_manager", "typed_config": {{
