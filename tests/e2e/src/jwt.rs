@@ -26,6 +26,8 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 pub struct Issuer {
     /// The `iss` claim it signs.
     pub iss: String,
+    /// The `audiences` of its `jwtRules` entry; empty = any audience.
+    pub audiences: Vec<String>,
     kid: String,
     key: EcdsaKeyPair,
     rng: SystemRandom,
@@ -39,10 +41,18 @@ impl Issuer {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("load key");
         Self {
             iss: iss.to_string(),
+            audiences: Vec::new(),
             kid: format!("key-{}", crate::scenario::next_serial()),
             key,
             rng,
         }
+    }
+
+    /// Sets the audiences `jwt_authn` accepts from this issuer (a
+    /// `jwtRules` entry's `audiences`).
+    pub fn audiences(mut self, audiences: &[&str]) -> Self {
+        self.audiences = audiences.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// The public key as a JWKS document (one EC key).
@@ -112,6 +122,7 @@ pub fn jwt_authn_filter(issuers: &[&Issuer]) -> String {
             name.clone(),
             serde_json::json!({
                 "issuer": issuer.iss,
+                "audiences": issuer.audiences,
                 "local_jwks": {"inline_string": issuer.jwks()},
                 "forward": false,
                 "payload_in_metadata": "payload",

@@ -4,7 +4,8 @@
 //! after verifying a token.
 //!
 //! What refuses what: `jwt_authn` itself answers 401 to a token it cannot
-//! verify (expired, signed with another key, another issuer) and lets a
+//! verify (expired, signed with another key, an unconfigured issuer), 403 to
+//! one whose audience the issuer's entry does not list, and lets a
 //! request without a token through with no payload; the filter then answers
 //! 403 to a verified token whose claims the rules do not admit and to a
 //! request without a token where the rules need one.
@@ -54,6 +55,7 @@ fn jwt_rules_admit_verified_claims_and_nothing_else() {
         issuer.sign(json!({"sub": "alice", "aud": "reviews", "org": {"team": "payments"}, "exp": now() - 600}));
     let wrong_key = stranger.sign(alice.clone());
     let ops = issuer.sign(json!({"sub": "carol", "groups": ["dev", "ops"]}));
+    let unknown_issuer = Issuer::new("https://unknown.example").sign(alice.clone());
 
     for (what, path, token, want) in [
         ("valid token with the claims", "/reviews/1", Some(&good), 200),
@@ -71,6 +73,12 @@ fn jwt_rules_admit_verified_claims_and_nothing_else() {
         // jwt_authn refuses what it cannot verify before the filter runs.
         ("expired token", "/reviews/1", Some(&expired), 401),
         ("token signed with another key", "/reviews/1", Some(&wrong_key), 401),
+        (
+            "token of an issuer no provider names",
+            "/reviews/1",
+            Some(&unknown_issuer),
+            401,
+        ),
     ] {
         let (status, body) = get(&s, path, token.map(String::as_str));
         assert_eq!(status, want, "{what}: {body}");
@@ -82,7 +90,7 @@ fn jwt_rules_admit_verified_claims_and_nothing_else() {
     // reached it.
     let lines = s
         .envoy
-        .eventually(|e| Some(e.access_log()).filter(|l| l.len() >= 9))
+        .eventually(|e| Some(e.access_log()).filter(|l| l.len() >= 10))
         .unwrap();
     assert_eq!(
         lines,
@@ -94,6 +102,7 @@ fn jwt_rules_admit_verified_claims_and_nothing_else() {
             "GET /health 200 verdict=allow policy=shop/reviews rule=health",
             "GET /admin/x 200 verdict=allow policy=shop/reviews rule=ops",
             "GET /admin/x 403 verdict=deny policy=shop/reviews rule=-",
+            "GET /reviews/1 401 verdict=- policy=- rule=-",
             "GET /reviews/1 401 verdict=- policy=- rule=-",
             "GET /reviews/1 401 verdict=- policy=- rule=-",
         ]
@@ -116,14 +125,24 @@ fn a_token_in_a_header_jwt_authn_does_not_read_is_not_a_request_principal() {
 #[test]
 fn several_issuers_each_verify_their_own_tokens() {
     let first = Issuer::new("https://first.example");
-    let second = Issuer::new("https://second.example");
+    let second = Issuer::new("https://second.example").audiences(&["reviews"]);
     let policy = r#"{"policies":[{"name":"p","rules":[
       {"from":[{"requestPrincipals":["https://second.example/*"]}]},
       {"when":[{"key":"request.auth.principal","values":["https://first.example/alice"]},
                {"key":"request.auth.presenter","values":["web"]}]}]}]}"#;
     let s = Scenario::start(EnvoyOptions::new(policy).filter_before(jwt_authn_filter(&[&first, &second])));
     for (what, token, want) in [
-        ("second issuer, any subject", second.sign(json!({"sub": "x"})), 200),
+        (
+            "second issuer, any subject",
+            second.sign(json!({"sub": "x", "aud": "reviews"})),
+            200,
+        ),
+        // The RequestAuthentication's audiences are jwt_authn's to check.
+        (
+            "second issuer, another audience",
+            second.sign(json!({"sub": "x", "aud": "billing"})),
+            403,
+        ),
         (
             "first issuer, alice from web",
             first.sign(json!({"sub": "alice", "azp": "web"})),
@@ -142,4 +161,13 @@ fn several_issuers_each_verify_their_own_tokens() {
     ] {
         assert_eq!(get(&s, "/", Some(&token)).0, want, "{what}");
     }
+    // That 403 is jwt_authn's, not the filter's: its body, and no verdict.
+    let (_, body) = get(&s, "/", Some(&second.sign(json!({"sub": "x", "aud": "billing"}))));
+    assert_eq!(body, "Audiences in Jwt are not allowed");
+    let lines = s
+        .envoy
+        .eventually(|e| Some(e.access_log()).filter(|l| l.len() >= 6))
+        .unwrap();
+    assert_eq!(lines[1], "GET / 403 verdict=- policy=- rule=-", "{lines:?}");
+    assert_eq!(lines[5], "GET / 403 verdict=- policy=- rule=-", "{lines:?}");
 }
