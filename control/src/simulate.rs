@@ -387,6 +387,8 @@ fn callers(sources: &[config::Source]) -> String {
             ("not ", &s.not_principals),
             ("namespace ", &s.namespaces),
             ("not namespace ", &s.not_namespaces),
+            ("token ", &s.request_principals),
+            ("not token ", &s.not_request_principals),
         ] {
             for v in list.iter().flatten() {
                 parts.push(format!("{what}{v}"));
