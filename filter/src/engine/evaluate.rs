@@ -297,7 +297,10 @@ impl MatchContext<'_> {
             .is_none_or(|from| from.iter().any(|s| self.source_matches(s, deny)))
             && rule.when.iter().all(|c| match &c.key {
                 ConditionKey::Header(name) => condition_holds(c, name, headers),
-                _ => self.auth_condition_holds(c, deny),
+                ConditionKey::AuthPrincipal(_)
+                | ConditionKey::AuthAudiences
+                | ConditionKey::AuthPresenter
+                | ConditionKey::AuthClaim(_) => self.auth_condition_holds(c, deny),
             })
     }
 

@@ -46,11 +46,7 @@ impl Lowered {
             port: engine.clauses.iter().any(|c| c.ports().is_some()),
             headers: !condition_headers.is_empty(),
             auth: sources().any(|s| s.jwt.is_some())
-                || engine
-                    .rules
-                    .iter()
-                    .flat_map(|r| &r.when)
-                    .any(|c| c.key.header().is_none()),
+                || engine.rules.iter().flat_map(|r| &r.when).any(|c| c.key.reads_auth()),
         };
         engine.condition_headers = condition_headers;
         engine.reads_grpc = engine.clauses.iter().any(|c| c.grpc);

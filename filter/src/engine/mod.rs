@@ -230,6 +230,14 @@ impl ConditionKey {
             _ => None,
         }
     }
+
+    /// Whether it reads the verified JWT's claims.
+    fn reads_auth(&self) -> bool {
+        match self {
+            Self::Header(_) => false,
+            Self::AuthPrincipal(_) | Self::AuthAudiences | Self::AuthPresenter | Self::AuthClaim(_) => true,
+        }
+    }
 }
 
 /// The values of a `request.auth.principal` condition.
