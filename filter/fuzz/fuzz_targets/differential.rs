@@ -2,8 +2,9 @@
 //! (`filter/tests/reference/mod.rs`, the one the differential property test
 //! uses): random policies, built with `arbitrary` from pools of meaningful
 //! values and from small alphabets of the characters that matter, and
-//! random requests. Every request must get the same verdict, in the same
-//! mode, naming the same admitting rule.
+//! random requests, with or without a verified token's claims. Every
+//! request must get the same verdict, in the same mode, naming the same
+//! admitting rule.
 //!
 //! A configuration the engine refuses is skipped, after checking that the
 //! error names a field; everything it accepts, the reference judges.
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use meshward_filter::auth::Claims;
 use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
 use meshward_filter::{Action, Engine, Evaluator, Mode, PluginConfig, Request};
 
@@ -152,6 +154,61 @@ const CALLERS: &[&str] = &[
     "td/ns/a/sa/x/y",
     "td/ns//sa/x",
 ];
+const REQUEST_PRINCIPALS: &[&str] = &[
+    "iss1/alice",
+    "iss1/*",
+    "iss1/al*",
+    "*/alice",
+    "*1/bob",
+    "iss*",
+    "*ice",
+    "*",
+    "https://a.b/c/d",
+    "*.b/c/d",
+    "iss1",
+];
+const REQUEST_PRINCIPAL_CHARS: &[&str] = &["iss1", "/", "alice", "*", "https:", "a.b", "c", "d", ""];
+const AUTH_KEYS: &[&str] = &[
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[groups]",
+    "request.auth.claims[org][team]",
+    "request.auth.claims[n]",
+    "request.headers[x-h]",
+];
+const AUTH_KEY_CHARS: &[&str] = &[
+    "request.auth.claims",
+    "[",
+    "]",
+    "org",
+    "team",
+    "groups",
+    "request.headers",
+];
+const CLAIM_VALUES: &[&str] = &[
+    "x",
+    "g1",
+    "t1",
+    "cli",
+    "iss1/alice",
+    "*",
+    "g*",
+    "*2",
+    "alice",
+    "3",
+    "a,b",
+];
+/// Verified token payloads: strings, lists, nested objects, numbers, empty
+/// and missing claims.
+const TOKENS: &[&str] = &[
+    r#"{"iss":"iss1","sub":"alice","aud":"x","groups":["g1","g2"],"org":{"team":"t1"}}"#,
+    r#"{"iss":"iss2","sub":"bob","aud":["x","y2"],"azp":"cli","org":{"team":"t2"},"groups":"g2"}"#,
+    r#"{"iss":"iss1","sub":""}"#,
+    r#"{"iss":"https://a.b/c","sub":"d","aud":[],"n":3}"#,
+    r#"{"sub":"alice","org":"t1","groups":[1,"g1","a,b"]}"#,
+    r#"{"iss":"iss1","sub":"alice","azp":"","org":{"team":["t1"]},"n":"3"}"#,
+];
 const HEADER_VALUES: &[&str] = &["1", "2", "1,2", "12", "", " 1 , ,2", "a b", "2,", "1\t,\t2"];
 
 fn words(ws: &Option<Vec<Word>>, pool: &[&str], alphabet: &[&str], max: usize) -> Option<Vec<String>> {
@@ -165,6 +222,8 @@ struct FuzzSource {
     not_principals: Option<Vec<Word>>,
     namespaces: Option<Vec<Word>>,
     not_namespaces: Option<Vec<Word>>,
+    request_principals: Option<Vec<Word>>,
+    not_request_principals: Option<Vec<Word>>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -180,6 +239,8 @@ struct FuzzOperation {
 #[derive(Debug, Arbitrary)]
 struct FuzzCondition {
     header: Word,
+    /// A condition key instead of the header.
+    key: Option<Word>,
     values: Option<Vec<Word>>,
     not_values: Option<Vec<Word>>,
 }
@@ -211,6 +272,8 @@ struct FuzzRequest {
     authority: Option<Word>,
     port: Option<bool>,
     principal: Option<Word>,
+    /// A verified token: one of [`TOKENS`].
+    token: Option<usize>,
     headers: Vec<(Word, Word)>,
 }
 
@@ -267,7 +330,18 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 not_principals: words(&s.not_principals, PRINCIPALS, PRINCIPAL_CHARS, 3),
                                 namespaces: words(&s.namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
                                 not_namespaces: words(&s.not_namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
-                                ..Source::default()
+                                request_principals: words(
+                                    &s.request_principals,
+                                    REQUEST_PRINCIPALS,
+                                    REQUEST_PRINCIPAL_CHARS,
+                                    3,
+                                ),
+                                not_request_principals: words(
+                                    &s.not_request_principals,
+                                    REQUEST_PRINCIPALS,
+                                    REQUEST_PRINCIPAL_CHARS,
+                                    3,
+                                ),
                             })
                             .collect()
                     }),
@@ -288,11 +362,19 @@ fn config(input: &FuzzInput) -> PluginConfig {
                     when: r.when.as_ref().map(|w| {
                         w.iter()
                             .take(2)
-                            .map(|c| Condition {
-                                header: Some(c.header.make(HEADERS, &["x", "-", "h"])),
-                                key: None,
-                                values: words(&c.values, VALUES, VALUE_CHARS, 3),
-                                not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
+                            .map(|c| match &c.key {
+                                None => Condition {
+                                    header: Some(c.header.make(HEADERS, &["x", "-", "h"])),
+                                    key: None,
+                                    values: words(&c.values, VALUES, VALUE_CHARS, 3),
+                                    not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
+                                },
+                                Some(key) => Condition {
+                                    header: None,
+                                    key: Some(key.make(AUTH_KEYS, AUTH_KEY_CHARS)),
+                                    values: words(&c.values, CLAIM_VALUES, VALUE_CHARS, 3),
+                                    not_values: words(&c.not_values, CLAIM_VALUES, VALUE_CHARS, 3),
+                                },
                             })
                             .collect()
                     }),
@@ -314,6 +396,8 @@ struct Req {
     authority: Option<String>,
     port: Option<u16>,
     principal: Option<String>,
+    /// The verified token's claims, as the engine and the reference take them.
+    auth: Option<(Claims, serde_json::Value)>,
     headers: Vec<(String, String)>,
 }
 
@@ -334,6 +418,10 @@ fn request(r: &FuzzRequest) -> Req {
         authority: r.authority.as_ref().map(|a| a.make(AUTHORITIES, AUTHORITY_CHARS)),
         port: r.port.map(port),
         principal: r.principal.as_ref().map(|p| p.make(CALLERS, PRINCIPAL_CHARS)),
+        auth: r.token.map(|i| {
+            let json: serde_json::Value = serde_json::from_str(TOKENS[i % TOKENS.len()]).unwrap();
+            (Claims::from_json(&json).unwrap(), json)
+        }),
         headers: r
             .headers
             .iter()
@@ -368,7 +456,7 @@ fuzz_target!(|input: FuzzInput| {
             authority: r.authority.as_deref(),
             port: r.port,
             principal: r.principal.as_deref(),
-            auth: None,
+            auth: r.auth.as_ref().map(|(c, _)| c),
             headers: &r.headers[..],
         });
         let got = reference::Outcome {
@@ -388,18 +476,19 @@ fuzz_target!(|input: FuzzInput| {
                 port: r.port,
                 principal: r.principal.as_deref(),
                 headers: &r.headers,
-                auth: None,
+                auth: r.auth.as_ref().map(|(_, j)| j),
             },
         );
         assert_eq!(
             got,
             want,
-            "method {:?} path {:?} authority {:?} port {:?} principal {:?} headers {:?}\nconfig {}",
+            "method {:?} path {:?} authority {:?} port {:?} principal {:?} token {:?} headers {:?}\nconfig {}",
             r.method,
             r.path,
             r.authority,
             r.port,
             r.principal,
+            r.auth.as_ref().map(|(_, j)| j),
             r.headers,
             config.to_json()
         );
