@@ -131,6 +131,14 @@ pub struct AllowlistSource {
     /// Address blocks the original client must not be in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_remote_ip_blocks: Option<Vec<String>>,
+    /// Request principals (`<iss>/<sub>` of the JWT Envoy's `jwt_authn`
+    /// verified, as a `RequestAuthentication` configures it), passed
+    /// through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_principals: Option<Vec<String>>,
+    /// Request principals that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_request_principals: Option<Vec<String>>,
 }
 
 /// Workloads of a namespace, by labels.
@@ -258,7 +266,10 @@ pub struct HeaderCondition {
     pub header: Option<String>,
     /// An Istio condition key: `request.headers[<name>]`, `source.ip`,
     /// `remote.ip`, `destination.ip`, `destination.port`,
-    /// `source.namespace`, `source.principal`, `connection.sni`.
+    /// `source.namespace`, `source.principal`, `connection.sni`,
+    /// `request.auth.principal`, `request.auth.audiences`,
+    /// `request.auth.presenter`, `request.auth.claims[<name>]` (nested
+    /// `request.auth.claims[<name>][<name>]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Every value the attribute carries must match one of these.

@@ -384,6 +384,7 @@ impl<'s> Replayer<'s> {
             authority: record.authority.as_deref(),
             port: record.port.or(workload.first_port),
             principal: record.principal.as_deref(),
+            auth: None,
             headers,
         };
         // Any denial wins, then an audit denial; otherwise admitted, by the

@@ -187,6 +187,7 @@ pub fn check_against(state: &ClusterState, plugins: &[WasmPlugin], c: &Check) ->
         authority: Some(c.host.as_deref().unwrap_or(name)),
         port: c.port.or(first_port),
         principal: principal.as_deref(),
+        auth: None,
         headers: &headers[..],
     };
     // Every WasmPlugin delivered to the workload judges the request; it
@@ -388,6 +389,8 @@ fn callers(sources: &[config::Source]) -> String {
             ("not ", &s.not_principals),
             ("namespace ", &s.namespaces),
             ("not namespace ", &s.not_namespaces),
+            ("token ", &s.request_principals),
+            ("not token ", &s.not_request_principals),
             ("peer ", &s.ip_blocks),
             ("not peer ", &s.not_ip_blocks),
             ("client ", &s.remote_ip_blocks),

@@ -188,6 +188,7 @@ fn a_selector_that_matches_nothing_admits_nobody() {
             authority: Some("reviews"),
             port: Some(9080),
             principal,
+            auth: None,
             headers: &headers[..],
         };
         assert_eq!(ev.evaluate(&r).verdict, Verdict::Deny);
@@ -360,6 +361,7 @@ fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() 
                 authority: Some("svc"),
                 port: Some(9080),
                 principal,
+                auth: None,
                 headers: &headers[..],
             });
             (d.verdict, d.reason != Reason::NoPolicy)
@@ -440,6 +442,7 @@ fn verdict(
         authority: Some("svc"),
         port: Some(9080),
         principal,
+        auth: None,
         headers: &headers[..],
     };
     ev.evaluate(&r).verdict
@@ -1067,6 +1070,7 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
             authority: Some("reviews"),
             port: Some(9080),
             principal: Some(PRODUCTPAGE),
+            auth: None,
             headers: &headers[..],
         })
         .verdict
@@ -1084,6 +1088,68 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
         .allowlists
         .iter()
         .find(|a| a.metadata.name.as_deref() == Some("inventory"))
+        .unwrap();
+    let v = serde_json::to_value(a).unwrap();
+    validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+}
+
+#[test]
+fn jwt_fields_are_carried_to_the_plugin_config_and_invalid_ones_named() {
+    let mut s = bookinfo();
+    let spec = json!({"selector": {"matchLabels": {"app": "reviews"}}, "rules": [{
+        "name": "users",
+        "from": [{"requestPrincipals": ["https://issuer.example/*"], "notRequestPrincipals": ["https://issuer.example/mallory"]}],
+        "when": [{"key": "request.auth.claims[org][team]", "values": ["payments"]},
+                 {"key": "request.auth.audiences", "notValues": ["legacy"]},
+                 {"header": "x-env", "values": ["prod"]}]
+    }]});
+    s.allowlists.push(mk_allowlist("bookinfo", "jwt", spec.clone()));
+    for (name, rule, reason, message) in [
+        (
+            "bad-key",
+            json!({"when": [{"key": "request.auth.claim[x]", "values": ["a"]}]}),
+            "InvalidHeader",
+            r#"rules[0].when[0].key: "request.auth.claim[x]": not a supported key"#,
+        ),
+        (
+            "bad-claim-path",
+            json!({"when": [{"key": "request.auth.claims[a][]", "values": ["a"]}]}),
+            "InvalidHeader",
+            r#"rules[0].when[0].key: "request.auth.claims[a][]": a claim is named in brackets"#,
+        ),
+        (
+            "bad-principal",
+            json!({"from": [{"requestPrincipals": ["a*b/c"]}]}),
+            "InvalidSource",
+            r#"rules[0].from[0].requestPrincipals[0]: "a*b/c""#,
+        ),
+    ] {
+        s.allowlists
+            .push(mk_allowlist("bookinfo", name, json!({"rules": [rule]})));
+        let d = derive(&s, &settings(), now());
+        let c = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", reason), "{name}");
+        assert!(c.message.starts_with(message), "{name}: {}", c.message);
+        s.allowlists.pop();
+    }
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "bookinfo", "jwt").status.conditions[0].status, "True");
+    let cfg = config(plugin(&d, "bookinfo"));
+    let policy = cfg["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bookinfo/jwt")
+        .unwrap();
+    // Passed through as written.
+    assert_eq!(policy["rules"][0]["from"], spec["rules"][0]["from"]);
+    assert_eq!(policy["rules"][0]["when"], spec["rules"][0]["when"]);
+    // And the Allowlist fits the generated CRD.
+    let schema = crd_schema(include_str!("../../istio/crd.yaml"), "v1alpha1");
+    let a = s
+        .allowlists
+        .iter()
+        .find(|a| a.metadata.name.as_deref() == Some("jwt"))
         .unwrap();
     let v = serde_json::to_value(a).unwrap();
     validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();

@@ -212,20 +212,23 @@ pub struct Rule {
     /// Operations, OR. Absent = any operation.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub to: Option<Vec<Operation>>,
-    /// Header conditions, AND. Absent = no condition.
+    /// Conditions on headers and other attributes, AND. Absent = no condition.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub when: Option<Vec<Condition>>,
 }
 
 /// A set of callers; every field given must match.
 ///
-/// Identity comes from the mTLS peer certificate. In an allow policy, a
-/// caller without one (plaintext) matches no entry that sets any identity
-/// field here (principals or namespaces), negative ones included: a rule
-/// that names identities never admits an anonymous caller. In a deny policy,
-/// as in Istio, an anonymous caller fails the positive fields and passes the
-/// negative ones, so `notPrincipals: ["*"]` refuses every caller without an
-/// identity.
+/// Identity comes from the mTLS peer certificate (`principals`,
+/// `namespaces` and their negations) and from the JWT Envoy's `jwt_authn`
+/// filter verified (`requestPrincipals`, `notRequestPrincipals`). In an allow
+/// policy, a caller without an identity of a kind (plaintext; no verified
+/// token) matches no entry that sets any field of that kind, negative ones
+/// included: a rule that names identities never admits an anonymous caller.
+/// In a deny policy, as in Istio, such a caller fails the positive fields and
+/// passes the negative ones, so `notPrincipals: ["*"]` refuses every caller
+/// without an mTLS identity and `notRequestPrincipals: ["*"]` every request
+/// without a verified token.
 ///
 /// Address fields take IPv4 or IPv6 addresses and CIDR blocks
 /// (`10.1.2.3`, `10.1.0.0/16`, `2001:db8::/32`). `ipBlocks` judge the direct
@@ -250,6 +253,14 @@ pub struct Source {
     /// The caller's namespace must match none of these.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_namespaces: Option<Vec<String>>,
+    /// Request principals, `<iss>/<sub>` of the verified JWT, split at the
+    /// last `/` and matched on the `iss` and `sub` claims as Istio does:
+    /// exact, `prefix*`, `*suffix` or `*` (both claims present).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub request_principals: Option<Vec<String>>,
+    /// The request principal must match none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub not_request_principals: Option<Vec<String>>,
     /// Address blocks the direct peer (the connection's remote address) must
     /// be in, one of them.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
@@ -335,12 +346,16 @@ pub struct Condition {
     pub header: Option<String>,
     /// An Istio condition key: `request.headers[<name>]`, `source.ip`,
     /// `remote.ip`, `destination.ip`, `destination.port`,
-    /// `source.namespace`, `source.principal`, `connection.sni`.
+    /// `source.namespace`, `source.principal`, `connection.sni`,
+    /// `request.auth.principal`, `request.auth.audiences`,
+    /// `request.auth.presenter`, `request.auth.claims[<name>]` (nested:
+    /// `request.auth.claims[<name>][<name>]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    /// The attribute must be present and match one of these; a header must
-    /// be present and every value it carries (each repeated field line, each
-    /// comma-separated element) must match one of these.
+    /// The attribute must be present and match one of these. A header: every
+    /// value it carries (each repeated field line, each comma-separated
+    /// element) must match one of these. A claim: a string that matches, or a
+    /// list with a string element that matches.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub values: Option<Vec<String>>,
     /// The attribute must match none of these; no value a header carries may

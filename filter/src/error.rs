@@ -74,6 +74,17 @@ pub enum ConfigError {
         /// The name as written.
         value: String,
     },
+    /// A `when` key is not a supported condition key, or a claim path is
+    /// malformed.
+    #[error("{field}: {value:?}: {expected}")]
+    InvalidKey {
+        /// Path of the field.
+        field: String,
+        /// The key as written.
+        value: String,
+        /// What the field takes.
+        expected: String,
+    },
     /// Port 0 in `ports`, `notPorts` or a `destination.port` condition.
     #[error("{field}: port 0 is not a destination port")]
     InvalidPort {
@@ -90,8 +101,9 @@ pub enum ConfigError {
         /// What the field takes.
         expected: &'static str,
     },
-    /// A `to` entry sets fields that exclude each other (`grpc` with
-    /// `methods`, `paths` or `notPaths`).
+    /// An entry sets fields that exclude each other (a `to` entry's `grpc`
+    /// with `methods`, `paths` or `notPaths`; a `when` condition's `header`
+    /// with `key`, or neither).
     #[error("{field}: {what}")]
     ConflictingFields {
         /// Path of the entry.
@@ -154,6 +166,7 @@ impl ConfigError {
             | Self::DuplicateName { field, .. }
             | Self::InvalidMethod { field, .. }
             | Self::InvalidHeaderName { field, .. }
+            | Self::InvalidKey { field, .. }
             | Self::InvalidPort { field }
             | Self::EmptyEntry { field, .. }
             | Self::InvalidGrpcName { field, .. }

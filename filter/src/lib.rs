@@ -11,11 +11,13 @@
 //!   (config)                     (wire types)  (validate,  (immutable,  (once per      (per VM: owns
 //!                                               index)      Arc-shared)  config)        search cache)
 //!                                                                                          │
-//!  Request {method, path, authority, port, principal, headers} ──evaluate──────────────────┘
+//!  Request {method, path, authority, port, principal, auth, headers} ──evaluate────────────┘
 //!        ──▶ Decision {verdict: allow | deny | audit_deny | reject, reason, canonical path}
 //! ```
 //!
 //! * [`config`] — the `v1alpha1` plugin configuration (serde wire types).
+//! * [`auth`] — the claims of the JWT Envoy's `jwt_authn` filter verified,
+//!   read from the proxy's metadata.
 //! * [`canonical`] — the canonical forms of paths, hosts, methods and
 //!   identities: what is rewritten and what is rejected.
 //! * [`Engine`] — validation and compilation; [`Evaluator`] — decisions.
@@ -50,6 +52,7 @@
 //!     authority: Some("reviews:9080"),
 //!     port: Some(9080),
 //!     principal: Some("cluster.local/ns/shop/sa/productpage"),
+//!     auth: None,
 //!     headers: &headers[..],
 //!     connection: Default::default(),
 //! };
@@ -59,6 +62,7 @@
 //! ```
 
 pub mod address;
+pub mod auth;
 pub mod canonical;
 pub mod config;
 mod engine;

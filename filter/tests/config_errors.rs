@@ -297,7 +297,7 @@ fn invalid_not_methods_and_not_ports() {
 #[test]
 fn an_unknown_condition_key_lists_the_supported_keys() {
     for key in [
-        "request.auth.claims[iss]",
+        "request.auth.issuer",
         "source.ips",
         "destination.labels[app]",
         "request.headers[]x",
@@ -342,5 +342,72 @@ fn a_condition_sets_exactly_one_of_header_and_key() {
     assert_starts(
         rule_error(r#"{"when":[{"values":["a"]}]}"#),
         "policies[1].rules[1].when[0]",
+    );
+}
+
+#[test]
+fn invalid_request_principals_and_condition_keys() {
+    assert_starts(
+        rule_error(r#"{"from":[{"requestPrincipals":["iss/ok","a*b/c"]}]}"#),
+        "policies[1].rules[1].from[0].requestPrincipals[1]",
+    );
+    assert_starts(
+        rule_error(r#"{"from":[{"notRequestPrincipals":[""]}]}"#),
+        "policies[1].rules[1].from[0].notRequestPrincipals[0]",
+    );
+    // An entry whose only field is an empty negative list sets nothing.
+    assert_starts(
+        rule_error(r#"{"from":[{"notRequestPrincipals":[]}]}"#),
+        "policies[1].rules[1].from[0]",
+    );
+    let unknown = rule_error(r#"{"when":[{"key":"request.auth.claim[x]","values":["a"]}]}"#);
+    assert_starts(unknown.clone(), "policies[1].rules[1].when[0].key");
+    assert!(
+        unknown.contains("request.auth.claims[<name>]"),
+        "lists the supported keys: {unknown}"
+    );
+    for bad in [
+        "request.auth.claims",
+        "request.auth.claims[]",
+        "request.auth.claims[a",
+        "request.auth.claims[a]b",
+        "request.auth.claims[a][]",
+        "request.auth.claims[a[b]]",
+        "request.auth.claims[a]]",
+        "request.auth.claims[1][2][3][4][5][6][7][8][9][10][11][12][13][14][15][16][17]",
+    ] {
+        let e = rule_error(&format!(r#"{{"when":[{{"key":"{bad}","values":["a"]}}]}}"#));
+        assert_starts(e.clone(), "policies[1].rules[1].when[0].key");
+        assert!(e.contains("in brackets"), "{bad}: {e}");
+    }
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"request.headers[:path]","values":["a"]}]}"#),
+        "policies[1].rules[1].when[0].key",
+    );
+    // Exactly one of header and key.
+    for both in [
+        r#"{"header":"h","key":"request.auth.principal","values":["a"]}"#,
+        r#"{"values":["a"]}"#,
+    ] {
+        assert_starts(
+            rule_error(&format!(r#"{{"when":[{both}]}}"#)),
+            "policies[1].rules[1].when[0]",
+        );
+    }
+    // Values of a principal key are request principal patterns; claim
+    // values may hold commas (they are not split like header values).
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"request.auth.principal","values":["a*b"]}]}"#),
+        "policies[1].rules[1].when[0].values[0]",
+    );
+    assert!(Engine::from_json(
+        br#"{"policies":[{"name":"p","rules":[{"when":[{"key":"request.auth.claims[a]","values":["x,y"]}]}]}]}"#
+    )
+    .is_ok());
+    let typed =
+        Engine::from_json(br#"{"policies":[{"name":"p","rules":[{"when":[{"key":"source.nope","values":["x"]}]}]}]}"#);
+    assert!(
+        matches!(typed, Err(ConfigError::UnknownConditionKey { .. })),
+        "{typed:?}"
     );
 }

@@ -42,6 +42,7 @@ fn reference(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &Req
             remote: req.remote,
             destination: req.destination,
             sni: req.sni.as_deref(),
+            auth: req.auth_json.as_ref(),
         },
     )
 }
@@ -128,6 +129,42 @@ const ADDRESSES: &[&str] = &[
     "127.0.0.1",
 ];
 
+/// Request principal patterns: every form of Istio's split at the last `/`.
+const REQUEST_PRINCIPALS: &[&str] = &[
+    "iss1/alice",
+    "iss1/*",
+    "iss1/al*",
+    "*/alice",
+    "*1/bob",
+    "iss*",
+    "*ice",
+    "*",
+    "https://a.b/c/d",
+    "*.b/c/d",
+    "iss1",
+];
+/// Condition keys reading the verified JWT, and a header key.
+const AUTH_KEYS: &[&str] = &[
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[groups]",
+    "request.auth.claims[org][team]",
+    "request.auth.claims[n]",
+    "request.headers[x-h]",
+];
+const CLAIM_VALUES: &[&str] = &["x", "g1", "t1", "cli", "iss1/alice", "*", "g*", "*2", "alice", "3"];
+/// Verified token payloads: strings, lists, nested objects, numbers, empty
+/// and missing claims.
+const TOKENS: &[&str] = &[
+    r#"{"iss":"iss1","sub":"alice","aud":"x","groups":["g1","g2"],"org":{"team":"t1"}}"#,
+    r#"{"iss":"iss2","sub":"bob","aud":["x","y2"],"azp":"cli","org":{"team":"t2"},"groups":"g2"}"#,
+    r#"{"iss":"iss1","sub":""}"#,
+    r#"{"iss":"https://a.b/c","sub":"d","aud":[],"n":3}"#,
+    r#"{"sub":"alice","org":"t1","groups":[1,"g1"]}"#,
+    r#"{"iss":"iss1","sub":"alice","azp":"","org":{"team":["t1"]},"n":"3"}"#,
+];
+
 /// Usually absent, sometimes a short list.
 fn rare_list(options: &'static [&'static str], max: usize) -> impl Strategy<Value = Option<Vec<String>>> {
     prop::option::weighted(0.2, list(options, max))
@@ -145,9 +182,20 @@ fn source() -> impl Strategy<Value = Source> {
             rare_list(BLOCKS, 2),
             rare_list(BLOCKS, 2),
         ),
+        (
+            prop::option::weighted(0.3, list(REQUEST_PRINCIPALS, 2)),
+            prop::option::weighted(0.3, list(REQUEST_PRINCIPALS, 2)),
+        ),
     )
         .prop_map(
-            |(principals, not_principals, namespaces, not_namespaces, (ips, not_ips, remotes, not_remotes))| Source {
+            |(
+                principals,
+                not_principals,
+                namespaces,
+                not_namespaces,
+                (ips, not_ips, remotes, not_remotes),
+                (request_principals, not_request_principals),
+            )| Source {
                 principals,
                 not_principals,
                 namespaces,
@@ -156,6 +204,8 @@ fn source() -> impl Strategy<Value = Source> {
                 not_ip_blocks: not_ips,
                 remote_ip_blocks: remotes,
                 not_remote_ip_blocks: not_remotes,
+                request_principals,
+                not_request_principals,
             },
         )
         .prop_filter("must set a field", |s| {
@@ -168,6 +218,8 @@ fn source() -> impl Strategy<Value = Source> {
                 || given(&s.not_namespaces)
                 || given(&s.not_ip_blocks)
                 || given(&s.not_remote_ip_blocks)
+                || s.request_principals.is_some()
+                || given(&s.not_request_principals)
         })
 }
 
@@ -263,6 +315,7 @@ fn condition() -> impl Strategy<Value = Condition> {
         1 => keyed(&["source.principal"], PRINCIPALS),
         1 => keyed(&["source.namespace"], NAMESPACES),
         1 => keyed(&["connection.sni"], &["svc", "*.ex.com", "*"]),
+        2 => keyed(AUTH_KEYS, CLAIM_VALUES),
     ]
     .prop_filter("must set values", |c| {
         c.values.is_some() || c.not_values.as_ref().is_some_and(|l| !l.is_empty())
@@ -378,17 +431,27 @@ fn request() -> impl Strategy<Value = Req> {
             prop::option::weighted(0.8, pick(ADDRESSES)),
             prop::option::weighted(0.8, pick(ADDRESSES)),
             prop::option::weighted(0.5, pick(&["svc", "a.ex.com", "other"])),
+            prop::option::weighted(0.5, prop::sample::select(TOKENS)),
         ),
     )
         .prop_map(
-            |(method, segments, query, authority, port, principal, headers, (peer, remote, destination, sni))| {
+            |(
+                method,
+                segments,
+                query,
+                authority,
+                port,
+                principal,
+                headers,
+                (peer, remote, destination, sni, token),
+            )| {
                 let mut path = format!("/{}", segments.join("/"));
                 if let Some(q) = query {
                     path.push('?');
                     path.push_str(&q);
                 }
                 let ip = |a: Option<String>| a.map(|a| a.parse().unwrap());
-                Req {
+                let r = Req {
                     method,
                     path,
                     authority,
@@ -399,6 +462,11 @@ fn request() -> impl Strategy<Value = Req> {
                     remote: ip(remote),
                     destination: ip(destination),
                     sni,
+                    ..common::get("/")
+                };
+                match token {
+                    Some(t) => r.token(serde_json::from_str(t).unwrap()),
+                    None => r,
                 }
             },
         )

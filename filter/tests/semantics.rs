@@ -1111,3 +1111,229 @@ fn the_mixed_benchmark_set_admits_its_caller_and_refuses_the_blocked_one() {
         ],
     );
 }
+
+// ------------------------------------------------------------ JWT (request authentication)
+
+const ISS: &str = "https://issuer.example";
+
+fn alice() -> serde_json::Value {
+    serde_json::json!({"iss": ISS, "sub": "alice", "aud": ["shop", "admin-ui"], "azp": "web",
+        "groups": ["dev", "ops"], "org": {"team": "payments", "level": 3}, "email": "alice@example.com"})
+}
+
+#[test]
+fn request_principals_match_the_verified_tokens_iss_and_sub() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"requestPrincipals":["https://issuer.example/alice","https://issuer.example/svc-*"]}]}]"#,
+    ));
+    let token = |sub: &str| serde_json::json!({"iss": ISS, "sub": sub});
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").token(alice()), Allow),
+            (get("/").token(token("svc-batch")), Allow),
+            (get("/").token(token("bob")), Deny),
+            (
+                get("/").token(serde_json::json!({"iss": "https://other", "sub": "alice"})),
+                Deny,
+            ),
+            // No verified token: no request principal.
+            (get("/"), Deny),
+            // An mTLS identity is not a request principal.
+            (get("/").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn request_principals_split_at_the_last_slash_as_istio() {
+    // "*" needs both claims; "*/alice" any issuer; a suffix pattern with '/'
+    // matches the issuer's end and the exact subject.
+    let mut any = evaluator(&one_policy(r#"[{"from":[{"requestPrincipals":["*"]}]}]"#));
+    assert_verdicts(
+        &mut any,
+        &[
+            (get("/").token(alice()), Allow),
+            (get("/").token(serde_json::json!({"iss": ISS})), Deny),
+            (get("/").token(serde_json::json!({"iss": ISS, "sub": ""})), Deny),
+            (get("/").token(serde_json::json!({"iss": ISS, "sub": 7})), Deny),
+        ],
+    );
+    let mut suffix = evaluator(&one_policy(r#"[{"from":[{"requestPrincipals":["*.example/alice"]}]}]"#));
+    assert_verdicts(
+        &mut suffix,
+        &[
+            (get("/").token(alice()), Allow),
+            (
+                get("/").token(serde_json::json!({"iss": "https://issuer.example/x", "sub": "alice"})),
+                Deny,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn not_request_principals_any_in_a_deny_rule_refuses_requests_without_a_token() {
+    let json = r#"{"policies":[
+      {"name":"open","rules":[{}]},
+      {"name":"require-jwt","action":"deny","rules":[{"name":"no-token","from":[{"notRequestPrincipals":["*"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Deny),
+            // An mTLS identity is not a token.
+            (get("/").from(PP), Deny),
+            (get("/").token(alice()), Allow),
+            // A verified token without `sub` is not a request principal.
+            (get("/").token(serde_json::json!({"iss": ISS})), Deny),
+        ],
+    );
+    assert_eq!(decide(&mut ev, &get("/")).rule.as_deref(), Some("require-jwt/no-token"));
+}
+
+#[test]
+fn allow_rules_stay_strict_for_requests_without_a_token() {
+    // Negative JWT fields in an allow rule do not admit a request without a
+    // token (stricter than Istio, as for mTLS identities).
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"notRequestPrincipals":["https://issuer.example/mallory"]}]}]"#,
+    ));
+    assert_verdicts(&mut ev, &[(get("/"), Deny), (get("/").token(alice()), Allow)]);
+    let mut cond = evaluator(&one_policy(
+        r#"[{"when":[{"key":"request.auth.claims[groups]","notValues":["banned"]}]}]"#,
+    ));
+    assert_verdicts(&mut cond, &[(get("/"), Deny), (get("/").token(alice()), Allow)]);
+}
+
+#[test]
+fn a_from_entry_with_only_jwt_fields_ignores_the_mtls_identity_and_both_kinds_combine() {
+    let mut only_jwt = evaluator(&one_policy(r#"[{"from":[{"requestPrincipals":["*"]}]}]"#));
+    // A plaintext request with a token passes: the entry names no mTLS field.
+    assert_verdicts(
+        &mut only_jwt,
+        &[(get("/").token(alice()), Allow), (get("/").from(PP), Deny)],
+    );
+    let mut both = evaluator(&one_policy(
+        r#"[{"from":[{"namespaces":["bookinfo"],"requestPrincipals":["https://issuer.example/alice"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut both,
+        &[
+            (get("/").from(PP).token(alice()), Allow),
+            (get("/").token(alice()), Deny),
+            (get("/").from(OTHER).token(alice()), Deny),
+            (get("/").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_request_auth_keys_read_the_verified_claims() {
+    for (key, yes, no) in [
+        (
+            "request.auth.principal",
+            "https://issuer.example/alice",
+            "https://issuer.example/bob",
+        ),
+        ("request.auth.audiences", "admin-ui", "billing"),
+        ("request.auth.presenter", "web", "cli"),
+        ("request.auth.claims[email]", "*@example.com", "*@other.com"),
+        // A list claim matches if any element does.
+        ("request.auth.claims[groups]", "ops", "finance"),
+        // Nested claims, as Istio writes them.
+        ("request.auth.claims[org][team]", "pay*", "hr"),
+    ] {
+        let rule = |values: &str| one_policy(&format!(r#"[{{"when":[{{"key":"{key}","values":["{values}"]}}]}}]"#));
+        assert_eq!(
+            verdict(&mut evaluator(&rule(yes)), &get("/").token(alice())),
+            Allow,
+            "{key} = {yes}"
+        );
+        assert_eq!(
+            verdict(&mut evaluator(&rule(no)), &get("/").token(alice())),
+            Deny,
+            "{key} = {no}"
+        );
+        assert_eq!(
+            verdict(&mut evaluator(&rule(yes)), &get("/")),
+            Deny,
+            "{key} without a token"
+        );
+    }
+}
+
+#[test]
+fn claims_match_only_strings_and_lists_of_strings() {
+    // A number, an object or a missing claim matches no value, not even "*";
+    // a missing claim passes notValues once a token is verified.
+    for key in [
+        "request.auth.claims[org][level]",
+        "request.auth.claims[org]",
+        "request.auth.claims[nope]",
+    ] {
+        let any = one_policy(&format!(r#"[{{"when":[{{"key":"{key}","values":["*"]}}]}}]"#));
+        assert_eq!(verdict(&mut evaluator(&any), &get("/").token(alice())), Deny, "{key}");
+    }
+    let not = one_policy(r#"[{"when":[{"key":"request.auth.claims[nope]","notValues":["x"]}]}]"#);
+    assert_eq!(verdict(&mut evaluator(&not), &get("/").token(alice())), Allow);
+}
+
+#[test]
+fn request_headers_key_is_the_header_form() {
+    let by_key = one_policy(r#"[{"when":[{"key":"request.headers[X-Env]","values":["prod"]}]}]"#);
+    let by_header = one_policy(r#"[{"when":[{"header":"x-env","values":["prod"]}]}]"#);
+    for json in [by_key, by_header] {
+        let mut ev = evaluator(&json);
+        assert_verdicts(
+            &mut ev,
+            &[
+                (get("/").header("x-env", "prod"), Allow),
+                (get("/").header("x-env", "dev"), Deny),
+                (get("/"), Deny),
+            ],
+        );
+        assert!(ev.engine().reads_header(b"X-ENV"));
+        assert!(!ev.engine().needs().auth);
+    }
+}
+
+#[test]
+fn a_deny_rules_auth_condition_follows_istio_without_a_token() {
+    let json = r#"{"policies":[
+      {"name":"open","rules":[{}]},
+      {"name":"d","action":"deny","rules":[
+        {"name":"not-admin","to":[{"paths":["/admin"]}],"when":[{"key":"request.auth.claims[groups]","notValues":["ops"]}]},
+        {"name":"banned","when":[{"key":"request.auth.claims[groups]","values":["banned"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            // notValues passes without a token: the deny rule refuses.
+            (get("/admin"), Deny),
+            (get("/admin").token(alice()), Allow),
+            (
+                get("/admin").token(serde_json::json!({"iss": ISS, "sub": "bob", "groups": ["dev"]})),
+                Deny,
+            ),
+            // values fails without a token: not refused by "banned".
+            (get("/"), Allow),
+            (
+                get("/").token(serde_json::json!({"iss": ISS, "sub": "x", "groups": "banned"})),
+                Deny,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn the_engine_says_when_it_reads_the_token() {
+    let needs = |rules: &str| evaluator(&one_policy(rules)).engine().needs();
+    assert!(!needs(r#"[{"from":[{"principals":["*"]}]}]"#).auth);
+    assert!(needs(r#"[{"from":[{"principals":["*"]}]}]"#).principal);
+    let jwt_only = needs(r#"[{"from":[{"requestPrincipals":["*"]}]}]"#);
+    assert!(jwt_only.auth && !jwt_only.principal);
+    assert!(needs(r#"[{"from":[{"notRequestPrincipals":["*"]}]}]"#).auth);
+    let claim = needs(r#"[{"when":[{"key":"request.auth.claims[a][b]","values":["x"]}]}]"#);
+    assert!(claim.auth && !claim.headers);
+}

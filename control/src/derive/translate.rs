@@ -39,7 +39,7 @@ pub enum InvalidReason {
     InvalidHost,
     /// A method is invalid.
     InvalidMethod,
-    /// A header condition is invalid.
+    /// A `when` condition (its header, key or values) is invalid.
     InvalidHeader,
     /// A rule name is invalid or repeated.
     InvalidName,
@@ -73,11 +73,8 @@ impl InvalidReason {
 
     /// The reason for an error of the engine, from the field it names.
     fn of(e: &ConfigError) -> Self {
-        if matches!(
-            e,
-            ConfigError::InvalidGrpcName { .. } | ConfigError::ConflictingFields { .. }
-        ) || e.field().contains(".grpc")
-        {
+        let conflicting_to = matches!(e, ConfigError::ConflictingFields { .. }) && e.field().contains(".to[");
+        if matches!(e, ConfigError::InvalidGrpcName { .. }) || conflicting_to || e.field().contains(".grpc") {
             return Self::InvalidGrpc;
         }
         let field = e.field();
@@ -86,8 +83,13 @@ impl InvalidReason {
             "paths" | "notPaths" => Self::InvalidPath,
             "hosts" | "notHosts" => Self::InvalidHost,
             "methods" => Self::InvalidMethod,
-            "principals" | "notPrincipals" | "namespaces" | "notNamespaces" => Self::InvalidSource,
-            "header" | "values" | "notValues" => Self::InvalidHeader,
+            "principals"
+            | "notPrincipals"
+            | "namespaces"
+            | "notNamespaces"
+            | "requestPrincipals"
+            | "notRequestPrincipals" => Self::InvalidSource,
+            "header" | "key" | "values" | "notValues" => Self::InvalidHeader,
             "name" => Self::InvalidName,
             "ports" => Self::InvalidPort,
             _ => Self::Invalid,
@@ -150,11 +152,13 @@ impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
                     && src.ip_blocks.is_none()
                     && src.not_ip_blocks.is_none()
                     && src.remote_ip_blocks.is_none()
-                    && src.not_remote_ip_blocks.is_none() =>
+                    && src.not_remote_ip_blocks.is_none()
+                    && src.request_principals.is_none()
+                    && src.not_request_principals.is_none() =>
             {
                 Err(
                     "an entry must name its callers: set workloads, serviceAccounts, principals, namespaces, \
-                     ipBlocks, remoteIpBlocks or a negation (omit `from` to admit any caller)",
+                     requestPrincipals, ipBlocks, remoteIpBlocks or a negation (omit `from` to admit any caller)",
                 )
             }
             (None, None, None) => Ok(Self::Unnamed),
@@ -314,6 +318,8 @@ impl Translator<'_> {
             not_ip_blocks: src.not_ip_blocks.clone(),
             remote_ip_blocks: src.remote_ip_blocks.clone(),
             not_remote_ip_blocks: src.not_remote_ip_blocks.clone(),
+            request_principals: src.request_principals.clone(),
+            not_request_principals: src.not_request_principals.clone(),
         })
     }
 

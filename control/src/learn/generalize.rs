@@ -317,6 +317,7 @@ mod tests {
             authority: Some("svc"),
             port: None,
             principal: None,
+            auth: None,
             headers: &headers[..],
         };
         ev.evaluate(&r).verdict == Verdict::Allow

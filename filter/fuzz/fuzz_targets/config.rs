@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
                 authority,
                 port: Some(80),
                 principal: Some("cluster.local/ns/a/sa/b"),
+                auth: None,
                 headers: &headers[..],
             });
             if let Some(rule) = decision.rule() {

@@ -2,13 +2,15 @@
 //! (`filter/tests/reference/mod.rs`, the one the differential property test
 //! uses): random policies, built with `arbitrary` from pools of meaningful
 //! values and from small alphabets of the characters that matter, and
-//! random requests. Every request must get the same verdict, in the same
-//! mode, naming the same admitting rule.
+//! random requests, with or without a verified token's claims. Every
+//! request must get the same verdict, in the same mode, naming the same
+//! admitting rule.
 //!
 //! A configuration the engine refuses is skipped, after checking that the
 //! error names a field; everything it accepts, the reference judges.
 #![no_main]
 
+use meshward_filter::auth::Claims;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -179,8 +181,59 @@ const KEYS: &[&str] = &[
     "source.namespace",
     "connection.sni",
     "request.auth.claims[iss]",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[groups]",
+    "request.auth.claims[org][team]",
+    "request.auth.claims[n]",
 ];
-const KEY_VALUES: &[&str] = &["10.0.0.0/8", "::1", "80", "81", "0", "td/ns/a/*", "a", "svc", "*", "1"];
+const KEY_VALUES: &[&str] = &[
+    "10.0.0.0/8",
+    "::1",
+    "80",
+    "81",
+    "0",
+    "td/ns/a/*",
+    "a",
+    "svc",
+    "*",
+    "1",
+    "x",
+    "g1",
+    "t1",
+    "cli",
+    "iss1/alice",
+    "g*",
+    "*2",
+    "alice",
+    "3",
+    "a,b",
+];
+const REQUEST_PRINCIPALS: &[&str] = &[
+    "iss1/alice",
+    "iss1/*",
+    "iss1/al*",
+    "*/alice",
+    "*1/bob",
+    "iss*",
+    "*ice",
+    "*",
+    "https://a.b/c/d",
+    "*.b/c/d",
+    "iss1",
+];
+const REQUEST_PRINCIPAL_CHARS: &[&str] = &["iss1", "/", "alice", "*", "https:", "a.b", "c", "d", ""];
+/// Verified token payloads: strings, lists, nested objects, numbers, empty
+/// and missing claims.
+const TOKENS: &[&str] = &[
+    r#"{"iss":"iss1","sub":"alice","aud":"x","groups":["g1","g2"],"org":{"team":"t1"}}"#,
+    r#"{"iss":"iss2","sub":"bob","aud":["x","y2"],"azp":"cli","org":{"team":"t2"},"groups":"g2"}"#,
+    r#"{"iss":"iss1","sub":""}"#,
+    r#"{"iss":"https://a.b/c","sub":"d","aud":[],"n":3}"#,
+    r#"{"sub":"alice","org":"t1","groups":[1,"g1","a,b"]}"#,
+    r#"{"iss":"iss1","sub":"alice","azp":"","org":{"team":["t1"]},"n":"3"}"#,
+];
 
 fn words(ws: &Option<Vec<Word>>, pool: &[&str], alphabet: &[&str], max: usize) -> Option<Vec<String>> {
     ws.as_ref()
@@ -197,6 +250,8 @@ struct FuzzSource {
     not_ip_blocks: Option<Vec<Word>>,
     remote_ip_blocks: Option<Vec<Word>>,
     not_remote_ip_blocks: Option<Vec<Word>>,
+    request_principals: Option<Vec<Word>>,
+    not_request_principals: Option<Vec<Word>>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -252,6 +307,8 @@ struct FuzzRequest {
     remote: Option<Word>,
     destination: Option<Word>,
     sni: Option<Word>,
+    /// A verified token: one of [`TOKENS`].
+    token: Option<usize>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -311,6 +368,18 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 not_ip_blocks: words(&s.not_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
                                 remote_ip_blocks: words(&s.remote_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
                                 not_remote_ip_blocks: words(&s.not_remote_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                request_principals: words(
+                                    &s.request_principals,
+                                    REQUEST_PRINCIPALS,
+                                    REQUEST_PRINCIPAL_CHARS,
+                                    3,
+                                ),
+                                not_request_principals: words(
+                                    &s.not_request_principals,
+                                    REQUEST_PRINCIPALS,
+                                    REQUEST_PRINCIPAL_CHARS,
+                                    3,
+                                ),
                             })
                             .collect()
                     }),
@@ -375,6 +444,8 @@ struct Req {
     remote: Option<std::net::IpAddr>,
     destination: Option<std::net::IpAddr>,
     sni: Option<String>,
+    /// The verified token's claims, as the engine and the reference take them.
+    auth: Option<(Claims, serde_json::Value)>,
 }
 
 fn request(r: &FuzzRequest) -> Req {
@@ -404,6 +475,10 @@ fn request(r: &FuzzRequest) -> Req {
         remote: address(&r.remote),
         destination: address(&r.destination),
         sni: r.sni.as_ref().map(|s| s.make(&["svc", "a.ex.com"], HOST_CHARS)),
+        auth: r.token.map(|i| {
+            let json: serde_json::Value = serde_json::from_str(TOKENS[i % TOKENS.len()]).unwrap();
+            (Claims::from_json(&json).unwrap(), json)
+        }),
     }
 }
 
@@ -432,6 +507,7 @@ fuzz_target!(|input: FuzzInput| {
     let mut evaluator = Evaluator::new(Arc::clone(&engine), selection);
     for r in input.requests.iter().take(8).map(request) {
         let decision = evaluator.evaluate(&Request {
+            auth: r.auth.as_ref().map(|(c, _)| c),
             connection: meshward_filter::ConnectionInfo {
                 direct_peer: r.direct_peer,
                 remote: r.remote,
@@ -466,17 +542,19 @@ fuzz_target!(|input: FuzzInput| {
                 remote: r.remote,
                 destination: r.destination,
                 sni: r.sni.as_deref(),
+                auth: r.auth.as_ref().map(|(_, j)| j),
             },
         );
         assert_eq!(
             got,
             want,
-            "method {:?} path {:?} authority {:?} port {:?} principal {:?} headers {:?}\nconfig {}",
+            "method {:?} path {:?} authority {:?} port {:?} principal {:?} token {:?} headers {:?}\nconfig {}",
             r.method,
             r.path,
             r.authority,
             r.port,
             r.principal,
+            r.auth.as_ref().map(|(_, j)| j),
             r.headers,
             config.to_json()
         );

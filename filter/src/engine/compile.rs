@@ -19,9 +19,10 @@ use std::ops::Range;
 use super::index::Lowered;
 use super::{
     generated_index, Clause, CompiledCondition, CompiledPolicy, CompiledRule, CompiledSource, ConditionKey,
-    ConditionValues, Engine, Names, Needs, Target, Values,
+    ConditionValues, Engine, Names, Needs, SourceJwt, Target, Values,
 };
 use crate::address::Cidr;
+use crate::auth::MatchRequestPrincipal;
 use crate::config::{Condition, GrpcMethods, Mode, Operation, PluginConfig, Policy, Rule, Source};
 use crate::error::{ConfigError, PatternError};
 use crate::paths::{PathId, PathIndex, PathIndexBuilder};
@@ -466,17 +467,34 @@ impl<'c> Compiler<'c> {
             || s.namespaces.is_some()
             || s.ip_blocks.is_some()
             || s.remote_ip_blocks.is_some()
+            || s.request_principals.is_some()
             || given(&s.not_principals)
             || given(&s.not_namespaces)
             || given(&s.not_ip_blocks)
-            || given(&s.not_remote_ip_blocks);
+            || given(&s.not_remote_ip_blocks)
+            || given(&s.not_request_principals);
         if !sets_field {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
-                what: "a from entry must set principals, namespaces, ipBlocks or remoteIpBlocks, or one of their \
-                       negations (omit `from` to admit any caller)",
+                what: "a from entry must set principals, namespaces, requestPrincipals, ipBlocks or remoteIpBlocks, \
+                       or one of their negations (omit `from` to admit any caller)",
             });
         }
+        let request_principals = s
+            .request_principals
+            .as_deref()
+            .map(|l| self.patterns(l, &at.field("requestPrincipals"), MatchRequestPrincipal::parse))
+            .transpose()?;
+        let not_request_principals = match s.not_request_principals.as_deref() {
+            Some(l) => self.patterns(l, &at.field("notRequestPrincipals"), MatchRequestPrincipal::parse)?,
+            None => Vec::new(),
+        };
+        let jwt = (request_principals.is_some() || !not_request_principals.is_empty()).then(|| {
+            Box::new(SourceJwt {
+                request_principals,
+                not_request_principals,
+            })
+        });
         Ok(CompiledSource {
             principals: self.opt_strs(&s.principals, &at.field("principals"))?,
             not_principals: self.not_strs(&s.not_principals, &at.field("notPrincipals"))?,
@@ -489,6 +507,7 @@ impl<'c> Compiler<'c> {
                 at,
                 ("remoteIpBlocks", "notRemoteIpBlocks"),
             )?,
+            jwt,
         })
     }
 
@@ -647,6 +666,18 @@ impl<'c> Compiler<'c> {
                 match ConditionKey::parse(key) {
                     Some(ConditionKey::Header(name)) => header_key(&name, &at_key)?,
                     Some(k) => k,
+                    None if key.starts_with("request.auth.claims") => {
+                        return Err(ConfigError::InvalidKey {
+                            field: at_key.path(),
+                            value: key.clone(),
+                            expected: format!(
+                                "a claim is named in brackets, request.auth.claims[<name>], nested claims as \
+                                 request.auth.claims[<name>][<name>] (at most {} names, each non-empty, without \
+                                 '[' or ']')",
+                                ConditionKey::MAX_CLAIM_PATH
+                            ),
+                        })
+                    }
                     None => {
                         return Err(ConfigError::UnknownConditionKey {
                             field: at_key.path(),
@@ -668,9 +699,20 @@ impl<'c> Compiler<'c> {
             ConditionKey::Header(_) => {
                 ConditionValues::Strings(self.values(c, (&at_values, &at_not), parse_header_value)?)
             }
-            ConditionKey::SourceNamespace | ConditionKey::SourcePrincipal | ConditionKey::ConnectionSni => {
+            // Claims are matched whole (a value may hold a comma).
+            ConditionKey::SourceNamespace
+            | ConditionKey::SourcePrincipal
+            | ConditionKey::ConnectionSni
+            | ConditionKey::AuthAudiences
+            | ConditionKey::AuthPresenter
+            | ConditionKey::AuthClaim(_) => {
                 ConditionValues::Strings(self.values(c, (&at_values, &at_not), MatchStr::parse)?)
             }
+            ConditionKey::AuthPrincipal => ConditionValues::RequestPrincipals(self.values(
+                c,
+                (&at_values, &at_not),
+                MatchRequestPrincipal::parse,
+            )?),
             ConditionKey::SourceIp | ConditionKey::RemoteIp | ConditionKey::DestinationIp => {
                 ConditionValues::Addresses(self.values(c, (&at_values, &at_not), Cidr::parse)?)
             }

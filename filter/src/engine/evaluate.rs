@@ -24,6 +24,7 @@ use super::{
     ConnectionInfo, Decision, Engine, Headers, Reason, Request, RuleRef, Selection, Values, Verdict,
 };
 use crate::address::Cidr;
+use crate::auth::{Claim, Claims};
 use crate::canonical::{
     canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
 };
@@ -172,6 +173,7 @@ impl Evaluator {
             principal: req.principal,
             namespace,
             connection: req.connection,
+            auth: req.auth,
         };
         let allow_enforce = sel.count(Action::Allow, Mode::Enforce) > 0;
         let allow_audit = sel.count(Action::Allow, Mode::Audit) > 0;
@@ -267,6 +269,8 @@ struct MatchContext<'a> {
     principal: Option<&'a str>,
     namespace: Option<&'a str>,
     connection: ConnectionInfo<'a>,
+    /// The verified JWT's claims; `None` without one.
+    auth: Option<&'a Claims>,
 }
 
 impl MatchContext<'_> {
@@ -326,25 +330,71 @@ impl MatchContext<'_> {
                 Some(p) => passes(v.positive.as_deref(), &v.negative, |&q| q == p),
                 None => deny && !v.positive.as_ref().is_some_and(Vec::is_empty),
             },
+            (ConditionKey::AuthPrincipal, ConditionValues::RequestPrincipals(v)) => match self.auth {
+                Some(claims) => {
+                    let (iss, sub) = (claims.str("iss"), claims.str("sub"));
+                    passes(v.positive.as_deref(), &v.negative, |m| m.matches(iss, sub))
+                }
+                None => deny && v.positive.is_none(),
+            },
+            (ConditionKey::AuthAudiences, ConditionValues::Strings(v)) => self.claim_holds(v, deny, |c| c.get("aud")),
+            (ConditionKey::AuthPresenter, ConditionValues::Strings(v)) => self.claim_holds(v, deny, |c| c.get("azp")),
+            (ConditionKey::AuthClaim(path), ConditionValues::Strings(v)) => self.claim_holds(v, deny, |c| c.path(path)),
             // Compilation pairs every key with its kind of values.
             _ => false,
         }
     }
 
+    /// Whether a claim of the verified token passes a condition's values.
+    /// Without a verified token it fails in an allow rule, however it is
+    /// written (as a `from` entry naming request principals does); in a deny
+    /// rule, as in Istio, it fails `values` and passes `notValues`. With a
+    /// token, an absent claim fails `values` and passes `notValues`, as in
+    /// Istio.
+    fn claim_holds<'c>(
+        &'c self,
+        v: &Values<MatchStr>,
+        deny: bool,
+        claim: impl FnOnce(&'c Claims) -> Option<&'c Claim>,
+    ) -> bool {
+        let Some(claims) = self.auth else {
+            return deny && v.positive.is_none();
+        };
+        let claim = claim(claims);
+        passes(v.positive.as_deref(), &v.negative, |m| {
+            claim.is_some_and(|c| c.matches(m))
+        })
+    }
+
     /// Whether a caller matches a `from` entry. In an allow rule (`deny`
-    /// false), every source entry sets some field, so an anonymous caller
-    /// never matches, and a principal without a namespace fails namespace
-    /// fields. In a deny rule, as in Istio, a missing principal or namespace
+    /// false), an anonymous caller fails every identity field the entry sets
+    /// (negative ones included), and a principal without a namespace fails
+    /// namespace fields. In a deny rule, as in Istio, a missing principal or namespace
     /// fails the positive field and passes the negative one.
     ///
     /// Address fields: an address the proxy could not establish fails them
     /// in an allow rule and satisfies them in a deny rule.
+    ///
+    /// The fields read from the verified JWT follow the identity rule on
+    /// their own: without a token, an allow rule's entry that sets one fails,
+    /// and a deny rule's entry fails `requestPrincipals` and passes
+    /// `notRequestPrincipals`. An entry that sets only JWT fields does not
+    /// look at the mTLS identity.
     fn source_matches(&self, s: &CompiledSource, deny: bool) -> bool {
         let principal_ok = (s.principals.is_none() && s.not_principals.is_empty())
             || match self.principal {
                 Some(p) => passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(p)),
                 None => deny && s.principals.is_none(),
             };
+        let jwt_ok = s.jwt.as_deref().is_none_or(|j| match self.auth {
+            Some(claims) => {
+                let (iss, sub) = (claims.str("iss"), claims.str("sub"));
+                passes(j.request_principals.as_deref(), &j.not_request_principals, |m| {
+                    m.matches(iss, sub)
+                })
+            }
+            None => deny && j.request_principals.is_none(),
+        });
         let namespace_ok = (s.namespaces.is_none() && s.not_namespaces.is_empty())
             || match self.namespace {
                 Some(ns) => passes(s.namespaces.as_deref(), &s.not_namespaces, |m| m.matches(ns)),
@@ -352,6 +402,7 @@ impl MatchContext<'_> {
             };
         principal_ok
             && namespace_ok
+            && jwt_ok
             && address_holds(&s.ip_blocks, self.connection.direct_peer, deny)
             && address_holds(&s.remote_ip_blocks, self.connection.remote, deny)
     }
@@ -406,6 +457,7 @@ fn header_elements(value: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Whether a condition on header `name` holds.
 fn header_holds<H: Headers + ?Sized>(name: &str, v: &Values<MatchStr>, headers: &H) -> bool {
     let mut present = false;
     for value in headers.values(name) {

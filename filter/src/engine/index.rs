@@ -61,6 +61,7 @@ impl Lowered {
                 || conditions().any(|k| matches!(k, ConditionKey::SourceIp | ConditionKey::RemoteIp)),
             destination_address: conditions().any(|k| *k == ConditionKey::DestinationIp),
             sni: conditions().any(|k| *k == ConditionKey::ConnectionSni),
+            auth: sources().any(|s| s.jwt.is_some()) || conditions().any(ConditionKey::reads_auth),
         };
         engine.condition_headers = condition_headers;
         engine.reads_grpc = engine.clauses.iter().any(|c| c.grpc);

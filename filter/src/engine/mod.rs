@@ -39,7 +39,7 @@
 //! ```text
 //!  Engine
 //!   ├─ policies   [CompiledPolicy {name, selector, mode, action}]
-//!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition]}]
+//!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition {key, values}]}]
 //!   ├─ rule_names Names: rule ──▶ name
 //!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, grpc, target}]
 //!   ├─ methods    [method]
@@ -55,6 +55,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
 use crate::address::Cidr;
+use crate::auth::MatchRequestPrincipal;
 use crate::config::{Action, LogConfig, Mode};
 use crate::paths::{PathCounts, PathId, PathIndex};
 use crate::pattern::{MatchHost, MatchStr};
@@ -124,6 +125,10 @@ pub struct Needs {
     pub destination_address: bool,
     /// Some condition reads `connection.sni`.
     pub sni: bool,
+    /// Some `from` entry sets `requestPrincipals` or `notRequestPrincipals`,
+    /// or some `when` condition reads a `request.auth.*` key: the claims of
+    /// the verified JWT are read.
+    pub auth: bool,
 }
 
 #[derive(Debug)]
@@ -152,6 +157,8 @@ struct CompiledSource {
     ip_blocks: Values<Cidr>,
     /// `remoteIpBlocks` / `notRemoteIpBlocks`: the original client.
     remote_ip_blocks: Values<Cidr>,
+    /// The request principal fields, which most entries leave out: boxed.
+    jwt: Option<Box<SourceJwt>>,
 }
 
 /// A positive list (absent: any value; present: one entry must match) and a
@@ -167,6 +174,13 @@ impl<T> Values<T> {
     fn is_unset(&self) -> bool {
         self.positive.is_none() && self.negative.is_empty()
     }
+}
+
+/// The `requestPrincipals` and `notRequestPrincipals` of a `from` entry.
+#[derive(Debug)]
+struct SourceJwt {
+    request_principals: Option<Vec<MatchRequestPrincipal>>,
+    not_request_principals: Vec<MatchRequestPrincipal>,
 }
 
 /// One `to` entry of a rule (or the whole rule, when it has no `to`).
@@ -245,12 +259,26 @@ pub enum ConditionKey {
     SourcePrincipal,
     /// `connection.sni`: the server name the client sent in its TLS hello.
     ConnectionSni,
+    /// `request.auth.principal`: the verified JWT's `iss`/`sub`, the
+    /// condition's values parsed as request principal patterns.
+    AuthPrincipal,
+    /// `request.auth.audiences`: the `aud` claim.
+    AuthAudiences,
+    /// `request.auth.presenter`: the `azp` claim.
+    AuthPresenter,
+    /// `request.auth.claims[a][b]...`: the claim at this path of names.
+    AuthClaim(Box<[Box<str>]>),
 }
 
 impl ConditionKey {
     /// The keys [`ConditionKey::parse`] accepts, as an error message lists them.
     pub const SUPPORTED: &'static str = "request.headers[<name>], source.ip, remote.ip, destination.ip, \
-                                         destination.port, source.namespace, source.principal, connection.sni";
+                                         destination.port, source.namespace, source.principal, connection.sni, \
+                                         request.auth.principal, request.auth.audiences, request.auth.presenter, \
+                                         request.auth.claims[<name>] (nested: request.auth.claims[<name>][<name>])";
+
+    /// Most names in a nested claim path.
+    pub const MAX_CLAIM_PATH: usize = 16;
 
     /// The key Istio writes as `key`; `None` for a key the engine does not
     /// know. The header name of `request.headers[<name>]` is returned as
@@ -264,12 +292,46 @@ impl ConditionKey {
             "source.namespace" => Self::SourceNamespace,
             "source.principal" => Self::SourcePrincipal,
             "connection.sni" => Self::ConnectionSni,
+            "request.auth.principal" => Self::AuthPrincipal,
+            "request.auth.audiences" => Self::AuthAudiences,
+            "request.auth.presenter" => Self::AuthPresenter,
             _ => {
+                if let Some(path) = key.strip_prefix("request.auth.claims") {
+                    return parse_claim_path(path).map(Self::AuthClaim);
+                }
                 let name = key.strip_prefix("request.headers[")?.strip_suffix(']')?;
                 Self::Header(name.into())
             }
         })
     }
+
+    /// Whether it reads the verified JWT's claims.
+    fn reads_auth(&self) -> bool {
+        matches!(
+            self,
+            Self::AuthPrincipal | Self::AuthAudiences | Self::AuthPresenter | Self::AuthClaim(_)
+        )
+    }
+}
+
+/// `[a][b]...` as its names; `None` unless every name is non-empty and free
+/// of brackets and control characters, and there are 1 to
+/// [`ConditionKey::MAX_CLAIM_PATH`] of them.
+fn parse_claim_path(mut path: &str) -> Option<Box<[Box<str>]>> {
+    let mut names = Vec::new();
+    while !path.is_empty() {
+        let rest = path.strip_prefix('[')?;
+        let end = rest.find(']')?;
+        let name = rest.get(..end)?;
+        if name.is_empty() || name.contains('[') || name.bytes().any(|b| b.is_ascii_control()) {
+            return None;
+        }
+        names.push(Box::from(name));
+        path = rest.get(end + 1..)?;
+    }
+    (1..=ConditionKey::MAX_CLAIM_PATH)
+        .contains(&names.len())
+        .then(|| names.into_boxed_slice())
 }
 
 /// The values of a condition, of the kind its key takes.
@@ -281,6 +343,8 @@ enum ConditionValues {
     Addresses(Values<Cidr>),
     /// `destination.port`.
     Ports(Values<u16>),
+    /// `request.auth.principal`: `<iss>/<sub>` patterns.
+    RequestPrincipals(Values<MatchRequestPrincipal>),
 }
 
 impl ConditionValues {
@@ -290,6 +354,7 @@ impl ConditionValues {
             Self::Strings(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
             Self::Addresses(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
             Self::Ports(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
+            Self::RequestPrincipals(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
         }
     }
 }

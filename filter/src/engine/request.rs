@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use crate::auth::Claims;
 use crate::canonical::{CanonicalPath, RequestError};
 use crate::config::Mode;
 
@@ -65,6 +66,9 @@ pub struct Request<'r, H: ?Sized = [(&'r str, &'r str)]> {
     /// The caller's principal in Istio form (SPIFFE id without `spiffe://`);
     /// `None` for an anonymous (plaintext) caller.
     pub principal: Option<&'r str>,
+    /// The claims of the JWT Envoy's `jwt_authn` filter verified; `None`
+    /// when the request carried no token (see [`crate::auth`]).
+    pub auth: Option<&'r Claims>,
     /// The request headers.
     pub headers: &'r H,
     /// The connection's addresses and server name, as far as the

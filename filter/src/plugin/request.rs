@@ -3,8 +3,9 @@
 //!
 //! 1. **Read** what the configuration can use: the header map (one host call
 //!    for all headers), and the caller's certificate, the destination port,
-//!    the downstream and destination addresses and the TLS server name only
-//!    if some rule reads them ([`Needs`]).
+//!    the downstream and destination addresses, the TLS server name and the
+//!    verified JWT's claims (the stream's metadata, where Envoy's `jwt_authn`
+//!    left them) only if some rule reads them ([`Needs`]).
 //! 2. **Evaluate** the request with the active configuration's
 //!    [`Evaluator`].
 //! 3. **Record** the decision: its counter, its filter state, and the log
@@ -25,6 +26,7 @@ use super::host::{integer_property, peer_uri_san, text_property, GrpcStatus, Hos
 use super::lifecycle::Active;
 use super::telemetry::{add_one, capped, write_filter_state, Counters, LogRecord, MemoryWatch};
 use crate::address::parse_socket_address;
+use crate::auth::{Claims, MetadataError};
 use crate::canonical::{principal_from_uri_san, RequestError};
 use crate::config::{LogConfig, Mode, RequestLog};
 use crate::engine::{is_grpc, ConnectionInfo, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
@@ -66,6 +68,9 @@ struct Received<'m> {
     destination: Option<IpAddr>,
     /// The TLS server name, if the rules read it.
     sni: Option<String>,
+    /// The verified JWT's claims, if the rules read them: `Ok(None)` without
+    /// a token, `Err` if the proxy's metadata could not be decoded.
+    auth: Result<Option<Claims>, MetadataError>,
 }
 
 impl<'m> Received<'m> {
@@ -104,6 +109,14 @@ impl<'m> Received<'m> {
         } else {
             None
         };
+        let auth = if needs.auth {
+            // The stream's whole metadata, as a serialized protobuf: the one
+            // form in which claim types survive (see `crate::auth`).
+            host.property(&["metadata"])
+                .map_or(Ok(None), |bytes| Claims::from_metadata(&bytes))
+        } else {
+            Ok(None)
+        };
         Self {
             headers: valid,
             invalid,
@@ -112,6 +125,7 @@ impl<'m> Received<'m> {
             source,
             destination,
             sni,
+            auth,
         }
     }
 
@@ -129,6 +143,7 @@ impl<'m> Received<'m> {
             authority: self.header(":authority"),
             port: self.port,
             principal: self.san.as_deref().and_then(principal_from_uri_san),
+            auth: self.auth.as_ref().ok().and_then(Option::as_ref),
             headers: &self.headers[..],
             connection: ConnectionInfo {
                 direct_peer: self.source.and_then(|(ip, direct)| direct.then_some(ip)),
@@ -276,9 +291,13 @@ fn inject_fault(received: &Received<'_>) {
 /// out would make it absent, which a `notValues` condition admits, so if a
 /// condition reads it the request is rejected. Other headers cannot change
 /// the decision; a pseudo-header left out is missing, which canonicalization
-/// rejects.
+/// rejects. Metadata holding the JWT's claims that cannot be decoded is
+/// rejected the same way (it never happens with a sound proxy): reading it as
+/// "no token" would pass a deny rule's `requestPrincipals`.
 fn evaluate<'r>(evaluator: &mut Evaluator, received: &Received<'_>, request: &Request<'r>) -> Decision<'r> {
-    if received
+    if received.auth.is_err() {
+        evaluator.malformed(RequestError::AuthMetadata)
+    } else if received
         .invalid
         .iter()
         .any(|name| evaluator.engine().reads_header(name))

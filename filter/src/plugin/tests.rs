@@ -580,6 +580,54 @@ fn identity_ports_and_headers_are_read_when_rules_use_them() {
     }
 }
 
+/// JWT rules read the stream's metadata where `jwt_authn` left the
+/// verified payload, once per request and only when the configuration has
+/// JWT fields; metadata that does not decode rejects the request.
+#[test]
+fn jwt_claims_are_read_from_the_metadata_jwt_authn_leaves() {
+    const JWT: &str = r#"{"policies":[{"name":"p","rules":[{"name":"r",
+        "from":[{"requestPrincipals":["https://issuer.example/alice"]}],
+        "when":[{"key":"request.auth.claims[org][team]","values":["payments"]}]}]}]}"#;
+    let request = || reviews_host().with_request("GET", "/", "reviews");
+    let plugin = configured(&request(), JWT);
+    let alice = serde_json::json!({"iss": "https://issuer.example", "sub": "alice", "org": {"team": "payments"}});
+
+    let mut host = request().with_jwt(alice.clone());
+    host.calls.borrow_mut().clear();
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(
+        *host.calls.borrow(),
+        ["get_map", "property metadata"],
+        "no peer, no port"
+    );
+    assert_eq!(host.state(STATE_RULE), Some("r"));
+
+    let mut other_team =
+        request().with_jwt(serde_json::json!({"iss": "https://issuer.example", "sub": "alice", "org": {"team": "hr"}}));
+    assert_eq!(plugin.request().on_request_headers(&mut other_team), Action::Pause);
+    assert_eq!(other_team.status(), Some(403));
+
+    // No token: jwt_authn leaves no metadata.
+    let mut anonymous = request();
+    assert_eq!(plugin.request().on_request_headers(&mut anonymous), Action::Pause);
+    assert_eq!(anonymous.status(), Some(403));
+
+    // Metadata that does not decode is not read as "no token".
+    let mut broken = request().with_property(&["metadata"], &[0x0a, 0x05, 0x0a]);
+    assert_eq!(plugin.request().on_request_headers(&mut broken), Action::Pause);
+    assert_eq!(broken.status(), Some(400));
+
+    // A header condition alone does not read the metadata.
+    let headers_only = configured(
+        &request(),
+        r#"{"policies":[{"name":"p","rules":[{"when":[{"key":"request.headers[x-a]","values":["1"]}]}]}]}"#,
+    );
+    let mut host = request().with_header("x-a", "1").with_jwt(alice);
+    host.calls.borrow_mut().clear();
+    assert_eq!(headers_only.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(*host.calls.borrow(), ["get_map"]);
+}
+
 /// gRPC is told by the `content-type` as Envoy tells it (and as `grpc`
 /// entries are judged): `application/grpc` or `application/grpc+...`,
 /// case-sensitive, gRPC-Web not included; a request without the port

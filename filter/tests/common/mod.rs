@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
+use meshward_filter::auth::Claims;
 use meshward_filter::{ConnectionInfo, Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
 
 /// Headers of the typical request used by benchmarks and allocation tests.
@@ -25,6 +26,7 @@ pub fn typical_request(path: &str) -> Request<'_> {
         authority: Some("svc.ns.svc.cluster.local:8080"),
         port: Some(8080),
         principal: Some("cluster.local/ns/caller/sa/client"),
+        auth: None,
         headers: &TYPICAL_HEADERS[..],
     }
 }
@@ -49,6 +51,10 @@ pub struct Req {
     pub authority: Option<String>,
     pub port: Option<u16>,
     pub principal: Option<String>,
+    /// The claims of a verified JWT; `None` = no token.
+    pub auth: Option<Claims>,
+    /// The same claims as JSON, for the reference evaluator.
+    pub auth_json: Option<serde_json::Value>,
     pub headers: Vec<(String, String)>,
     /// The direct peer, the original client, the destination address (all
     /// unknown by default) and the TLS server name (none by default).
@@ -65,6 +71,8 @@ pub fn req(method: &str, path: &str) -> Req {
         authority: Some("svc".into()),
         port: Some(8080),
         principal: None,
+        auth: None,
+        auth_json: None,
         headers: Vec::new(),
         direct_peer: None,
         remote: None,
@@ -124,6 +132,12 @@ impl Req {
         self.sni = Some(name.into());
         self
     }
+    /// A verified JWT with these claims (a JSON object).
+    pub fn token(mut self, claims: serde_json::Value) -> Self {
+        self.auth = Some(Claims::from_json(&claims).expect("claims are a JSON object"));
+        self.auth_json = Some(claims);
+        self
+    }
 }
 
 /// What a test usually asserts about a decision, detached from lifetimes.
@@ -147,6 +161,7 @@ pub fn decide(ev: &mut Evaluator, r: &Req) -> Outcome {
         authority: r.authority.as_deref(),
         port: r.port,
         principal: r.principal.as_deref(),
+        auth: r.auth.as_ref(),
         headers: &r.headers[..],
         connection: ConnectionInfo {
             direct_peer: r.direct_peer,

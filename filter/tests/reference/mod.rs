@@ -48,6 +48,8 @@ pub struct Input<'a> {
     pub destination: Option<IpAddr>,
     /// The TLS server name; `None` = none sent.
     pub sni: Option<&'a str>,
+    /// The claims of the verified JWT as a JSON object; `None` = no token.
+    pub auth: Option<&'a serde_json::Value>,
 }
 
 /// What the reference decides: the verdict, the mode it was decided in, and
@@ -164,6 +166,7 @@ struct Canonical<'a> {
     port: Option<u16>,
     principal: Option<&'a str>,
     headers: &'a [(String, String)],
+    auth: Option<&'a serde_json::Value>,
     input: Input<'a>,
 }
 
@@ -176,12 +179,116 @@ fn source_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
     {
         return false;
     }
-    let given = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
-    let identity =
-        s.principals.is_some() || s.namespaces.is_some() || given(&s.not_principals) || given(&s.not_namespaces);
-    if !identity {
-        return true;
+    let set = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
+    let sets_peer =
+        s.principals.is_some() || s.namespaces.is_some() || set(&s.not_principals) || set(&s.not_namespaces);
+    let sets_jwt = s.request_principals.is_some() || set(&s.not_request_principals);
+    (!sets_peer || peer_matches(s, r, deny)) && (!sets_jwt || jwt_source_matches(s, r, deny))
+}
+
+/// A regular expression for one Istio string matcher of the RBAC generator:
+/// `.+` for any value, or an exact, prefix or suffix match.
+fn istio_matcher(kind: &str, text: &str) -> String {
+    match kind {
+        "any" => ".+".to_string(),
+        "exact" => regex::escape(text),
+        "prefix" => format!("{}.*", regex::escape(text)),
+        _ => format!(".*{}", regex::escape(text)),
     }
+}
+
+/// Istio's `requestPrincipalGenerator`: the `iss` and `sub` matchers it
+/// generates for a pattern, as regular expressions.
+fn request_principal_regexes(value: &str) -> (String, String) {
+    let (iss, sub, found) = match value.rfind('/') {
+        Some(i) => (&value[..i], &value[i + 1..], true),
+        None => (value, "", false),
+    };
+    let (iss_m, sub_m) = if value == "*" {
+        (istio_matcher("any", ""), istio_matcher("any", ""))
+    } else if value.starts_with('*') {
+        if found {
+            let iss_m = if iss == "*" {
+                istio_matcher("any", "")
+            } else {
+                istio_matcher("suffix", &iss[1..])
+            };
+            (iss_m, istio_matcher("exact", sub))
+        } else {
+            (
+                istio_matcher("any", ""),
+                istio_matcher("suffix", value.trim_start_matches('*')),
+            )
+        }
+    } else if value.ends_with('*') {
+        if found {
+            let sub_m = if sub == "*" {
+                istio_matcher("any", "")
+            } else {
+                istio_matcher("prefix", &sub[..sub.len() - 1])
+            };
+            (istio_matcher("exact", iss), sub_m)
+        } else {
+            (
+                istio_matcher("prefix", value.trim_end_matches('*')),
+                istio_matcher("any", ""),
+            )
+        }
+    } else {
+        (istio_matcher("exact", iss), istio_matcher("exact", sub))
+    };
+    (iss_m, sub_m)
+}
+
+fn full_match(re: &str, value: &str) -> bool {
+    regex::Regex::new(&format!("^(?s:{re})$")).unwrap().is_match(value)
+}
+
+/// Whether the token's `iss` and `sub` (string claims) match a request
+/// principal pattern.
+fn request_principal_match(pattern: &str, claims: &serde_json::Value) -> bool {
+    let (iss_re, sub_re) = request_principal_regexes(pattern);
+    let (Some(iss), Some(sub)) = (claims["iss"].as_str(), claims["sub"].as_str()) else {
+        return false;
+    };
+    full_match(&iss_re, iss) && full_match(&sub_re, sub)
+}
+
+/// A claim value against a pattern: a string that matches (`*` = non-empty),
+/// or an array with such a string.
+fn claim_match(pattern: &str, value: Option<&serde_json::Value>) -> bool {
+    let string = |v: &serde_json::Value| {
+        v.as_str().is_some_and(|s| {
+            if pattern == "*" {
+                !s.is_empty()
+            } else {
+                str_match(pattern, s)
+            }
+        })
+    };
+    match value {
+        Some(serde_json::Value::Array(items)) => items.iter().any(string),
+        Some(v) => string(v),
+        None => false,
+    }
+}
+
+/// The request principal fields of a `from` entry: without a token an
+/// allow rule's entry fails and a deny rule's passes only the negative field.
+fn jwt_source_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
+    let Some(claims) = r.auth else {
+        return deny && s.request_principals.is_none();
+    };
+    s.request_principals
+        .as_ref()
+        .is_none_or(|l| l.iter().any(|p| request_principal_match(p, claims)))
+        && s.not_request_principals
+            .iter()
+            .flatten()
+            .all(|p| !request_principal_match(p, claims))
+}
+
+fn peer_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
     let any = |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)));
     let none = |l: &Option<Vec<String>>, v: &str| l.iter().flatten().all(|m| !str_match(m, v));
     let Some(p) = r.principal else {
@@ -280,6 +387,7 @@ fn condition_holds(c: &Condition, r: &Canonical<'_>, deny: bool) -> bool {
     let header = match (&c.header, c.key.as_deref()) {
         (Some(h), _) => h.clone(),
         (None, Some(k)) if k.starts_with("request.headers[") => k["request.headers[".len()..k.len() - 1].to_string(),
+        (None, Some(k)) if k.starts_with("request.auth.") => return auth_condition_holds(c, k, r, deny),
         (None, Some(k)) => return key_holds(c, k, r, deny),
         (None, None) => unreachable!("compiled"),
     };
@@ -310,6 +418,31 @@ fn condition_holds(c: &Condition, r: &Canonical<'_>, deny: bool) -> bool {
     items
         .iter()
         .all(|i| c.not_values.iter().flatten().all(|v| !str_match(v, i)))
+}
+
+/// A `request.auth.*` condition: without a token it holds only in a deny
+/// rule with no `values`; with one, `values` needs a matching claim and
+/// `notValues` none.
+fn auth_condition_holds(c: &Condition, key: &str, r: &Canonical<'_>, deny: bool) -> bool {
+    let Some(claims) = r.auth else {
+        return deny && c.values.is_none();
+    };
+    let matches = |pattern: &str| match key {
+        "request.auth.principal" => request_principal_match(pattern, claims),
+        "request.auth.audiences" => claim_match(pattern, claims.get("aud")),
+        "request.auth.presenter" => claim_match(pattern, claims.get("azp")),
+        _ => {
+            let path = key
+                .strip_prefix("request.auth.claims[")
+                .unwrap()
+                .strip_suffix(']')
+                .unwrap();
+            let value = path.split("][").try_fold(claims, |v, name| v.get(name));
+            claim_match(pattern, value)
+        }
+    };
+    c.values.as_ref().is_none_or(|vs| vs.iter().any(|v| matches(v)))
+        && c.not_values.iter().flatten().all(|v| !matches(v))
 }
 
 /// A condition on a key other than a header: an absent string attribute
@@ -397,6 +530,7 @@ pub fn decide(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &In
         port: req.port,
         principal: req.principal,
         headers: req.headers,
+        auth: req.auth,
         input: *req,
     };
     // The first rule matching among the applicable policies with this

@@ -121,6 +121,10 @@ pub struct EnvoyOptions {
     /// false, no trusted hop); `Some(hops)` = `use_remote_address: true` with
     /// `xff_num_trusted_hops: hops`.
     pub trusted_hops: Option<u32>,
+    /// HTTP filters (JSON) placed before the meshward filter, in order, as
+    /// istiod places `jwt_authn` before Wasm plugins of phase `AUTHZ`
+    /// ([`crate::jwt::jwt_authn_filter`]).
+    pub filters_before: Vec<String>,
 }
 
 impl EnvoyOptions {
@@ -142,6 +146,7 @@ impl EnvoyOptions {
             grpc_upstream: None,
             listen_address: "127.0.0.1".into(),
             trusted_hops: None,
+            filters_before: Vec::new(),
         }
     }
 
@@ -157,6 +162,12 @@ impl EnvoyOptions {
     /// configured.
     pub fn trusted_hops(mut self, hops: u32) -> Self {
         self.trusted_hops = Some(hops);
+        self
+    }
+
+    /// Adds an HTTP filter (JSON) before the meshward filter.
+    pub fn filter_before(mut self, filter: String) -> Self {
+        self.filters_before.push(filter);
         self
     }
 
@@ -360,6 +371,12 @@ impl Envoy {
             None => String::new(),
             Some(hops) => format!(r#""use_remote_address": true, "xff_num_trusted_hops": {hops},"#),
         };
+        let filter: String = opts
+            .filters_before
+            .iter()
+            .map(|f| format!("{f}, "))
+            .chain(std::iter::once(filter))
+            .collect();
         let hcm = |prefix: &str| {
             format!(
                 r#"{{"name": "envoy.filters.network.http_connection_manager", "typed_config": {{
