@@ -25,6 +25,13 @@ for n in 10 1000 10000; do
   per() { local a b; a=$(count "$n" 1000 "$1"); b=$(count "$n" 11000 "$1"); echo $(((b - a) / 10000)); }
   echo "$n | $configure | $(per allow) | $(per deny)"
 done
+echo
+echo "## Instructions (callgrind), deny rules and address blocks mixed in (generated_rules_mixed)"
+echo "rules | configure | per evaluation, allow last rule | per evaluation, deny"
+n=10000
+configure=$(count "$n" 0 allow mixed)
+per() { local a b; a=$(count "$n" 1000 "$1" mixed); b=$(count "$n" 11000 "$1" mixed); echo $(((b - a) / 10000)); }
+echo "$n | $configure | $(per allow) | $(per deny)"
 
 echo
 echo "## Wall clock, native"

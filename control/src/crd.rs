@@ -87,7 +87,7 @@ pub struct AllowlistRule {
     /// Operations, OR. Absent = any operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Vec<AllowlistOperation>>,
-    /// Header conditions, AND.
+    /// Conditions, AND.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Vec<HeaderCondition>>,
 }
@@ -117,6 +117,28 @@ pub struct AllowlistSource {
     /// Caller namespaces that must not match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_namespaces: Option<Vec<String>>,
+    /// Address blocks (`10.1.2.3`, `10.1.0.0/16`, `2001:db8::/32`) the direct
+    /// peer, the other end of the connection, must be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_blocks: Option<Vec<String>>,
+    /// Address blocks the direct peer must not be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ip_blocks: Option<Vec<String>>,
+    /// Address blocks the original client (from `x-forwarded-for` with the
+    /// proxy's trusted hops) must be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip_blocks: Option<Vec<String>>,
+    /// Address blocks the original client must not be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_remote_ip_blocks: Option<Vec<String>>,
+    /// Request principals (`<iss>/<sub>` of the JWT Envoy's `jwt_authn`
+    /// verified, as a `RequestAuthentication` configures it), passed
+    /// through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_principals: Option<Vec<String>>,
+    /// Request principals that must not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_request_principals: Option<Vec<String>>,
 }
 
 /// Workloads of a namespace, by labels.
@@ -137,6 +159,9 @@ pub struct AllowlistOperation {
     /// Methods (upper-case) or `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
+    /// Methods the request's must not be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_methods: Option<Vec<String>>,
     /// Path patterns (see the plugin configuration reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
@@ -156,6 +181,9 @@ pub struct AllowlistOperation {
     /// (container) ports and added to `ports`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_ports: Option<Vec<ServicePortRef>>,
+    /// Destination (container) ports the request's must not be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ports: Option<Vec<u16>>,
     /// gRPC methods of one service: the entry admits only gRPC requests
     /// (`content-type` `application/grpc` or `application/grpc+...`) with
     /// method POST and path `/<service>/<method>`. Cannot be combined with
@@ -228,16 +256,26 @@ fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-/// A condition on one request header.
+/// A condition on a request header (`header`) or another attribute Istio
+/// names (`key`); set exactly one of them.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderCondition {
     /// Header name, case-insensitive.
-    pub header: String,
-    /// Every value the header carries must match one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// An Istio condition key: `request.headers[<name>]`, `source.ip`,
+    /// `remote.ip`, `destination.ip`, `destination.port`,
+    /// `source.namespace`, `source.principal`, `connection.sni`,
+    /// `request.auth.principal`, `request.auth.audiences`,
+    /// `request.auth.presenter`, `request.auth.claims[<name>]` (nested
+    /// `request.auth.claims[<name>][<name>]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Every value the attribute carries must match one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
-    /// No value the header carries may match these.
+    /// No value the attribute carries may match these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_values: Option<Vec<String>>,
 }

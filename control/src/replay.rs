@@ -378,11 +378,13 @@ impl<'s> Replayer<'s> {
         const GRPC: [(&str, &str); 1] = [("content-type", "application/grpc")];
         let headers: &[(&str, &str)] = if record.grpc == Some(true) { &GRPC } else { &[] };
         let request = Request {
+            connection: Default::default(),
             method: &record.method,
             path: &record.path,
             authority: record.authority.as_deref(),
             port: record.port.or(workload.first_port),
             principal: record.principal.as_deref(),
+            auth: None,
             headers,
         };
         // Any denial wins, then an audit denial; otherwise admitted, by the

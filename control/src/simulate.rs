@@ -181,11 +181,13 @@ pub fn check_against(state: &ClusterState, plugins: &[WasmPlugin], c: &Check) ->
     }
     let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let request = Request {
+        connection: Default::default(),
         method,
         path,
         authority: Some(c.host.as_deref().unwrap_or(name)),
         port: c.port.or(first_port),
         principal: principal.as_deref(),
+        auth: None,
         headers: &headers[..],
     };
     // Every WasmPlugin delivered to the workload judges the request; it
@@ -364,9 +366,14 @@ fn failed_parts(rule: &Rule, request: &Request<'_>, judged: Option<&str>) -> Vec
             if let Some(v) = &c.not_values {
                 wanted.push(format!("none of {}", v.join(", ")));
             }
+            let (part, attribute) = match (&c.header, &c.key) {
+                (Some(h), _) => ("header", h.as_str()),
+                (None, Some(k)) => ("condition", k.as_str()),
+                (None, None) => ("condition", "-"),
+            };
             failed.push(Failed {
-                part: "header",
-                detail: format!("{}: the rule wants {}", c.header, wanted.join(" and ")),
+                part,
+                detail: format!("{attribute}: the rule wants {}", wanted.join(" and ")),
             });
         }
     }
@@ -382,6 +389,12 @@ fn callers(sources: &[config::Source]) -> String {
             ("not ", &s.not_principals),
             ("namespace ", &s.namespaces),
             ("not namespace ", &s.not_namespaces),
+            ("token ", &s.request_principals),
+            ("not token ", &s.not_request_principals),
+            ("peer ", &s.ip_blocks),
+            ("not peer ", &s.not_ip_blocks),
+            ("client ", &s.remote_ip_blocks),
+            ("not client ", &s.not_remote_ip_blocks),
         ] {
             for v in list.iter().flatten() {
                 parts.push(format!("{what}{v}"));
@@ -417,7 +430,7 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
     let host = request.authority.unwrap_or("(none)");
     // (part, the field's values, an operation with only them, what the request has).
     type Only = fn(Vec<String>) -> Operation;
-    let fields: [(&'static str, &Option<Vec<String>>, Only, String); 5] = [
+    let fields: [(&'static str, &Option<Vec<String>>, Only, String); 6] = [
         (
             "method",
             &op.methods,
@@ -426,6 +439,15 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
                 ..Operation::default()
             },
             format!("{} is not one of", request.method),
+        ),
+        (
+            "method",
+            &op.not_methods,
+            |v| Operation {
+                not_methods: Some(v),
+                ..Operation::default()
+            },
+            format!("{} is one of notMethods", request.method),
         ),
         (
             "path",
@@ -504,6 +526,20 @@ fn failed_fields(op: &Operation, request: &Request<'_>, judged: Option<&str>) ->
             failed.push(Failed {
                 part: "port",
                 detail: format!("{port} is not one of {}", ports.join(", ")),
+            });
+        }
+    }
+    if let Some(p) = op.not_ports.as_ref().filter(|p| !p.is_empty()) {
+        let o = Operation {
+            not_ports: Some(p.clone()),
+            ..Operation::default()
+        };
+        if !probe(o) {
+            let port = request.port.map_or("(none)".to_string(), |p| p.to_string());
+            let ports: Vec<String> = p.iter().map(u16::to_string).collect();
+            failed.push(Failed {
+                part: "port",
+                detail: format!("{port} is one of notPorts {}", ports.join(", ")),
             });
         }
     }

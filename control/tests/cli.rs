@@ -293,6 +293,52 @@ fn check(d: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// `check` names the negations a request fails (`notMethods`, `notPorts`)
+/// and the address blocks of a rule's callers.
+#[test]
+fn check_names_negations_and_address_blocks() {
+    const NEGATIONS: &str = r#"apiVersion: meshward.io/v1alpha1
+kind: Allowlist
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  rules:
+  - name: no-deletes
+    from: [{serviceAccounts: [shop/frontend], ipBlocks: ["10.0.0.0/8"]}]
+    to: [{notMethods: [DELETE], notPorts: [9]}]
+"#;
+    let d = dir(
+        "check-negations",
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("w.yaml", WORKLOADS),
+            ("cart.yaml", CART),
+            ("a.yaml", NEGATIONS),
+        ],
+    );
+    let (code, out) = check(
+        &d,
+        &[
+            "--from",
+            "shop/frontend",
+            "--to",
+            "shop/cart",
+            "--port",
+            "9",
+            "DELETE /cart/1",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    for part in [
+        "caller: cluster.local/ns/shop/sa/frontend is not one of the rule's callers: \
+         cluster.local/ns/shop/sa/frontend, peer 10.0.0.0/8",
+        "method: DELETE is one of notMethods DELETE",
+        "port: 9 is one of notPorts 9",
+    ] {
+        assert!(out.contains(part), "missing {part:?} in:\n{out}");
+    }
+}
+
 #[test]
 fn check_simulates_a_request_with_the_filters_engine() {
     let d = dir(

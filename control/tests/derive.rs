@@ -182,11 +182,13 @@ fn a_selector_that_matches_nothing_admits_nobody() {
     let headers: [(&str, &str); 0] = [];
     for principal in [Some("cluster.local/ns/bookinfo/sa/bookinfo-productpage"), None] {
         let r = Request {
+            connection: Default::default(),
             method: "GET",
             path: "/reviews/1",
             authority: Some("reviews"),
             port: Some(9080),
             principal,
+            auth: None,
             headers: &headers[..],
         };
         assert_eq!(ev.evaluate(&r).verdict, Verdict::Deny);
@@ -353,11 +355,13 @@ fn a_learn_namespace_audits_and_logs_every_request_with_or_without_allowlists() 
             let mut ev = Evaluator::new(Arc::new(engine), sel);
             let headers: [(&str, &str); 0] = [];
             let d = ev.evaluate(&Request {
+                connection: Default::default(),
                 method: "GET",
                 path,
                 authority: Some("svc"),
                 port: Some(9080),
                 principal,
+                auth: None,
                 headers: &headers[..],
             });
             (d.verdict, d.reason != Reason::NoPolicy)
@@ -432,11 +436,13 @@ fn verdict(
     let mut ev = Evaluator::new(Arc::new(engine), sel);
     let headers: [(&str, &str); 0] = [];
     let r = Request {
+        connection: Default::default(),
         method,
         path,
         authority: Some("svc"),
         port: Some(9080),
         principal,
+        auth: None,
         headers: &headers[..],
     };
     ev.evaluate(&r).verdict
@@ -1058,11 +1064,13 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
         let mut ev = Evaluator::new(Arc::new(engine), sel);
         let headers = [("content-type", content_type)];
         ev.evaluate(&Request {
+            connection: Default::default(),
             method: "POST",
             path,
             authority: Some("reviews"),
             port: Some(9080),
             principal: Some(PRODUCTPAGE),
+            auth: None,
             headers: &headers[..],
         })
         .verdict
@@ -1080,6 +1088,68 @@ fn grpc_entries_are_carried_to_the_plugin_config_and_invalid_ones_named() {
         .allowlists
         .iter()
         .find(|a| a.metadata.name.as_deref() == Some("inventory"))
+        .unwrap();
+    let v = serde_json::to_value(a).unwrap();
+    validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
+}
+
+#[test]
+fn jwt_fields_are_carried_to_the_plugin_config_and_invalid_ones_named() {
+    let mut s = bookinfo();
+    let spec = json!({"selector": {"matchLabels": {"app": "reviews"}}, "rules": [{
+        "name": "users",
+        "from": [{"requestPrincipals": ["https://issuer.example/*"], "notRequestPrincipals": ["https://issuer.example/mallory"]}],
+        "when": [{"key": "request.auth.claims[org][team]", "values": ["payments"]},
+                 {"key": "request.auth.audiences", "notValues": ["legacy"]},
+                 {"header": "x-env", "values": ["prod"]}]
+    }]});
+    s.allowlists.push(mk_allowlist("bookinfo", "jwt", spec.clone()));
+    for (name, rule, reason, message) in [
+        (
+            "bad-key",
+            json!({"when": [{"key": "request.auth.claim[x]", "values": ["a"]}]}),
+            "InvalidHeader",
+            r#"rules[0].when[0].key: "request.auth.claim[x]": not a supported key"#,
+        ),
+        (
+            "bad-claim-path",
+            json!({"when": [{"key": "request.auth.claims[a][]", "values": ["a"]}]}),
+            "InvalidHeader",
+            r#"rules[0].when[0].key: "request.auth.claims[a][]": a claim is named in brackets"#,
+        ),
+        (
+            "bad-principal",
+            json!({"from": [{"requestPrincipals": ["a*b/c"]}]}),
+            "InvalidSource",
+            r#"rules[0].from[0].requestPrincipals[0]: "a*b/c""#,
+        ),
+    ] {
+        s.allowlists
+            .push(mk_allowlist("bookinfo", name, json!({"rules": [rule]})));
+        let d = derive(&s, &settings(), now());
+        let c = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", reason), "{name}");
+        assert!(c.message.starts_with(message), "{name}: {}", c.message);
+        s.allowlists.pop();
+    }
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "bookinfo", "jwt").status.conditions[0].status, "True");
+    let cfg = config(plugin(&d, "bookinfo"));
+    let policy = cfg["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bookinfo/jwt")
+        .unwrap();
+    // Passed through as written.
+    assert_eq!(policy["rules"][0]["from"], spec["rules"][0]["from"]);
+    assert_eq!(policy["rules"][0]["when"], spec["rules"][0]["when"]);
+    // And the Allowlist fits the generated CRD.
+    let schema = crd_schema(include_str!("../../istio/crd.yaml"), "v1alpha1");
+    let a = s
+        .allowlists
+        .iter()
+        .find(|a| a.metadata.name.as_deref() == Some("jwt"))
         .unwrap();
     let v = serde_json::to_value(a).unwrap();
     validate(&schema["properties"]["spec"], &v["spec"], "spec").unwrap();
@@ -1186,5 +1256,67 @@ fn an_invalid_deny_allowlist_denies_every_request_to_its_workloads() {
     assert_eq!(
         ns_verdict(&d, "bookinfo", &reviews, Some(PRODUCTPAGE), "GET", "/reviews/1"),
         Verdict::Allow
+    );
+}
+
+#[test]
+fn address_negation_and_key_fields_pass_through_and_invalid_ones_are_named() {
+    let mut s = bookinfo();
+    s.allowlists.push(mk_allowlist(
+        "bookinfo",
+        "addresses",
+        json!({"selector": {"matchLabels": {"app": "reviews"}}, "action": "deny", "rules": [{
+            "name": "outside",
+            "from": [{"ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.9.0.0/16"],
+                      "remoteIpBlocks": ["2001:db8::/32"], "notRemoteIpBlocks": ["2001:db8::1"]}],
+            "to": [{"notMethods": ["GET"], "notPorts": [15021]}],
+            "when": [{"key": "connection.sni", "values": ["*.example.com"]},
+                     {"key": "destination.port", "notValues": ["9080"]},
+                     {"header": "x-v", "values": ["1"]}]
+        }]}),
+    ));
+    for (name, rule, message) in [
+        (
+            "host-bits",
+            json!({"from": [{"ipBlocks": ["10.0.0.1/8"]}]}),
+            r#"rules[0].from[0].ipBlocks[0]: "10.0.0.1/8": bits are set beyond the prefix length"#,
+        ),
+        (
+            "unknown-key",
+            json!({"when": [{"key": "request.auth.claims[iss]", "values": ["x"]}]}),
+            r#"rules[0].when[0].key: unknown key "request.auth.claims[iss]""#,
+        ),
+        (
+            "bad-not-method",
+            json!({"to": [{"notMethods": ["get"]}]}),
+            r#"rules[0].to[0].notMethods[0]: "get""#,
+        ),
+    ] {
+        s.allowlists
+            .push(mk_allowlist("bookinfo", name, json!({"rules": [rule]})));
+        let d = derive(&s, &settings(), now());
+        let c = &status(&d, "bookinfo", name).status.conditions[0];
+        assert_eq!(c.status, "False", "{name}");
+        assert!(c.message.starts_with(message), "{name}: {}", c.message);
+        s.allowlists.pop();
+    }
+    let d = derive(&s, &settings(), now());
+    assert_eq!(status(&d, "bookinfo", "addresses").status.conditions[0].status, "True");
+    let cfg = config(plugin(&d, "bookinfo"));
+    let policy = cfg["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bookinfo/addresses")
+        .unwrap();
+    assert_eq!(
+        policy["rules"][0],
+        json!({"name": "outside",
+            "from": [{"ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.9.0.0/16"],
+                      "remoteIpBlocks": ["2001:db8::/32"], "notRemoteIpBlocks": ["2001:db8::1"]}],
+            "to": [{"notMethods": ["GET"], "notPorts": [15021]}],
+            "when": [{"key": "connection.sni", "values": ["*.example.com"]},
+                     {"key": "destination.port", "notValues": ["9080"]},
+                     {"header": "x-v", "values": ["1"]}]})
     );
 }

@@ -8,6 +8,9 @@
 //! # instructions per evaluation = (count at 11000 − count at 1000) / 10000:
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 allow
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 11000 allow
+//! # the mix with deny rules and address blocks (`mixed` after the request),
+//! # judged for a caller from 10.1.2.3:
+//! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 allow mixed
 //! # the same mix with `{**}` in the middle of its templates (`rest-in-middle`
 //! # after the request), e.g. on a template rule's path:
 //! valgrind --tool=callgrind target/profiling/examples/configure_profile 10000 1000 GET:/svc9998/users/42/7/lines/orders rest-in-middle
@@ -33,6 +36,7 @@ fn main() {
     let arg = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (rules, evaluations) = (arg(1, 10_000), arg(2, 0));
     let kind = args.get(3).map_or("allow", String::as_str);
+    let mixed = args.get(4).is_some_and(|a| a == "mixed");
     let json = match args.get(1).and_then(|a| a.strip_prefix('@')) {
         Some(file) => match std::fs::read_to_string(file) {
             Ok(json) => json,
@@ -42,6 +46,7 @@ fn main() {
             }
         },
         None if args.get(4).is_some_and(|a| a == "rest-in-middle") => common::generated_rules_rest_in_middle(rules),
+        None if mixed => common::generated_rules_mixed(rules),
         None => common::generated_rules(rules),
     };
     let engine = match Engine::from_json(json.as_bytes()) {
@@ -61,6 +66,9 @@ fn main() {
     };
     let mut request = common::typical_request(&path);
     request.method = method;
+    if mixed {
+        request.connection = common::MIXED_PEER;
+    }
     let mut verdicts = 0usize;
     if kind == "distinct" {
         // Paths for the largest count either way, so formatting them cancels

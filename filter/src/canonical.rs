@@ -95,6 +95,11 @@ pub enum RequestError {
     /// (obs-text bytes): it can be compared with no pattern soundly.
     #[error("header: value is not UTF-8")]
     HeaderNotUtf8,
+    /// The configuration reads the verified JWT's claims and the proxy's
+    /// metadata holding them could not be decoded: no rule can be judged
+    /// soundly ([`crate::auth::Claims::from_metadata`]).
+    #[error("auth: jwt_authn metadata could not be decoded")]
+    AuthMetadata,
 }
 
 /// A request path in canonical form, split from its query string.

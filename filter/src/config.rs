@@ -212,19 +212,32 @@ pub struct Rule {
     /// Operations, OR. Absent = any operation.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub to: Option<Vec<Operation>>,
-    /// Header conditions, AND. Absent = no condition.
+    /// Conditions on headers and other attributes, AND. Absent = no condition.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub when: Option<Vec<Condition>>,
 }
 
 /// A set of callers; every field given must match.
 ///
-/// Identity comes from the mTLS peer certificate. In an allow policy, a
-/// caller without one (plaintext) matches no entry that sets any field here,
-/// negative ones included: a rule that names identities never admits an
-/// anonymous caller. In a deny policy, as in Istio, an anonymous caller fails
-/// the positive fields and passes the negative ones, so
-/// `notPrincipals: ["*"]` refuses every caller without an identity.
+/// Identity comes from the mTLS peer certificate (`principals`,
+/// `namespaces` and their negations) and from the JWT Envoy's `jwt_authn`
+/// filter verified (`requestPrincipals`, `notRequestPrincipals`). In an allow
+/// policy, a caller without an identity of a kind (plaintext; no verified
+/// token) matches no entry that sets any field of that kind, negative ones
+/// included: a rule that names identities never admits an anonymous caller.
+/// In a deny policy, as in Istio, such a caller fails the positive fields and
+/// passes the negative ones, so `notPrincipals: ["*"]` refuses every caller
+/// without an mTLS identity and `notRequestPrincipals: ["*"]` every request
+/// without a verified token.
+///
+/// Address fields take IPv4 or IPv6 addresses and CIDR blocks
+/// (`10.1.2.3`, `10.1.0.0/16`, `2001:db8::/32`). `ipBlocks` judge the direct
+/// peer, the other end of the TCP connection, which no header changes;
+/// `remoteIpBlocks` judge the original client as Envoy derives it from
+/// `x-forwarded-for` with the trusted hops its listener is configured with.
+/// When the proxy cannot establish an address the entry reads, an allow
+/// entry does not match and a deny entry does (see the configuration
+/// reference).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
@@ -240,6 +253,28 @@ pub struct Source {
     /// The caller's namespace must match none of these.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_namespaces: Option<Vec<String>>,
+    /// Request principals, `<iss>/<sub>` of the verified JWT, split at the
+    /// last `/` and matched on the `iss` and `sub` claims as Istio does:
+    /// exact, `prefix*`, `*suffix` or `*` (both claims present).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub request_principals: Option<Vec<String>>,
+    /// The request principal must match none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub not_request_principals: Option<Vec<String>>,
+    /// Address blocks the direct peer (the connection's remote address) must
+    /// be in, one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub ip_blocks: Option<Vec<String>>,
+    /// The direct peer must be in none of these blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub not_ip_blocks: Option<Vec<String>>,
+    /// Address blocks the original client (from `x-forwarded-for` with the
+    /// listener's trusted hops, else the direct peer) must be in, one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub remote_ip_blocks: Option<Vec<String>>,
+    /// The original client must be in none of these blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub not_remote_ip_blocks: Option<Vec<String>>,
 }
 
 /// A set of operations; every field given must match.
@@ -249,6 +284,10 @@ pub struct Operation {
     /// Methods, exact and upper-case (`GET`), or `*`.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub methods: Option<Vec<String>>,
+    /// The request's method must be none of these (`*`: the entry matches
+    /// no request).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
+    pub not_methods: Option<Vec<String>>,
     /// Path patterns matched against the canonical path (see the crate docs).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub paths: Option<Vec<String>>,
@@ -268,6 +307,13 @@ pub struct Operation {
         deserialize_with = "integral_vec_opt"
     )]
     pub ports: Option<Vec<u16>>,
+    /// The destination port must be none of these.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral_vec_opt"
+    )]
+    pub not_ports: Option<Vec<u16>>,
     /// gRPC methods: the entry matches only gRPC requests (`content-type`
     /// `application/grpc` or `application/grpc+...`) with method `POST` and
     /// path `/<service>/<method>`. Excludes `methods`, `paths` and `notPaths`;
@@ -289,17 +335,31 @@ pub struct GrpcMethods {
     pub methods: Vec<String>,
 }
 
-/// A condition on one request header.
+/// A condition on one request attribute: a header (`header`, or `key:
+/// request.headers[<name>]`) or another attribute Istio names (`key`).
+/// Exactly one of `header` and `key` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
     /// The header name, case-insensitive. Pseudo-headers are not allowed here.
-    pub header: String,
-    /// The header must be present and every value it carries (each repeated
-    /// field line, each comma-separated element) must match one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// An Istio condition key: `request.headers[<name>]`, `source.ip`,
+    /// `remote.ip`, `destination.ip`, `destination.port`,
+    /// `source.namespace`, `source.principal`, `connection.sni`,
+    /// `request.auth.principal`, `request.auth.audiences`,
+    /// `request.auth.presenter`, `request.auth.claims[<name>]` (nested:
+    /// `request.auth.claims[<name>][<name>]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The attribute must be present and match one of these. A header: every
+    /// value it carries (each repeated field line, each comma-separated
+    /// element) must match one of these. A claim: a string that matches, or a
+    /// list with a string element that matches.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub values: Option<Vec<String>>,
-    /// No value the header carries may match any of these.
+    /// The attribute must match none of these; no value a header carries may
+    /// match any of these.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tight_opt")]
     pub not_values: Option<Vec<String>>,
 }

@@ -74,7 +74,18 @@ pub enum ConfigError {
         /// The name as written.
         value: String,
     },
-    /// Port 0 in `ports`.
+    /// A `when` key is not a supported condition key, or a claim path is
+    /// malformed.
+    #[error("{field}: {value:?}: {expected}")]
+    InvalidKey {
+        /// Path of the field.
+        field: String,
+        /// The key as written.
+        value: String,
+        /// What the field takes.
+        expected: String,
+    },
+    /// Port 0 in `ports`, `notPorts` or a `destination.port` condition.
     #[error("{field}: port 0 is not a destination port")]
     InvalidPort {
         /// Path of the field.
@@ -90,8 +101,9 @@ pub enum ConfigError {
         /// What the field takes.
         expected: &'static str,
     },
-    /// A `to` entry sets fields that exclude each other (`grpc` with
-    /// `methods`, `paths` or `notPaths`).
+    /// An entry sets fields that exclude each other (a `to` entry's `grpc`
+    /// with `methods`, `paths` or `notPaths`; a `when` condition's `header`
+    /// with `key`, or neither).
     #[error("{field}: {what}")]
     ConflictingFields {
         /// Path of the entry.
@@ -108,6 +120,16 @@ pub enum ConfigError {
         field: String,
         /// Which fields it must set.
         what: &'static str,
+    },
+    /// A `when` condition's `key` is not one the engine supports.
+    #[error("{field}: unknown key {value:?}; supported keys: {supported}")]
+    UnknownConditionKey {
+        /// Path of the field.
+        field: String,
+        /// The key as written.
+        value: String,
+        /// The keys the engine supports.
+        supported: &'static str,
     },
     /// The configuration is larger than the engine accepts.
     #[error("{field}: more than {limit} {what}")]
@@ -144,10 +166,12 @@ impl ConfigError {
             | Self::DuplicateName { field, .. }
             | Self::InvalidMethod { field, .. }
             | Self::InvalidHeaderName { field, .. }
+            | Self::InvalidKey { field, .. }
             | Self::InvalidPort { field }
             | Self::EmptyEntry { field, .. }
             | Self::InvalidGrpcName { field, .. }
             | Self::ConflictingFields { field, .. }
+            | Self::UnknownConditionKey { field, .. }
             | Self::TooLarge { field, .. } => field,
             Self::InvalidDenyStatus { .. } => "denyStatus",
             Self::AutomatonTooLarge { .. } => "policies",
@@ -237,4 +261,26 @@ pub enum PatternError {
     /// A pattern contains a control character.
     #[error("contains a control character")]
     ControlCharacter,
+    /// An address block is not an IPv4 or IPv6 address, alone or followed by
+    /// `/` and a prefix length (zones such as `%eth0` are not accepted).
+    #[error("not an IPv4 or IPv6 address or CIDR block (10.1.2.3, 10.1.0.0/16, 2001:db8::/32)")]
+    BadAddress,
+    /// The prefix length of a CIDR block is not a decimal number within the
+    /// address's size.
+    #[error("the prefix length must be a decimal number from 0 to {max}")]
+    BadPrefixLength {
+        /// 32 for IPv4, 128 for IPv6.
+        max: u8,
+    },
+    /// A CIDR block has bits set beyond its prefix length (`10.0.0.1/8`).
+    /// Istio accepts it and matches the network it lies in; meshward asks
+    /// for that network to be written.
+    #[error("bits are set beyond the prefix length; write the network it means: {network:?}")]
+    HostBitsSet {
+        /// The block with those bits cleared.
+        network: String,
+    },
+    /// A `destination.port` condition value is not a port number.
+    #[error("not a port: a decimal number from 1 to 65535")]
+    NotAPort,
 }

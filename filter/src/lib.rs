@@ -11,11 +11,13 @@
 //!   (config)                     (wire types)  (validate,  (immutable,  (once per      (per VM: owns
 //!                                               index)      Arc-shared)  config)        search cache)
 //!                                                                                          │
-//!  Request {method, path, authority, port, principal, headers} ──evaluate──────────────────┘
+//!  Request {method, path, authority, port, principal, auth, headers} ──evaluate────────────┘
 //!        ──▶ Decision {verdict: allow | deny | audit_deny | reject, reason, canonical path}
 //! ```
 //!
 //! * [`config`] — the `v1alpha1` plugin configuration (serde wire types).
+//! * [`auth`] — the claims of the JWT Envoy's `jwt_authn` filter verified,
+//!   read from the proxy's metadata.
 //! * [`canonical`] — the canonical forms of paths, hosts, methods and
 //!   identities: what is rewritten and what is rejected.
 //! * [`Engine`] — validation and compilation; [`Evaluator`] — decisions.
@@ -50,13 +52,17 @@
 //!     authority: Some("reviews:9080"),
 //!     port: Some(9080),
 //!     principal: Some("cluster.local/ns/shop/sa/productpage"),
+//!     auth: None,
 //!     headers: &headers[..],
+//!     connection: Default::default(),
 //! };
 //! let decision = evaluator.evaluate(&request);
 //! assert_eq!(decision.verdict, Verdict::Allow);
 //! assert_eq!(decision.path.unwrap().path(), "/reviews/1");
 //! ```
 
+pub mod address;
+pub mod auth;
 pub mod canonical;
 pub mod config;
 mod engine;
@@ -75,8 +81,8 @@ mod trie;
 pub use canonical::{CanonicalPath, RequestError};
 pub use config::{Action, FilterState, Mode, PluginConfig};
 pub use engine::{
-    is_grpc, is_grpc_content_type, Decision, Engine, EngineStats, Evaluator, Headers, Reason, Request, RuleRef,
-    Selection, Verdict, DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
+    is_grpc, is_grpc_content_type, ConditionKey, ConnectionInfo, Decision, Engine, EngineStats, Evaluator, Headers,
+    Reason, Request, RuleRef, Selection, Verdict, DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES,
 };
 pub use error::{ConfigError, PatternError};
 pub use paths::{PathCounts, MAX_AUTOMATON_SIZE, MAX_REGEX_SIZE};

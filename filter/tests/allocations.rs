@@ -12,6 +12,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use meshward_filter::auth::Claims;
 use meshward_filter::{Request, Verdict};
 
 struct Counting;
@@ -65,11 +66,13 @@ fn evaluating_a_canonical_request_does_not_allocate() {
     }
     // A rewritten path must allocate its canonical form, and only that.
     let request = Request {
+        connection: Default::default(),
         method: "GET",
         path: "/x/../svc999/v1/report",
         authority: Some("svc"),
         port: Some(8080),
         principal: None,
+        auth: None,
         headers: &common::TYPICAL_HEADERS[..],
     };
     assert_eq!(ev.evaluate(&request).verdict, Verdict::Allow);
@@ -78,4 +81,22 @@ fn evaluating_a_canonical_request_does_not_allocate() {
         assert!(d.path.unwrap().is_rewritten());
     });
     assert!(n <= 3, "{n} allocations for one rewritten path");
+
+    // Rules on a verified token read its claims in place.
+    let mut jwt = common::evaluator(
+        r#"{"policies":[{"name":"p","rules":[{"from":[{"requestPrincipals":["https://issuer.example/*"]}],
+          "when":[{"key":"request.auth.claims[org][team]","values":["payments"]},
+                  {"key":"request.auth.audiences","values":["shop"]}]}]}]}"#,
+    );
+    let claims = Claims::from_json(&serde_json::json!({
+        "iss": "https://issuer.example", "sub": "alice", "aud": ["web", "shop"], "org": {"team": "payments"}
+    }))
+    .unwrap();
+    let request = Request {
+        auth: Some(&claims),
+        ..common::typical_request("/x")
+    };
+    assert_eq!(jwt.evaluate(&request).verdict, Verdict::Allow);
+    let n = allocations_during(|| assert_eq!(jwt.evaluate(&request).verdict, Verdict::Allow));
+    assert_eq!(n, 0, "allocations per evaluation of a JWT rule");
 }

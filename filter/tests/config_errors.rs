@@ -246,3 +246,168 @@ fn invalid_grpc_entries_name_their_field() {
         "{e}"
     );
 }
+
+#[test]
+fn invalid_address_blocks_name_their_index() {
+    for (field, bad) in [
+        ("ipBlocks", "10.0.0.256"),
+        ("notIpBlocks", "10.0.0.0/33"),
+        ("remoteIpBlocks", "fe80::1%eth0"),
+        ("notRemoteIpBlocks", "example.com"),
+        ("ipBlocks", "::/129"),
+        ("ipBlocks", ""),
+    ] {
+        let e = rule_error(&format!(r#"{{"from":[{{"{field}":["10.0.0.0/8","{bad}"]}}]}}"#));
+        assert_starts(e, &format!("policies[1].rules[1].from[0].{field}[1]"));
+    }
+}
+
+/// Istio accepts `10.0.0.1/8` and matches `10.0.0.0/8`; meshward asks for
+/// what it means to be written.
+#[test]
+fn a_cidr_with_host_bits_is_refused_with_its_network() {
+    let e = rule_error(r#"{"from":[{"ipBlocks":["10.0.0.1/8"]}]}"#);
+    assert_starts(e.clone(), "policies[1].rules[1].from[0].ipBlocks[0]");
+    assert!(e.contains("\"10.0.0.0/8\""), "{e}");
+    let e = rule_error(r#"{"when":[{"key":"source.ip","values":["2001:db8::1/32"]}]}"#);
+    assert_starts(e.clone(), "policies[1].rules[1].when[0].values[0]");
+    assert!(e.contains("\"2001:db8::/32\""), "{e}");
+}
+
+#[test]
+fn invalid_not_methods_and_not_ports() {
+    assert_starts(
+        rule_error(r#"{"to":[{"notMethods":["GET","get"]}]}"#),
+        "policies[1].rules[1].to[0].notMethods[1]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"notPorts":[80,0]}]}"#),
+        "policies[1].rules[1].to[0].notPorts[1]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"notPorts":[70000]}]}"#),
+        "policies[1].rules[1].to[0].notPorts[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"to":[{"notMethods":[]}]}"#),
+        "policies[1].rules[1].to[0]",
+    );
+}
+
+#[test]
+fn an_unknown_condition_key_lists_the_supported_keys() {
+    for key in [
+        "request.auth.issuer",
+        "source.ips",
+        "destination.labels[app]",
+        "request.headers[]x",
+        "",
+    ] {
+        let e = rule_error(&format!(r#"{{"when":[{{"key":"{key}","values":["a"]}}]}}"#));
+        assert_starts(e.clone(), "policies[1].rules[1].when[0].key");
+        assert!(e.contains("source.ip, remote.ip"), "lists the keys: {e}");
+    }
+}
+
+#[test]
+fn condition_values_of_the_keys_kind() {
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"remote.ip","values":["10.0.0.1","nope"]}]}"#),
+        "policies[1].rules[1].when[0].values[1]",
+    );
+    for bad in ["0", "65536", "http", "+80", ""] {
+        assert_starts(
+            rule_error(&format!(
+                r#"{{"when":[{{"key":"destination.port","notValues":["{bad}"]}}]}}"#
+            )),
+            "policies[1].rules[1].when[0].notValues[0]",
+        );
+    }
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"source.principal","values":["a*b"]}]}"#),
+        "policies[1].rules[1].when[0].values[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"request.headers[:path]","values":["/"]}]}"#),
+        "policies[1].rules[1].when[0].key",
+    );
+}
+
+#[test]
+fn a_condition_sets_exactly_one_of_header_and_key() {
+    assert_starts(
+        rule_error(r#"{"when":[{"header":"x","key":"source.ip","values":["10.0.0.1"]}]}"#),
+        "policies[1].rules[1].when[0]",
+    );
+    assert_starts(
+        rule_error(r#"{"when":[{"values":["a"]}]}"#),
+        "policies[1].rules[1].when[0]",
+    );
+}
+
+#[test]
+fn invalid_request_principals_and_condition_keys() {
+    assert_starts(
+        rule_error(r#"{"from":[{"requestPrincipals":["iss/ok","a*b/c"]}]}"#),
+        "policies[1].rules[1].from[0].requestPrincipals[1]",
+    );
+    assert_starts(
+        rule_error(r#"{"from":[{"notRequestPrincipals":[""]}]}"#),
+        "policies[1].rules[1].from[0].notRequestPrincipals[0]",
+    );
+    // An entry whose only field is an empty negative list sets nothing.
+    assert_starts(
+        rule_error(r#"{"from":[{"notRequestPrincipals":[]}]}"#),
+        "policies[1].rules[1].from[0]",
+    );
+    let unknown = rule_error(r#"{"when":[{"key":"request.auth.claim[x]","values":["a"]}]}"#);
+    assert_starts(unknown.clone(), "policies[1].rules[1].when[0].key");
+    assert!(
+        unknown.contains("request.auth.claims[<name>]"),
+        "lists the supported keys: {unknown}"
+    );
+    for bad in [
+        "request.auth.claims",
+        "request.auth.claims[]",
+        "request.auth.claims[a",
+        "request.auth.claims[a]b",
+        "request.auth.claims[a][]",
+        "request.auth.claims[a[b]]",
+        "request.auth.claims[a]]",
+        "request.auth.claims[1][2][3][4][5][6][7][8][9][10][11][12][13][14][15][16][17]",
+    ] {
+        let e = rule_error(&format!(r#"{{"when":[{{"key":"{bad}","values":["a"]}}]}}"#));
+        assert_starts(e.clone(), "policies[1].rules[1].when[0].key");
+        assert!(e.contains("in brackets"), "{bad}: {e}");
+    }
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"request.headers[:path]","values":["a"]}]}"#),
+        "policies[1].rules[1].when[0].key",
+    );
+    // Exactly one of header and key.
+    for both in [
+        r#"{"header":"h","key":"request.auth.principal","values":["a"]}"#,
+        r#"{"values":["a"]}"#,
+    ] {
+        assert_starts(
+            rule_error(&format!(r#"{{"when":[{both}]}}"#)),
+            "policies[1].rules[1].when[0]",
+        );
+    }
+    // Values of a principal key are request principal patterns; claim
+    // values may hold commas (they are not split like header values).
+    assert_starts(
+        rule_error(r#"{"when":[{"key":"request.auth.principal","values":["a*b"]}]}"#),
+        "policies[1].rules[1].when[0].values[0]",
+    );
+    assert!(Engine::from_json(
+        br#"{"policies":[{"name":"p","rules":[{"when":[{"key":"request.auth.claims[a]","values":["x,y"]}]}]}]}"#
+    )
+    .is_ok());
+    let typed =
+        Engine::from_json(br#"{"policies":[{"name":"p","rules":[{"when":[{"key":"source.nope","values":["x"]}]}]}]}"#);
+    assert!(
+        matches!(typed, Err(ConfigError::UnknownConditionKey { .. })),
+        "{typed:?}"
+    );
+}

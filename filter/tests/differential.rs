@@ -38,6 +38,11 @@ fn reference(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &Req
             port: req.port,
             principal: req.principal.as_deref(),
             headers: &req.headers,
+            direct_peer: req.direct_peer,
+            remote: req.remote,
+            destination: req.destination,
+            sni: req.sni.as_deref(),
+            auth: req.auth_json.as_ref(),
         },
     )
 }
@@ -101,6 +106,69 @@ const PATHS: &[&str] = &[
 ];
 const HOSTS: &[&str] = &["svc", "svc:80", "*.ex.com", "a*", "*", "SVC.", "b.ex.com:81"];
 const VALUES: &[&str] = &["1", "2", "1*", "*", "*2"];
+/// Address blocks: v4 and v6, single addresses, prefixes of each length
+/// class, blocks that hold the sample addresses and blocks that do not.
+const BLOCKS: &[&str] = &[
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "0.0.0.0/0",
+    "192.168.1.0/24",
+    "2001:db8::1",
+    "2001:db8::/32",
+    "::/0",
+    "10.0.0.0/31",
+];
+/// Addresses requests come from; `None` (unknown) is a case too.
+const ADDRESSES: &[&str] = &[
+    "10.0.0.1",
+    "10.1.2.3",
+    "192.168.1.9",
+    "2001:db8::1",
+    "2001:db9::1",
+    "127.0.0.1",
+];
+
+/// Request principal patterns: every form of Istio's split at the last `/`.
+const REQUEST_PRINCIPALS: &[&str] = &[
+    "iss1/alice",
+    "iss1/*",
+    "iss1/al*",
+    "*/alice",
+    "*1/bob",
+    "iss*",
+    "*ice",
+    "*",
+    "https://a.b/c/d",
+    "*.b/c/d",
+    "iss1",
+];
+/// Condition keys reading the verified JWT, and a header key.
+const AUTH_KEYS: &[&str] = &[
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[groups]",
+    "request.auth.claims[org][team]",
+    "request.auth.claims[n]",
+    "request.headers[x-h]",
+];
+const CLAIM_VALUES: &[&str] = &["x", "g1", "t1", "cli", "iss1/alice", "*", "g*", "*2", "alice", "3"];
+/// Verified token payloads: strings, lists, nested objects, numbers, empty
+/// and missing claims.
+const TOKENS: &[&str] = &[
+    r#"{"iss":"iss1","sub":"alice","aud":"x","groups":["g1","g2"],"org":{"team":"t1"}}"#,
+    r#"{"iss":"iss2","sub":"bob","aud":["x","y2"],"azp":"cli","org":{"team":"t2"},"groups":"g2"}"#,
+    r#"{"iss":"iss1","sub":""}"#,
+    r#"{"iss":"https://a.b/c","sub":"d","aud":[],"n":3}"#,
+    r#"{"sub":"alice","org":"t1","groups":[1,"g1"]}"#,
+    r#"{"iss":"iss1","sub":"alice","azp":"","org":{"team":["t1"]},"n":"3"}"#,
+];
+
+/// Usually absent, sometimes a short list.
+fn rare_list(options: &'static [&'static str], max: usize) -> impl Strategy<Value = Option<Vec<String>>> {
+    prop::option::weighted(0.2, list(options, max))
+}
 
 fn source() -> impl Strategy<Value = Source> {
     (
@@ -108,18 +176,50 @@ fn source() -> impl Strategy<Value = Source> {
         opt_list(PRINCIPALS, 2),
         opt_list(NAMESPACES, 2),
         opt_list(NAMESPACES, 2),
+        (
+            rare_list(BLOCKS, 2),
+            rare_list(BLOCKS, 2),
+            rare_list(BLOCKS, 2),
+            rare_list(BLOCKS, 2),
+        ),
+        (
+            prop::option::weighted(0.3, list(REQUEST_PRINCIPALS, 2)),
+            prop::option::weighted(0.3, list(REQUEST_PRINCIPALS, 2)),
+        ),
     )
-        .prop_map(|(principals, not_principals, namespaces, not_namespaces)| Source {
-            principals,
-            not_principals,
-            namespaces,
-            not_namespaces,
-        })
+        .prop_map(
+            |(
+                principals,
+                not_principals,
+                namespaces,
+                not_namespaces,
+                (ips, not_ips, remotes, not_remotes),
+                (request_principals, not_request_principals),
+            )| Source {
+                principals,
+                not_principals,
+                namespaces,
+                not_namespaces,
+                ip_blocks: ips,
+                not_ip_blocks: not_ips,
+                remote_ip_blocks: remotes,
+                not_remote_ip_blocks: not_remotes,
+                request_principals,
+                not_request_principals,
+            },
+        )
         .prop_filter("must set a field", |s| {
+            let given = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
             s.principals.is_some()
                 || s.namespaces.is_some()
-                || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
-                || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty())
+                || s.ip_blocks.is_some()
+                || s.remote_ip_blocks.is_some()
+                || given(&s.not_principals)
+                || given(&s.not_namespaces)
+                || given(&s.not_ip_blocks)
+                || given(&s.not_remote_ip_blocks)
+                || s.request_principals.is_some()
+                || given(&s.not_request_principals)
         })
 }
 
@@ -149,20 +249,29 @@ fn operation() -> impl Strategy<Value = Operation> {
                     GrpcMethods { service, methods }
                 }),
         ),
+        rare_list(METHODS, 2),
+        prop::option::weighted(
+            0.15,
+            prop::collection::vec(prop::sample::select(&[80u16, 81][..]), 0..=2),
+        ),
     )
-        .prop_map(|(methods, paths, not_paths, hosts, not_hosts, ports, grpc)| {
-            // A grpc entry sets the method and the paths itself.
-            let http = grpc.is_none();
-            Operation {
-                methods: methods.filter(|_| http),
-                paths: paths.filter(|_| http),
-                not_paths: not_paths.filter(|_| http),
-                hosts,
-                not_hosts,
-                ports,
-                grpc,
-            }
-        })
+        .prop_map(
+            |(methods, paths, not_paths, hosts, not_hosts, ports, grpc, not_methods, not_ports)| {
+                // A grpc entry sets the method and the paths itself.
+                let http = grpc.is_none();
+                Operation {
+                    methods: methods.filter(|_| http),
+                    not_methods,
+                    paths: paths.filter(|_| http),
+                    not_paths: not_paths.filter(|_| http),
+                    hosts,
+                    not_hosts,
+                    ports,
+                    not_ports,
+                    grpc,
+                }
+            },
+        )
         .prop_filter("must set a field", |o| {
             o.methods.is_some()
                 || o.paths.is_some()
@@ -171,19 +280,46 @@ fn operation() -> impl Strategy<Value = Operation> {
                 || o.grpc.as_ref().is_some_and(|g| !g.methods.is_empty())
                 || o.not_paths.as_ref().is_some_and(|l| !l.is_empty())
                 || o.not_hosts.as_ref().is_some_and(|l| !l.is_empty())
+                || o.not_methods.as_ref().is_some_and(|l| !l.is_empty())
+                || o.not_ports.as_ref().is_some_and(|l| !l.is_empty())
         })
 }
 
+/// A header condition (as `header` or as `key: request.headers[...]`), or a
+/// condition on another key with values of its kind.
 fn condition() -> impl Strategy<Value = Condition> {
-    (pick(&["x-h", "X-H"]), opt_list(VALUES, 2), opt_list(VALUES, 2))
-        .prop_map(|(header, values, not_values)| Condition {
-            header,
+    let header = (
+        pick(&["x-h", "X-H"]),
+        any::<bool>(),
+        opt_list(VALUES, 2),
+        opt_list(VALUES, 2),
+    )
+        .prop_map(|(name, as_key, values, not_values)| Condition {
+            header: (!as_key).then(|| name.clone()),
+            key: as_key.then(|| format!("request.headers[{name}]")),
+            values,
+            not_values,
+        });
+    let keyed = |keys: &'static [&'static str], values: &'static [&'static str]| {
+        (pick(keys), opt_list(values, 2), opt_list(values, 2)).prop_map(|(key, values, not_values)| Condition {
+            header: None,
+            key: Some(key),
             values,
             not_values,
         })
-        .prop_filter("must set values", |c| {
-            c.values.is_some() || c.not_values.as_ref().is_some_and(|l| !l.is_empty())
-        })
+    };
+    prop_oneof![
+        3 => header,
+        1 => keyed(&["source.ip", "remote.ip", "destination.ip"], BLOCKS),
+        1 => keyed(&["destination.port"], &["80", "81"]),
+        1 => keyed(&["source.principal"], PRINCIPALS),
+        1 => keyed(&["source.namespace"], NAMESPACES),
+        1 => keyed(&["connection.sni"], &["svc", "*.ex.com", "*"]),
+        2 => keyed(AUTH_KEYS, CLAIM_VALUES),
+    ]
+    .prop_filter("must set values", |c| {
+        c.values.is_some() || c.not_values.as_ref().is_some_and(|l| !l.is_empty())
+    })
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
@@ -290,22 +426,50 @@ fn request() -> impl Strategy<Value = Req> {
             ),
             0..=2,
         ),
+        (
+            prop::option::weighted(0.8, pick(ADDRESSES)),
+            prop::option::weighted(0.8, pick(ADDRESSES)),
+            prop::option::weighted(0.8, pick(ADDRESSES)),
+            prop::option::weighted(0.5, pick(&["svc", "a.ex.com", "other"])),
+            prop::option::weighted(0.5, prop::sample::select(TOKENS)),
+        ),
     )
-        .prop_map(|(method, segments, query, authority, port, principal, headers)| {
-            let mut path = format!("/{}", segments.join("/"));
-            if let Some(q) = query {
-                path.push('?');
-                path.push_str(&q);
-            }
-            Req {
+        .prop_map(
+            |(
                 method,
-                path,
+                segments,
+                query,
                 authority,
                 port,
                 principal,
                 headers,
-            }
-        })
+                (peer, remote, destination, sni, token),
+            )| {
+                let mut path = format!("/{}", segments.join("/"));
+                if let Some(q) = query {
+                    path.push('?');
+                    path.push_str(&q);
+                }
+                let ip = |a: Option<String>| a.map(|a| a.parse().unwrap());
+                let r = Req {
+                    method,
+                    path,
+                    authority,
+                    port,
+                    principal,
+                    headers,
+                    direct_peer: ip(peer),
+                    remote: ip(remote),
+                    destination: ip(destination),
+                    sni,
+                    ..common::get("/")
+                };
+                match token {
+                    Some(t) => r.token(serde_json::from_str(t).unwrap()),
+                    None => r,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -438,7 +602,7 @@ proptest! {
         let config = PluginConfig::from_json(json.as_bytes()).unwrap();
         let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut ev = common::evaluator_for(&json, &pairs);
-        let r = Req { method, path, authority, port: Some(80), principal, headers };
+        let r = Req { method, path, authority, port: Some(80), principal, headers, ..common::get("/") };
         let got = decide(&mut ev, &r);
         let context = format!("request {r:?}, {mode}, policy applies: {applies} → {got:?}");
 

@@ -836,3 +836,504 @@ fn a_deny_rules_not_hosts_matches_a_request_without_authority() {
         ],
     );
 }
+
+fn deny_policy(rules: &str) -> String {
+    format!(r#"{{"policies":[{{"name":"d","action":"deny","rules":{rules}}}]}}"#)
+}
+
+#[test]
+fn not_methods_exclude_the_methods_they_name() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"notMethods":["DELETE","PUT"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Allow),
+            (req("POST", "/"), Allow),
+            (req("DELETE", "/"), Deny),
+            (req("PUT", "/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn not_methods_star_excludes_every_method() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"to":[{"notMethods":["*"]}]},{"to":[{"paths":["/open"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/"), Deny), (req("BREW", "/"), Deny), (get("/open"), Allow)],
+    );
+}
+
+#[test]
+fn not_methods_combine_with_methods() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"methods":["*"],"notMethods":["TRACE"]}]}]"#));
+    assert_verdicts(&mut ev, &[(req("TRACE", "/"), Deny), (req("PATCH", "/"), Allow)]);
+}
+
+#[test]
+fn not_ports_exclude_the_destination_ports_they_name() {
+    let mut ev = evaluator(&one_policy(r#"[{"to":[{"notPorts":[9090]}]}]"#));
+    assert_verdicts(&mut ev, &[(get("/").port(8080), Allow), (get("/").port(9090), Deny)]);
+}
+
+#[test]
+fn a_deny_rules_not_ports_refuses_every_other_port() {
+    let mut ev = evaluator(&deny_policy(r#"[{"to":[{"notPorts":[8080]}]}]"#));
+    assert_verdicts(&mut ev, &[(get("/").port(8080), Allow), (get("/").port(15000), Deny)]);
+}
+
+#[test]
+fn ip_blocks_match_ipv4_addresses_and_cidrs() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"ipBlocks":["10.1.0.0/16","192.168.7.7"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.1.200.3"), Allow),
+            (get("/").peer("192.168.7.7"), Allow),
+            (get("/").peer("192.168.7.8"), Deny),
+            (get("/").peer("10.2.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn ip_blocks_match_ipv6_addresses_and_cidrs_only() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["2001:db8::/32","::1"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("2001:db8:1::9"), Allow),
+            (get("/").peer("::1"), Allow),
+            (get("/").peer("2001:db9::1"), Deny),
+            (get("/").peer("127.0.0.1"), Deny),
+        ],
+    );
+    // An IPv4 block never holds an IPv6 address, even 0.0.0.0/0.
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["0.0.0.0/0"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/").peer("10.0.0.1"), Allow), (get("/").peer("::1"), Deny)],
+    );
+}
+
+#[test]
+fn ip_blocks_judge_the_direct_peer_not_the_forwarded_client() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["10.0.0.0/8"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1").remote("192.0.2.1"), Allow),
+            (get("/").peer("192.0.2.1").remote("10.0.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn remote_ip_blocks_judge_the_forwarded_client() {
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"remoteIpBlocks":["203.0.113.0/24"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1").remote("203.0.113.5"), Allow),
+            (get("/").peer("203.0.113.5").remote("10.0.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn not_ip_blocks_exclude_peers() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"ipBlocks":["10.0.0.0/8"],"notIpBlocks":["10.9.0.0/16"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[(get("/").peer("10.1.0.1"), Allow), (get("/").peer("10.9.0.1"), Deny)],
+    );
+}
+
+#[test]
+fn an_allow_rule_on_an_unknown_peer_admits_nothing() {
+    // The proxy replaced the peer with an address from x-forwarded-for: the
+    // rule cannot be judged and does not admit, positive or negative.
+    for from in [r#"{"ipBlocks":["0.0.0.0/0"]}"#, r#"{"notIpBlocks":["10.0.0.0/8"]}"#] {
+        let mut ev = evaluator(&one_policy(&format!(r#"[{{"from":[{from}]}}]"#)));
+        assert_verdicts(&mut ev, &[(get("/").remote("192.0.2.1").peer_unknown(), Deny)]);
+    }
+}
+
+#[test]
+fn a_deny_rule_on_an_unknown_peer_refuses() {
+    for from in [r#"{"ipBlocks":["10.0.0.0/8"]}"#, r#"{"notIpBlocks":["10.0.0.0/8"]}"#] {
+        let mut ev = evaluator(&deny_policy(&format!(r#"[{{"from":[{from}]}}]"#)));
+        assert_verdicts(&mut ev, &[(get("/").remote("10.0.0.1").peer_unknown(), Deny)]);
+    }
+}
+
+#[test]
+fn a_deny_rule_on_ip_blocks_refuses_only_the_blocks() {
+    let mut ev = evaluator(&deny_policy(r#"[{"from":[{"ipBlocks":["198.51.100.0/24"]}]}]"#));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("198.51.100.7"), Deny),
+            (get("/").peer("198.51.101.7"), Allow),
+        ],
+    );
+}
+
+#[test]
+fn address_fields_do_not_need_an_identity() {
+    // An entry that names only addresses admits a plaintext caller.
+    let mut ev = evaluator(&one_policy(r#"[{"from":[{"ipBlocks":["10.0.0.0/8"]}]}]"#));
+    assert_verdicts(&mut ev, &[(get("/").peer("10.0.0.1"), Allow)]);
+    // Beside an identity field, both must hold.
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"ipBlocks":["10.0.0.0/8"],"namespaces":["bookinfo"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1"), Deny),
+            (get("/").peer("10.0.0.1").from(PP), Allow),
+            (get("/").peer("11.0.0.1").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_key_request_headers_is_the_header_form() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"request.headers[X-Version]","values":["v1"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").header("x-version", "v1"), Allow),
+            (get("/").header("x-version", "v2"), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_source_ip_and_remote_ip_take_blocks() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"source.ip","values":["10.0.0.0/8"]},{"key":"remote.ip","notValues":["203.0.113.0/24"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").peer("10.0.0.1"), Allow),
+            (get("/").peer("10.0.0.1").remote("203.0.113.9"), Deny),
+            (get("/").peer("11.0.0.1"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_destination_ip_and_port() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"destination.ip","values":["10.0.0.2","fd00::/8"]},{"key":"destination.port","values":["8080"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").destination("10.0.0.2").port(8080), Allow),
+            (get("/").destination("fd00::5").port(8080), Allow),
+            (get("/").destination("10.0.0.2").port(9090), Deny),
+            (get("/").destination("10.0.0.3").port(8080), Deny),
+            (get("/").port(8080), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_source_principal_and_namespace_match_like_from() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"source.principal","values":["cluster.local/ns/bookinfo/*"]},{"key":"source.namespace","notValues":["other"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").from(PP), Allow),
+            (get("/").from(OTHER), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_identity_keys_on_an_anonymous_caller_in_a_deny_rule() {
+    // As in Istio: notValues pass, values fail.
+    let mut ev = evaluator(&deny_policy(
+        r#"[{"when":[{"key":"source.principal","notValues":["*"]}]}]"#,
+    ));
+    assert_verdicts(&mut ev, &[(get("/"), Deny), (get("/").from(PP), Allow)]);
+    let mut ev = evaluator(&deny_policy(
+        r#"[{"when":[{"key":"source.namespace","values":["*"]}]}]"#,
+    ));
+    assert_verdicts(&mut ev, &[(get("/"), Allow), (get("/").from(PP), Deny)]);
+}
+
+#[test]
+fn when_connection_sni() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"when":[{"key":"connection.sni","values":["*.example.com"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").sni("api.example.com"), Allow),
+            (get("/").sni("example.org"), Deny),
+            (get("/"), Deny),
+        ],
+    );
+}
+
+/// The benchmark's mixed rule set decides as its documentation says.
+#[test]
+fn the_mixed_benchmark_set_admits_its_caller_and_refuses_the_blocked_one() {
+    let json = generated_rules_mixed(100);
+    let mut ev = evaluator(&json);
+    let allowed = get(&generated_path(99)).peer("10.1.2.3");
+    assert_eq!(decide(&mut ev, &allowed).rule.as_deref(), Some("generated/r99"));
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get(&generated_path(99)).peer("198.51.100.1"), Deny),
+            (get(&generated_path(98)).peer("10.1.2.3"), Allow),
+            (get(&generated_path(95)).peer("10.1.2.3"), Deny),
+            (get("/svc100/v2/report").peer("10.1.2.3"), Deny),
+        ],
+    );
+}
+
+// ------------------------------------------------------------ JWT (request authentication)
+
+const ISS: &str = "https://issuer.example";
+
+fn alice() -> serde_json::Value {
+    serde_json::json!({"iss": ISS, "sub": "alice", "aud": ["shop", "admin-ui"], "azp": "web",
+        "groups": ["dev", "ops"], "org": {"team": "payments", "level": 3}, "email": "alice@example.com"})
+}
+
+#[test]
+fn request_principals_match_the_verified_tokens_iss_and_sub() {
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"requestPrincipals":["https://issuer.example/alice","https://issuer.example/svc-*"]}]}]"#,
+    ));
+    let token = |sub: &str| serde_json::json!({"iss": ISS, "sub": sub});
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/").token(alice()), Allow),
+            (get("/").token(token("svc-batch")), Allow),
+            (get("/").token(token("bob")), Deny),
+            (
+                get("/").token(serde_json::json!({"iss": "https://other", "sub": "alice"})),
+                Deny,
+            ),
+            // No verified token: no request principal.
+            (get("/"), Deny),
+            // An mTLS identity is not a request principal.
+            (get("/").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn request_principals_split_at_the_last_slash_as_istio() {
+    // "*" needs both claims; "*/alice" any issuer; a suffix pattern with '/'
+    // matches the issuer's end and the exact subject.
+    let mut any = evaluator(&one_policy(r#"[{"from":[{"requestPrincipals":["*"]}]}]"#));
+    assert_verdicts(
+        &mut any,
+        &[
+            (get("/").token(alice()), Allow),
+            (get("/").token(serde_json::json!({"iss": ISS})), Deny),
+            (get("/").token(serde_json::json!({"iss": ISS, "sub": ""})), Deny),
+            (get("/").token(serde_json::json!({"iss": ISS, "sub": 7})), Deny),
+        ],
+    );
+    let mut suffix = evaluator(&one_policy(r#"[{"from":[{"requestPrincipals":["*.example/alice"]}]}]"#));
+    assert_verdicts(
+        &mut suffix,
+        &[
+            (get("/").token(alice()), Allow),
+            (
+                get("/").token(serde_json::json!({"iss": "https://issuer.example/x", "sub": "alice"})),
+                Deny,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn not_request_principals_any_in_a_deny_rule_refuses_requests_without_a_token() {
+    let json = r#"{"policies":[
+      {"name":"open","rules":[{}]},
+      {"name":"require-jwt","action":"deny","rules":[{"name":"no-token","from":[{"notRequestPrincipals":["*"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            (get("/"), Deny),
+            // An mTLS identity is not a token.
+            (get("/").from(PP), Deny),
+            (get("/").token(alice()), Allow),
+            // A verified token without `sub` is not a request principal.
+            (get("/").token(serde_json::json!({"iss": ISS})), Deny),
+        ],
+    );
+    assert_eq!(decide(&mut ev, &get("/")).rule.as_deref(), Some("require-jwt/no-token"));
+}
+
+#[test]
+fn allow_rules_stay_strict_for_requests_without_a_token() {
+    // Negative JWT fields in an allow rule do not admit a request without a
+    // token (stricter than Istio, as for mTLS identities).
+    let mut ev = evaluator(&one_policy(
+        r#"[{"from":[{"notRequestPrincipals":["https://issuer.example/mallory"]}]}]"#,
+    ));
+    assert_verdicts(&mut ev, &[(get("/"), Deny), (get("/").token(alice()), Allow)]);
+    let mut cond = evaluator(&one_policy(
+        r#"[{"when":[{"key":"request.auth.claims[groups]","notValues":["banned"]}]}]"#,
+    ));
+    assert_verdicts(&mut cond, &[(get("/"), Deny), (get("/").token(alice()), Allow)]);
+}
+
+#[test]
+fn a_from_entry_with_only_jwt_fields_ignores_the_mtls_identity_and_both_kinds_combine() {
+    let mut only_jwt = evaluator(&one_policy(r#"[{"from":[{"requestPrincipals":["*"]}]}]"#));
+    // A plaintext request with a token passes: the entry names no mTLS field.
+    assert_verdicts(
+        &mut only_jwt,
+        &[(get("/").token(alice()), Allow), (get("/").from(PP), Deny)],
+    );
+    let mut both = evaluator(&one_policy(
+        r#"[{"from":[{"namespaces":["bookinfo"],"requestPrincipals":["https://issuer.example/alice"]}]}]"#,
+    ));
+    assert_verdicts(
+        &mut both,
+        &[
+            (get("/").from(PP).token(alice()), Allow),
+            (get("/").token(alice()), Deny),
+            (get("/").from(OTHER).token(alice()), Deny),
+            (get("/").from(PP), Deny),
+        ],
+    );
+}
+
+#[test]
+fn when_request_auth_keys_read_the_verified_claims() {
+    for (key, yes, no) in [
+        (
+            "request.auth.principal",
+            "https://issuer.example/alice",
+            "https://issuer.example/bob",
+        ),
+        ("request.auth.audiences", "admin-ui", "billing"),
+        ("request.auth.presenter", "web", "cli"),
+        ("request.auth.claims[email]", "*@example.com", "*@other.com"),
+        // A list claim matches if any element does.
+        ("request.auth.claims[groups]", "ops", "finance"),
+        // Nested claims, as Istio writes them.
+        ("request.auth.claims[org][team]", "pay*", "hr"),
+    ] {
+        let rule = |values: &str| one_policy(&format!(r#"[{{"when":[{{"key":"{key}","values":["{values}"]}}]}}]"#));
+        assert_eq!(
+            verdict(&mut evaluator(&rule(yes)), &get("/").token(alice())),
+            Allow,
+            "{key} = {yes}"
+        );
+        assert_eq!(
+            verdict(&mut evaluator(&rule(no)), &get("/").token(alice())),
+            Deny,
+            "{key} = {no}"
+        );
+        assert_eq!(
+            verdict(&mut evaluator(&rule(yes)), &get("/")),
+            Deny,
+            "{key} without a token"
+        );
+    }
+}
+
+#[test]
+fn claims_match_only_strings_and_lists_of_strings() {
+    // A number, an object or a missing claim matches no value, not even "*";
+    // a missing claim passes notValues once a token is verified.
+    for key in [
+        "request.auth.claims[org][level]",
+        "request.auth.claims[org]",
+        "request.auth.claims[nope]",
+    ] {
+        let any = one_policy(&format!(r#"[{{"when":[{{"key":"{key}","values":["*"]}}]}}]"#));
+        assert_eq!(verdict(&mut evaluator(&any), &get("/").token(alice())), Deny, "{key}");
+    }
+    let not = one_policy(r#"[{"when":[{"key":"request.auth.claims[nope]","notValues":["x"]}]}]"#);
+    assert_eq!(verdict(&mut evaluator(&not), &get("/").token(alice())), Allow);
+}
+
+#[test]
+fn request_headers_key_is_the_header_form() {
+    let by_key = one_policy(r#"[{"when":[{"key":"request.headers[X-Env]","values":["prod"]}]}]"#);
+    let by_header = one_policy(r#"[{"when":[{"header":"x-env","values":["prod"]}]}]"#);
+    for json in [by_key, by_header] {
+        let mut ev = evaluator(&json);
+        assert_verdicts(
+            &mut ev,
+            &[
+                (get("/").header("x-env", "prod"), Allow),
+                (get("/").header("x-env", "dev"), Deny),
+                (get("/"), Deny),
+            ],
+        );
+        assert!(ev.engine().reads_header(b"X-ENV"));
+        assert!(!ev.engine().needs().auth);
+    }
+}
+
+#[test]
+fn a_deny_rules_auth_condition_follows_istio_without_a_token() {
+    let json = r#"{"policies":[
+      {"name":"open","rules":[{}]},
+      {"name":"d","action":"deny","rules":[
+        {"name":"not-admin","to":[{"paths":["/admin"]}],"when":[{"key":"request.auth.claims[groups]","notValues":["ops"]}]},
+        {"name":"banned","when":[{"key":"request.auth.claims[groups]","values":["banned"]}]}]}]}"#;
+    let mut ev = evaluator(json);
+    assert_verdicts(
+        &mut ev,
+        &[
+            // notValues passes without a token: the deny rule refuses.
+            (get("/admin"), Deny),
+            (get("/admin").token(alice()), Allow),
+            (
+                get("/admin").token(serde_json::json!({"iss": ISS, "sub": "bob", "groups": ["dev"]})),
+                Deny,
+            ),
+            // values fails without a token: not refused by "banned".
+            (get("/"), Allow),
+            (
+                get("/").token(serde_json::json!({"iss": ISS, "sub": "x", "groups": "banned"})),
+                Deny,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn the_engine_says_when_it_reads_the_token() {
+    let needs = |rules: &str| evaluator(&one_policy(rules)).engine().needs();
+    assert!(!needs(r#"[{"from":[{"principals":["*"]}]}]"#).auth);
+    assert!(needs(r#"[{"from":[{"principals":["*"]}]}]"#).principal);
+    let jwt_only = needs(r#"[{"from":[{"requestPrincipals":["*"]}]}]"#);
+    assert!(jwt_only.auth && !jwt_only.principal);
+    assert!(needs(r#"[{"from":[{"notRequestPrincipals":["*"]}]}]"#).auth);
+    let claim = needs(r#"[{"when":[{"key":"request.auth.claims[a][b]","values":["x"]}]}]"#);
+    assert!(claim.auth && !claim.headers);
+}

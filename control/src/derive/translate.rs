@@ -39,7 +39,7 @@ pub enum InvalidReason {
     InvalidHost,
     /// A method is invalid.
     InvalidMethod,
-    /// A header condition is invalid.
+    /// A `when` condition (its header, key or values) is invalid.
     InvalidHeader,
     /// A rule name is invalid or repeated.
     InvalidName,
@@ -73,11 +73,8 @@ impl InvalidReason {
 
     /// The reason for an error of the engine, from the field it names.
     fn of(e: &ConfigError) -> Self {
-        if matches!(
-            e,
-            ConfigError::InvalidGrpcName { .. } | ConfigError::ConflictingFields { .. }
-        ) || e.field().contains(".grpc")
-        {
+        let conflicting_to = matches!(e, ConfigError::ConflictingFields { .. }) && e.field().contains(".to[");
+        if matches!(e, ConfigError::InvalidGrpcName { .. }) || conflicting_to || e.field().contains(".grpc") {
             return Self::InvalidGrpc;
         }
         let field = e.field();
@@ -86,8 +83,13 @@ impl InvalidReason {
             "paths" | "notPaths" => Self::InvalidPath,
             "hosts" | "notHosts" => Self::InvalidHost,
             "methods" => Self::InvalidMethod,
-            "principals" | "notPrincipals" | "namespaces" | "notNamespaces" => Self::InvalidSource,
-            "header" | "values" | "notValues" => Self::InvalidHeader,
+            "principals"
+            | "notPrincipals"
+            | "namespaces"
+            | "notNamespaces"
+            | "requestPrincipals"
+            | "notRequestPrincipals" => Self::InvalidSource,
+            "header" | "key" | "values" | "notValues" => Self::InvalidHeader,
             "name" => Self::InvalidName,
             "ports" => Self::InvalidPort,
             _ => Self::Invalid,
@@ -144,11 +146,19 @@ impl<'a> TryFrom<&'a AllowlistSource> for CallerRef<'a> {
     fn try_from(src: &'a AllowlistSource) -> Result<Self, Self::Error> {
         match (&src.workloads, &src.service_accounts, &src.principals) {
             (None, None, None)
-                if src.namespaces.is_none() && src.not_principals.is_none() && src.not_namespaces.is_none() =>
+                if src.namespaces.is_none()
+                    && src.not_principals.is_none()
+                    && src.not_namespaces.is_none()
+                    && src.ip_blocks.is_none()
+                    && src.not_ip_blocks.is_none()
+                    && src.remote_ip_blocks.is_none()
+                    && src.not_remote_ip_blocks.is_none()
+                    && src.request_principals.is_none()
+                    && src.not_request_principals.is_none() =>
             {
                 Err(
                     "an entry must name its callers: set workloads, serviceAccounts, principals, namespaces, \
-                     notPrincipals or notNamespaces (omit `from` to admit any caller)",
+                     requestPrincipals, ipBlocks, remoteIpBlocks or a negation (omit `from` to admit any caller)",
                 )
             }
             (None, None, None) => Ok(Self::Unnamed),
@@ -236,6 +246,7 @@ impl Translator<'_> {
                     w.iter()
                         .map(|c| config::Condition {
                             header: c.header.clone(),
+                            key: c.key.clone(),
                             values: c.values.clone(),
                             not_values: c.not_values.clone(),
                         })
@@ -303,6 +314,12 @@ impl Translator<'_> {
             not_principals: src.not_principals.clone(),
             namespaces: src.namespaces.clone(),
             not_namespaces: src.not_namespaces.clone(),
+            ip_blocks: src.ip_blocks.clone(),
+            not_ip_blocks: src.not_ip_blocks.clone(),
+            remote_ip_blocks: src.remote_ip_blocks.clone(),
+            not_remote_ip_blocks: src.not_remote_ip_blocks.clone(),
+            request_principals: src.request_principals.clone(),
+            not_request_principals: src.not_request_principals.clone(),
         })
     }
 
@@ -327,11 +344,13 @@ impl Translator<'_> {
         }
         Ok(config::Operation {
             methods: op.methods.clone(),
+            not_methods: op.not_methods.clone(),
             paths: op.paths.clone(),
             not_paths: op.not_paths.clone(),
             hosts: op.hosts.clone(),
             not_hosts: op.not_hosts.clone(),
             ports,
+            not_ports: op.not_ports.clone(),
             grpc: op.grpc.as_ref().map(|g| config::GrpcMethods {
                 service: g.service.clone(),
                 methods: g.methods.clone(),

@@ -416,9 +416,10 @@ impl Converter {
         let key = w.key.as_str();
         if let Some(header) = key.strip_prefix("request.headers[").and_then(|k| k.strip_suffix(']')) {
             return Some(HeaderCondition {
-                header: header.to_string(),
+                header: Some(header.to_string()),
                 values,
                 not_values,
+                ..HeaderCondition::default()
             });
         }
         let reason = if key.is_empty() {

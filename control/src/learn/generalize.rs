@@ -311,11 +311,13 @@ mod tests {
         let mut ev = Evaluator::new(Arc::new(engine), sel);
         let headers: [(&str, &str); 0] = [];
         let r = Request {
+            connection: Default::default(),
             method: "GET",
             path,
             authority: Some("svc"),
             port: None,
             principal: None,
+            auth: None,
             headers: &headers[..],
         };
         ev.evaluate(&r).verdict == Verdict::Allow

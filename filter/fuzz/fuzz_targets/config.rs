@@ -55,11 +55,13 @@ fuzz_target!(|data: &[u8]| {
             ("get", "/reviews/1", None),
         ] {
             let decision = evaluator.evaluate(&Request {
+                connection: Default::default(),
                 method,
                 path,
                 authority,
                 port: Some(80),
                 principal: Some("cluster.local/ns/a/sa/b"),
+                auth: None,
                 headers: &headers[..],
             });
             if let Some(rule) = decision.rule() {

@@ -2,13 +2,15 @@
 //! (`filter/tests/reference/mod.rs`, the one the differential property test
 //! uses): random policies, built with `arbitrary` from pools of meaningful
 //! values and from small alphabets of the characters that matter, and
-//! random requests. Every request must get the same verdict, in the same
-//! mode, naming the same admitting rule.
+//! random requests, with or without a verified token's claims. Every
+//! request must get the same verdict, in the same mode, naming the same
+//! admitting rule.
 //!
 //! A configuration the engine refuses is skipped, after checking that the
 //! error names a field; everything it accepts, the reference judges.
 #![no_main]
 
+use meshward_filter::auth::Claims;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -153,6 +155,85 @@ const CALLERS: &[&str] = &[
     "td/ns//sa/x",
 ];
 const HEADER_VALUES: &[&str] = &["1", "2", "1,2", "12", "", " 1 , ,2", "a b", "2,", "1\t,\t2"];
+/// Address blocks, valid and not (host bits set, bad prefix lengths).
+const BLOCKS: &[&str] = &[
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "0.0.0.0/0",
+    "2001:db8::/32",
+    "::1",
+    "::/0",
+    "10.0.0.1/8",
+    "10.0.0.0/33",
+];
+const BLOCK_CHARS: &[&str] = &["1", "0", ".", ":", "/", "8", "f"];
+/// Addresses of requests.
+const ADDRESSES: &[&str] = &["10.0.0.1", "10.1.2.3", "11.0.0.1", "2001:db8::1", "::1", "127.0.0.1"];
+/// Condition keys: the header form, every other key, and unknown ones.
+const KEYS: &[&str] = &[
+    "request.headers[x-h]",
+    "source.ip",
+    "remote.ip",
+    "destination.ip",
+    "destination.port",
+    "source.principal",
+    "source.namespace",
+    "connection.sni",
+    "request.auth.claims[iss]",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[groups]",
+    "request.auth.claims[org][team]",
+    "request.auth.claims[n]",
+];
+const KEY_VALUES: &[&str] = &[
+    "10.0.0.0/8",
+    "::1",
+    "80",
+    "81",
+    "0",
+    "td/ns/a/*",
+    "a",
+    "svc",
+    "*",
+    "1",
+    "x",
+    "g1",
+    "t1",
+    "cli",
+    "iss1/alice",
+    "g*",
+    "*2",
+    "alice",
+    "3",
+    "a,b",
+];
+const REQUEST_PRINCIPALS: &[&str] = &[
+    "iss1/alice",
+    "iss1/*",
+    "iss1/al*",
+    "*/alice",
+    "*1/bob",
+    "iss*",
+    "*ice",
+    "*",
+    "https://a.b/c/d",
+    "*.b/c/d",
+    "iss1",
+];
+const REQUEST_PRINCIPAL_CHARS: &[&str] = &["iss1", "/", "alice", "*", "https:", "a.b", "c", "d", ""];
+/// Verified token payloads: strings, lists, nested objects, numbers, empty
+/// and missing claims.
+const TOKENS: &[&str] = &[
+    r#"{"iss":"iss1","sub":"alice","aud":"x","groups":["g1","g2"],"org":{"team":"t1"}}"#,
+    r#"{"iss":"iss2","sub":"bob","aud":["x","y2"],"azp":"cli","org":{"team":"t2"},"groups":"g2"}"#,
+    r#"{"iss":"iss1","sub":""}"#,
+    r#"{"iss":"https://a.b/c","sub":"d","aud":[],"n":3}"#,
+    r#"{"sub":"alice","org":"t1","groups":[1,"g1","a,b"]}"#,
+    r#"{"iss":"iss1","sub":"alice","azp":"","org":{"team":["t1"]},"n":"3"}"#,
+];
 
 fn words(ws: &Option<Vec<Word>>, pool: &[&str], alphabet: &[&str], max: usize) -> Option<Vec<String>> {
     ws.as_ref()
@@ -165,6 +246,12 @@ struct FuzzSource {
     not_principals: Option<Vec<Word>>,
     namespaces: Option<Vec<Word>>,
     not_namespaces: Option<Vec<Word>>,
+    ip_blocks: Option<Vec<Word>>,
+    not_ip_blocks: Option<Vec<Word>>,
+    remote_ip_blocks: Option<Vec<Word>>,
+    not_remote_ip_blocks: Option<Vec<Word>>,
+    request_principals: Option<Vec<Word>>,
+    not_request_principals: Option<Vec<Word>>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -175,11 +262,15 @@ struct FuzzOperation {
     hosts: Option<Vec<Word>>,
     not_hosts: Option<Vec<Word>>,
     ports: Option<Vec<bool>>,
+    not_methods: Option<Vec<Word>>,
+    not_ports: Option<Vec<bool>>,
 }
 
 #[derive(Debug, Arbitrary)]
 struct FuzzCondition {
     header: Word,
+    /// A `key` (from [`KEYS`]) instead of `header`.
+    key: Option<Word>,
     values: Option<Vec<Word>>,
     not_values: Option<Vec<Word>>,
 }
@@ -212,6 +303,12 @@ struct FuzzRequest {
     port: Option<bool>,
     principal: Option<Word>,
     headers: Vec<(Word, Word)>,
+    direct_peer: Option<Word>,
+    remote: Option<Word>,
+    destination: Option<Word>,
+    sni: Option<Word>,
+    /// A verified token: one of [`TOKENS`].
+    token: Option<usize>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -267,6 +364,22 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 not_principals: words(&s.not_principals, PRINCIPALS, PRINCIPAL_CHARS, 3),
                                 namespaces: words(&s.namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
                                 not_namespaces: words(&s.not_namespaces, NAMESPACES, NAMESPACE_CHARS, 3),
+                                ip_blocks: words(&s.ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                not_ip_blocks: words(&s.not_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                remote_ip_blocks: words(&s.remote_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                not_remote_ip_blocks: words(&s.not_remote_ip_blocks, BLOCKS, BLOCK_CHARS, 3),
+                                request_principals: words(
+                                    &s.request_principals,
+                                    REQUEST_PRINCIPALS,
+                                    REQUEST_PRINCIPAL_CHARS,
+                                    3,
+                                ),
+                                not_request_principals: words(
+                                    &s.not_request_principals,
+                                    REQUEST_PRINCIPALS,
+                                    REQUEST_PRINCIPAL_CHARS,
+                                    3,
+                                ),
                             })
                             .collect()
                     }),
@@ -280,6 +393,11 @@ fn config(input: &FuzzInput) -> PluginConfig {
                                 hosts: words(&o.hosts, HOSTS, HOST_CHARS, 3),
                                 not_hosts: words(&o.not_hosts, HOSTS, HOST_CHARS, 3),
                                 ports: o.ports.as_ref().map(|ps| ps.iter().take(3).map(|&b| port(b)).collect()),
+                                not_methods: words(&o.not_methods, METHODS, METHOD_CHARS, 3),
+                                not_ports: o
+                                    .not_ports
+                                    .as_ref()
+                                    .map(|ps| ps.iter().take(3).map(|&b| port(b)).collect()),
                                 grpc: None,
                             })
                             .collect()
@@ -287,10 +405,19 @@ fn config(input: &FuzzInput) -> PluginConfig {
                     when: r.when.as_ref().map(|w| {
                         w.iter()
                             .take(2)
-                            .map(|c| Condition {
-                                header: c.header.make(HEADERS, &["x", "-", "h"]),
-                                values: words(&c.values, VALUES, VALUE_CHARS, 3),
-                                not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
+                            .map(|c| match &c.key {
+                                None => Condition {
+                                    header: Some(c.header.make(HEADERS, &["x", "-", "h"])),
+                                    key: None,
+                                    values: words(&c.values, VALUES, VALUE_CHARS, 3),
+                                    not_values: words(&c.not_values, VALUES, VALUE_CHARS, 3),
+                                },
+                                Some(k) => Condition {
+                                    header: None,
+                                    key: Some(k.make(KEYS, &["a", ".", "[", "]"])),
+                                    values: words(&c.values, KEY_VALUES, VALUE_CHARS, 3),
+                                    not_values: words(&c.not_values, KEY_VALUES, VALUE_CHARS, 3),
+                                },
                             })
                             .collect()
                     }),
@@ -313,6 +440,12 @@ struct Req {
     port: Option<u16>,
     principal: Option<String>,
     headers: Vec<(String, String)>,
+    direct_peer: Option<std::net::IpAddr>,
+    remote: Option<std::net::IpAddr>,
+    destination: Option<std::net::IpAddr>,
+    sni: Option<String>,
+    /// The verified token's claims, as the engine and the reference take them.
+    auth: Option<(Claims, serde_json::Value)>,
 }
 
 fn request(r: &FuzzRequest) -> Req {
@@ -338,7 +471,20 @@ fn request(r: &FuzzRequest) -> Req {
             .take(3)
             .map(|(k, v)| (k.make(HEADERS, &["x", "-", "h"]), v.make(HEADER_VALUES, VALUE_CHARS)))
             .collect(),
+        direct_peer: address(&r.direct_peer),
+        remote: address(&r.remote),
+        destination: address(&r.destination),
+        sni: r.sni.as_ref().map(|s| s.make(&["svc", "a.ex.com"], HOST_CHARS)),
+        auth: r.token.map(|i| {
+            let json: serde_json::Value = serde_json::from_str(TOKENS[i % TOKENS.len()]).unwrap();
+            (Claims::from_json(&json).unwrap(), json)
+        }),
     }
+}
+
+/// An address from the pool (`None` stays unknown).
+fn address(w: &Option<Word>) -> Option<std::net::IpAddr> {
+    w.as_ref().and_then(|w| w.make(ADDRESSES, &["x"]).parse().ok())
 }
 
 fuzz_target!(|input: FuzzInput| {
@@ -361,6 +507,13 @@ fuzz_target!(|input: FuzzInput| {
     let mut evaluator = Evaluator::new(Arc::clone(&engine), selection);
     for r in input.requests.iter().take(8).map(request) {
         let decision = evaluator.evaluate(&Request {
+            auth: r.auth.as_ref().map(|(c, _)| c),
+            connection: meshward_filter::ConnectionInfo {
+                direct_peer: r.direct_peer,
+                remote: r.remote,
+                destination: r.destination,
+                sni: r.sni.as_deref(),
+            },
             method: &r.method,
             path: &r.path,
             authority: r.authority.as_deref(),
@@ -385,17 +538,23 @@ fuzz_target!(|input: FuzzInput| {
                 port: r.port,
                 principal: r.principal.as_deref(),
                 headers: &r.headers,
+                direct_peer: r.direct_peer,
+                remote: r.remote,
+                destination: r.destination,
+                sni: r.sni.as_deref(),
+                auth: r.auth.as_ref().map(|(_, j)| j),
             },
         );
         assert_eq!(
             got,
             want,
-            "method {:?} path {:?} authority {:?} port {:?} principal {:?} headers {:?}\nconfig {}",
+            "method {:?} path {:?} authority {:?} port {:?} principal {:?} token {:?} headers {:?}\nconfig {}",
             r.method,
             r.path,
             r.authority,
             r.port,
             r.principal,
+            r.auth.as_ref().map(|(_, j)| j),
             r.headers,
             config.to_json()
         );

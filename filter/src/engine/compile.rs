@@ -18,9 +18,11 @@ use std::ops::Range;
 
 use super::index::Lowered;
 use super::{
-    generated_index, Clause, CompiledCondition, CompiledPolicy, CompiledRule, CompiledSource, Engine, Names, Needs,
-    Target,
+    generated_index, Clause, CompiledCondition, CompiledPolicy, CompiledRule, CompiledSource, ConditionKey,
+    ConditionValues, Engine, Names, Needs, SourceJwt, Target, Values,
 };
+use crate::address::Cidr;
+use crate::auth::MatchRequestPrincipal;
 use crate::config::{Condition, GrpcMethods, Mode, Operation, PluginConfig, Policy, Rule, Source};
 use crate::error::{ConfigError, PatternError};
 use crate::paths::{PathId, PathIndex, PathIndexBuilder};
@@ -379,6 +381,23 @@ impl<'c> Compiler<'c> {
         Ok(Some(mask))
     }
 
+    /// The method bits of a `notMethods` list. `*` excludes every method:
+    /// the caller makes the clause match no method.
+    fn not_methods(&mut self, list: &'c [String], at: &At<'_>) -> Result<u64, ConfigError> {
+        self.count(list.len(), at)?;
+        if let Some(i) = list.iter().position(|m| !valid_method_pattern(m)) {
+            return Err(ConfigError::InvalidMethod {
+                field: at.index(i).path(),
+                value: list.get(i).cloned().unwrap_or_default(),
+            });
+        }
+        let mut mask = 0u64;
+        for (i, m) in list.iter().enumerate().filter(|(_, m)| *m != "*") {
+            mask |= self.method_bit(m, &at.index(i))?;
+        }
+        Ok(mask)
+    }
+
     /// The bit of method `m` in the engine's method table, added if new.
     fn method_bit(&mut self, m: &'c str, at: &At<'_>) -> Result<u64, ConfigError> {
         let bit = match self.methods.iter().position(|known| *known == m) {
@@ -443,22 +462,83 @@ impl<'c> Compiler<'c> {
     }
 
     fn source(&mut self, s: &'c Source, at: &At<'_>) -> Result<CompiledSource, ConfigError> {
+        let given = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
         let sets_field = s.principals.is_some()
             || s.namespaces.is_some()
-            || s.not_principals.as_ref().is_some_and(|l| !l.is_empty())
-            || s.not_namespaces.as_ref().is_some_and(|l| !l.is_empty());
+            || s.ip_blocks.is_some()
+            || s.remote_ip_blocks.is_some()
+            || s.request_principals.is_some()
+            || given(&s.not_principals)
+            || given(&s.not_namespaces)
+            || given(&s.not_ip_blocks)
+            || given(&s.not_remote_ip_blocks)
+            || given(&s.not_request_principals);
         if !sets_field {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
-                what: "a from entry must set principals, namespaces, notPrincipals or notNamespaces (omit `from` to admit any caller)",
+                what: "a from entry must set principals, namespaces, requestPrincipals, ipBlocks or remoteIpBlocks, \
+                       or one of their negations (omit `from` to admit any caller)",
             });
         }
+        let request_principals = s
+            .request_principals
+            .as_deref()
+            .map(|l| self.patterns(l, &at.field("requestPrincipals"), MatchRequestPrincipal::parse))
+            .transpose()?;
+        let not_request_principals = match s.not_request_principals.as_deref() {
+            Some(l) => self.patterns(l, &at.field("notRequestPrincipals"), MatchRequestPrincipal::parse)?,
+            None => Vec::new(),
+        };
+        let jwt = (request_principals.is_some() || !not_request_principals.is_empty()).then(|| {
+            Box::new(SourceJwt {
+                request_principals,
+                not_request_principals,
+            })
+        });
         Ok(CompiledSource {
             principals: self.opt_strs(&s.principals, &at.field("principals"))?,
             not_principals: self.not_strs(&s.not_principals, &at.field("notPrincipals"))?,
             namespaces: self.opt_strs(&s.namespaces, &at.field("namespaces"))?,
             not_namespaces: self.not_strs(&s.not_namespaces, &at.field("notNamespaces"))?,
+            ip_blocks: self.cidrs(&s.ip_blocks, &s.not_ip_blocks, at, ("ipBlocks", "notIpBlocks"))?,
+            remote_ip_blocks: self.cidrs(
+                &s.remote_ip_blocks,
+                &s.not_remote_ip_blocks,
+                at,
+                ("remoteIpBlocks", "notRemoteIpBlocks"),
+            )?,
+            jwt,
         })
+    }
+
+    /// A positive and a negative list of address blocks, fields `names` of `at`.
+    fn cidrs(
+        &mut self,
+        positive: &Option<Vec<String>>,
+        negative: &Option<Vec<String>>,
+        at: &At<'_>,
+        names: (&str, &str),
+    ) -> Result<Values<Cidr>, ConfigError> {
+        Ok(Values {
+            positive: positive
+                .as_deref()
+                .map(|l| self.patterns(l, &at.field(names.0), Cidr::parse))
+                .transpose()?,
+            negative: match negative.as_deref() {
+                Some(l) => self.patterns(l, &at.field(names.1), Cidr::parse)?,
+                None => Vec::new(),
+            },
+        })
+    }
+
+    /// A list of destination ports; port 0 is refused.
+    fn ports(list: &[u16], at: &At<'_>) -> Result<Vec<u16>, ConfigError> {
+        match list.iter().position(|&p| p == 0) {
+            Some(i) => Err(ConfigError::InvalidPort {
+                field: at.index(i).path(),
+            }),
+            None => Ok(list.to_vec()),
+        }
     }
 
     fn clause(&mut self, rule: u32, op: &'c Operation, at: &At<'_>) -> Result<Clause, ConfigError> {
@@ -468,11 +548,14 @@ impl<'c> Compiler<'c> {
             || op.ports.is_some()
             || op.grpc.is_some()
             || op.not_paths.as_ref().is_some_and(|l| !l.is_empty())
-            || op.not_hosts.as_ref().is_some_and(|l| !l.is_empty());
+            || op.not_hosts.as_ref().is_some_and(|l| !l.is_empty())
+            || op.not_methods.as_ref().is_some_and(|l| !l.is_empty())
+            || op.not_ports.as_ref().is_some_and(|l| !l.is_empty());
         if !sets_field {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
-                what: "a to entry must set methods, paths, notPaths, hosts, notHosts, ports or grpc (omit `to` to admit any operation)",
+                what: "a to entry must set methods, notMethods, paths, notPaths, hosts, notHosts, ports, notPorts \
+                       or grpc (omit `to` to admit any operation)",
             });
         }
         let (methods, grpc_paths) = match &op.grpc {
@@ -495,16 +578,15 @@ impl<'c> Compiler<'c> {
                 (methods, None)
             }
         };
-        let ports = match &op.ports {
-            None => None,
-            Some(list) => {
-                if let Some(i) = list.iter().position(|&p| p == 0) {
-                    return Err(ConfigError::InvalidPort {
-                        field: at.field("ports").index(i).path(),
-                    });
-                }
-                Some(list.clone())
-            }
+        let ports = op
+            .ports
+            .as_deref()
+            .map(|l| Self::ports(l, &at.field("ports")))
+            .transpose()?;
+        // `notMethods: ["*"]` excludes every method: the entry matches nothing.
+        let methods = match op.not_methods.as_deref() {
+            Some(l) if l.iter().any(|m| m == "*") => Some(0),
+            _ => methods,
         };
         let paths = match grpc_paths {
             Some(range) => Some(range),
@@ -527,13 +609,21 @@ impl<'c> Compiler<'c> {
         })
     }
 
-    /// The host and port fields of `op`, if it sets any.
+    /// The host, port and excluded-method fields of `op`, if it sets any.
     fn target(
         &mut self,
-        op: &Operation,
+        op: &'c Operation,
         ports: Option<Vec<u16>>,
         at: &At<'_>,
     ) -> Result<Option<Box<Target>>, ConfigError> {
+        let not_methods = match op.not_methods.as_deref() {
+            Some(l) => self.not_methods(l, &at.field("notMethods"))?,
+            None => 0,
+        };
+        let not_ports = match op.not_ports.as_deref() {
+            Some(l) => Self::ports(l, &at.field("notPorts"))?,
+            None => Vec::new(),
+        };
         let target = Target {
             hosts: op
                 .hosts
@@ -545,36 +635,129 @@ impl<'c> Compiler<'c> {
                 None => Vec::new(),
             },
             ports,
+            not_ports,
+            not_methods,
         };
-        let any = target.hosts.is_some() || !target.not_hosts.is_empty() || target.ports.is_some();
+        let any = target.hosts.is_some()
+            || !target.not_hosts.is_empty()
+            || target.ports.is_some()
+            || !target.not_ports.is_empty()
+            || target.not_methods != 0;
         Ok(any.then(|| Box::new(target)))
     }
 
     fn condition(&mut self, c: &'c Condition, at: &At<'_>) -> Result<CompiledCondition, ConfigError> {
-        if !valid_header_name(&c.header) {
-            return Err(ConfigError::InvalidHeaderName {
-                field: at.field("header").path(),
-                value: c.header.clone(),
-            });
-        }
+        let key = match (&c.header, &c.key) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::ConflictingFields {
+                    field: at.path(),
+                    what: "a when condition sets either header or key, not both",
+                })
+            }
+            (None, None) => {
+                return Err(ConfigError::EmptyEntry {
+                    field: at.path(),
+                    what: "a when condition must set header or key",
+                })
+            }
+            (Some(name), None) => header_key(name, &at.field("header"))?,
+            (None, Some(key)) => {
+                let at_key = at.field("key");
+                match ConditionKey::parse(key) {
+                    Some(ConditionKey::Header(name)) => header_key(&name, &at_key)?,
+                    Some(k) => k,
+                    None if key.starts_with("request.auth.claims") => {
+                        return Err(ConfigError::InvalidKey {
+                            field: at_key.path(),
+                            value: key.clone(),
+                            expected: format!(
+                                "a claim is named in brackets, request.auth.claims[<name>], nested claims as \
+                                 request.auth.claims[<name>][<name>] (at most {} names, each non-empty, without \
+                                 '[' or ']')",
+                                ConditionKey::MAX_CLAIM_PATH
+                            ),
+                        })
+                    }
+                    None => {
+                        return Err(ConfigError::UnknownConditionKey {
+                            field: at_key.path(),
+                            value: key.clone(),
+                            supported: ConditionKey::SUPPORTED,
+                        })
+                    }
+                }
+            }
+        };
         if c.values.is_none() && c.not_values.as_ref().is_none_or(|l| l.is_empty()) {
             return Err(ConfigError::EmptyEntry {
                 field: at.path(),
                 what: "a when condition must set values or notValues",
             });
         }
-        Ok(CompiledCondition {
-            header: c.header.to_ascii_lowercase().into(),
-            values: c
-                .values
-                .as_deref()
-                .map(|l| self.patterns(l, &at.field("values"), parse_header_value))
-                .transpose()?,
-            not_values: match c.not_values.as_deref() {
-                Some(l) => self.patterns(l, &at.field("notValues"), parse_header_value)?,
+        let (at_values, at_not) = (at.field("values"), at.field("notValues"));
+        let values = match &key {
+            ConditionKey::Header(_) => {
+                ConditionValues::Strings(self.values(c, (&at_values, &at_not), parse_header_value)?)
+            }
+            // Claims are matched whole (a value may hold a comma).
+            ConditionKey::SourceNamespace
+            | ConditionKey::SourcePrincipal
+            | ConditionKey::ConnectionSni
+            | ConditionKey::AuthAudiences
+            | ConditionKey::AuthPresenter
+            | ConditionKey::AuthClaim(_) => {
+                ConditionValues::Strings(self.values(c, (&at_values, &at_not), MatchStr::parse)?)
+            }
+            ConditionKey::AuthPrincipal => ConditionValues::RequestPrincipals(self.values(
+                c,
+                (&at_values, &at_not),
+                MatchRequestPrincipal::parse,
+            )?),
+            ConditionKey::SourceIp | ConditionKey::RemoteIp | ConditionKey::DestinationIp => {
+                ConditionValues::Addresses(self.values(c, (&at_values, &at_not), Cidr::parse)?)
+            }
+            ConditionKey::DestinationPort => {
+                ConditionValues::Ports(self.values(c, (&at_values, &at_not), parse_port)?)
+            }
+        };
+        Ok(CompiledCondition { key, values })
+    }
+
+    /// A condition's `values` and `notValues`, each parsed with `parse`.
+    fn values<T>(
+        &mut self,
+        c: &Condition,
+        at: (&At<'_>, &At<'_>),
+        parse: impl Fn(&str) -> Result<T, PatternError> + Copy,
+    ) -> Result<Values<T>, ConfigError> {
+        Ok(Values {
+            positive: c.values.as_deref().map(|l| self.patterns(l, at.0, parse)).transpose()?,
+            negative: match c.not_values.as_deref() {
+                Some(l) => self.patterns(l, at.1, parse)?,
                 None => Vec::new(),
             },
         })
+    }
+}
+
+/// The key of a header condition, its name validated and lower-cased.
+fn header_key(name: &str, at: &At<'_>) -> Result<ConditionKey, ConfigError> {
+    if !valid_header_name(name) {
+        return Err(ConfigError::InvalidHeaderName {
+            field: at.path(),
+            value: name.to_string(),
+        });
+    }
+    Ok(ConditionKey::Header(name.to_ascii_lowercase().into()))
+}
+
+/// A `destination.port` value: a decimal port number, 1–65535, as Istio
+/// writes it (a string).
+fn parse_port(s: &str) -> Result<u16, PatternError> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u16>() {
+        Ok(p) if digits && p != 0 => Ok(p),
+        _ => Err(PatternError::NotAPort),
     }
 }
 

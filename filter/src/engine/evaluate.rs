@@ -17,15 +17,20 @@
 
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use super::{
-    is_grpc, path_refs, Clause, CompiledCondition, CompiledRule, CompiledSource, Decision, Engine, Headers, Reason,
-    Request, RuleRef, Selection, Verdict,
+    is_grpc, path_refs, Clause, CompiledCondition, CompiledRule, CompiledSource, ConditionKey, ConditionValues,
+    ConnectionInfo, Decision, Engine, Headers, Reason, Request, RuleRef, Selection, Values, Verdict,
 };
+use crate::address::Cidr;
+use crate::auth::{Claim, Claims};
 use crate::canonical::{
     canonicalize_authority, canonicalize_path, namespace_of, validate_method, Authority, CanonicalPath, RequestError,
 };
 use crate::config::{Action, Mode};
 use crate::paths::{PathId, PathScratch};
+use crate::pattern::MatchStr;
 
 /// Per-evaluator buffers, reused across requests.
 #[derive(Debug, Default)]
@@ -167,6 +172,8 @@ impl Evaluator {
             port: req.port,
             principal: req.principal,
             namespace,
+            connection: req.connection,
+            auth: req.auth,
         };
         let allow_enforce = sel.count(Action::Allow, Mode::Enforce) > 0;
         let allow_audit = sel.count(Action::Allow, Mode::Audit) > 0;
@@ -261,6 +268,9 @@ struct MatchContext<'a> {
     port: Option<u16>,
     principal: Option<&'a str>,
     namespace: Option<&'a str>,
+    connection: ConnectionInfo<'a>,
+    /// The verified JWT's claims; `None` without one.
+    auth: Option<&'a Claims>,
 }
 
 impl MatchContext<'_> {
@@ -271,8 +281,14 @@ impl MatchContext<'_> {
     /// Whether a clause matches; `deny`: the clause is a deny policy's, whose
     /// negative host field passes a request without authority.
     fn clause_matches(&self, cl: &Clause, deny: bool) -> bool {
-        let method_ok = cl.methods.is_none_or(|m| m & self.method_bit != 0);
+        let method_ok = cl.methods.is_none_or(|m| m & self.method_bit != 0) && cl.not_methods() & self.method_bit == 0;
         let port_ok = cl.ports().is_none_or(|ps| self.port.is_some_and(|p| ps.contains(&p)));
+        // An unknown port fails `notPorts` in an allow rule, passes it in a
+        // deny rule.
+        let not_ports_ok = match self.port {
+            Some(p) => !cl.not_ports().contains(&p),
+            None => deny || cl.not_ports().is_empty(),
+        };
         let paths = cl.paths.as_ref().map(|r| path_refs(self.path_refs, r));
         let paths_ok = passes(paths, path_refs(self.path_refs, &cl.not_paths), |&p| {
             self.path_matched(p)
@@ -284,32 +300,131 @@ impl MatchContext<'_> {
             None => cl.hosts().is_none() && (deny || cl.not_hosts().is_empty()),
         };
         let grpc_ok = !cl.grpc || self.grpc;
-        grpc_ok && method_ok && port_ok && paths_ok && hosts_ok
+        grpc_ok && method_ok && port_ok && not_ports_ok && paths_ok && hosts_ok
     }
 
     fn rule_matches<H: Headers + ?Sized>(&self, rule: &CompiledRule, deny: bool, headers: &H) -> bool {
         rule.from
             .as_ref()
             .is_none_or(|from| from.iter().any(|s| self.source_matches(s, deny)))
-            && rule.when.iter().all(|c| condition_holds(c, headers))
+            && rule.when.iter().all(|c| self.condition_holds(c, deny, headers))
+    }
+
+    /// Whether a `when` condition holds. Headers as always: `values` needs
+    /// the header, `notValues` alone admits its absence. Another attribute
+    /// the request lacks (no identity, no SNI) fails the condition in an
+    /// allow rule; in a deny rule it fails `values` and passes `notValues`,
+    /// as in Istio. An address or port the proxy could not establish fails
+    /// the condition in an allow rule and satisfies it in a deny rule.
+    fn condition_holds<H: Headers + ?Sized>(&self, c: &CompiledCondition, deny: bool, headers: &H) -> bool {
+        let c_ = &self.connection;
+        match (&c.key, &c.values) {
+            (ConditionKey::Header(name), ConditionValues::Strings(v)) => header_holds(name, v, headers),
+            (ConditionKey::SourcePrincipal, ConditionValues::Strings(v)) => string_holds(v, self.principal, deny),
+            (ConditionKey::SourceNamespace, ConditionValues::Strings(v)) => string_holds(v, self.namespace, deny),
+            (ConditionKey::ConnectionSni, ConditionValues::Strings(v)) => string_holds(v, c_.sni, deny),
+            (ConditionKey::SourceIp, ConditionValues::Addresses(v)) => address_holds(v, c_.direct_peer, deny),
+            (ConditionKey::RemoteIp, ConditionValues::Addresses(v)) => address_holds(v, c_.remote, deny),
+            (ConditionKey::DestinationIp, ConditionValues::Addresses(v)) => address_holds(v, c_.destination, deny),
+            (ConditionKey::DestinationPort, ConditionValues::Ports(v)) => match self.port {
+                Some(p) => passes(v.positive.as_deref(), &v.negative, |&q| q == p),
+                None => deny && !v.positive.as_ref().is_some_and(Vec::is_empty),
+            },
+            (ConditionKey::AuthPrincipal, ConditionValues::RequestPrincipals(v)) => match self.auth {
+                Some(claims) => {
+                    let (iss, sub) = (claims.str("iss"), claims.str("sub"));
+                    passes(v.positive.as_deref(), &v.negative, |m| m.matches(iss, sub))
+                }
+                None => deny && v.positive.is_none(),
+            },
+            (ConditionKey::AuthAudiences, ConditionValues::Strings(v)) => self.claim_holds(v, deny, |c| c.get("aud")),
+            (ConditionKey::AuthPresenter, ConditionValues::Strings(v)) => self.claim_holds(v, deny, |c| c.get("azp")),
+            (ConditionKey::AuthClaim(path), ConditionValues::Strings(v)) => self.claim_holds(v, deny, |c| c.path(path)),
+            // Compilation pairs every key with its kind of values.
+            _ => false,
+        }
+    }
+
+    /// Whether a claim of the verified token passes a condition's values.
+    /// Without a verified token it fails in an allow rule, however it is
+    /// written (as a `from` entry naming request principals does); in a deny
+    /// rule, as in Istio, it fails `values` and passes `notValues`. With a
+    /// token, an absent claim fails `values` and passes `notValues`, as in
+    /// Istio.
+    fn claim_holds<'c>(
+        &'c self,
+        v: &Values<MatchStr>,
+        deny: bool,
+        claim: impl FnOnce(&'c Claims) -> Option<&'c Claim>,
+    ) -> bool {
+        let Some(claims) = self.auth else {
+            return deny && v.positive.is_none();
+        };
+        let claim = claim(claims);
+        passes(v.positive.as_deref(), &v.negative, |m| {
+            claim.is_some_and(|c| c.matches(m))
+        })
     }
 
     /// Whether a caller matches a `from` entry. In an allow rule (`deny`
-    /// false), every source entry sets some field, so an anonymous caller
-    /// never matches, and a principal without a namespace fails namespace
-    /// fields. In a deny rule, as in Istio, a missing principal or namespace
+    /// false), an anonymous caller fails every identity field the entry sets
+    /// (negative ones included), and a principal without a namespace fails
+    /// namespace fields. In a deny rule, as in Istio, a missing principal or namespace
     /// fails the positive field and passes the negative one.
+    ///
+    /// Address fields: an address the proxy could not establish fails them
+    /// in an allow rule and satisfies them in a deny rule.
+    ///
+    /// The fields read from the verified JWT follow the identity rule on
+    /// their own: without a token, an allow rule's entry that sets one fails,
+    /// and a deny rule's entry fails `requestPrincipals` and passes
+    /// `notRequestPrincipals`. An entry that sets only JWT fields does not
+    /// look at the mTLS identity.
     fn source_matches(&self, s: &CompiledSource, deny: bool) -> bool {
-        let principal_ok = match self.principal {
-            Some(p) => passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(p)),
-            None => deny && s.principals.is_none(),
-        };
+        let principal_ok = (s.principals.is_none() && s.not_principals.is_empty())
+            || match self.principal {
+                Some(p) => passes(s.principals.as_deref(), &s.not_principals, |m| m.matches(p)),
+                None => deny && s.principals.is_none(),
+            };
+        let jwt_ok = s.jwt.as_deref().is_none_or(|j| match self.auth {
+            Some(claims) => {
+                let (iss, sub) = (claims.str("iss"), claims.str("sub"));
+                passes(j.request_principals.as_deref(), &j.not_request_principals, |m| {
+                    m.matches(iss, sub)
+                })
+            }
+            None => deny && j.request_principals.is_none(),
+        });
         let namespace_ok = (s.namespaces.is_none() && s.not_namespaces.is_empty())
             || match self.namespace {
                 Some(ns) => passes(s.namespaces.as_deref(), &s.not_namespaces, |m| m.matches(ns)),
                 None => deny && s.namespaces.is_none(),
             };
-        principal_ok && namespace_ok
+        principal_ok
+            && namespace_ok
+            && jwt_ok
+            && address_holds(&s.ip_blocks, self.connection.direct_peer, deny)
+            && address_holds(&s.remote_ip_blocks, self.connection.remote, deny)
+    }
+}
+
+/// Whether an address passes a pair of block lists; see
+/// [`MatchContext::source_matches`] for an unknown address (an empty
+/// positive list holds nothing, known or not).
+fn address_holds(v: &Values<Cidr>, ip: Option<IpAddr>, deny: bool) -> bool {
+    v.is_unset()
+        || match ip {
+            Some(ip) => passes(v.positive.as_deref(), &v.negative, |c| c.contains(ip)),
+            None => deny && !v.positive.as_ref().is_some_and(Vec::is_empty),
+        }
+}
+
+/// Whether a string attribute passes a condition's values; an absent one
+/// fails in an allow rule and, in a deny rule, passes `notValues` only.
+fn string_holds(v: &Values<MatchStr>, value: Option<&str>, deny: bool) -> bool {
+    match value {
+        Some(s) => passes(v.positive.as_deref(), &v.negative, |m| m.matches(s)),
+        None => deny && v.positive.is_none(),
     }
 }
 
@@ -342,18 +457,19 @@ fn header_elements(value: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-fn condition_holds<H: Headers + ?Sized>(c: &CompiledCondition, headers: &H) -> bool {
+/// Whether a condition on header `name` holds.
+fn header_holds<H: Headers + ?Sized>(name: &str, v: &Values<MatchStr>, headers: &H) -> bool {
     let mut present = false;
-    for value in headers.values(&c.header) {
+    for value in headers.values(name) {
         present = true;
         let all_pass =
-            header_elements(value).all(|item| passes(c.values.as_deref(), &c.not_values, |m| m.matches(item)));
+            header_elements(value).all(|item| passes(v.positive.as_deref(), &v.negative, |m| m.matches(item)));
         if !all_pass {
             return false;
         }
     }
     // `values` requires the header; `notValues` alone admits its absence.
-    present || c.values.is_none()
+    present || v.positive.is_none()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{path_refs, Clause, CompiledSource, Engine, Needs};
+use super::{path_refs, Clause, CompiledSource, ConditionKey, Engine, Needs};
 use crate::error::ConfigError;
 use crate::paths::{PathId, PendingPathIndex};
 use crate::pattern::MatchStr;
@@ -32,18 +32,36 @@ impl Lowered {
     pub(super) fn build(self) -> Result<Engine, ConfigError> {
         let mut engine = self.engine;
         engine.paths = self.paths.build()?;
-        let mut condition_headers: Vec<Box<str>> = engine
-            .rules
-            .iter()
-            .flat_map(|r| &r.when)
-            .map(|c| c.header.clone())
+        let conditions = || engine.rules.iter().flat_map(|r| &r.when).map(|c| &c.key);
+        let mut condition_headers: Vec<Box<str>> = conditions()
+            .filter_map(|k| match k {
+                ConditionKey::Header(name) => Some(name.clone()),
+                _ => None,
+            })
             .collect();
         condition_headers.sort_unstable();
         condition_headers.dedup();
+        let sources = || engine.rules.iter().flat_map(|r| r.from.iter().flatten());
+        let reads_identity = |s: &CompiledSource| {
+            s.principals.is_some()
+                || s.namespaces.is_some()
+                || !s.not_principals.is_empty()
+                || !s.not_namespaces.is_empty()
+        };
         engine.needs = Needs {
-            principal: engine.rules.iter().any(|r| r.from.is_some()),
-            port: engine.clauses.iter().any(|c| c.ports().is_some()),
+            principal: sources().any(reads_identity)
+                || conditions().any(|k| matches!(k, ConditionKey::SourcePrincipal | ConditionKey::SourceNamespace)),
+            port: engine
+                .clauses
+                .iter()
+                .any(|c| c.ports().is_some() || !c.not_ports().is_empty())
+                || conditions().any(|k| *k == ConditionKey::DestinationPort),
             headers: !condition_headers.is_empty(),
+            source_address: sources().any(|s| !s.ip_blocks.is_unset() || !s.remote_ip_blocks.is_unset())
+                || conditions().any(|k| matches!(k, ConditionKey::SourceIp | ConditionKey::RemoteIp)),
+            destination_address: conditions().any(|k| *k == ConditionKey::DestinationIp),
+            sni: conditions().any(|k| *k == ConditionKey::ConnectionSni),
+            auth: sources().any(|s| s.jwt.is_some()) || conditions().any(ConditionKey::reads_auth),
         };
         engine.condition_headers = condition_headers;
         engine.reads_grpc = engine.clauses.iter().any(|c| c.grpc);
@@ -153,8 +171,7 @@ impl Engine {
     /// admits no caller. It is filed nowhere and not counted in the stats.
     pub(super) fn clause_is_dead(&self, cl: &Clause) -> bool {
         let rule_dead = self.rules.get(cl.rule as usize).is_none_or(|r| {
-            r.from.as_ref().is_some_and(|f| f.is_empty())
-                || r.when.iter().any(|c| c.values.as_ref().is_some_and(Vec::is_empty))
+            r.from.as_ref().is_some_and(|f| f.is_empty()) || r.when.iter().any(|c| c.values.is_empty_positive())
         });
         rule_dead
             || cl.methods == Some(0)

@@ -28,7 +28,10 @@
 //! allow policies' ones, so a deny rule costs what an allow rule costs. A `grpc` entry is a clause like any other: `POST`, the
 //! paths of its methods, and a flag that the request must be gRPC, read from
 //! its `content-type` once per request when some clause has it. The cost of a request is therefore the path length plus
-//! the number of candidates, not the number of rules.
+//! the number of candidates, not the number of rules. Address blocks,
+//! `notMethods`, `notPorts` and the keyed `when` conditions are not indexed:
+//! they are verified on the candidates the indexes return, each block by one
+//! masked comparison.
 //!
 //! Everything refers to everything else by index, so the model is a handful
 //! of flat vectors:
@@ -36,7 +39,7 @@
 //! ```text
 //!  Engine
 //!   ├─ policies   [CompiledPolicy {name, selector, mode, action}]
-//!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition]}]
+//!   ├─ rules      [CompiledRule {policy ──▶ policies, from [CompiledSource], when [CompiledCondition {key, values}]}]
 //!   ├─ rule_names Names: rule ──▶ name
 //!   ├─ clauses    [Clause {rule ──▶ rules, methods: bit i ──▶ methods, paths ──▶ path_refs, grpc, target}]
 //!   ├─ methods    [method]
@@ -51,6 +54,8 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
+use crate::address::Cidr;
+use crate::auth::MatchRequestPrincipal;
 use crate::config::{Action, LogConfig, Mode};
 use crate::paths::{PathCounts, PathId, PathIndex};
 use crate::pattern::{MatchHost, MatchStr};
@@ -64,7 +69,9 @@ mod select;
 
 pub use compile::{DEFAULT_DENY_STATUS, MAX_PATTERNS, MAX_RULES};
 pub use evaluate::Evaluator;
-pub use request::{is_grpc, is_grpc_content_type, Decision, Headers, Reason, Request, RuleRef, Verdict};
+pub use request::{
+    is_grpc, is_grpc_content_type, ConnectionInfo, Decision, Headers, Reason, Request, RuleRef, Verdict,
+};
 pub use select::Selection;
 
 /// A compiled, validated plugin configuration. Immutable; share it with `Arc`.
@@ -101,12 +108,27 @@ pub struct Engine {
 /// change any decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Needs {
-    /// Some rule has `from` (principals or namespaces).
+    /// Some `from` entry names identities (principals, namespaces or their
+    /// negations), or a condition reads `source.principal` or
+    /// `source.namespace`.
     pub principal: bool,
-    /// Some `to` entry has `ports`.
+    /// Some `to` entry has `ports` or `notPorts`, or a condition reads
+    /// `destination.port`.
     pub port: bool,
-    /// Some rule has `when` (header conditions).
+    /// Some condition reads a header.
     pub headers: bool,
+    /// Some rule reads the downstream address (`ipBlocks`,
+    /// `remoteIpBlocks`, their negations, or a `source.ip` or `remote.ip`
+    /// condition): Envoy's `source.address`.
+    pub source_address: bool,
+    /// Some condition reads `destination.ip`: Envoy's `destination.address`.
+    pub destination_address: bool,
+    /// Some condition reads `connection.sni`.
+    pub sni: bool,
+    /// Some `from` entry sets `requestPrincipals` or `notRequestPrincipals`,
+    /// or some `when` condition reads a `request.auth.*` key: the claims of
+    /// the verified JWT are read.
+    pub auth: bool,
 }
 
 #[derive(Debug)]
@@ -131,6 +153,34 @@ struct CompiledSource {
     not_principals: Vec<MatchStr>,
     namespaces: Option<Vec<MatchStr>>,
     not_namespaces: Vec<MatchStr>,
+    /// `ipBlocks` / `notIpBlocks`: the direct peer.
+    ip_blocks: Values<Cidr>,
+    /// `remoteIpBlocks` / `notRemoteIpBlocks`: the original client.
+    remote_ip_blocks: Values<Cidr>,
+    /// The request principal fields, which most entries leave out: boxed.
+    jwt: Option<Box<SourceJwt>>,
+}
+
+/// A positive list (absent: any value; present: one entry must match) and a
+/// negative one (no entry may match).
+#[derive(Debug)]
+struct Values<T> {
+    positive: Option<Vec<T>>,
+    negative: Vec<T>,
+}
+
+impl<T> Values<T> {
+    /// Neither list is given: the field does not constrain the request.
+    fn is_unset(&self) -> bool {
+        self.positive.is_none() && self.negative.is_empty()
+    }
+}
+
+/// The `requestPrincipals` and `notRequestPrincipals` of a `from` entry.
+#[derive(Debug)]
+struct SourceJwt {
+    request_principals: Option<Vec<MatchRequestPrincipal>>,
+    not_request_principals: Vec<MatchRequestPrincipal>,
 }
 
 /// One `to` entry of a rule (or the whole rule, when it has no `to`).
@@ -153,12 +203,15 @@ struct Clause {
     target: Option<Box<Target>>,
 }
 
-/// The host and port fields of a clause.
+/// The host, port and excluded-method fields of a clause.
 #[derive(Debug)]
 struct Target {
     hosts: Option<Vec<MatchHost>>,
     not_hosts: Vec<MatchHost>,
     ports: Option<Vec<u16>>,
+    not_ports: Vec<u16>,
+    /// `notMethods`: bit `i` = method `i` of the engine's method table.
+    not_methods: u64,
 }
 
 impl Clause {
@@ -173,14 +226,143 @@ impl Clause {
     fn ports(&self) -> Option<&[u16]> {
         self.target.as_ref().and_then(|t| t.ports.as_deref())
     }
+
+    fn not_ports(&self) -> &[u16] {
+        self.target.as_ref().map_or(&[], |t| &t.not_ports)
+    }
+
+    fn not_methods(&self) -> u64 {
+        self.target.as_ref().map_or(0, |t| t.not_methods)
+    }
+}
+
+/// What a `when` condition reads, compiled from its `header` or `key`.
+///
+/// Istio's condition keys, each with its own kind of value: headers and the
+/// identity keys take string patterns, the IP keys addresses and CIDR blocks,
+/// `destination.port` port numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionKey {
+    /// `header: <name>` or `request.headers[<name>]`; the name lower-case.
+    Header(Box<str>),
+    /// `source.ip`: the direct peer, as `ipBlocks`.
+    SourceIp,
+    /// `remote.ip`: the original client, as `remoteIpBlocks`.
+    RemoteIp,
+    /// `destination.ip`: the address the request was received on.
+    DestinationIp,
+    /// `destination.port`: the port the request was received on.
+    DestinationPort,
+    /// `source.namespace`: the caller's namespace, from its principal.
+    SourceNamespace,
+    /// `source.principal`: the caller's principal (mTLS).
+    SourcePrincipal,
+    /// `connection.sni`: the server name the client sent in its TLS hello.
+    ConnectionSni,
+    /// `request.auth.principal`: the verified JWT's `iss`/`sub`, the
+    /// condition's values parsed as request principal patterns.
+    AuthPrincipal,
+    /// `request.auth.audiences`: the `aud` claim.
+    AuthAudiences,
+    /// `request.auth.presenter`: the `azp` claim.
+    AuthPresenter,
+    /// `request.auth.claims[a][b]...`: the claim at this path of names.
+    AuthClaim(Box<[Box<str>]>),
+}
+
+impl ConditionKey {
+    /// The keys [`ConditionKey::parse`] accepts, as an error message lists them.
+    pub const SUPPORTED: &'static str = "request.headers[<name>], source.ip, remote.ip, destination.ip, \
+                                         destination.port, source.namespace, source.principal, connection.sni, \
+                                         request.auth.principal, request.auth.audiences, request.auth.presenter, \
+                                         request.auth.claims[<name>] (nested: request.auth.claims[<name>][<name>])";
+
+    /// Most names in a nested claim path.
+    pub const MAX_CLAIM_PATH: usize = 16;
+
+    /// The key Istio writes as `key`; `None` for a key the engine does not
+    /// know. The header name of `request.headers[<name>]` is returned as
+    /// written (not validated, not lower-cased).
+    pub fn parse(key: &str) -> Option<Self> {
+        Some(match key {
+            "source.ip" => Self::SourceIp,
+            "remote.ip" => Self::RemoteIp,
+            "destination.ip" => Self::DestinationIp,
+            "destination.port" => Self::DestinationPort,
+            "source.namespace" => Self::SourceNamespace,
+            "source.principal" => Self::SourcePrincipal,
+            "connection.sni" => Self::ConnectionSni,
+            "request.auth.principal" => Self::AuthPrincipal,
+            "request.auth.audiences" => Self::AuthAudiences,
+            "request.auth.presenter" => Self::AuthPresenter,
+            _ => {
+                if let Some(path) = key.strip_prefix("request.auth.claims") {
+                    return parse_claim_path(path).map(Self::AuthClaim);
+                }
+                let name = key.strip_prefix("request.headers[")?.strip_suffix(']')?;
+                Self::Header(name.into())
+            }
+        })
+    }
+
+    /// Whether it reads the verified JWT's claims.
+    fn reads_auth(&self) -> bool {
+        matches!(
+            self,
+            Self::AuthPrincipal | Self::AuthAudiences | Self::AuthPresenter | Self::AuthClaim(_)
+        )
+    }
+}
+
+/// `[a][b]...` as its names; `None` unless every name is non-empty and free
+/// of brackets and control characters, and there are 1 to
+/// [`ConditionKey::MAX_CLAIM_PATH`] of them.
+fn parse_claim_path(mut path: &str) -> Option<Box<[Box<str>]>> {
+    let mut names = Vec::new();
+    while !path.is_empty() {
+        let rest = path.strip_prefix('[')?;
+        let end = rest.find(']')?;
+        let name = rest.get(..end)?;
+        if name.is_empty() || name.contains('[') || name.bytes().any(|b| b.is_ascii_control()) {
+            return None;
+        }
+        names.push(Box::from(name));
+        path = rest.get(end + 1..)?;
+    }
+    (1..=ConditionKey::MAX_CLAIM_PATH)
+        .contains(&names.len())
+        .then(|| names.into_boxed_slice())
+}
+
+/// The values of a condition, of the kind its key takes.
+#[derive(Debug)]
+enum ConditionValues {
+    /// Header values and string attributes: exact, `prefix*`, `*suffix`, `*`.
+    Strings(Values<MatchStr>),
+    /// IP attributes: addresses and CIDR blocks.
+    Addresses(Values<Cidr>),
+    /// `destination.port`.
+    Ports(Values<u16>),
+    /// `request.auth.principal`: `<iss>/<sub>` patterns.
+    RequestPrincipals(Values<MatchRequestPrincipal>),
+}
+
+impl ConditionValues {
+    /// A present but empty `values`: the condition holds for no request.
+    fn is_empty_positive(&self) -> bool {
+        match self {
+            Self::Strings(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
+            Self::Addresses(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
+            Self::Ports(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
+            Self::RequestPrincipals(v) => v.positive.as_ref().is_some_and(Vec::is_empty),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct CompiledCondition {
-    /// Lower-case.
-    header: Box<str>,
-    values: Option<Vec<MatchStr>>,
-    not_values: Vec<MatchStr>,
+    key: ConditionKey,
+    values: ConditionValues,
 }
 
 /// The path ids of `range` in `refs`.

@@ -7,6 +7,9 @@
 //! why ([`Reason`], naming the admitting rule as a [`RuleRef`]), and which
 //! canonical path was judged.
 
+use std::net::IpAddr;
+
+use crate::auth::Claims;
 use crate::canonical::{CanonicalPath, RequestError};
 use crate::config::Mode;
 
@@ -63,8 +66,35 @@ pub struct Request<'r, H: ?Sized = [(&'r str, &'r str)]> {
     /// The caller's principal in Istio form (SPIFFE id without `spiffe://`);
     /// `None` for an anonymous (plaintext) caller.
     pub principal: Option<&'r str>,
+    /// The claims of the JWT Envoy's `jwt_authn` filter verified; `None`
+    /// when the request carried no token (see [`crate::auth`]).
+    pub auth: Option<&'r Claims>,
     /// The request headers.
     pub headers: &'r H,
+    /// The connection's addresses and server name, as far as the
+    /// configuration reads them ([`Needs`](super::Needs)); absent = unknown.
+    pub connection: ConnectionInfo<'r>,
+}
+
+/// What the engine knows of the connection a request came on. Every field
+/// is `None` when unknown: a rule that reads an unknown address never admits
+/// the request, and a deny rule that reads it refuses it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionInfo<'r> {
+    /// The direct peer: the other end of the TCP connection, which no
+    /// header changes (`ipBlocks`, `source.ip`). Unknown when the proxy
+    /// replaced the connection's address with one derived from
+    /// `x-forwarded-for`.
+    pub direct_peer: Option<IpAddr>,
+    /// The original client as the proxy derives it from `x-forwarded-for`
+    /// and its trusted hops, else the direct peer (`remoteIpBlocks`,
+    /// `remote.ip`).
+    pub remote: Option<IpAddr>,
+    /// The address the request was received on (`destination.ip`).
+    pub destination: Option<IpAddr>,
+    /// The TLS server name the client sent (`connection.sni`); absent on
+    /// plaintext and when the client sent none.
+    pub sni: Option<&'r str>,
 }
 
 /// Identifies a rule of an [`Engine`](super::Engine): what admitted or

@@ -80,6 +80,12 @@ impl FakeHost {
         self.with_property(&["connection", "uri_san_peer_certificate"], san.as_bytes())
     }
 
+    /// The stream's metadata as Envoy's `jwt_authn` leaves it after
+    /// verifying a token with payload `claims`.
+    pub(super) fn with_jwt(self, claims: serde_json::Value) -> Self {
+        self.with_property(&["metadata"], &crate::auth::encode_metadata(&claims))
+    }
+
     pub(super) fn with_port(self, port: u64) -> Self {
         self.with_property(&["destination", "port"], &port.to_le_bytes())
     }

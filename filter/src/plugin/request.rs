@@ -2,8 +2,10 @@
 //! headers in four steps.
 //!
 //! 1. **Read** what the configuration can use: the header map (one host call
-//!    for all headers), and the caller's certificate and the destination port
-//!    only if some rule reads them ([`Needs`]).
+//!    for all headers), and the caller's certificate, the destination port,
+//!    the downstream and destination addresses, the TLS server name and the
+//!    verified JWT's claims (the stream's metadata, where Envoy's `jwt_authn`
+//!    left them) only if some rule reads them ([`Needs`]).
 //! 2. **Evaluate** the request with the active configuration's
 //!    [`Evaluator`].
 //! 3. **Record** the decision: its counter, its filter state, and the log
@@ -18,12 +20,16 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::host::{integer_property, peer_uri_san, GrpcStatus, Host, Level};
+use std::net::IpAddr;
+
+use super::host::{integer_property, peer_uri_san, text_property, GrpcStatus, Host, Level};
 use super::lifecycle::Active;
 use super::telemetry::{add_one, capped, write_filter_state, Counters, LogRecord, MemoryWatch};
+use crate::address::parse_socket_address;
+use crate::auth::{Claims, MetadataError};
 use crate::canonical::{principal_from_uri_san, RequestError};
 use crate::config::{LogConfig, Mode, RequestLog};
-use crate::engine::{is_grpc, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
+use crate::engine::{is_grpc, ConnectionInfo, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
 use crate::headermap::{HeaderMap, Utf8Headers};
 
 /// What the proxy should do with the request after the headers.
@@ -55,6 +61,16 @@ struct Received<'m> {
     san: Option<String>,
     /// The destination port, if the rules read it.
     port: Option<u16>,
+    /// The downstream address (`source.address`) if the rules read it: the
+    /// IP, and whether it is the direct peer.
+    source: Option<(IpAddr, bool)>,
+    /// The address the request was received on, if the rules read it.
+    destination: Option<IpAddr>,
+    /// The TLS server name, if the rules read it.
+    sni: Option<String>,
+    /// The verified JWT's claims, if the rules read them: `Ok(None)` without
+    /// a token, `Err` if the proxy's metadata could not be decoded.
+    auth: Result<Option<Claims>, MetadataError>,
 }
 
 impl<'m> Received<'m> {
@@ -72,11 +88,44 @@ impl<'m> Received<'m> {
         } else {
             None
         };
+        let address = |path: &[&str]| text_property(host, path).and_then(|a| parse_socket_address(&a));
+        // Envoy's `source.address` is the downstream remote address as its
+        // connection manager sets it: the connection's peer, unless the
+        // listener derives the client from `x-forwarded-for` (or another
+        // original-IP detection), and then that address with port 0. A TCP
+        // peer never has port 0, so a nonzero port means the direct peer.
+        let source = if needs.source_address {
+            address(&["source", "address"]).map(|(ip, port)| (ip, port != 0))
+        } else {
+            None
+        };
+        let destination = if needs.destination_address {
+            address(&["destination", "address"]).map(|(ip, _)| ip)
+        } else {
+            None
+        };
+        let sni = if needs.sni {
+            text_property(host, &["connection", "requested_server_name"])
+        } else {
+            None
+        };
+        let auth = if needs.auth {
+            // The stream's whole metadata, as a serialized protobuf: the one
+            // form in which claim types survive (see `crate::auth`).
+            host.property(&["metadata"])
+                .map_or(Ok(None), |bytes| Claims::from_metadata(&bytes))
+        } else {
+            Ok(None)
+        };
         Self {
             headers: valid,
             invalid,
             san,
             port,
+            source,
+            destination,
+            sni,
+            auth,
         }
     }
 
@@ -94,7 +143,14 @@ impl<'m> Received<'m> {
             authority: self.header(":authority"),
             port: self.port,
             principal: self.san.as_deref().and_then(principal_from_uri_san),
+            auth: self.auth.as_ref().ok().and_then(Option::as_ref),
             headers: &self.headers[..],
+            connection: ConnectionInfo {
+                direct_peer: self.source.and_then(|(ip, direct)| direct.then_some(ip)),
+                remote: self.source.map(|(ip, _)| ip),
+                destination: self.destination,
+                sni: self.sni.as_deref(),
+            },
         }
     }
 }
@@ -235,9 +291,13 @@ fn inject_fault(received: &Received<'_>) {
 /// out would make it absent, which a `notValues` condition admits, so if a
 /// condition reads it the request is rejected. Other headers cannot change
 /// the decision; a pseudo-header left out is missing, which canonicalization
-/// rejects.
+/// rejects. Metadata holding the JWT's claims that cannot be decoded is
+/// rejected the same way (it never happens with a sound proxy): reading it as
+/// "no token" would pass a deny rule's `requestPrincipals`.
 fn evaluate<'r>(evaluator: &mut Evaluator, received: &Received<'_>, request: &Request<'r>) -> Decision<'r> {
-    if received
+    if received.auth.is_err() {
+        evaluator.malformed(RequestError::AuthMetadata)
+    } else if received
         .invalid
         .iter()
         .any(|name| evaluator.engine().reads_header(name))

@@ -580,6 +580,54 @@ fn identity_ports_and_headers_are_read_when_rules_use_them() {
     }
 }
 
+/// JWT rules read the stream's metadata where `jwt_authn` left the
+/// verified payload, once per request and only when the configuration has
+/// JWT fields; metadata that does not decode rejects the request.
+#[test]
+fn jwt_claims_are_read_from_the_metadata_jwt_authn_leaves() {
+    const JWT: &str = r#"{"policies":[{"name":"p","rules":[{"name":"r",
+        "from":[{"requestPrincipals":["https://issuer.example/alice"]}],
+        "when":[{"key":"request.auth.claims[org][team]","values":["payments"]}]}]}]}"#;
+    let request = || reviews_host().with_request("GET", "/", "reviews");
+    let plugin = configured(&request(), JWT);
+    let alice = serde_json::json!({"iss": "https://issuer.example", "sub": "alice", "org": {"team": "payments"}});
+
+    let mut host = request().with_jwt(alice.clone());
+    host.calls.borrow_mut().clear();
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(
+        *host.calls.borrow(),
+        ["get_map", "property metadata"],
+        "no peer, no port"
+    );
+    assert_eq!(host.state(STATE_RULE), Some("r"));
+
+    let mut other_team =
+        request().with_jwt(serde_json::json!({"iss": "https://issuer.example", "sub": "alice", "org": {"team": "hr"}}));
+    assert_eq!(plugin.request().on_request_headers(&mut other_team), Action::Pause);
+    assert_eq!(other_team.status(), Some(403));
+
+    // No token: jwt_authn leaves no metadata.
+    let mut anonymous = request();
+    assert_eq!(plugin.request().on_request_headers(&mut anonymous), Action::Pause);
+    assert_eq!(anonymous.status(), Some(403));
+
+    // Metadata that does not decode is not read as "no token".
+    let mut broken = request().with_property(&["metadata"], &[0x0a, 0x05, 0x0a]);
+    assert_eq!(plugin.request().on_request_headers(&mut broken), Action::Pause);
+    assert_eq!(broken.status(), Some(400));
+
+    // A header condition alone does not read the metadata.
+    let headers_only = configured(
+        &request(),
+        r#"{"policies":[{"name":"p","rules":[{"when":[{"key":"request.headers[x-a]","values":["1"]}]}]}]}"#,
+    );
+    let mut host = request().with_header("x-a", "1").with_jwt(alice);
+    host.calls.borrow_mut().clear();
+    assert_eq!(headers_only.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(*host.calls.borrow(), ["get_map"]);
+}
+
 /// gRPC is told by the `content-type` as Envoy tells it (and as `grpc`
 /// entries are judged): `application/grpc` or `application/grpc+...`,
 /// case-sensitive, gRPC-Web not included; a request without the port
@@ -640,4 +688,77 @@ fn a_deny_rule_is_named_in_filter_state_counters_and_log() {
     let logged = host.logs_containing(r#""policy":"shop/no-admin""#);
     assert_eq!(logged.len(), 1, "{:?}", host.logs.borrow());
     assert!(logged.iter().all(|l| l.contains(r#""rule":"admin""#)), "{logged:?}");
+}
+
+/// `ipBlocks` read `source.address`, and only when Envoy left the
+/// connection's peer there (a nonzero port): an address it derived from
+/// `x-forwarded-for` has port 0 and is not the direct peer.
+#[test]
+fn ip_blocks_read_the_direct_peer_from_source_address() {
+    const PEER: &str =
+        r#"{"policies":[{"name":"p","rules":[{"from":[{"ipBlocks":["10.0.0.0/8","2001:db8::/32"]}]}]}]}"#;
+    let case = |address: &str| {
+        let mut host = FakeHost::new()
+            .with_request("GET", "/", "svc")
+            .with_property(&["source", "address"], address.as_bytes());
+        let plugin = configured(&host, PEER);
+        host.calls.borrow_mut().clear();
+        let action = plugin.request().on_request_headers(&mut host);
+        let calls = host.calls.borrow().clone();
+        // A denial's log line reads the caller and the port after.
+        assert_eq!(calls[..2], ["get_map", "property source.address"], "{address}");
+        action
+    };
+    assert_eq!(case("10.1.2.3:40000"), Action::Continue);
+    assert_eq!(case("[2001:db8::7]:40000"), Action::Continue);
+    assert_eq!(case("[::ffff:10.1.2.3]:40000"), Action::Continue, "IPv4-mapped");
+    assert_eq!(case("192.0.2.1:40000"), Action::Pause);
+    // Derived from x-forwarded-for: the direct peer is unknown.
+    assert_eq!(case("10.1.2.3:0"), Action::Pause);
+    assert_eq!(case("not an address"), Action::Pause);
+}
+
+/// `remoteIpBlocks` take `source.address` whatever its port: the client as
+/// Envoy derived it.
+#[test]
+fn remote_ip_blocks_read_the_derived_client() {
+    const REMOTE: &str = r#"{"policies":[{"name":"p","rules":[{"from":[{"remoteIpBlocks":["203.0.113.0/24"]}]}]}]}"#;
+    for (address, want) in [
+        ("203.0.113.9:0", Action::Continue),
+        ("203.0.113.9:5555", Action::Continue),
+        ("10.0.0.1:5555", Action::Pause),
+    ] {
+        let mut host = FakeHost::new()
+            .with_request("GET", "/", "svc")
+            .with_property(&["source", "address"], address.as_bytes());
+        let plugin = configured(&host, REMOTE);
+        assert_eq!(plugin.request().on_request_headers(&mut host), want, "{address}");
+    }
+}
+
+/// `destination.ip` reads `destination.address`, `connection.sni`
+/// `connection.requested_server_name`, each only when a condition uses it.
+#[test]
+fn destination_address_and_sni_are_read_when_conditions_use_them() {
+    const KEYS: &str = r#"{"policies":[{"name":"p","rules":[{"when":[
+        {"key":"destination.ip","values":["10.0.0.2"]},{"key":"connection.sni","values":["*.example.com"]}]}]}]}"#;
+    let host = || {
+        FakeHost::new()
+            .with_request("GET", "/", "svc")
+            .with_property(&["destination", "address"], b"10.0.0.2:8443")
+    };
+    let mut with_sni = host().with_property(&["connection", "requested_server_name"], b"api.example.com");
+    let plugin = configured(&with_sni, KEYS);
+    with_sni.calls.borrow_mut().clear();
+    assert_eq!(plugin.request().on_request_headers(&mut with_sni), Action::Continue);
+    let calls = with_sni.calls.borrow().clone();
+    for want in [
+        "property destination.address",
+        "property connection.requested_server_name",
+    ] {
+        assert!(calls.contains(&want.to_string()), "{want} in {calls:?}");
+    }
+    assert!(!calls.iter().any(|c| c == "property source.address"), "{calls:?}");
+    let mut plaintext = host();
+    assert_eq!(plugin.request().on_request_headers(&mut plaintext), Action::Pause);
 }

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use meshward_filter::{Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
+use std::net::IpAddr;
+
+use meshward_filter::auth::Claims;
+use meshward_filter::{ConnectionInfo, Decision, Engine, Evaluator, Mode, Reason, Request, Verdict};
 
 /// Headers of the typical request used by benchmarks and allocation tests.
 pub const TYPICAL_HEADERS: [(&str, &str); 3] = [
@@ -17,11 +20,13 @@ pub const TYPICAL_HEADERS: [(&str, &str); 3] = [
 /// authority carrying a port and [`TYPICAL_HEADERS`].
 pub fn typical_request(path: &str) -> Request<'_> {
     Request {
+        connection: Default::default(),
         method: "GET",
         path,
         authority: Some("svc.ns.svc.cluster.local:8080"),
         port: Some(8080),
         principal: Some("cluster.local/ns/caller/sa/client"),
+        auth: None,
         headers: &TYPICAL_HEADERS[..],
     }
 }
@@ -46,7 +51,17 @@ pub struct Req {
     pub authority: Option<String>,
     pub port: Option<u16>,
     pub principal: Option<String>,
+    /// The claims of a verified JWT; `None` = no token.
+    pub auth: Option<Claims>,
+    /// The same claims as JSON, for the reference evaluator.
+    pub auth_json: Option<serde_json::Value>,
     pub headers: Vec<(String, String)>,
+    /// The direct peer, the original client, the destination address (all
+    /// unknown by default) and the TLS server name (none by default).
+    pub direct_peer: Option<IpAddr>,
+    pub remote: Option<IpAddr>,
+    pub destination: Option<IpAddr>,
+    pub sni: Option<String>,
 }
 
 pub fn req(method: &str, path: &str) -> Req {
@@ -56,7 +71,13 @@ pub fn req(method: &str, path: &str) -> Req {
         authority: Some("svc".into()),
         port: Some(8080),
         principal: None,
+        auth: None,
+        auth_json: None,
         headers: Vec::new(),
+        direct_peer: None,
+        remote: None,
+        destination: None,
+        sni: None,
     }
 }
 
@@ -85,6 +106,38 @@ impl Req {
         self.headers.push((name.into(), value.into()));
         self
     }
+    /// A caller connecting directly from `ip` (direct peer and original client).
+    pub fn peer(mut self, ip: &str) -> Self {
+        let ip = ip.parse().unwrap();
+        self.direct_peer = Some(ip);
+        self.remote = Some(ip);
+        self
+    }
+    /// The original client as the proxy derived it from `x-forwarded-for`.
+    pub fn remote(mut self, ip: &str) -> Self {
+        self.remote = Some(ip.parse().unwrap());
+        self
+    }
+    /// The direct peer is unknown (the proxy replaced it with an address from
+    /// `x-forwarded-for`).
+    pub fn peer_unknown(mut self) -> Self {
+        self.direct_peer = None;
+        self
+    }
+    pub fn destination(mut self, ip: &str) -> Self {
+        self.destination = Some(ip.parse().unwrap());
+        self
+    }
+    pub fn sni(mut self, name: &str) -> Self {
+        self.sni = Some(name.into());
+        self
+    }
+    /// A verified JWT with these claims (a JSON object).
+    pub fn token(mut self, claims: serde_json::Value) -> Self {
+        self.auth = Some(Claims::from_json(&claims).expect("claims are a JSON object"));
+        self.auth_json = Some(claims);
+        self
+    }
 }
 
 /// What a test usually asserts about a decision, detached from lifetimes.
@@ -108,7 +161,14 @@ pub fn decide(ev: &mut Evaluator, r: &Req) -> Outcome {
         authority: r.authority.as_deref(),
         port: r.port,
         principal: r.principal.as_deref(),
+        auth: r.auth.as_ref(),
         headers: &r.headers[..],
+        connection: ConnectionInfo {
+            direct_peer: r.direct_peer,
+            remote: r.remote,
+            destination: r.destination,
+            sni: r.sni.as_deref(),
+        },
     };
     let d: Decision<'_> = ev.evaluate(&request);
     let engine = ev.engine();
@@ -167,6 +227,62 @@ pub fn generated_rules(n: usize) -> String {
         rules.join(",")
     )
 }
+
+/// [`generated_rules`] with deny rules and address blocks mixed in, for
+/// the benchmark of a set that reads the connection: rule `i` with
+/// `i % 5 == 0` goes to a deny policy, on its path, for callers from
+/// `198.51.100.0/24`; of the others, `i % 3 == 0` admits callers from
+/// `10.0.0.0/8` or `192.168.{i % 256}.0/24` (`ipBlocks`), `i % 3 == 1`
+/// clients outside `203.0.113.0/24` (`notRemoteIpBlocks`) and every seventh a
+/// `source.ip` condition. One more deny rule, without `to`, is checked on
+/// every request. [`generated_path`]`(n - 1)` from [`MIXED_PEER`] is
+/// allowed for `n` a multiple of 10.
+pub fn generated_rules_mixed(n: usize) -> String {
+    let mut allow = Vec::with_capacity(n);
+    let mut deny =
+        vec![r#"{"name":"blocked","from":[{"ipBlocks":["198.51.100.0/24","2001:db8:bad::/48"]}]}"#.to_string()];
+    for i in 0..n {
+        let path = match i % 4 {
+            0 => format!("/svc{i}/items"),
+            1 => format!("/svc{i}/static/*"),
+            2 => format!("/svc{i}/users/{{*}}/orders/{{**}}"),
+            _ => format!("regex:/svc{i}/v[0-9]+/report"),
+        };
+        let methods = if i % 2 == 0 { r#"["GET"]"# } else { r#"["GET","POST"]"# };
+        let to = format!(r#""to":[{{"methods":{methods},"paths":["{path}"]}}]"#);
+        if i % 5 == 0 {
+            deny.push(format!(
+                r#"{{"name":"d{i}","from":[{{"ipBlocks":["198.51.100.0/24"]}}],{to}}}"#
+            ));
+            continue;
+        }
+        let from = match i % 3 {
+            0 => format!(r#""from":[{{"ipBlocks":["10.0.0.0/8","192.168.{}.0/24"]}}],"#, i % 256),
+            1 => r#""from":[{"notRemoteIpBlocks":["203.0.113.0/24"]}],"#.to_string(),
+            _ => String::new(),
+        };
+        let when = if i % 7 == 0 {
+            r#","when":[{"key":"source.ip","values":["10.0.0.0/8"]}]"#
+        } else {
+            ""
+        };
+        allow.push(format!(r#"{{"name":"r{i}",{from}{to}{when}}}"#));
+    }
+    format!(
+        r#"{{"policies":[{{"name":"generated","rules":[{}]}},{{"name":"denied","action":"deny","rules":[{}]}}]}}"#,
+        allow.join(","),
+        deny.join(",")
+    )
+}
+
+/// The caller of requests to [`generated_rules_mixed`]: a direct peer in
+/// `10.0.0.0/8`, which is also the client.
+pub const MIXED_PEER: ConnectionInfo<'static> = ConnectionInfo {
+    direct_peer: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3))),
+    remote: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3))),
+    destination: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2))),
+    sni: None,
+};
 
 /// [`generated_rules`] with `{**}` in the middle of its templates:
 /// `/svc{i}/users/{*}/{**}/orders` where the mix has

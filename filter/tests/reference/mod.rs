@@ -19,6 +19,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use meshward_filter::canonical::{canonicalize_authority, canonicalize_path, validate_method};
 use meshward_filter::config::{Condition, Operation, Policy, Rule, Source};
@@ -39,6 +40,16 @@ pub struct Input<'a> {
     pub principal: Option<&'a str>,
     /// The headers, one entry per field line.
     pub headers: &'a [(String, String)],
+    /// The direct peer; `None` = unknown.
+    pub direct_peer: Option<IpAddr>,
+    /// The original client; `None` = unknown.
+    pub remote: Option<IpAddr>,
+    /// The destination address; `None` = unknown.
+    pub destination: Option<IpAddr>,
+    /// The TLS server name; `None` = none sent.
+    pub sni: Option<&'a str>,
+    /// The claims of the verified JWT as a JSON object; `None` = no token.
+    pub auth: Option<&'a serde_json::Value>,
 }
 
 /// What the reference decides: the verdict, the mode it was decided in, and
@@ -110,6 +121,38 @@ fn host_match(pattern: &str, host: &str, port: Option<u16>) -> bool {
     str_match(&name, host) && want_port.is_none_or(|p| Some(p) == port)
 }
 
+/// Whether `ip` is in the block written `block` (`a.b.c.d`, `a.b.c.d/n`,
+/// IPv6 alike), comparing the leading bits as text of binary digits.
+fn in_block(block: &str, ip: IpAddr) -> bool {
+    let (addr, len) = match block.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<usize>().unwrap())),
+        None => (block, None),
+    };
+    let addr: IpAddr = addr.parse().unwrap();
+    let bits = |ip: IpAddr| -> String {
+        match ip {
+            IpAddr::V4(v) => v.octets().iter().map(|o| format!("{o:08b}")).collect(),
+            IpAddr::V6(v) => v.octets().iter().map(|o| format!("{o:08b}")).collect(),
+        }
+    };
+    let (a, b) = (bits(addr), bits(ip));
+    let len = len.unwrap_or(a.len());
+    a.len() == b.len() && a[..len] == b[..len]
+}
+
+/// Address fields: unset passes; an unknown address fails an allow rule's
+/// and satisfies a deny rule's.
+fn blocks_pass(pos: &Option<Vec<String>>, neg: &Option<Vec<String>>, ip: Option<IpAddr>, deny: bool) -> bool {
+    if pos.is_none() && neg.as_ref().is_none_or(|l| l.is_empty()) {
+        return true;
+    }
+    // An empty positive list holds nothing, whether the address is known or not.
+    let Some(ip) = ip else {
+        return deny && pos.as_ref().is_none_or(|l| !l.is_empty());
+    };
+    pos.as_ref().is_none_or(|l| l.iter().any(|b| in_block(b, ip))) && neg.iter().flatten().all(|b| !in_block(b, ip))
+}
+
 fn namespace(principal: &str) -> Option<&str> {
     let parts: Vec<&str> = principal.split('/').collect();
     (parts.len() == 5 && parts[1] == "ns" && parts[3] == "sa" && parts.iter().all(|p| !p.is_empty())).then(|| parts[2])
@@ -123,12 +166,129 @@ struct Canonical<'a> {
     port: Option<u16>,
     principal: Option<&'a str>,
     headers: &'a [(String, String)],
+    auth: Option<&'a serde_json::Value>,
+    input: Input<'a>,
 }
 
 /// `deny`: the rule is a deny policy's, where a missing identity fails the
 /// positive fields and passes the negative ones; in an allow policy an
 /// anonymous caller matches no entry.
 fn source_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
+    if !blocks_pass(&s.ip_blocks, &s.not_ip_blocks, r.input.direct_peer, deny)
+        || !blocks_pass(&s.remote_ip_blocks, &s.not_remote_ip_blocks, r.input.remote, deny)
+    {
+        return false;
+    }
+    let set = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
+    let sets_peer =
+        s.principals.is_some() || s.namespaces.is_some() || set(&s.not_principals) || set(&s.not_namespaces);
+    let sets_jwt = s.request_principals.is_some() || set(&s.not_request_principals);
+    (!sets_peer || peer_matches(s, r, deny)) && (!sets_jwt || jwt_source_matches(s, r, deny))
+}
+
+/// A regular expression for one Istio string matcher of the RBAC generator:
+/// `.+` for any value, or an exact, prefix or suffix match.
+fn istio_matcher(kind: &str, text: &str) -> String {
+    match kind {
+        "any" => ".+".to_string(),
+        "exact" => regex::escape(text),
+        "prefix" => format!("{}.*", regex::escape(text)),
+        _ => format!(".*{}", regex::escape(text)),
+    }
+}
+
+/// Istio's `requestPrincipalGenerator`: the `iss` and `sub` matchers it
+/// generates for a pattern, as regular expressions.
+fn request_principal_regexes(value: &str) -> (String, String) {
+    let (iss, sub, found) = match value.rfind('/') {
+        Some(i) => (&value[..i], &value[i + 1..], true),
+        None => (value, "", false),
+    };
+    let (iss_m, sub_m) = if value == "*" {
+        (istio_matcher("any", ""), istio_matcher("any", ""))
+    } else if value.starts_with('*') {
+        if found {
+            let iss_m = if iss == "*" {
+                istio_matcher("any", "")
+            } else {
+                istio_matcher("suffix", &iss[1..])
+            };
+            (iss_m, istio_matcher("exact", sub))
+        } else {
+            (
+                istio_matcher("any", ""),
+                istio_matcher("suffix", value.trim_start_matches('*')),
+            )
+        }
+    } else if value.ends_with('*') {
+        if found {
+            let sub_m = if sub == "*" {
+                istio_matcher("any", "")
+            } else {
+                istio_matcher("prefix", &sub[..sub.len() - 1])
+            };
+            (istio_matcher("exact", iss), sub_m)
+        } else {
+            (
+                istio_matcher("prefix", value.trim_end_matches('*')),
+                istio_matcher("any", ""),
+            )
+        }
+    } else {
+        (istio_matcher("exact", iss), istio_matcher("exact", sub))
+    };
+    (iss_m, sub_m)
+}
+
+fn full_match(re: &str, value: &str) -> bool {
+    regex::Regex::new(&format!("^(?s:{re})$")).unwrap().is_match(value)
+}
+
+/// Whether the token's `iss` and `sub` (string claims) match a request
+/// principal pattern.
+fn request_principal_match(pattern: &str, claims: &serde_json::Value) -> bool {
+    let (iss_re, sub_re) = request_principal_regexes(pattern);
+    let (Some(iss), Some(sub)) = (claims["iss"].as_str(), claims["sub"].as_str()) else {
+        return false;
+    };
+    full_match(&iss_re, iss) && full_match(&sub_re, sub)
+}
+
+/// A claim value against a pattern: a string that matches (`*` = non-empty),
+/// or an array with such a string.
+fn claim_match(pattern: &str, value: Option<&serde_json::Value>) -> bool {
+    let string = |v: &serde_json::Value| {
+        v.as_str().is_some_and(|s| {
+            if pattern == "*" {
+                !s.is_empty()
+            } else {
+                str_match(pattern, s)
+            }
+        })
+    };
+    match value {
+        Some(serde_json::Value::Array(items)) => items.iter().any(string),
+        Some(v) => string(v),
+        None => false,
+    }
+}
+
+/// The request principal fields of a `from` entry: without a token an
+/// allow rule's entry fails and a deny rule's passes only the negative field.
+fn jwt_source_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
+    let Some(claims) = r.auth else {
+        return deny && s.request_principals.is_none();
+    };
+    s.request_principals
+        .as_ref()
+        .is_none_or(|l| l.iter().any(|p| request_principal_match(p, claims)))
+        && s.not_request_principals
+            .iter()
+            .flatten()
+            .all(|p| !request_principal_match(p, claims))
+}
+
+fn peer_matches(s: &Source, r: &Canonical<'_>, deny: bool) -> bool {
     let any = |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)));
     let none = |l: &Option<Vec<String>>, v: &str| l.iter().flatten().all(|m| !str_match(m, v));
     let Some(p) = r.principal else {
@@ -177,6 +337,16 @@ fn operation_matches(o: &Operation, r: &Canonical<'_>, deny: bool) -> bool {
             return false;
         }
     }
+    if o.not_methods.iter().flatten().any(|m| m == "*" || m == r.method) {
+        return false;
+    }
+    if o.not_ports.as_ref().is_some_and(|l| !l.is_empty()) {
+        match r.port {
+            Some(p) if o.not_ports.iter().flatten().any(|&q| q == p) => return false,
+            None if !deny => return false,
+            _ => {}
+        }
+    }
     if let Some(ps) = &o.paths {
         if !ps.iter().any(|p| path_match(p, r.path)) {
             return false;
@@ -213,11 +383,18 @@ fn operation_matches(o: &Operation, r: &Canonical<'_>, deny: bool) -> bool {
     true
 }
 
-fn condition_holds(c: &Condition, r: &Canonical<'_>) -> bool {
+fn condition_holds(c: &Condition, r: &Canonical<'_>, deny: bool) -> bool {
+    let header = match (&c.header, c.key.as_deref()) {
+        (Some(h), _) => h.clone(),
+        (None, Some(k)) if k.starts_with("request.headers[") => k["request.headers[".len()..k.len() - 1].to_string(),
+        (None, Some(k)) if k.starts_with("request.auth.") => return auth_condition_holds(c, k, r, deny),
+        (None, Some(k)) => return key_holds(c, k, r, deny),
+        (None, None) => unreachable!("compiled"),
+    };
     let lines: Vec<&str> = r
         .headers
         .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(&c.header))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(&header))
         .map(|(_, v)| v.as_str())
         .collect();
     let mut items = Vec::new();
@@ -243,6 +420,61 @@ fn condition_holds(c: &Condition, r: &Canonical<'_>) -> bool {
         .all(|i| c.not_values.iter().flatten().all(|v| !str_match(v, i)))
 }
 
+/// A `request.auth.*` condition: without a token it holds only in a deny
+/// rule with no `values`; with one, `values` needs a matching claim and
+/// `notValues` none.
+fn auth_condition_holds(c: &Condition, key: &str, r: &Canonical<'_>, deny: bool) -> bool {
+    let Some(claims) = r.auth else {
+        return deny && c.values.is_none();
+    };
+    let matches = |pattern: &str| match key {
+        "request.auth.principal" => request_principal_match(pattern, claims),
+        "request.auth.audiences" => claim_match(pattern, claims.get("aud")),
+        "request.auth.presenter" => claim_match(pattern, claims.get("azp")),
+        _ => {
+            let path = key
+                .strip_prefix("request.auth.claims[")
+                .unwrap()
+                .strip_suffix(']')
+                .unwrap();
+            let value = path.split("][").try_fold(claims, |v, name| v.get(name));
+            claim_match(pattern, value)
+        }
+    };
+    c.values.as_ref().is_none_or(|vs| vs.iter().any(|v| matches(v)))
+        && c.not_values.iter().flatten().all(|v| !matches(v))
+}
+
+/// A condition on a key other than a header: an absent string attribute
+/// fails an allow rule and passes only `notValues` in a deny rule; an
+/// unknown address or port fails an allow rule and satisfies a deny rule.
+fn key_holds(c: &Condition, key: &str, r: &Canonical<'_>, deny: bool) -> bool {
+    let strings = |v: Option<&str>| match v {
+        Some(v) => {
+            c.values.as_ref().is_none_or(|l| l.iter().any(|m| str_match(m, v)))
+                && c.not_values.iter().flatten().all(|m| !str_match(m, v))
+        }
+        None => deny && c.values.is_none(),
+    };
+    let ip = |v: Option<IpAddr>| blocks_pass(&c.values, &c.not_values, v, deny) && (v.is_some() || deny);
+    match key {
+        "source.ip" => ip(r.input.direct_peer),
+        "remote.ip" => ip(r.input.remote),
+        "destination.ip" => ip(r.input.destination),
+        "destination.port" => match r.port {
+            Some(p) => {
+                let p = p.to_string();
+                c.values.as_ref().is_none_or(|l| l.contains(&p)) && !c.not_values.iter().flatten().any(|q| *q == p)
+            }
+            None => deny && c.values.as_ref().is_none_or(|l| !l.is_empty()),
+        },
+        "source.principal" => strings(r.principal),
+        "source.namespace" => strings(r.principal.and_then(namespace)),
+        "connection.sni" => strings(r.input.sni),
+        other => unreachable!("unknown key {other} compiled"),
+    }
+}
+
 fn rule_matches(rule: &Rule, r: &Canonical<'_>, deny: bool) -> bool {
     rule.from
         .as_ref()
@@ -251,7 +483,7 @@ fn rule_matches(rule: &Rule, r: &Canonical<'_>, deny: bool) -> bool {
             .to
             .as_ref()
             .is_none_or(|t| t.iter().any(|o| operation_matches(o, r, deny)))
-        && rule.when.iter().flatten().all(|c| condition_holds(c, r))
+        && rule.when.iter().flatten().all(|c| condition_holds(c, r, deny))
 }
 
 /// Decides `req` for a workload with `labels` under `config`, by the
@@ -298,6 +530,8 @@ pub fn decide(config: &PluginConfig, labels: &BTreeMap<String, String>, req: &In
         port: req.port,
         principal: req.principal,
         headers: req.headers,
+        auth: req.auth,
+        input: *req,
     };
     // The first rule matching among the applicable policies with this
     // action and mode, in configuration order.

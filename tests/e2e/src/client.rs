@@ -37,6 +37,9 @@ pub struct Call {
     pub headers: Vec<(String, String)>,
     /// HTTP/2 instead of HTTP/1.1.
     pub http2: bool,
+    /// The TLS server name an mTLS caller sends (not checked against the
+    /// server's certificate); `None` = `localhost`.
+    pub sni: Option<String>,
 }
 
 /// A request `METHOD path` over HTTP/1.1.
@@ -47,6 +50,7 @@ pub fn call(method: &str, path: &str) -> Call {
         host: None,
         headers: Vec::new(),
         http2: false,
+        sni: None,
     }
 }
 
@@ -65,6 +69,20 @@ impl Call {
     pub fn h2(mut self) -> Self {
         self.http2 = true;
         self
+    }
+    /// Sends `name` as the TLS server name (mTLS callers).
+    pub fn sni(mut self, name: &str) -> Self {
+        self.sni = Some(name.into());
+        self
+    }
+}
+
+/// An address as a URL's host: IPv6 in brackets.
+fn url_host(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
     }
 }
 
@@ -102,7 +120,20 @@ impl Envoy {
                     .arg("--key")
                     .arg(key);
                 cmd.arg(if req.http2 { "--http2" } else { "--http1.1" });
-                format!("https://localhost:{}{}", self.mtls, req.path)
+                match &req.sni {
+                    // The name goes in the URL, so curl sends it as SNI; the
+                    // connection goes to the listener, whose certificate
+                    // names localhost only.
+                    Some(name) => {
+                        cmd.arg("--insecure").arg("--connect-to").arg(format!(
+                            "{name}:{port}:{host}:{port}",
+                            port = self.mtls,
+                            host = url_host(&self.address)
+                        ));
+                        format!("https://{name}:{}{}", self.mtls, req.path)
+                    }
+                    None => format!("https://localhost:{}{}", self.mtls, req.path),
+                }
             }
             Caller::Anonymous => {
                 cmd.arg(if req.http2 {
@@ -110,7 +141,7 @@ impl Envoy {
                 } else {
                     "--http1.1"
                 });
-                format!("http://127.0.0.1:{}{}", self.plain, req.path)
+                format!("http://{}:{}{}", url_host(&self.address), self.plain, req.path)
             }
         };
         if let Some(host) = &req.host {
@@ -131,7 +162,7 @@ impl Envoy {
     /// Sends raw bytes as an HTTP/1.1 request on the plaintext listener and
     /// returns the status line's code (0 if the connection closed first).
     pub fn send_raw(&self, request: &[u8]) -> u16 {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.plain)) else {
+        let Ok(mut s) = TcpStream::connect((self.address.as_str(), self.plain)) else {
             return 0;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(10)));

@@ -121,6 +121,17 @@ pub struct EnvoyOptions {
     /// Routes to a gRPC server on this port of 127.0.0.1 over HTTP/2
     /// instead of the recording upstream; `None` = the recording upstream.
     pub grpc_upstream: Option<u16>,
+    /// The address both listeners bind (`127.0.0.1`, or `::1` for IPv6).
+    pub listen_address: String,
+    /// How the connection managers derive the client address from
+    /// `x-forwarded-for`: `None` = Envoy's defaults (`use_remote_address`
+    /// false, no trusted hop); `Some(hops)` = `use_remote_address: true` with
+    /// `xff_num_trusted_hops: hops`.
+    pub trusted_hops: Option<u32>,
+    /// HTTP filters (JSON) placed before the meshward filter, in order, as
+    /// istiod places `jwt_authn` before Wasm plugins of phase `AUTHZ`
+    /// ([`crate::jwt::jwt_authn_filter`]).
+    pub filters_before: Vec<String>,
 }
 
 impl EnvoyOptions {
@@ -142,7 +153,31 @@ impl EnvoyOptions {
             module: None,
             failure_policy: FailurePolicy::FailOpenFalse,
             grpc_upstream: None,
+            listen_address: "127.0.0.1".into(),
+            trusted_hops: None,
+            filters_before: Vec::new(),
         }
+    }
+
+    /// Binds both listeners to `address` (`::1` for IPv6).
+    pub fn listen_on(mut self, address: &str) -> Self {
+        self.listen_address = address.into();
+        self
+    }
+
+    /// Uses the connection's address (`use_remote_address: true`) and trusts
+    /// `hops` proxies' entries of `x-forwarded-for`
+    /// (`xff_num_trusted_hops`), as an edge proxy behind load balancers is
+    /// configured.
+    pub fn trusted_hops(mut self, hops: u32) -> Self {
+        self.trusted_hops = Some(hops);
+        self
+    }
+
+    /// Adds an HTTP filter (JSON) before the meshward filter.
+    pub fn filter_before(mut self, filter: String) -> Self {
+        self.filters_before.push(filter);
+        self
     }
 
     /// Routes to the gRPC server on `port` (HTTP/2) instead of the
@@ -249,6 +284,8 @@ pub struct Envoy {
     pub mtls: u16,
     /// Plaintext listener port.
     pub plain: u16,
+    /// The address the listeners bind.
+    pub address: String,
     dir: PathBuf,
     pub(crate) ca: PathBuf,
     /// The module and failure policy, written again with every ECDS update.
@@ -359,11 +396,21 @@ impl Envoy {
             .map(access_log)
             .collect();
         let access_logs = serde_json::Value::Array(access_logs).to_string();
+        let xff = match opts.trusted_hops {
+            None => String::new(),
+            Some(hops) => format!(r#""use_remote_address": true, "xff_num_trusted_hops": {hops},"#),
+        };
+        let filter: String = opts
+            .filters_before
+            .iter()
+            .map(|f| format!("{f}, "))
+            .chain(std::iter::once(filter))
+            .collect();
         let hcm = |prefix: &str| {
             format!(
                 r#"{{"name": "envoy.filters.network.http_connection_manager", "typed_config": {{
                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                  "stat_prefix": "{prefix}", "codec_type": "AUTO",
+                  "stat_prefix": "{prefix}", "codec_type": "AUTO", {xff}
                   "access_log": {access_logs},
                   {normalize} "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
                     "routes": [{{"match": {{"prefix": "/"}}, "route": {{"cluster": "upstream"}}}}]}}]}},
@@ -390,15 +437,18 @@ impl Envoy {
                {stats}
                "static_resources": {{
                  "listeners": [
-                   {{"name": "inbound_mtls", "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {mtls}}}}},
+                   {{"name": "inbound_mtls", "address": {{"socket_address": {{"address": "{listen}", "port_value": {mtls}}}}},
+                     "listener_filters": [{{"name": "envoy.filters.listener.tls_inspector", "typed_config": {{
+                       "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}}}],
                      "filter_chains": [{{"transport_socket": {tls}, "filters": [{hcm_mtls}]}}]}},
-                   {{"name": "inbound_plain", "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {plain}}}}},
+                   {{"name": "inbound_plain", "address": {{"socket_address": {{"address": "{listen}", "port_value": {plain}}}}},
                      "filter_chains": [{{"filters": [{hcm_plain}]}}]}}],
                  "clusters": [{{"name": "upstream", "connect_timeout": "2s", "type": "STATIC", {protocol}
                    "load_assignment": {{"cluster_name": "upstream", "endpoints": [{{"lb_endpoints": [{{"endpoint": {{
                      "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {up}}}}}}}}}]}}]}}}}]}}}}"#,
             workload = opts.workload,
             ns = opts.namespace,
+            listen = opts.listen_address,
             stats = opts.stats_config,
             hcm_mtls = hcm("inbound_mtls"),
             hcm_plain = hcm("inbound_plain"),
@@ -430,6 +480,7 @@ impl Envoy {
             admin,
             mtls,
             plain,
+            address: opts.listen_address.clone(),
             dir,
             ca: pki.ca(),
             wasm,

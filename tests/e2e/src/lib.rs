@@ -32,6 +32,8 @@
 //!   client (Python `grpcio`) behind and in front of Envoy;
 //! * `istio`: the stats configuration istio-agent generates, and the
 //!   documented configuration it is generated from;
+//! * `jwt`: signed tokens, their JWKS, and Envoy's `jwt_authn` filter as
+//!   istiod configures it for a `RequestAuthentication`;
 //! * `scenario`: [`Scenario`] and [`Scratch`], all of it started together.
 
 // A test harness: a failed set-up step must stop the scenario loudly.
@@ -41,6 +43,7 @@ mod client;
 mod envoy;
 mod grpc;
 pub mod istio;
+pub mod jwt;
 mod pki;
 pub mod rbac;
 mod scenario;
