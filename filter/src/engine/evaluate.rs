@@ -91,6 +91,7 @@ impl Evaluator {
             mode,
             reason,
             path: None,
+            enforced: sel.enforce_count() > 0,
         }
     }
 
@@ -103,6 +104,7 @@ impl Evaluator {
                 mode: self.engine.mode,
                 reason: Reason::NoPolicy,
                 path: None,
+                enforced: false,
             };
         }
         let canonical = match canonicalize(req) {
@@ -119,6 +121,7 @@ impl Evaluator {
             mode,
             reason,
             path: Some(canonical.path),
+            enforced: self.selection.enforce_count() > 0,
         }
     }
 

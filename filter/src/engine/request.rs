@@ -169,6 +169,10 @@ pub struct Decision<'r> {
     /// The canonical path that was judged; `None` when no policy applies or
     /// the request was malformed.
     pub path: Option<CanonicalPath<'r>>,
+    /// Some applicable policy enforces. A request forwarded under an
+    /// enforcing policy must carry the path that policy judged, even when an
+    /// audit deny rule turned the verdict into `audit_deny`.
+    pub enforced: bool,
 }
 
 impl Decision<'_> {

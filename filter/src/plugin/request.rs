@@ -28,7 +28,7 @@ use super::telemetry::{add_one, capped, write_filter_state, Counters, LogRecord,
 use crate::address::parse_socket_address;
 use crate::auth::{Claims, MetadataError};
 use crate::canonical::{principal_from_uri_san, RequestError};
-use crate::config::{LogConfig, Mode, RequestLog};
+use crate::config::{LogConfig, RequestLog};
 use crate::engine::{is_grpc, ConnectionInfo, Decision, Engine, Evaluator, Needs, Reason, Request, Verdict};
 use crate::headermap::{HeaderMap, Utf8Headers};
 
@@ -381,7 +381,10 @@ fn respond(host: &mut dyn Host, deny_status: u16, decided: &Decided<'_>) -> Acti
     } = decided;
     match decision.verdict {
         Verdict::Allow | Verdict::AuditDeny => {
-            if let (Some(path), Mode::Enforce) = (&decision.path, decision.mode) {
+            // Under an enforcing policy, what was judged is what the upstream
+            // gets, also when an audit deny rule matched (`audit_deny`); a
+            // request only audit policies judged is forwarded untouched.
+            if let (Some(path), true) = (&decision.path, decision.enforced) {
                 if path.is_rewritten() {
                     if let Err(e) = host.set_request_header(":path", &path.to_request_target()) {
                         host.log(Level::Error, &format!("meshward: {e}; denying"));

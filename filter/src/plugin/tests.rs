@@ -293,6 +293,21 @@ fn selectors_use_the_node_labels() {
     assert_eq!(host.counter(&labels.counter_name()), 1);
 }
 
+/// An enforcing allow rule admitted the canonical path and an audit deny
+/// rule matched it too: the verdict is `audit_deny`, and the upstream gets
+/// the path the enforcing rule judged, not the raw one.
+#[test]
+fn an_audit_deny_under_an_enforcing_allow_forwards_the_judged_path() {
+    let json = r#"{"policies":[
+        {"name":"shop/reviews","rules":[{"to":[{"paths":["/reviews/*"]}]}]},
+        {"name":"shop/watch","action":"deny","mode":"audit","rules":[{"to":[{"paths":["/reviews/1"]}]}]}]}"#;
+    let mut host = reviews_host().with_request("GET", "/reviews//1", "reviews");
+    let plugin = configured(&host, json);
+    assert_eq!(plugin.request().on_request_headers(&mut host), Action::Continue);
+    assert_eq!(host.state(STATE_VERDICT), Some("audit_deny"));
+    assert_eq!(host.set_headers, vec![(":path".to_string(), "/reviews/1".to_string())]);
+}
+
 #[test]
 fn audit_mode_forwards_untouched() {
     let json = CONFIG.replacen("\"rules\"", "\"mode\":\"audit\",\"rules\"", 1);
