@@ -1035,12 +1035,12 @@ metadata: {name: mixed, namespace: shop}
 spec:
   rules:
   - from:
-    - source: {principals: ["cluster.local/ns/shop/sa/a"], ipBlocks: ["10.0.0.0/8"]}
+    - source: {principals: ["cluster.local/ns/shop/sa/a"], trustDomains: ["cluster.local"]}
     to:
     - operation: {hosts: ["cart"], ports: ["http"], methods: [get]}
     when:
     - {key: source.serviceAccount, values: [shop/a]}
-    - {key: "request.auth.claims[groups]", values: [admin]}
+    - {key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: [orders]}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -1062,14 +1062,17 @@ spec:
     let (code, stdout, stderr) = import(&d, &["p.yaml", "ok.yaml"]);
     assert_eq!(code, Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
+    let keys = "supported keys: request.headers[<name>], source.ip, remote.ip, destination.ip, destination.port, \
+                source.namespace, source.principal, connection.sni, request.auth.principal, request.auth.audiences, \
+                request.auth.presenter, request.auth.claims[<name>]";
     assert_eq!(
         lines,
         [
-            "p.yaml:7: shop/mixed: spec.rules[0].from[0].source.ipBlocks: not expressible in this version's Allowlist",
+            "p.yaml:7: shop/mixed: spec.rules[0].from[0].source.trustDomains: meshward has no trust-domain field; write `principals` with the trust domain (`<trust-domain>/*`)",
             "p.yaml:9: shop/mixed: spec.rules[0].to[0].operation.hosts[0]: Istio matches \"cart\" only when the authority has no port; meshward's \"cart\" matches every port, so it would admit more: write each authority with its port (\"cart:<port>\")",
             "p.yaml:9: shop/mixed: spec.rules[0].to[0].operation.ports[0]: \"http\" is not a port (1-65535)",
-            "p.yaml:11: shop/mixed: spec.rules[0].when[0].key: \"source.serviceAccount\" has no meshward equivalent; supported keys: request.headers[<name>]",
-            "p.yaml:12: shop/mixed: spec.rules[0].when[1].key: \"request.auth.claims[groups]\" is not expressible in this version's Allowlist; supported keys: request.headers[<name>]",
+            format!("p.yaml:11: shop/mixed: spec.rules[0].when[0].key: \"source.serviceAccount\" has no meshward equivalent; {keys}").as_str(),
+            format!("p.yaml:12: shop/mixed: spec.rules[0].when[1].key: \"experimental.envoy.filters.network.mysql_proxy[db.table]\" has no meshward equivalent; {keys}").as_str(),
             "p.yaml:18: shop/gateway: spec.targetRefs: a policy attached to Gateways, waypoints or Services has no Allowlist equivalent (an Allowlist protects sidecars, selected by labels)",
             "p.yaml:19: shop/gateway: spec.action: CUSTOM delegates to an external authorizer; meshward decides every request itself",
             "p.yaml:25: istio-system/mesh: metadata.namespace: a policy in Istio's root namespace (istio-system) applies to the whole mesh; an Allowlist applies to its own namespace: import a copy into each namespace (or give --root-namespace if the mesh's root namespace is another)",
@@ -1097,6 +1100,129 @@ spec:
         stderr.starts_with(
             "p.yaml:12: shop/frontend-deny: spec.rules[0].to[0].operation.methods[1]: meshward refuses it: "
         ),
+        "{stderr}"
+    );
+}
+
+/// Every source, operation and condition field of Istio's that meshward
+/// has, in one ALLOW policy, and a DENY policy with the negative fields.
+const AUTHZ_EVERY_FIELD: &str = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: every, namespace: shop}
+spec:
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/*"]
+        notPrincipals: ["cluster.local/ns/shop/sa/bad"]
+        requestPrincipals: ["https://idp.example.com/*"]
+        notRequestPrincipals: ["https://idp.example.com/banned"]
+        ipBlocks: ["10.0.0.1/8", "2001:db8::1/32"]
+        notIpBlocks: ["10.9.0.0/16"]
+        remoteIpBlocks: ["192.168.1.7/24"]
+        notRemoteIpBlocks: ["192.168.1.66"]
+    - source: {notNamespaces: [test], notRequestPrincipals: ["*/robot"]}
+    to:
+    - operation: {notMethods: [DELETE], notPorts: ["8081"]}
+    when:
+    - {key: "request.headers[x-user]", values: ["a*"]}
+    - {key: source.ip, values: ["10.1.2.3/16"]}
+    - {key: remote.ip, notValues: ["fd00::1/8"]}
+    - {key: destination.ip, values: ["127.0.0.1"]}
+    - {key: destination.port, values: ["8080"]}
+    - {key: source.namespace, values: [shop]}
+    - {key: source.principal, values: ["cluster.local/*"]}
+    - {key: connection.sni, values: ["*.example.com"]}
+    - {key: request.auth.principal, values: ["https://idp.example.com/*"]}
+    - {key: request.auth.audiences, values: [shop]}
+    - {key: request.auth.presenter, notValues: [evil]}
+    - {key: "request.auth.claims[groups]", values: [admins]}
+    - {key: "request.auth.claims[realm][role]", values: [owner]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: refuse, namespace: shop}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {notRequestPrincipals: ["*"], notPrincipals: ["*"], notRemoteIpBlocks: ["10.0.0.0/8"]}}]
+    to: [{operation: {notMethods: [GET], notPorts: ["80"]}}]
+    when: [{key: request.auth.presenter, notValues: [ok]}]
+"#;
+
+#[test]
+fn import_converts_every_field_meshward_has() {
+    let d = dir("import-every", &[("p.yaml", AUTHZ_EVERY_FIELD)]);
+    let (code, stdout, stderr) = import(&d, &["p.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let docs: Vec<serde_json::Value> = stdout
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    let rule = &docs[0]["spec"]["rules"][0];
+    let from = &rule["from"][0];
+    for (field, want) in [
+        ("notPrincipals", serde_json::json!(["cluster.local/ns/shop/sa/bad"])),
+        ("requestPrincipals", serde_json::json!(["https://idp.example.com/*"])),
+        (
+            "notRequestPrincipals",
+            serde_json::json!(["https://idp.example.com/banned"]),
+        ),
+        // Host bits cleared: the network Istio matches, which meshward accepts.
+        ("ipBlocks", serde_json::json!(["10.0.0.0/8", "2001:db8::/32"])),
+        ("notIpBlocks", serde_json::json!(["10.9.0.0/16"])),
+        ("remoteIpBlocks", serde_json::json!(["192.168.1.0/24"])),
+        ("notRemoteIpBlocks", serde_json::json!(["192.168.1.66"])),
+    ] {
+        assert_eq!(from[field], want, "{field}");
+    }
+    assert_eq!(
+        rule["to"][0],
+        serde_json::json!({"notMethods": ["DELETE"], "notPorts": [8081]})
+    );
+    let when = rule["when"].as_array().unwrap();
+    assert_eq!(when[0], serde_json::json!({"header": "x-user", "values": ["a*"]}));
+    assert_eq!(
+        when[1],
+        serde_json::json!({"key": "source.ip", "values": ["10.1.0.0/16"]})
+    );
+    assert_eq!(
+        when[2],
+        serde_json::json!({"key": "remote.ip", "notValues": ["fd00::/8"]})
+    );
+    assert_eq!(
+        when[4],
+        serde_json::json!({"key": "destination.port", "values": ["8080"]})
+    );
+    assert_eq!(
+        when[12],
+        serde_json::json!({"key": "request.auth.claims[realm][role]", "values": ["owner"]})
+    );
+    assert_eq!(when.len(), 13);
+    assert_eq!(docs[1]["spec"]["action"], "deny");
+    // The fields whose verdicts meshward's strictness changes are named;
+    // the exit status stays 0. The DENY policy's negative fields fail
+    // closed in both systems: not named.
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: p.yaml:"))
+        .map(|l| l.split(": ").nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "spec.rules[0].from[0].source.ipBlocks",
+            "spec.rules[0].from[0].source.notIpBlocks",
+            "spec.rules[0].from[1].source.notNamespaces",
+            "spec.rules[0].from[1].source.notRequestPrincipals",
+            "spec.rules[0].when[1].key",
+            "spec.rules[0].when[10].notValues",
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("import: 2 AuthorizationPolicies read, 2 imported, 0 not imported\n"),
         "{stderr}"
     );
 }

@@ -43,6 +43,9 @@ pub(super) fn run(
     for r in &imported.reports {
         eprintln!("{r}");
     }
+    for w in &imported.warnings {
+        eprintln!("warning: {w}");
+    }
     let not = imported.read - imported.allowlists.len();
     eprintln!(
         "import: {} AuthorizationPolicies read, {} imported, {not} not imported{}",

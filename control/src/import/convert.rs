@@ -11,9 +11,17 @@
 //! admit more than Istio (a host without a port in an ALLOW rule), the field
 //! is reported, never approximated. Where meshward is stricter by design
 //! (anonymous callers in ALLOW rules, canonical paths, header values one by
-//! one) the field converts; `docs/cli.md` lists those differences.
+//! one) the field converts; `docs/cli.md` lists those differences. The
+//! fields where that strictness changes verdicts for a whole class of
+//! requests (negative identity or JWT fields of ALLOW rules, which then
+//! refuse callers without an identity or a token; the direct peer, unknown
+//! to meshward behind `x-forwarded-for`) also get a [`Conversion::warnings`]
+//! entry naming them.
 
 use std::collections::BTreeMap;
+
+use meshward_filter::address::Cidr;
+use meshward_filter::PatternError;
 
 use super::istio::{self, Action, AuthorizationPolicy};
 use crate::crd::{
@@ -29,11 +37,8 @@ pub const IMPORTED_FROM: &str = "meshward.io/imported-from";
 pub const DRY_RUN: &str = "istio.io/dry-run";
 
 /// The `when` keys an Allowlist expresses, as Istio writes them.
-pub const SUPPORTED_KEYS: [&str; 1] = ["request.headers[<name>]"];
-
-/// Istio keys that the Allowlist does not express yet: reported as not
-/// supported by this version, rather than as unknown.
-const PLANNED_KEYS: [&str; 11] = [
+pub const SUPPORTED_KEYS: [&str; 12] = [
+    "request.headers[<name>]",
     "source.ip",
     "remote.ip",
     "destination.ip",
@@ -44,7 +49,20 @@ const PLANNED_KEYS: [&str; 11] = [
     "request.auth.principal",
     "request.auth.audiences",
     "request.auth.presenter",
-    "request.auth.claims[",
+    "request.auth.claims[<name>]",
+];
+
+/// Keys whose values are addresses or CIDRs.
+const ADDRESS_KEYS: [&str; 3] = ["source.ip", "remote.ip", "destination.ip"];
+
+/// Keys read from the peer identity or the verified JWT: a request without
+/// one fails them in an ALLOW rule, `notValues` included.
+const IDENTITY_KEYS: [&str; 5] = [
+    "source.namespace",
+    "source.principal",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
 ];
 
 /// Why one field could not be expressed.
@@ -79,19 +97,42 @@ pub fn namespace_of(p: &AuthorizationPolicy) -> &str {
     p.metadata.namespace.as_deref().unwrap_or("default")
 }
 
+/// The result of converting one policy.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The Allowlist with the same meaning, or every field that cannot be
+    /// expressed.
+    pub allowlist: Result<Allowlist, Vec<Unexpressible>>,
+    /// Converted fields where meshward's deliberate strictness refuses a
+    /// class of requests Istio would admit (or refuse nothing of): callers
+    /// without an identity or a token in an ALLOW rule's negative fields,
+    /// requests whose direct peer meshward does not know. They convert;
+    /// this names them so nobody is surprised.
+    pub warnings: Vec<Unexpressible>,
+}
+
 /// Converts `p`: the Allowlist with the same meaning, or every field that
 /// cannot be expressed (then no Allowlist: half a policy means something
 /// else, and for an ALLOW policy leaving it out entirely means less).
 pub fn convert(p: &AuthorizationPolicy, options: &Options) -> Result<Allowlist, Vec<Unexpressible>> {
+    conversion(p, options).allowlist
+}
+
+/// Converts `p` as [`convert`] does, with the warnings.
+pub fn conversion(p: &AuthorizationPolicy, options: &Options) -> Conversion {
     let mut c = Converter {
         problems: Vec::new(),
+        warnings: Vec::new(),
         action: Action::Allow,
     };
     let allowlist = c.policy(p, options);
-    if c.problems.is_empty() {
-        Ok(allowlist)
-    } else {
-        Err(c.problems)
+    Conversion {
+        allowlist: if c.problems.is_empty() {
+            Ok(allowlist)
+        } else {
+            Err(c.problems)
+        },
+        warnings: c.warnings,
     }
 }
 
@@ -105,11 +146,27 @@ enum Polarity {
     Refuses,
 }
 
-/// The state of one conversion: the problems found so far and the action.
+/// The state of one conversion: the problems and warnings found so far
+/// and the action.
 struct Converter {
     problems: Vec<Unexpressible>,
+    warnings: Vec<Unexpressible>,
     action: Action,
 }
+
+/// Why a negative identity field of an ALLOW rule is named.
+const ANONYMOUS: &str = "in an ALLOW rule meshward admits no caller without a peer identity (plaintext) \
+                         here, where Istio's negative field admits it; add `principals: [\"*\"]` to say so \
+                         in both";
+/// Why a negative JWT field of an ALLOW rule is named.
+const TOKENLESS: &str = "in an ALLOW rule meshward admits no request without a verified JWT here, where \
+                         Istio's negative field admits it; add `requestPrincipals: [\"*\"]` to say so in both";
+/// Why a field reading the direct peer is named.
+const DIRECT_PEER: &str = "meshward does not know the direct peer of a request whose client Envoy took from \
+                           `x-forwarded-for` (sidecar inbound listeners do, for any request carrying it): such \
+                           a request does not match it in an ALLOW rule and is refused by it in a DENY rule, \
+                           where Istio reads the connection's peer; `remoteIpBlocks` / `remote.ip` judge the \
+                           client";
 
 impl Converter {
     fn report(&mut self, field: impl Into<String>, reason: impl Into<String>) {
@@ -117,6 +174,27 @@ impl Converter {
             field: field.into(),
             reason: reason.into(),
         });
+    }
+
+    fn warn(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.warnings.push(Unexpressible {
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Warns about `name` if it is set (see [`Conversion::warnings`]).
+    fn warn_if_set(&mut self, value: &Option<Vec<String>>, at: &str, name: &str, reason: &str) {
+        if value.as_ref().is_some_and(|v| !v.is_empty()) {
+            self.warn(format!("{at}.{name}"), reason);
+        }
+    }
+
+    /// Address blocks: a CIDR with bits set beyond its prefix becomes the
+    /// network Istio matches (`10.0.0.1/8` → `10.0.0.0/8`); anything else
+    /// as written, for the engine to judge.
+    fn blocks(&self, value: &Option<Vec<String>>) -> Option<Vec<String>> {
+        Some(self.strings(value)?.iter().map(|b| network(b)).collect())
     }
 
     /// Reports a field the Allowlist has no equivalent for, if it is set.
@@ -290,20 +368,32 @@ impl Converter {
     /// A source, or `None` when it sets nothing (it then matches any caller;
     /// Istio's validation refuses it, reported).
     fn source(&mut self, s: &istio::Source, at: &str) -> Option<AllowlistSource> {
-        const NOT_YET: &str = "not expressible in this version's Allowlist";
         let out = AllowlistSource {
             principals: self.strings(&s.principals),
             not_principals: self.strings(&s.not_principals),
             namespaces: self.strings(&s.namespaces),
             not_namespaces: self.strings(&s.not_namespaces),
+            request_principals: self.strings(&s.request_principals),
+            not_request_principals: self.strings(&s.not_request_principals),
+            ip_blocks: self.blocks(&s.ip_blocks),
+            not_ip_blocks: self.blocks(&s.not_ip_blocks),
+            remote_ip_blocks: self.blocks(&s.remote_ip_blocks),
+            not_remote_ip_blocks: self.blocks(&s.not_remote_ip_blocks),
             ..AllowlistSource::default()
         };
-        self.unsupported(&s.request_principals, at, "requestPrincipals", NOT_YET);
-        self.unsupported(&s.not_request_principals, at, "notRequestPrincipals", NOT_YET);
-        self.unsupported(&s.ip_blocks, at, "ipBlocks", NOT_YET);
-        self.unsupported(&s.not_ip_blocks, at, "notIpBlocks", NOT_YET);
-        self.unsupported(&s.remote_ip_blocks, at, "remoteIpBlocks", NOT_YET);
-        self.unsupported(&s.not_remote_ip_blocks, at, "notRemoteIpBlocks", NOT_YET);
+        if self.action == Action::Allow {
+            // A positive field of the same kind already asks for the
+            // identity (or the token) in both systems: no difference then.
+            if out.principals.is_none() && out.namespaces.is_none() {
+                self.warn_if_set(&s.not_principals, at, "notPrincipals", ANONYMOUS);
+                self.warn_if_set(&s.not_namespaces, at, "notNamespaces", ANONYMOUS);
+            }
+            if out.request_principals.is_none() {
+                self.warn_if_set(&s.not_request_principals, at, "notRequestPrincipals", TOKENLESS);
+            }
+        }
+        self.warn_if_set(&s.ip_blocks, at, "ipBlocks", DIRECT_PEER);
+        self.warn_if_set(&s.not_ip_blocks, at, "notIpBlocks", DIRECT_PEER);
         const SA: &str = "Istio matches service accounts in every trust domain; write `principals` \
                           (`<trust-domain>/ns/<namespace>/sa/<name>`) for the trust domains you mean";
         self.unsupported(&s.service_accounts, at, "serviceAccounts", SA);
@@ -320,7 +410,6 @@ impl Converter {
 
     /// An operation, or `None` when it sets nothing.
     fn operation(&mut self, o: &istio::Operation, at: &str) -> Option<AllowlistOperation> {
-        const NOT_YET: &str = "not expressible in this version's Allowlist";
         let (hosts_polarity, not_hosts_polarity) = match self.action {
             Action::Deny => (Polarity::Refuses, Polarity::Admits),
             _ => (Polarity::Admits, Polarity::Refuses),
@@ -329,13 +418,13 @@ impl Converter {
             hosts: self.hosts(&o.hosts, &format!("{at}.hosts"), hosts_polarity),
             not_hosts: self.hosts(&o.not_hosts, &format!("{at}.notHosts"), not_hosts_polarity),
             ports: self.ports(&o.ports, &format!("{at}.ports")),
+            not_ports: self.ports(&o.not_ports, &format!("{at}.notPorts")),
             methods: self.strings(&o.methods),
+            not_methods: self.strings(&o.not_methods),
             paths: self.paths(&o.paths, &format!("{at}.paths")),
             not_paths: self.paths(&o.not_paths, &format!("{at}.notPaths")),
             ..AllowlistOperation::default()
         };
-        self.unsupported(&o.not_methods, at, "notMethods", NOT_YET);
-        self.unsupported(&o.not_ports, at, "notPorts", NOT_YET);
         let set = [
             &o.hosts,
             &o.not_hosts,
@@ -405,7 +494,9 @@ impl Converter {
         Some(paths)
     }
 
-    /// A `when` condition: `request.headers[<name>]` becomes `header: <name>`.
+    /// A `when` condition: `request.headers[<name>]` becomes `header: <name>`,
+    /// the other keys meshward knows stay `key`, address values as
+    /// [`Converter::blocks`] writes them.
     fn condition(&mut self, w: &istio::Condition, at: &str) -> Option<HeaderCondition> {
         let values = self.strings(&w.values);
         let not_values = self.strings(&w.not_values);
@@ -422,16 +513,34 @@ impl Converter {
                 ..HeaderCondition::default()
             });
         }
+        let claims = key.starts_with("request.auth.claims[");
+        if claims || SUPPORTED_KEYS.contains(&key) {
+            let address = ADDRESS_KEYS.contains(&key);
+            if key == "source.ip" {
+                self.warn(format!("{at}.key"), DIRECT_PEER);
+            }
+            let identity = claims || IDENTITY_KEYS.contains(&key);
+            if identity && values.is_none() && self.action == Action::Allow {
+                let reason = if key.starts_with("request.auth.") {
+                    TOKENLESS
+                } else {
+                    ANONYMOUS
+                };
+                self.warn(format!("{at}.notValues"), reason);
+            }
+            return Some(HeaderCondition {
+                key: Some(key.to_string()),
+                values: if address { self.blocks(&w.values) } else { values },
+                not_values: if address {
+                    self.blocks(&w.not_values)
+                } else {
+                    not_values
+                },
+                ..HeaderCondition::default()
+            });
+        }
         let reason = if key.is_empty() {
             "Istio refuses a condition without a key".to_string()
-        } else if PLANNED_KEYS
-            .iter()
-            .any(|k| key == *k || (k.ends_with('[') && key.starts_with(k)))
-        {
-            format!(
-                "{key:?} is not expressible in this version's Allowlist; supported keys: {}",
-                SUPPORTED_KEYS.join(", ")
-            )
         } else {
             format!(
                 "{key:?} has no meshward equivalent; supported keys: {}",
@@ -440,6 +549,15 @@ impl Converter {
         };
         self.report(format!("{at}.key"), reason);
         None
+    }
+}
+
+/// The block `b` as meshward accepts it: the network of a CIDR with bits
+/// set beyond its prefix, which is what Istio matches; otherwise unchanged.
+fn network(b: &str) -> String {
+    match Cidr::parse(b) {
+        Err(PatternError::HostBitsSet { network }) => network,
+        _ => b.to_string(),
     }
 }
 
@@ -590,6 +708,53 @@ mod tests {
                 "spec.rules[0].to[0].operation.paths[0]",
             ]
         );
+    }
+
+    #[test]
+    fn blocks_with_host_bits_become_their_network() {
+        assert_eq!(network("10.0.0.1/8"), "10.0.0.0/8");
+        assert_eq!(network("2001:db8::1/32"), "2001:db8::/32");
+        // Already a network, a single address, or refused by meshward for
+        // another reason: as written.
+        for b in ["10.0.0.0/8", "10.1.2.3", "::1", "10.0.0.0/33", "fe80::1%eth0", ""] {
+            assert_eq!(network(b), b);
+        }
+    }
+
+    #[test]
+    fn warnings_name_negative_identity_fields_of_allow_rules_and_the_direct_peer() {
+        let o = Options::default();
+        let warned = |action: &str, rule: &str| {
+            let c = conversion(
+                &policy(&format!("{HEAD}spec:\n  action: {action}\n  rules: [{rule}]\n")),
+                &o,
+            );
+            assert!(c.allowlist.is_ok());
+            c.warnings.into_iter().map(|w| w.field).collect::<Vec<_>>()
+        };
+        let negative = "{from: [{source: {notPrincipals: [a], notRequestPrincipals: [b]}}], \
+                        when: [{key: source.principal, notValues: [c]}, {key: \"request.auth.claims[g]\", notValues: [d]}]}";
+        assert_eq!(
+            warned("ALLOW", negative),
+            [
+                "spec.rules[0].from[0].source.notPrincipals",
+                "spec.rules[0].from[0].source.notRequestPrincipals",
+                "spec.rules[0].when[0].notValues",
+                "spec.rules[0].when[1].notValues",
+            ]
+        );
+        // Deny rules fail closed on a missing identity or token, as Istio's.
+        assert!(warned("DENY", negative).is_empty());
+        // A positive field of the same kind asks for the identity in both.
+        let both = "{from: [{source: {principals: [\"*\"], notPrincipals: [a], requestPrincipals: [\"*\"], \
+                    notRequestPrincipals: [b]}}], when: [{key: source.principal, values: [\"*\"], notValues: [c]}]}";
+        assert!(warned("ALLOW", both).is_empty());
+        // The direct peer, in either action; the original client never.
+        let peer = "{from: [{source: {notIpBlocks: [10.0.0.0/8], remoteIpBlocks: [10.0.0.0/8]}}], \
+                    when: [{key: source.ip, values: [10.0.0.1]}, {key: remote.ip, values: [10.0.0.1]}]}";
+        let want = ["spec.rules[0].from[0].source.notIpBlocks", "spec.rules[0].when[0].key"];
+        assert_eq!(warned("ALLOW", peer), want);
+        assert_eq!(warned("DENY", peer), want);
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct Imported {
     /// What could not be expressed, in input order; each policy named here
     /// has no Allowlist.
     pub reports: Vec<Report>,
+    /// Fields of imported policies where meshward refuses a class of
+    /// requests Istio admits ([`convert::Conversion::warnings`]), in input
+    /// order.
+    pub warnings: Vec<Report>,
     /// How many AuthorizationPolicies were read.
     pub read: usize,
 }
@@ -223,14 +227,15 @@ pub fn import(policies: &[Read], options: &Options) -> Imported {
             policy: format!("{ns}/{name}"),
             what,
         };
-        match convert::convert(&r.policy, options) {
-            Ok(a) => converted.push((a, r)),
+        let c = convert::conversion(&r.policy, options);
+        match c.allowlist {
+            Ok(a) => converted.push((a, r, c.warnings.into_iter().map(report).collect::<Vec<_>>())),
             Err(problems) => imported.reports.extend(problems.into_iter().map(report)),
         }
     }
     // The engine's verdict on each Allowlist, as the control service derives it.
-    let refused = engine_refusals(converted.iter().map(|(a, _)| a));
-    for (a, r) in converted {
+    let refused = engine_refusals(converted.iter().map(|(a, _, _)| a));
+    for (a, r, warnings) in converted {
         let key = (
             a.metadata.namespace.clone().unwrap_or_default(),
             a.metadata.name.clone().unwrap_or_default(),
@@ -251,7 +256,10 @@ pub fn import(policies: &[Read], options: &Options) -> Imported {
                     },
                 });
             }
-            None => imported.allowlists.push(a),
+            None => {
+                imported.allowlists.push(a);
+                imported.warnings.extend(warnings);
+            }
         }
     }
     imported
