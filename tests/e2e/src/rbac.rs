@@ -21,7 +21,17 @@
 //!   as the `:method` header, paths as `url_path` or, for templates, Envoy's
 //!   `uri_template` matcher, hosts as `:authority` ignoring case, ports as
 //!   `destination_port`; Istio's string forms (exact, `prefix*`, `*suffix`,
-//!   `*`) as Istio writes them for each.
+//!   `*`) as Istio writes them for each;
+//! * `ipBlocks` and `source.ip` as `direct_remote_ip`, `remoteIpBlocks` and
+//!   `remote.ip` as `remote_ip`, `destination.ip` as `destination_ip` (each a
+//!   `CidrRange` of the address as written: Envoy masks host bits),
+//!   `connection.sni` as `requested_server_name`;
+//! * the JWT fields as `metadata` matchers on the payload `jwt_authn` leaves
+//!   under `envoy.filters.http.jwt_authn` / `payload`: a request principal
+//!   split at its last `/` into matchers on `iss` and `sub` (Istio's
+//!   `requestPrincipalGenerator`), `request.auth.audiences`, `presenter` and
+//!   `claims[a][b]` as one matcher on the claim's path whose value is the
+//!   OR of the values, as a string or as an element of a list.
 //!
 //! Each field is one arm of [`principal`] or [`permission`]: a field not
 //! translated yet panics, naming it, rather than being skipped.
@@ -137,6 +147,10 @@ fn rule(r: &Value) -> Value {
         let (values, not_values) = (strings(&w["values"]), strings(&w["notValues"]));
         if condition_is_permission(key) {
             base_permissions.extend(field(key, &values, &not_values, permission, not_rule));
+        } else if is_claim(key) {
+            // Istio's extended generators: one matcher for all the values.
+            base_principals.extend((!values.is_empty()).then(|| claim(key, &values)));
+            base_principals.extend((!not_values.is_empty()).then(|| not_id(claim(key, &not_values))));
         } else {
             base_principals.extend(field(key, &values, &not_values, principal, not_id));
         }
@@ -279,6 +293,8 @@ fn permission(key: &str, value: &str) -> Value {
                 "path_template": value.replace("{**}", "**").replace("{*}", "*")}}}),
         "paths" => json!({"url_path": {"path": string_matcher(value, "")}}),
         "ports" | "destination.port" => json!({"destination_port": value.parse::<u32>().expect("a port")}),
+        "destination.ip" => json!({"destination_ip": cidr(value)}),
+        "connection.sni" => json!({"requested_server_name": string_matcher(value, "")}),
         other => panic!("the RBAC translation has no permission arm for {other:?} yet"),
     }
 }
@@ -291,12 +307,105 @@ fn principal(key: &str, value: &str) -> Value {
             let ns = value.split('*').map(quote_meta).collect::<Vec<_>>().join(".*");
             authenticated(json!({"safe_regex": {"regex": format!(".*/ns/{ns}/.*")}}))
         }
+        "ipBlocks" | "source.ip" => json!({"direct_remote_ip": cidr(value)}),
+        "remoteIpBlocks" | "remote.ip" => json!({"remote_ip": cidr(value)}),
+        "requestPrincipals" | "request.auth.principal" => request_principal(value),
         k if k.starts_with("request.headers[") => {
             let name = k.trim_start_matches("request.headers[").trim_end_matches(']');
             json!({"header": header_matcher(name, value, false)})
         }
         other => panic!("the RBAC translation has no principal arm for {other:?} yet"),
     }
+}
+
+/// Istio's `AddrStrToCidrRange`: the address as written, the prefix length
+/// given or the whole address.
+fn cidr(value: &str) -> Value {
+    let (address, len) = match value.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u32>().expect("a prefix length")),
+        None => (value, if value.contains(':') { 128 } else { 32 }),
+    };
+    json!({"address_prefix": address, "prefix_len": len})
+}
+
+/// The namespace and key under which `jwt_authn` leaves the verified payload.
+const JWT_FILTER: &str = "envoy.filters.http.jwt_authn";
+const JWT_PAYLOAD: &str = "payload";
+
+/// A metadata matcher on the claim at `path` of the verified payload.
+fn jwt_metadata(path: &[&str], value: Value) -> Value {
+    let mut segments = vec![json!({"key": JWT_PAYLOAD})];
+    segments.extend(path.iter().map(|k| json!({"key": k})));
+    json!({"metadata": {"filter": JWT_FILTER, "path": segments, "value": value}})
+}
+
+/// Istio's `requestPrincipalGenerator` for one value: `iss` and `sub`
+/// matched apart, the value split at its last `/`.
+fn request_principal(value: &str) -> Value {
+    let any = json!({"safe_regex": {"regex": ".+"}});
+    let (iss, sub) = match value.rsplit_once('/') {
+        Some((i, s)) => (i, Some(s)),
+        None => (value, None),
+    };
+    let (match_iss, match_sub) = if value == "*" {
+        (any.clone(), any)
+    } else if let Some(suffix) = value.strip_prefix('*') {
+        match sub {
+            Some(sub) if iss == "*" => (any, json!({"exact": sub})),
+            Some(sub) => (
+                json!({"suffix": iss.strip_prefix('*').unwrap_or(iss)}),
+                json!({"exact": sub}),
+            ),
+            None => (any, json!({"suffix": suffix})),
+        }
+    } else if let Some(prefix) = value.strip_suffix('*') {
+        match sub {
+            Some("*") => (json!({"exact": iss}), any),
+            Some(sub) => (
+                json!({"exact": iss}),
+                json!({"prefix": sub.strip_suffix('*').unwrap_or(sub)}),
+            ),
+            None => (json!({"prefix": prefix}), any),
+        }
+    } else {
+        (json!({"exact": iss}), json!({"exact": sub.unwrap_or("")}))
+    };
+    and_ids(vec![
+        jwt_metadata(&["iss"], json!({"string_match": match_iss})),
+        jwt_metadata(&["sub"], json!({"string_match": match_sub})),
+    ])
+}
+
+/// Keys Istio's extended generators translate into one matcher for all
+/// values.
+fn is_claim(key: &str) -> bool {
+    matches!(key, "request.auth.audiences" | "request.auth.presenter") || key.starts_with("request.auth.claims[")
+}
+
+/// Istio's `MetadataListValueMatcherForJWTClaims` for a claim key: the claim
+/// is one of `values`, or a list holding one.
+fn claim(key: &str, values: &[String]) -> Value {
+    let path: Vec<&str> = match key {
+        "request.auth.audiences" => vec!["aud"],
+        "request.auth.presenter" => vec!["azp"],
+        k => k
+            .trim_start_matches("request.auth.claims[")
+            .trim_end_matches(']')
+            .split("][")
+            .collect(),
+    };
+    let mut matchers: Vec<Value> = values
+        .iter()
+        .map(|v| json!({"string_match": string_matcher(v, "")}))
+        .collect();
+    let value = match matchers.len() {
+        1 => matchers.remove(0),
+        _ => json!({"or_match": {"value_matchers": matchers}}),
+    };
+    jwt_metadata(
+        &path,
+        json!({"or_match": {"value_matchers": [{"list_match": {"one_of": value}}, value]}}),
+    )
 }
 
 fn authenticated(name: Value) -> Value {
@@ -360,6 +469,22 @@ mod tests {
         );
         assert_eq!(string_matcher("a/*", "spiffe://"), json!({"prefix": "spiffe://a/"}));
         assert_eq!(string_matcher("*.css", ""), json!({"suffix": ".css"}));
+        assert_eq!(
+            request_principal("https://idp/*")["and_ids"]["ids"][1]["metadata"]["value"],
+            json!({"string_match": {"safe_regex": {"regex": ".+"}}})
+        );
+        assert_eq!(
+            request_principal("*/alice")["and_ids"]["ids"][0]["metadata"]["value"],
+            json!({"string_match": {"safe_regex": {"regex": ".+"}}})
+        );
+        assert_eq!(
+            cidr("127.0.0.1/8"),
+            json!({"address_prefix": "127.0.0.1", "prefix_len": 8})
+        );
+        assert_eq!(
+            claim("request.auth.claims[realm][role]", &["owner".into()])["metadata"]["path"],
+            json!([{"key": "payload"}, {"key": "realm"}, {"key": "role"}])
+        );
         assert_eq!(
             principal("namespaces", "team-*"),
             json!({"authenticated": {"principal_name": {"safe_regex": {"regex": ".*/ns/team-.*/.*"}}}})

@@ -6,12 +6,17 @@
 //! * imported with the CLI, rendered with `meshward-control render` and
 //!   enforced by the filter, in another,
 //!
-//! for each of three workloads (ALLOW and DENY policies with selectors; an
-//! ALLOW policy with `rules: [{}]`; one without rules), both with Istio's
-//! path normalization. The same corpus of requests (callers with SPIFFE
+//! for each of four workloads (ALLOW and DENY policies with selectors; an
+//! ALLOW policy with `rules: [{}]`; one without rules; request principals,
+//! JWT claims, address blocks, negated methods and ports and every `when`
+//! key), both with Istio's path normalization and Envoy's `jwt_authn` as
+//! istiod configures it for a `RequestAuthentication` before the RBAC or
+//! Wasm filter. The same corpus of requests (callers with SPIFFE
 //! identities over mTLS, a certificate without one, plaintext; methods,
-//! paths with templates, hosts with and without ports, headers, HTTP/2)
-//! goes through both. Every verdict agrees, except the requests listed in
+//! paths with templates, hosts with and without ports, headers, HTTP/2;
+//! for the fourth workload tokens with various claims and none, a server
+//! name, and `x-forwarded-for` naming another client) goes through both.
+//! Every verdict agrees, except the requests listed in
 //! [`DIFFERENCES`], each a documented place where meshward deliberately
 //! differs ([`WHY`]): stricter (meshward refuses what Istio admits, never
 //! the reverse), or a path meshward canonicalizes and forwards in its
@@ -27,15 +32,34 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use meshward_e2e::jwt::{jwt_authn_filter, Issuer};
 use meshward_e2e::{call, control_binary, free_port, rbac, workspace, Call, Caller, EnvoyOptions, Scenario, Scratch};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-/// The workloads of namespace `shop` the policies are enforced on.
-const WORKLOADS: [(&str, &[(&str, &str)]); 3] = [
-    ("reviews", &[("app", "reviews"), ("version", "v1")]),
-    ("ratings", &[("app", "ratings")]),
-    ("productpage", &[("app", "productpage")]),
+/// A workload's labels.
+type Labels = &'static [(&'static str, &'static str)];
+
+/// The workloads of namespace `shop` the policies are enforced on, and
+/// whether each gets [`operations`] from [`CALLERS`] or [`jwt_operations`]
+/// from [`JWT_CALLERS`].
+const WORKLOADS: [(&str, Labels, Corpus); 4] = [
+    ("reviews", &[("app", "reviews"), ("version", "v1")], Corpus::Classic),
+    ("ratings", &[("app", "ratings")], Corpus::Classic),
+    ("productpage", &[("app", "productpage")], Corpus::Classic),
+    ("catalog", &[("app", "catalog")], Corpus::Jwt),
 ];
+
+/// Which requests a workload gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Corpus {
+    /// Identities, methods, paths, hosts, headers.
+    Classic,
+    /// Tokens, addresses, server names.
+    Jwt,
+}
+
+/// The issuer the `RequestAuthentication` of namespace `shop` trusts.
+const ISSUER: &str = "https://idp.example.com";
 
 /// Who sends: a SPIFFE principal over mTLS, a certificate without a URI
 /// SAN, or plaintext.
@@ -61,11 +85,95 @@ const CALLERS: [(&str, Who); 9] = [
     ("anonymous", Who::Anonymous),
 ];
 
+/// Who sends to the fourth workload.
+const JWT_CALLERS: [(&str, Who); 3] = [
+    ("frontend", Who::Principal("cluster.local/ns/shop/sa/frontend")),
+    (
+        "prometheus",
+        Who::Principal("cluster.local/ns/monitoring/sa/prometheus"),
+    ),
+    ("anonymous", Who::Anonymous),
+];
+
+/// The requests to the fourth workload: each path with each token
+/// (`<path>.<token>`), and with the token of an editor and none, from
+/// behind a proxy that names the original client in `x-forwarded-for`
+/// (`<path>.<token>.<client>`).
+fn jwt_operations(issuer: &Issuer) -> Vec<(String, Call)> {
+    let paths = [
+        ("items-get", call("GET", "/items/1")),
+        ("items-delete", call("DELETE", "/items/1")),
+        ("local", call("GET", "/local")),
+        ("partner", call("GET", "/partner")),
+        ("keys", call("GET", "/keys")),
+        ("keys-sni", call("GET", "/keys").sni("catalog.shop.svc")),
+        ("aud", call("GET", "/aud")),
+        ("ip", call("GET", "/ip")),
+        ("who", call("GET", "/who")),
+        ("open", call("GET", "/open")),
+        ("peer", call("GET", "/peer")),
+        ("manage", call("GET", "/manage/x")),
+        ("mtls-only", call("GET", "/mtls-only")),
+    ];
+    let tokens = [
+        ("none", None),
+        (
+            "editor",
+            Some(
+                json!({"sub": "alice", "groups": ["editors"], "aud": "catalog", "azp": "web",
+                        "realm": {"role": "owner"}}),
+            ),
+        ),
+        (
+            "banned",
+            Some(json!({"sub": "banned", "groups": "editors", "aud": ["catalog"], "realm": {"role": "owner-2"}})),
+        ),
+        (
+            "viewer",
+            Some(
+                json!({"sub": "bob", "groups": ["viewers"], "aud": ["other", "catalog"], "azp": "evil-app",
+                        "realm": {"role": "owner"}, "scope": "read write"}),
+            ),
+        ),
+        (
+            "odd",
+            Some(json!({"sub": "carol", "groups": 7, "realm": "flat", "scope": "read forbidden"})),
+        ),
+    ];
+    let clients = [("xff-client", "203.0.113.9"), ("xff-refused", "198.51.100.7")];
+    let with_token = |c: &Call, claims: &Option<Value>| match claims {
+        Some(claims) => c
+            .clone()
+            .header("authorization", &format!("Bearer {}", issuer.sign(claims.clone()))),
+        None => c.clone(),
+    };
+    let mut out = Vec::new();
+    for (path, c) in &paths {
+        for (token, claims) in &tokens {
+            out.push((format!("{path}.{token}"), with_token(c, claims)));
+        }
+        for (token, claims) in &tokens[..2] {
+            for (client, address) in clients {
+                out.push((
+                    format!("{path}.{token}.{client}"),
+                    with_token(c, claims).header("x-forwarded-for", address),
+                ));
+            }
+        }
+    }
+    // The one address remoteIpBlocks' network excludes.
+    out.push((
+        "partner.none.xff-excluded".into(),
+        call("GET", "/partner").header("x-forwarded-for", "203.0.113.66"),
+    ));
+    out
+}
+
 /// The requests each caller sends: a name, then method, path, authority
 /// (`None` = curl's), headers.
-fn operations() -> Vec<(&'static str, Call)> {
+fn operations() -> Vec<(String, Call)> {
     let c = call;
-    vec![
+    let ops = vec![
         ("get-review", c("GET", "/reviews/1")),
         ("get-review-h2", c("GET", "/reviews/1").h2()),
         ("get-review-query", c("GET", "/reviews/1?page=2")),
@@ -149,7 +257,8 @@ fn operations() -> Vec<(&'static str, Call)> {
         ("put-review", c("PUT", "/reviews/1")),
         ("double-slash", c("GET", "/reviews//1")),
         ("dot-segment", c("GET", "/static/../admin/x")),
-    ]
+    ];
+    ops.into_iter().map(|(n, c)| (n.to_string(), c)).collect()
 }
 
 /// How meshward differs from Istio on a request.
@@ -164,7 +273,7 @@ enum Direction {
 
 /// Deliberate differences: what meshward does instead of what Istio does,
 /// and why.
-const WHY: [(&str, Direction, &str); 5] = [
+const WHY: [(&str, Direction, &str); 7] = [
     (
         "anonymous-negative-identity",
         Direction::Stricter,
@@ -193,6 +302,21 @@ const WHY: [(&str, Direction, &str); 5] = [
         "every comma-separated value of a header is judged on its own, so `x-user: alice,guest` carries \
          `guest`, which notValues refuses; Istio matches the field as one string, which `guest` does not \
          match (docs/security.md#repeated-headers)",
+    ),
+    (
+        "tokenless-negative",
+        Direction::Stricter,
+        "in an allow rule a request without a verified JWT matches no `from` entry that sets request \
+         principal fields, negative ones included; Istio's notRequestPrincipals admits it \
+         (docs/configuration.md#request-authentication-jwt; `import` warns)",
+    ),
+    (
+        "direct-peer-unknown",
+        Direction::Stricter,
+        "when the listener takes the client from `x-forwarded-for` (use_remote_address false, as a \
+         sidecar's inbound), meshward does not know the direct peer: ipBlocks and source.ip of an allow \
+         rule do not admit, ipBlocks of a deny rule refuses; Istio's RBAC reads the connection's peer \
+         (docs/configuration.md#addresses; `import` warns)",
     ),
     (
         "repeated-slash",
@@ -245,6 +369,63 @@ const DIFFERENCES: &[(&str, &str, &[&str], &str)] = &[
             "put-review",
         ],
         "san-less-certificate",
+    ),
+    (
+        "catalog",
+        "frontend",
+        &["open.none", "open.none.xff-client"],
+        "tokenless-negative",
+    ),
+    (
+        "catalog",
+        "prometheus",
+        &["open.none", "open.none.xff-client"],
+        "tokenless-negative",
+    ),
+    (
+        "catalog",
+        "anonymous",
+        &["open.none", "open.none.xff-client"],
+        "tokenless-negative",
+    ),
+    (
+        "catalog",
+        "frontend",
+        &[
+            "local.none.xff-client",
+            "local.editor.xff-client",
+            "ip.none.xff-client",
+            "ip.editor.xff-client",
+            "peer.none.xff-client",
+            "peer.editor.xff-client",
+        ],
+        "direct-peer-unknown",
+    ),
+    (
+        "catalog",
+        "prometheus",
+        &[
+            "local.none.xff-client",
+            "local.editor.xff-client",
+            "ip.none.xff-client",
+            "ip.editor.xff-client",
+            "peer.none.xff-client",
+            "peer.editor.xff-client",
+        ],
+        "direct-peer-unknown",
+    ),
+    (
+        "catalog",
+        "anonymous",
+        &[
+            "local.none.xff-client",
+            "local.editor.xff-client",
+            "ip.none.xff-client",
+            "ip.editor.xff-client",
+            "peer.none.xff-client",
+            "peer.editor.xff-client",
+        ],
+        "direct-peer-unknown",
     ),
 ];
 
@@ -342,36 +523,58 @@ fn imported_policies_decide_as_istio_rbac_in_envoy() {
             listed.insert((*w, *c, *op), *d);
         }
     }
-    let ops = operations();
+    let issuer = Issuer::new(ISSUER);
+    let (classic, jwt) = (operations(), jwt_operations(&issuer));
     let (mut wrong, mut requests, mut differ) = (Vec::new(), 0, 0);
     let mut sent = std::collections::BTreeSet::new();
-    for (workload, labels) in WORKLOADS {
+    // Per rule of the fourth workload (its path): (admitted by Istio, refused by Istio).
+    let mut outcomes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (workload, labels, corpus) in WORKLOADS {
+        let (callers, ops): (&[(&str, Who)], _) = match corpus {
+            Corpus::Classic => (&CALLERS, &classic),
+            Corpus::Jwt => (&JWT_CALLERS, &jwt),
+        };
         let (mesh_port, istio_port) = (free_port(), free_port());
         let pre = Scratch::new();
         let _ = policies(pre.path(), mesh_port);
         let config = imported_config(pre.path());
         let docs = policies(pre.path(), istio_port);
         let with = |opts: EnvoyOptions, port: u16| {
-            let mut opts = opts.labels(labels).mtls_port(port).normalize_path();
+            let mut opts = opts
+                .labels(labels)
+                .mtls_port(port)
+                .normalize_path()
+                .filter_before(jwt_authn_filter(&[&issuer]));
             opts.workload = workload.into();
             opts
         };
         let mesh = Scenario::start(with(EnvoyOptions::new(config), mesh_port));
         let filters = rbac::http_filters(&docs, "shop", labels, "istio-system");
         let istio = Scenario::start(with(EnvoyOptions::new("{}").http_filters(filters), istio_port));
-        for (name, who) in CALLERS {
+        for &(name, who) in callers {
             let (mesh_caller, istio_caller) = (caller(&mesh, who), caller(&istio, who));
-            for (op, req) in &ops {
+            for (op, req) in ops {
+                let op = op.as_str();
                 let what = format!("{workload} {name} {op} ({} {})", req.method, req.path);
                 let m = admitted(mesh.envoy.send(&mesh_caller, req).status, &what);
                 let i = admitted(istio.envoy.send(&istio_caller, req).status, &what);
                 requests += 1;
-                sent.insert((workload, name, *op));
+                sent.insert((workload, name, op));
+                if corpus == Corpus::Jwt {
+                    // `items-get` and `items-delete` test one rule.
+                    let path = op.split(['.', '-']).next().unwrap_or(op).to_string();
+                    let o = outcomes.entry(path).or_default();
+                    if i {
+                        o.0 += 1
+                    } else {
+                        o.1 += 1
+                    }
+                }
                 let verdicts = |m: bool, i: bool| {
                     let word = |a: bool| if a { "admits" } else { "refuses" };
                     format!("meshward {}, Istio {}", word(m), word(i))
                 };
-                match listed.get(&(workload, name, *op)).map(|d| (d, known[d])) {
+                match listed.get(&(workload, name, op)).map(|d| (d, known[d])) {
                     None if m == i => {}
                     None => wrong.push(format!("{what}: {}", verdicts(m, i))),
                     Some((_, Direction::Stricter)) if !m && i => differ += 1,
@@ -395,6 +598,10 @@ fn imported_policies_decide_as_istio_rbac_in_envoy() {
         }
     }
     assert!(requests >= 200, "{requests} requests");
+    // Each rule of the fourth workload's policies decides something: its
+    // paths are admitted for some requests and refused for others.
+    let one_sided: Vec<_> = outcomes.iter().filter(|(_, (a, r))| *a == 0 || *r == 0).collect();
+    assert!(one_sided.is_empty(), "(admitted, refused) by Istio: {one_sided:?}");
     assert!(
         wrong.is_empty(),
         "{} of {requests} requests:\n{}",
