@@ -6,7 +6,7 @@
 //! * imported with the CLI, rendered with `meshward-control render` and
 //!   enforced by the filter, in another,
 //!
-//! for each of four workloads (ALLOW and DENY policies with selectors; an
+//! for each of five workloads (ALLOW and DENY policies with selectors; an
 //! ALLOW policy with `rules: [{}]`; one without rules; request principals,
 //! JWT claims, address blocks, negated methods and ports and every `when`
 //! key), both with Istio's path normalization and Envoy's `jwt_authn` as
@@ -14,8 +14,9 @@
 //! Wasm filter. The same corpus of requests (callers with SPIFFE
 //! identities over mTLS, a certificate without one, plaintext; methods,
 //! paths with templates, hosts with and without ports, headers, HTTP/2;
-//! for the fourth workload tokens with various claims and none, a server
-//! name, and `x-forwarded-for` naming another client) goes through both.
+//! for the fourth and fifth workloads, the same policies over IPv4 and IPv6
+//! listeners, tokens with various claims and none, a server name, and
+//! `x-forwarded-for` naming another client) goes through both.
 //! Every verdict agrees, except the requests listed in
 //! [`DIFFERENCES`], each a documented place where meshward deliberately
 //! differs ([`WHY`]): stricter (meshward refuses what Istio admits, never
@@ -41,12 +42,13 @@ type Labels = &'static [(&'static str, &'static str)];
 
 /// The workloads of namespace `shop` the policies are enforced on, and
 /// whether each gets [`operations`] from [`CALLERS`] or [`jwt_operations`]
-/// from [`JWT_CALLERS`].
-const WORKLOADS: [(&str, Labels, Corpus); 4] = [
+/// from [`JWT_CALLERS`] (over IPv6: from [`JWT6_CALLERS`]).
+const WORKLOADS: [(&str, Labels, Corpus); 5] = [
     ("reviews", &[("app", "reviews"), ("version", "v1")], Corpus::Classic),
     ("ratings", &[("app", "ratings")], Corpus::Classic),
     ("productpage", &[("app", "productpage")], Corpus::Classic),
     ("catalog", &[("app", "catalog")], Corpus::Jwt),
+    ("catalog-v6", &[("app", "catalog")], Corpus::JwtV6),
 ];
 
 /// Which requests a workload gets.
@@ -56,6 +58,8 @@ enum Corpus {
     Classic,
     /// Tokens, addresses, server names.
     Jwt,
+    /// The same, with both Envoys listening on `::1`.
+    JwtV6,
 }
 
 /// The issuer the `RequestAuthentication` of namespace `shop` trusts.
@@ -85,7 +89,7 @@ const CALLERS: [(&str, Who); 9] = [
     ("anonymous", Who::Anonymous),
 ];
 
-/// Who sends to the fourth workload.
+/// Who sends to the fourth workload (IPv4).
 const JWT_CALLERS: [(&str, Who); 3] = [
     ("frontend", Who::Principal("cluster.local/ns/shop/sa/frontend")),
     (
@@ -95,7 +99,14 @@ const JWT_CALLERS: [(&str, Who); 3] = [
     ("anonymous", Who::Anonymous),
 ];
 
-/// The requests to the fourth workload: each path with each token
+/// Who sends to the IPv6 listeners (fewer, with fewer tokens: the rules are
+/// the same).
+const JWT6_CALLERS: [(&str, Who); 2] = [
+    ("frontend", Who::Principal("cluster.local/ns/shop/sa/frontend")),
+    ("anonymous", Who::Anonymous),
+];
+
+/// The requests to the fourth and fifth workloads: each path with each token
 /// (`<path>.<token>`), and with the token of an editor and none, from
 /// behind a proxy that names the original client in `x-forwarded-for`
 /// (`<path>.<token>.<client>`).
@@ -104,6 +115,7 @@ fn jwt_operations(issuer: &Issuer) -> Vec<(String, Call)> {
         ("items-get", call("GET", "/items/1")),
         ("items-delete", call("DELETE", "/items/1")),
         ("local", call("GET", "/local")),
+        ("local6", call("GET", "/local6")),
         ("partner", call("GET", "/partner")),
         ("keys", call("GET", "/keys")),
         ("keys-sni", call("GET", "/keys").sni("catalog.shop.svc")),
@@ -427,6 +439,41 @@ const DIFFERENCES: &[(&str, &str, &[&str], &str)] = &[
         ],
         "direct-peer-unknown",
     ),
+    (
+        "catalog-v6",
+        "frontend",
+        &["open.none", "open.none.xff-client"],
+        "tokenless-negative",
+    ),
+    (
+        "catalog-v6",
+        "anonymous",
+        &["open.none", "open.none.xff-client"],
+        "tokenless-negative",
+    ),
+    // Over IPv6 the IPv4 blocks of /local and /ip hold no peer, in both.
+    (
+        "catalog-v6",
+        "frontend",
+        &[
+            "local6.none.xff-client",
+            "local6.editor.xff-client",
+            "peer.none.xff-client",
+            "peer.editor.xff-client",
+        ],
+        "direct-peer-unknown",
+    ),
+    (
+        "catalog-v6",
+        "anonymous",
+        &[
+            "local6.none.xff-client",
+            "local6.editor.xff-client",
+            "peer.none.xff-client",
+            "peer.editor.xff-client",
+        ],
+        "direct-peer-unknown",
+    ),
 ];
 
 /// Runs the CLI in `dir`; panics with its output unless it exits 0.
@@ -525,14 +572,21 @@ fn imported_policies_decide_as_istio_rbac_in_envoy() {
     }
     let issuer = Issuer::new(ISSUER);
     let (classic, jwt) = (operations(), jwt_operations(&issuer));
+    // Over IPv6 the addresses are the point: no token, or the editor's.
+    let jwt6: Vec<(String, Call)> = jwt
+        .iter()
+        .filter(|(op, _)| op.contains(".none") || op.contains(".editor"))
+        .cloned()
+        .collect();
     let (mut wrong, mut requests, mut differ) = (Vec::new(), 0, 0);
     let mut sent = std::collections::BTreeSet::new();
-    // Per rule of the fourth workload (its path): (admitted by Istio, refused by Istio).
+    // Per rule of the fourth and fifth workloads (its path): (admitted by Istio, refused by Istio).
     let mut outcomes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (workload, labels, corpus) in WORKLOADS {
         let (callers, ops): (&[(&str, Who)], _) = match corpus {
             Corpus::Classic => (&CALLERS, &classic),
             Corpus::Jwt => (&JWT_CALLERS, &jwt),
+            Corpus::JwtV6 => (&JWT6_CALLERS, &jwt6),
         };
         let (mesh_port, istio_port) = (free_port(), free_port());
         let pre = Scratch::new();
@@ -545,6 +599,9 @@ fn imported_policies_decide_as_istio_rbac_in_envoy() {
                 .mtls_port(port)
                 .normalize_path()
                 .filter_before(jwt_authn_filter(&[&issuer]));
+            if corpus == Corpus::JwtV6 {
+                opts = opts.listen_on("::1");
+            }
             opts.workload = workload.into();
             opts
         };
@@ -560,7 +617,7 @@ fn imported_policies_decide_as_istio_rbac_in_envoy() {
                 let i = admitted(istio.envoy.send(&istio_caller, req).status, &what);
                 requests += 1;
                 sent.insert((workload, name, op));
-                if corpus == Corpus::Jwt {
+                if corpus != Corpus::Classic {
                     // `items-get` and `items-delete` test one rule.
                     let path = op.split(['.', '-']).next().unwrap_or(op).to_string();
                     let o = outcomes.entry(path).or_default();
@@ -598,7 +655,7 @@ fn imported_policies_decide_as_istio_rbac_in_envoy() {
         }
     }
     assert!(requests >= 200, "{requests} requests");
-    // Each rule of the fourth workload's policies decides something: its
+    // Each rule of their policies decides something: its
     // paths are admitted for some requests and refused for others.
     let one_sided: Vec<_> = outcomes.iter().filter(|(_, (a, r))| *a == 0 || *r == 0).collect();
     assert!(one_sided.is_empty(), "(admitted, refused) by Istio: {one_sided:?}");
