@@ -161,12 +161,16 @@ const ANONYMOUS: &str = "in an ALLOW rule meshward admits no caller without a pe
 /// Why a negative JWT field of an ALLOW rule is named.
 const TOKENLESS: &str = "in an ALLOW rule meshward admits no request without a verified JWT here, where \
                          Istio's negative field admits it; add `requestPrincipals: [\"*\"]` to say so in both";
-/// Why a field reading the direct peer is named.
-const DIRECT_PEER: &str = "meshward does not know the direct peer of a request whose client Envoy took from \
-                           `x-forwarded-for` (sidecar inbound listeners do, for any request carrying it): such \
-                           a request does not match it in an ALLOW rule and is refused by it in a DENY rule, \
-                           where Istio reads the connection's peer; `remoteIpBlocks` / `remote.ip` judge the \
-                           client";
+/// Why a field reading the direct peer of an ALLOW rule is named.
+const DIRECT_PEER_ALLOW: &str = "meshward does not know the direct peer of a request whose client Envoy took \
+                                 from `x-forwarded-for` (a sidecar's inbound listener does, for any request \
+                                 carrying it): such a request never matches this, where Istio reads the \
+                                 connection's peer; `remoteIpBlocks` / `remote.ip` judge the client";
+/// Why a field reading the direct peer of a DENY rule is named.
+const DIRECT_PEER_DENY: &str = "meshward does not know the direct peer of a request whose client Envoy took \
+                                from `x-forwarded-for` (a sidecar's inbound listener does, for any request \
+                                carrying it): this refuses such a request, where Istio reads the \
+                                connection's peer; `remoteIpBlocks` / `remote.ip` judge the client";
 
 impl Converter {
     fn report(&mut self, field: impl Into<String>, reason: impl Into<String>) {
@@ -187,6 +191,14 @@ impl Converter {
     fn warn_if_set(&mut self, value: &Option<Vec<String>>, at: &str, name: &str, reason: &str) {
         if value.as_ref().is_some_and(|v| !v.is_empty()) {
             self.warn(format!("{at}.{name}"), reason);
+        }
+    }
+
+    /// Why a field reading the direct peer is named, for this action.
+    fn direct_peer(&self) -> &'static str {
+        match self.action {
+            Action::Deny => DIRECT_PEER_DENY,
+            _ => DIRECT_PEER_ALLOW,
         }
     }
 
@@ -392,8 +404,9 @@ impl Converter {
                 self.warn_if_set(&s.not_request_principals, at, "notRequestPrincipals", TOKENLESS);
             }
         }
-        self.warn_if_set(&s.ip_blocks, at, "ipBlocks", DIRECT_PEER);
-        self.warn_if_set(&s.not_ip_blocks, at, "notIpBlocks", DIRECT_PEER);
+        let direct_peer = self.direct_peer();
+        self.warn_if_set(&s.ip_blocks, at, "ipBlocks", direct_peer);
+        self.warn_if_set(&s.not_ip_blocks, at, "notIpBlocks", direct_peer);
         const SA: &str = "Istio matches service accounts in every trust domain; write `principals` \
                           (`<trust-domain>/ns/<namespace>/sa/<name>`) for the trust domains you mean";
         self.unsupported(&s.service_accounts, at, "serviceAccounts", SA);
@@ -517,7 +530,7 @@ impl Converter {
         if claims || SUPPORTED_KEYS.contains(&key) {
             let address = ADDRESS_KEYS.contains(&key);
             if key == "source.ip" {
-                self.warn(format!("{at}.key"), DIRECT_PEER);
+                self.warn(format!("{at}.key"), self.direct_peer());
             }
             let identity = claims || IDENTITY_KEYS.contains(&key);
             if identity && values.is_none() && self.action == Action::Allow {
