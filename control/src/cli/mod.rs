@@ -186,9 +186,11 @@ pub enum Command {
     /// Convert Istio AuthorizationPolicies (`security.istio.io/v1`,
     /// `v1beta1`) into Allowlists with the same meaning: YAML on stdout, each
     /// annotated `meshward.io/imported-from: <namespace>/<name>`; what cannot
-    /// be expressed on stderr, one line per field. Exit status 0 if every
-    /// policy converted, 1 if one could not (it gets no Allowlist), 2 on
-    /// input that cannot be read.
+    /// be expressed on stderr, one line per field, then a `warning:` line for
+    /// each converted field where meshward refuses callers Istio admits.
+    /// Exit status 0 if every policy converted, 1 if one could not (it gets
+    /// no Allowlist), 2 on input that cannot be read; warnings do not change
+    /// it.
     Import {
         /// AuthorizationPolicies, YAML or JSON (`kind: List` too): files,
         /// directories (read recursively) or `-` for standard input. Other

@@ -17,6 +17,8 @@
 //! service will judge it: a value meshward refuses (a lower-case method, a
 //! path no canonical request can have) is reported against the
 //! AuthorizationPolicy's field, like a field meshward cannot express.
+//! Converted fields where meshward's deliberate strictness refuses a class
+//! of callers Istio admits are listed in [`Imported::warnings`].
 
 pub mod convert;
 pub mod istio;
