@@ -8,6 +8,7 @@
 //! * [`cli`] — the command line: clap types and the command handlers.
 //! * [`crd`] — the `Allowlist` custom resource, and the CRD generated from it.
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
+//! * [`import`] — Istio AuthorizationPolicies converted into Allowlists (`import`).
 //! * [`manifests`] — loading a snapshot from YAML files (offline CLI).
 //! * [`simulate`] — what the filter would decide for a request (`check`, `POST /v1/simulate`).
 //! * [`learn`] — Allowlists proposed from request log lines (`learn`).
@@ -24,6 +25,7 @@
 pub mod cli;
 pub mod crd;
 pub mod derive;
+pub mod import;
 pub mod incluster;
 pub mod learn;
 pub mod lint;

@@ -343,7 +343,7 @@ impl Doc {
     }
 
     /// The sub-document at `prefix` (a path of this one), with its lines.
-    fn at(&self, prefix: &str, value: Value) -> Doc {
+    pub fn at(&self, prefix: &str, value: Value) -> Doc {
         let lines = self
             .lines
             .iter()

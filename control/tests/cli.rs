@@ -883,3 +883,468 @@ fn render_and_check_carry_a_deny_allowlist_and_name_its_rule() {
         "{text}"
     );
 }
+
+/// `meshward-control import ARGS` in `d`: exit status, stdout, stderr.
+fn import(d: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin().arg("import").args(args).current_dir(d).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+const AUTHZ_V1: &str = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: frontend-deny
+  namespace: shop
+  annotations: {istio.io/dry-run: "true"}
+spec:
+  selector: {matchLabels: {app: frontend}}
+  action: DENY
+  rules:
+  - from: [{source: {notPrincipals: ["*"]}}]
+    to: [{operation: {methods: [POST], paths: ["/cart/{**}"], notPaths: ["/cart/public/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: frontend-open, namespace: shop}
+spec:
+  selector: {matchLabels: {app: frontend}}
+  rules: [{}]
+"#;
+
+/// What `kubectl get authorizationpolicies -o yaml` prints: a List, with
+/// the fields the API server adds.
+const AUTHZ_LIST_V1BETA1: &str = r#"apiVersion: v1
+kind: List
+metadata: {resourceVersion: ""}
+items:
+- apiVersion: security.istio.io/v1beta1
+  kind: AuthorizationPolicy
+  metadata:
+    name: cart
+    namespace: shop
+    uid: 0b7c6e0a-57a4-4f0e-9a53-3c1b9d3e0c11
+    resourceVersion: "4711"
+    generation: 2
+    creationTimestamp: "2026-01-02T03:04:05Z"
+  spec:
+    selector: {matchLabels: {app: cart}}
+    action: ALLOW
+    rules:
+    - from:
+      - source: {principals: ["cluster.local/ns/shop/sa/frontend"], namespaces: [shop]}
+      to:
+      - operation: {methods: [GET], paths: ["/cart/{*}"], hosts: ["cart:8080", "*"], ports: ["8080"]}
+      when:
+      - {key: "request.headers[x-tenant]", values: [acme], notValues: ["acme-test*"]}
+  status: {validationMessages: []}
+"#;
+
+const AUTHZ_JSON: &str = r#"{"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+  "metadata": {"name": "closed", "namespace": "other"}, "spec": {}}"#;
+
+#[test]
+fn import_converts_files_directories_lists_and_both_versions() {
+    let d = dir(
+        "import",
+        &[
+            ("a-v1.yaml", AUTHZ_V1),
+            ("b-list.yaml", AUTHZ_LIST_V1BETA1),
+            ("c.json", AUTHZ_JSON),
+            ("d-other.yaml", NAMESPACE),
+        ],
+    );
+    let (code, stdout, stderr) = import(&d, &["."]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stderr,
+        "import: 4 AuthorizationPolicies read, 4 imported, 0 not imported\n"
+    );
+    let docs: Vec<serde_json::Value> = meshward_control::manifests::parse_documents(&stdout)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.value)
+        .collect();
+    let names: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["metadata"]["namespace"].as_str().unwrap(),
+                d["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // Sorted by namespace and name, whatever the input order.
+    assert_eq!(
+        names,
+        ["other/closed", "shop/cart", "shop/frontend-deny", "shop/frontend-open"]
+    );
+    for (doc, name) in docs.iter().zip(&names) {
+        assert_eq!(doc["kind"], "Allowlist");
+        assert_eq!(
+            doc["metadata"]["annotations"]["meshward.io/imported-from"],
+            name.as_str()
+        );
+    }
+    // No rules on an ALLOW policy: admits nothing. `rules: [{}]`: one rule matching everything.
+    assert_eq!(docs[0]["spec"]["rules"], serde_json::json!([]));
+    assert_eq!(docs[3]["spec"]["rules"], serde_json::json!([{}]));
+    assert_eq!(
+        docs[1]["spec"],
+        serde_json::json!({
+            "selector": {"matchLabels": {"app": "cart"}},
+            "rules": [{
+                "from": [{"principals": ["cluster.local/ns/shop/sa/frontend"], "namespaces": ["shop"]}],
+                "to": [{"methods": ["GET"], "paths": ["/cart/{*}"], "hosts": ["cart:8080", "*"], "ports": [8080]}],
+                "when": [{"header": "x-tenant", "values": ["acme"], "notValues": ["acme-test*"]}]
+            }]
+        })
+    );
+    assert_eq!(
+        docs[2]["spec"],
+        serde_json::json!({
+            "selector": {"matchLabels": {"app": "frontend"}},
+            "mode": "audit",
+            "action": "deny",
+            "rules": [{
+                "from": [{"notPrincipals": ["*"]}],
+                "to": [{"methods": ["POST"], "paths": ["/cart/{**}"], "notPaths": ["/cart/public/*"]}]
+            }]
+        })
+    );
+    // Byte-identical from the files named one by one, in another order, and from stdin.
+    let (_, again, _) = import(&d, &["c.json", "b-list.yaml", "a-v1.yaml"]);
+    assert_eq!(again, stdout);
+    let out = bin()
+        .args(["import", "-"])
+        .stdin(std::fs::File::open(d.join("b-list.yaml")).unwrap())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("name: cart\n"));
+}
+
+#[test]
+fn import_lists_what_cannot_be_expressed_and_emits_the_rest() {
+    let unsupported = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: mixed, namespace: shop}
+spec:
+  rules:
+  - from:
+    - source: {principals: ["cluster.local/ns/shop/sa/a"], trustDomains: ["cluster.local"]}
+    to:
+    - operation: {hosts: ["cart"], ports: ["http"], methods: [get]}
+    when:
+    - {key: source.serviceAccount, values: [shop/a]}
+    - {key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: [orders]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gateway, namespace: shop}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]
+  action: CUSTOM
+  provider: {name: opa}
+  rules: [{}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/debug/*"]}}]}]
+"#;
+    let d = dir("import-unsupported", &[("p.yaml", unsupported), ("ok.yaml", AUTHZ_V1)]);
+    let (code, stdout, stderr) = import(&d, &["p.yaml", "ok.yaml"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let keys = "supported keys: request.headers[<name>], source.ip, remote.ip, destination.ip, destination.port, \
+                source.namespace, source.principal, connection.sni, request.auth.principal, request.auth.audiences, \
+                request.auth.presenter, request.auth.claims[<name>]";
+    assert_eq!(
+        lines,
+        [
+            "p.yaml:7: shop/mixed: spec.rules[0].from[0].source.trustDomains: meshward has no trust-domain field; write `principals` with the trust domain (`<trust-domain>/*`)",
+            "p.yaml:9: shop/mixed: spec.rules[0].to[0].operation.hosts[0]: Istio matches \"cart\" only when the authority has no port; meshward's \"cart\" matches every port, so it would admit more: write each authority with its port (\"cart:<port>\")",
+            "p.yaml:9: shop/mixed: spec.rules[0].to[0].operation.ports[0]: \"http\" is not a port (1-65535)",
+            format!("p.yaml:11: shop/mixed: spec.rules[0].when[0].key: \"source.serviceAccount\" has no meshward equivalent; {keys}").as_str(),
+            format!("p.yaml:12: shop/mixed: spec.rules[0].when[1].key: \"experimental.envoy.filters.network.mysql_proxy[db.table]\" has no meshward equivalent; {keys}").as_str(),
+            "p.yaml:18: shop/gateway: spec.targetRefs: a policy attached to Gateways, waypoints or Services has no Allowlist equivalent (an Allowlist protects sidecars, selected by labels)",
+            "p.yaml:19: shop/gateway: spec.action: CUSTOM delegates to an external authorizer; meshward decides every request itself",
+            "p.yaml:25: istio-system/mesh: metadata.namespace: a policy in Istio's root namespace (istio-system) applies to the whole mesh; an Allowlist applies to its own namespace: import a copy into each namespace (or give --root-namespace if the mesh's root namespace is another)",
+            "import: 5 AuthorizationPolicies read, 2 imported, 3 not imported (above: why)",
+        ]
+    );
+    // The convertible policies are still printed; the others not at all.
+    assert!(
+        stdout.contains("name: frontend-open\n") && !stdout.contains("name: mixed\n"),
+        "{stdout}"
+    );
+    // Another root namespace: istio-system is then an ordinary namespace.
+    let (code, stdout, stderr) = import(&d, &["p.yaml", "--root-namespace", "mesh-root"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("name: mesh\n") && !stderr.contains("istio-system/mesh"),
+        "{stderr}"
+    );
+    // A value meshward's engine refuses, named at the AuthorizationPolicy's field.
+    let lower = AUTHZ_V1.replace("methods: [POST]", "methods: [POST, post]");
+    let d = dir("import-engine", &[("p.yaml", &lower)]);
+    let (code, _, stderr) = import(&d, &["p.yaml"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with(
+            "p.yaml:12: shop/frontend-deny: spec.rules[0].to[0].operation.methods[1]: meshward refuses it: "
+        ),
+        "{stderr}"
+    );
+}
+
+/// Every source, operation and condition field of Istio's that meshward
+/// has, in one ALLOW policy, and a DENY policy with the negative fields.
+const AUTHZ_EVERY_FIELD: &str = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: every, namespace: shop}
+spec:
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/*"]
+        notPrincipals: ["cluster.local/ns/shop/sa/bad"]
+        requestPrincipals: ["https://idp.example.com/*"]
+        notRequestPrincipals: ["https://idp.example.com/banned"]
+        ipBlocks: ["10.0.0.1/8", "2001:db8::1/32"]
+        notIpBlocks: ["10.9.0.0/16"]
+        remoteIpBlocks: ["192.168.1.7/24"]
+        notRemoteIpBlocks: ["192.168.1.66"]
+    - source: {notNamespaces: [test], notRequestPrincipals: ["*/robot"]}
+    to:
+    - operation: {notMethods: [DELETE], notPorts: ["8081"]}
+    when:
+    - {key: "request.headers[x-user]", values: ["a*"]}
+    - {key: source.ip, values: ["10.1.2.3/16"]}
+    - {key: remote.ip, notValues: ["fd00::1/8"]}
+    - {key: destination.ip, values: ["127.0.0.1"]}
+    - {key: destination.port, values: ["8080"]}
+    - {key: source.namespace, values: [shop]}
+    - {key: source.principal, values: ["cluster.local/*"]}
+    - {key: connection.sni, values: ["*.example.com"]}
+    - {key: request.auth.principal, values: ["https://idp.example.com/*"]}
+    - {key: request.auth.audiences, values: [shop]}
+    - {key: request.auth.presenter, notValues: [evil]}
+    - {key: "request.auth.claims[groups]", values: [admins]}
+    - {key: "request.auth.claims[realm][role]", values: [owner]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: refuse, namespace: shop}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {notRequestPrincipals: ["*"], notPrincipals: ["*"], notRemoteIpBlocks: ["10.0.0.0/8"]}}]
+    to: [{operation: {notMethods: [GET], notPorts: ["80"]}}]
+    when: [{key: request.auth.presenter, notValues: [ok]}]
+"#;
+
+#[test]
+fn import_converts_every_field_meshward_has() {
+    let d = dir("import-every", &[("p.yaml", AUTHZ_EVERY_FIELD)]);
+    let (code, stdout, stderr) = import(&d, &["p.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let docs: Vec<serde_json::Value> = stdout
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    let rule = &docs[0]["spec"]["rules"][0];
+    let from = &rule["from"][0];
+    for (field, want) in [
+        ("notPrincipals", serde_json::json!(["cluster.local/ns/shop/sa/bad"])),
+        ("requestPrincipals", serde_json::json!(["https://idp.example.com/*"])),
+        (
+            "notRequestPrincipals",
+            serde_json::json!(["https://idp.example.com/banned"]),
+        ),
+        // Host bits cleared: the network Istio matches, which meshward accepts.
+        ("ipBlocks", serde_json::json!(["10.0.0.0/8", "2001:db8::/32"])),
+        ("notIpBlocks", serde_json::json!(["10.9.0.0/16"])),
+        ("remoteIpBlocks", serde_json::json!(["192.168.1.0/24"])),
+        ("notRemoteIpBlocks", serde_json::json!(["192.168.1.66"])),
+    ] {
+        assert_eq!(from[field], want, "{field}");
+    }
+    assert_eq!(
+        rule["to"][0],
+        serde_json::json!({"notMethods": ["DELETE"], "notPorts": [8081]})
+    );
+    let when = rule["when"].as_array().unwrap();
+    assert_eq!(when[0], serde_json::json!({"header": "x-user", "values": ["a*"]}));
+    assert_eq!(
+        when[1],
+        serde_json::json!({"key": "source.ip", "values": ["10.1.0.0/16"]})
+    );
+    assert_eq!(
+        when[2],
+        serde_json::json!({"key": "remote.ip", "notValues": ["fd00::/8"]})
+    );
+    assert_eq!(
+        when[4],
+        serde_json::json!({"key": "destination.port", "values": ["8080"]})
+    );
+    assert_eq!(
+        when[12],
+        serde_json::json!({"key": "request.auth.claims[realm][role]", "values": ["owner"]})
+    );
+    assert_eq!(when.len(), 13);
+    assert_eq!(docs[1]["spec"]["action"], "deny");
+    // The fields whose verdicts meshward's strictness changes are named;
+    // the exit status stays 0. The DENY policy's negative fields fail
+    // closed in both systems: not named.
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: p.yaml:"))
+        .map(|l| l.split(": ").nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "spec.rules[0].from[0].source.ipBlocks",
+            "spec.rules[0].from[0].source.notIpBlocks",
+            "spec.rules[0].from[1].source.notNamespaces",
+            "spec.rules[0].from[1].source.notRequestPrincipals",
+            "spec.rules[0].when[1].key",
+            "spec.rules[0].when[10].notValues",
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("import: 2 AuthorizationPolicies read, 2 imported, 0 not imported\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn import_refuses_input_it_cannot_read() {
+    for (name, text, want) in [
+        (
+            "unknown-field",
+            AUTHZ_V1.replace("notPaths:", "notPath:"),
+            "p.yaml:12: AuthorizationPolicy shop/frontend-deny: spec.rules[0].to[0].operation.notPath: unknown field, did you mean `notPaths`?",
+        ),
+        (
+            "kind",
+            AUTHZ_V1.replace("kind: AuthorizationPolicy\nmetadata:\n  name: frontend-deny", "kind: AuthorisationPolicy\nmetadata:\n  name: frontend-deny"),
+            "p.yaml:1: security.istio.io/v1 AuthorisationPolicy: unknown kind, did you mean AuthorizationPolicy?",
+        ),
+        (
+            "version",
+            AUTHZ_V1.replace("security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: frontend-open", "security.istio.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: frontend-open"),
+            "p.yaml:14: security.istio.io/v1alpha1 AuthorizationPolicy: AuthorizationPolicy is read as apiVersion security.istio.io/v1 or security.istio.io/v1beta1",
+        ),
+        (
+            "duplicate",
+            AUTHZ_V1.replace("name: frontend-open", "name: frontend-deny"),
+            "p.yaml:14: AuthorizationPolicy shop/frontend-deny is defined again (first at p.yaml:1)",
+        ),
+        (
+            "action",
+            AUTHZ_V1.replace("action: DENY", "action: REJECT"),
+            "p.yaml:9: AuthorizationPolicy shop/frontend-deny: spec.action: unknown variant `REJECT`, expected one of `ALLOW`, `DENY`, `AUDIT`, `CUSTOM`",
+        ),
+        ("none", NAMESPACE.to_string(), "meshward-control: no AuthorizationPolicy (security.istio.io/v1 or v1beta1) in the inputs"),
+    ] {
+        let d = dir(&format!("import-bad-{name}"), &[("p.yaml", &text)]);
+        let (code, stdout, stderr) = import(&d, &["p.yaml"]);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert_eq!(stdout, "", "{name}");
+        assert_eq!(stderr.trim_end(), want, "{name}");
+    }
+    let d = dir("import-missing", &[]);
+    let (code, _, stderr) = import(&d, &["nothing.yaml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn imported_allowlists_pass_lint_and_render() {
+    let authz = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: frontend, namespace: shop}
+spec:
+  selector: {matchLabels: {app: frontend}}
+  rules:
+  - from: [{source: {namespaces: [shop]}}]
+    to: [{operation: {methods: [GET], paths: ["/{**}"]}}]
+"#;
+    let d = dir(
+        "import-lint",
+        &[
+            ("authz.yaml", authz),
+            ("00-ns.yaml", NAMESPACE),
+            ("10-workloads.yaml", WORKLOADS),
+        ],
+    );
+    let (code, stdout, stderr) = import(&d, &["authz.yaml", "--manifests", "00-ns.yaml", "10-workloads.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // Nothing to warn about with the cluster's objects.
+    assert_eq!(
+        stderr,
+        "import: 1 AuthorizationPolicies read, 1 imported, 0 not imported\n"
+    );
+    std::fs::write(d.join("20-imported.yaml"), &stdout).unwrap();
+    let out = bin()
+        .args([
+            "lint",
+            "--manifests",
+            "00-ns.yaml",
+            "10-workloads.yaml",
+            "20-imported.yaml",
+        ])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no findings\n");
+    assert!(out.status.success());
+    let out = bin()
+        .args([
+            "render",
+            "--url",
+            "file:///m.wasm",
+            "--manifests",
+            "00-ns.yaml",
+            "10-workloads.yaml",
+            "20-imported.yaml",
+        ])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: shop/frontend\n"));
+    // With a namespace that is not enabled and a selector that matches nothing: warnings, exit 0.
+    let other = authz
+        .replace("namespace: shop", "namespace: other")
+        .replace("app: frontend", "app: nobody");
+    std::fs::write(d.join("authz.yaml"), other).unwrap();
+    std::fs::write(
+        d.join("00-ns.yaml"),
+        format!(
+            "{NAMESPACE}---\n{}",
+            NAMESPACE
+                .replace("name: shop", "name: other")
+                .replace("enabled", "disabled")
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = import(&d, &["authz.yaml", "--manifests", "00-ns.yaml", "10-workloads.yaml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: namespace other is not enabled (label meshward.io/enforcement): its imported Allowlists take effect once it is\n"),
+        "{stderr}"
+    );
+    // Manifests that cannot be read are bad input.
+    let (code, _, _) = import(&d, &["authz.yaml", "--manifests", "missing"]);
+    assert_eq!(code, Some(2));
+}

@@ -30,7 +30,8 @@
 //!   output shows: `check` 0 for `allow:`, 1 otherwise; `lint` 0 for `no
 //!   findings`, 1 otherwise; `validate` 0 if every line says `valid`, 1
 //!   otherwise; `replay` 0 if it shows `admitted N, denied 0, ...`, 1
-//!   otherwise; every other command 0.
+//!   otherwise; `import` 1 if it shows `import: ...` with policies not
+//!   imported, else 0; every other command 0.
 //! * `oci-image` runs in a scratch directory, with a minimal WebAssembly
 //!   module at the `--wasm` path it names (so it needs no wasm build and
 //!   writes nothing into the repository).
@@ -87,6 +88,7 @@ const RUN: &[&str] = &[
     "oci-image",
     "learn",
     "replay",
+    "import",
 ];
 
 fn root() -> PathBuf {
@@ -429,6 +431,9 @@ fn expected_status(args: &[String], expected: &[String]) -> i32 {
         "replay" => !expected
             .iter()
             .any(|l| l.starts_with("admitted ") && l.contains(", denied 0,")),
+        "import" => expected
+            .iter()
+            .any(|l| l.starts_with("import: ") && !l.contains(", 0 not imported")),
         _ => false,
     };
     i32::from(fails)

@@ -121,8 +121,12 @@ fn docs() -> Vec<Doc> {
         let rel = path.strip_prefix(workspace()).unwrap_or(&path).display().to_string();
         let parsed =
             meshward_control::manifests::parse_documents(&text).unwrap_or_else(|(line, e)| panic!("{rel}:{line}: {e}"));
-        for (index, doc) in parsed.into_iter().enumerate() {
-            let value = doc.value;
+        // A `List` (as `kubectl get -o yaml` prints) is checked item by item.
+        let values = parsed.into_iter().flat_map(|doc| match doc.value["kind"].as_str() {
+            Some("List") => doc.value["items"].as_array().cloned().unwrap_or_default(),
+            _ => vec![doc.value],
+        });
+        for (index, value) in values.enumerate() {
             let m = &value["metadata"];
             let at = format!(
                 "{rel}#{index} ({} {}/{})",

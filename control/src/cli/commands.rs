@@ -103,6 +103,12 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             Some(ns) => traffic::replay_in_cluster(&ns, &manifests, &logs, since, &trust_domain, output),
             None => traffic::replay(&manifests, &logs, &trust_domain, output),
         },
+        Command::Import {
+            inputs,
+            manifests,
+            root_namespace,
+            trust_domain,
+        } => super::import::run(&inputs, &manifests, &root_namespace, &trust_domain),
         Command::Validate { files, output } => validate(&files, output),
         Command::Serve {
             listen,

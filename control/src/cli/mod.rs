@@ -11,6 +11,7 @@
 //! (`serve`) exits 1 when it stops with an error.
 
 pub mod commands;
+mod import;
 mod traffic;
 
 use std::net::SocketAddr;
@@ -181,6 +182,34 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
+    },
+    /// Convert Istio AuthorizationPolicies (`security.istio.io/v1`,
+    /// `v1beta1`) into Allowlists with the same meaning: YAML on stdout, each
+    /// annotated `meshward.io/imported-from: <namespace>/<name>`; what cannot
+    /// be expressed on stderr, one line per field, then a `warning:` line for
+    /// each converted field where meshward refuses callers Istio admits.
+    /// Exit status 0 if every policy converted, 1 if one could not (it gets
+    /// no Allowlist), 2 on input that cannot be read; warnings do not change
+    /// it.
+    Import {
+        /// AuthorizationPolicies, YAML or JSON (`kind: List` too): files,
+        /// directories (read recursively) or `-` for standard input. Other
+        /// kinds are skipped.
+        #[arg(required = true, value_name = "FILE|DIR")]
+        inputs: Vec<PathBuf>,
+        /// The cluster's objects, as `lint` reads them: the imported
+        /// Allowlists are linted together with them, and namespaces that are
+        /// not enabled for meshward are named (warnings on stderr; the exit
+        /// status stays that of the conversion).
+        #[arg(long, num_args = 1.., value_name = "DIR")]
+        manifests: Vec<PathBuf>,
+        /// Istio's root namespace: its policies apply to the whole mesh,
+        /// which an Allowlist cannot, so they are reported.
+        #[arg(long, default_value = crate::import::DEFAULT_ROOT_NAMESPACE, value_parser = parse_namespace)]
+        root_namespace: String,
+        /// The mesh's trust domain (for `--manifests`).
+        #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
     },
     /// Validate plugin configuration files (the JSON of a pluginConfig).
     Validate {
@@ -451,6 +480,9 @@ pub enum CliError {
     /// A candidate Allowlist is refused (`replay --namespace`).
     #[error(transparent)]
     Candidates(#[from] crate::incluster::CandidateError),
+    /// `import` found nothing to import.
+    #[error("{0}")]
+    Import(String),
     /// Pods have sidecars, but none of their logs could be read.
     #[error("no sidecar log of namespace {0} could be read (above: why)")]
     NoLogs(String),

@@ -107,6 +107,13 @@ pub struct EnvoyOptions {
     /// A fixed port for the mTLS listener (the destination port policies
     /// see); `None` = a free one.
     pub mtls_port: Option<u16>,
+    /// HTTP filters (JSON objects, comma-separated) in place of the meshward
+    /// filter, before the router; `None` = the meshward filter.
+    pub http_filters: Option<String>,
+    /// Istio's path normalization on both listeners (`normalize_path: true`,
+    /// `merge_slashes: false`, as istiod configures sidecars by default);
+    /// `false` = Envoy's defaults.
+    pub normalize_path: bool,
     /// The module to load; `None` = [`module()`], the shipped build.
     pub module: Option<PathBuf>,
     /// What Envoy does once the VM has failed.
@@ -141,6 +148,8 @@ impl EnvoyOptions {
             access_logs: Vec::new(),
             stats_config: String::new(),
             mtls_port: None,
+            http_filters: None,
+            normalize_path: false,
             module: None,
             failure_policy: FailurePolicy::FailOpenFalse,
             grpc_upstream: None,
@@ -194,6 +203,20 @@ impl EnvoyOptions {
     /// policies name).
     pub fn mtls_port(mut self, port: u16) -> Self {
         self.mtls_port = Some(port);
+        self
+    }
+
+    /// Runs `filters` (JSON objects, comma-separated) instead of the meshward
+    /// filter, e.g. Envoy's RBAC as [`rbac::http_filters`](crate::rbac::http_filters)
+    /// writes it.
+    pub fn http_filters(mut self, filters: String) -> Self {
+        self.http_filters = Some(filters);
+        self
+    }
+
+    /// Normalizes paths as Istio's sidecars do.
+    pub fn normalize_path(mut self) -> Self {
+        self.normalize_path = true;
         self
     }
 
@@ -343,6 +366,12 @@ impl Envoy {
                 )
             }
         };
+        let filter = opts.http_filters.clone().unwrap_or(filter);
+        let normalize = if opts.normalize_path {
+            r#""normalize_path": true, "merge_slashes": false,"#
+        } else {
+            ""
+        };
         let access_log = |log: &AccessLog| {
             let mut entry = serde_json::json!({"name": "envoy.access_loggers.file", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
@@ -383,7 +412,7 @@ impl Envoy {
                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                   "stat_prefix": "{prefix}", "codec_type": "AUTO", {xff}
                   "access_log": {access_logs},
-                  "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
+                  {normalize} "route_config": {{"virtual_hosts": [{{"name": "all", "domains": ["*"],
                     "routes": [{{"match": {{"prefix": "/"}}, "route": {{"cluster": "upstream"}}}}]}}]}},
                   "http_filters": [{filter}, {{"name": "envoy.filters.http.router", "typed_config": {{
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}]}}}}"#,

@@ -26,6 +26,8 @@
 //! * `envoy`: [`Envoy`] and [`EnvoyOptions`], the bootstrap, ECDS updates,
 //!   the admin interface;
 //! * `client`: [`Caller`], [`Call`] and [`Envoy::send`], requests with curl;
+//! * [`rbac`]: Istio AuthorizationPolicies as the Envoy RBAC filters
+//!   istiod generates, to run them side by side with the filter;
 //! * `grpc`: [`GrpcServer`] and [`Envoy::grpc`], a real gRPC server and
 //!   client (Python `grpcio`) behind and in front of Envoy;
 //! * `istio`: the stats configuration istio-agent generates, and the
@@ -43,6 +45,7 @@ mod grpc;
 pub mod istio;
 pub mod jwt;
 mod pki;
+pub mod rbac;
 mod scenario;
 mod upstream;
 
