@@ -31,12 +31,12 @@ use serde_json::json;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-/// A descriptor set shaped like a large real API: 100 files, each a package
+/// A descriptor set shaped like a large real API: 42 files, each a package
 /// with one service of 20 methods and 60 messages of 25 documented-size
 /// fields (messages are most of a real descriptor set's bytes).
 fn descriptor_set() -> Vec<u8> {
     let mut set = FileDescriptorSet::default();
-    for f in 0..100 {
+    for f in 0..42 {
         let package = format!("corp.domain{f}.v1");
         let messages = (0..60)
             .map(|m| DescriptorProto {
@@ -81,15 +81,19 @@ fn descriptor_set() -> Vec<u8> {
 }
 
 /// A 5 MB OpenAPI document from a real one: the Box Platform API
-/// (`tests/data/openapi/box.json`, 296 operations, 1.7 MB) with its paths
-/// repeated under three more prefixes (operationIds suffixed), so 1,184
-/// operations.
-fn openapi_document() -> serde_json::Value {
+/// (`tests/data/openapi/box.json`, 296 operations, 1.7 MB as published,
+/// 0.7 MB compact) with its paths repeated under more prefixes
+/// (operationIds suffixed) until its compact JSON reaches 5 MB. Returns it
+/// and the number of copies of the paths.
+fn openapi_document() -> (serde_json::Value, usize) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/openapi/box.json");
     let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let paths = doc["paths"].as_object().unwrap().clone();
-    let out = doc["paths"].as_object_mut().unwrap();
-    for copy in 1..4 {
+    let mut copies = 1;
+    while serde_json::to_string(&doc).unwrap().len() < 5_000_000 {
+        let copy = copies;
+        copies += 1;
+        let out = doc["paths"].as_object_mut().unwrap();
         for (p, item) in &paths {
             let mut item = item.clone();
             for op in item.as_object_mut().unwrap().values_mut() {
@@ -100,7 +104,7 @@ fn openapi_document() -> serde_json::Value {
             out.insert(format!("/copy{copy}{p}"), item);
         }
     }
-    doc
+    (doc, copies)
 }
 
 /// The namespace `shop` with one Allowlist of five `openapi` entries on the
@@ -155,6 +159,7 @@ fn bench(c: &mut Criterion) {
     assert_eq!(d.statuses[0].status.conditions[0].status, "True", "{d:#?}");
     let json = serde_json::to_string(&d.wasm_plugins[0].spec.plugin_config).unwrap();
     assert_eq!(json.matches("Method").count(), 100);
+    eprintln!("descriptor ConfigMap: {} bytes of JSON", wire.len());
 
     let mut group = c.benchmark_group("apidesc");
     group.sample_size(10);
@@ -172,17 +177,18 @@ fn bench(c: &mut Criterion) {
     });
 
     // OpenAPI, JSON and YAML.
-    let doc = openapi_document();
+    let (doc, copies) = openapi_document();
     let json_text = serde_json::to_string(&doc).unwrap();
     let yaml_text = meshward_control::manifests::to_yaml(&doc).unwrap();
     eprintln!(
-        "OpenAPI document: {} bytes of JSON, {} of YAML",
+        "OpenAPI document: {} operations, {} bytes of JSON, {} of YAML",
+        copies * 296,
         json_text.len(),
         yaml_text.len()
     );
     assert!(json_text.len() >= 5_000_000 && yaml_text.len() >= 5_000_000);
     for (name, key, text) in [("json", "api.json", &json_text), ("yaml", "api.yaml", &yaml_text)] {
-        assert_eq!(OpenApi::parse(text).unwrap().operations().len(), 4 * 296);
+        assert_eq!(OpenApi::parse(text).unwrap().operations().len(), copies * 296);
         let cm = common::mk_config_map("shop", "api", true, &[], &[(key, text.as_str())]);
         let wire = serde_json::to_vec(&cm).unwrap();
         let state = openapi_state(key);

@@ -634,6 +634,17 @@ fn openapi_entries_that_do_not_fit_the_document_are_errors_naming_the_field() {
     let d = derive(&s, &settings(), now());
     let c = &status(&d).status.conditions[0];
     assert_eq!(c.reason, "UnresolvedApi");
+    // A large document's operations are listed up to 50.
+    let big = with_documents(openapi("box.json", json!({"operations": ["get_files_idd"]})));
+    let d = derive(&big, &settings(), now());
+    let m = &status(&d).status.conditions[0].message;
+    assert!(
+        m.starts_with(
+            "rules[0].to[0].openapi.operations[0]: no operation get_files_idd, did you mean get_files_id? (has: "
+        ),
+        "{m}"
+    );
+    assert!(m.contains(", ... and 246 more)"), "{m}");
     assert!(
         c.message.starts_with(
             "rules[0].to[0].openapi.api: ConfigMap shop/apis key petstore.yaml is not an OpenAPI 3 document: \

@@ -147,12 +147,19 @@ pub enum ApiError {
     },
 }
 
-/// `a, b, c`, or `none`.
+/// The most names an error lists: a status condition's message is limited
+/// (32 KiB), and a large document has thousands of operations.
+pub const LISTED: usize = 50;
+
+/// `a, b, c`, or `none`; past [`LISTED`] names, `... and N more`.
 pub(crate) fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
+    match items {
+        [] => "none".into(),
+        _ if items.len() > LISTED => {
+            let shown = items.get(..LISTED).unwrap_or_default().join(", ");
+            format!("{shown}, ... and {} more", items.len() - LISTED)
+        }
+        _ => items.join(", "),
     }
 }
 

@@ -299,13 +299,19 @@ fn base_path(server: &ServerWire) -> Result<String, DocumentError> {
         }
         None => url,
     };
-    let path = path.trim_end_matches('/');
-    Ok(if path.is_empty() || path.starts_with('/') {
-        path.to_string()
-    } else {
-        // Relative to the document's location: taken from the root.
-        format!("/{path}")
-    })
+    // Relative to the document's location: taken from the root. `.`, `..`
+    // and empty segments resolved, as a client resolves them.
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    Ok(segments.iter().map(|s| format!("/{s}")).collect())
 }
 
 /// A regular expression matching `literal` exactly.
@@ -679,6 +685,10 @@ components:
         assert_eq!(e.to_string(), "operationId x is used twice");
         assert!(OpenApi::parse("{\"openapi\": \"3.0.0\", \"paths\": [").is_err());
         assert!(OpenApi::parse("just text").is_err());
+        // Relative URLs resolve `.` and `..`.
+        let rel =
+            OpenApi::parse("openapi: 3.0.0\nservers: [{url: ./v1/}, {url: ../v2}]\npaths: {/a: {get: {}}}\n").unwrap();
+        assert_eq!(rel.operations()[0].patterns, ["/v1/a", "/v2/a"]);
         // JSON is read too; no servers is /.
         let json = OpenApi::parse(r#"{"openapi": "3.0.3", "paths": {"/a/{b}": {"get": {}}}}"#).unwrap();
         assert_eq!(json.operations()[0].patterns, ["/a/{*}"]);
