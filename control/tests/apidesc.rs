@@ -321,6 +321,14 @@ fn the_committed_descriptors_are_what_the_proto_compiles_to() {
     let loaded = meshward_control::manifests::load(&[data().join("shop")], "cluster.local").unwrap();
     let cm = &loaded.snapshot.config_maps[0];
     assert_eq!(cm.binary_data.as_ref().unwrap()["inventory.binpb"].0, compiled);
+    // And the Petstore ConfigMap the document (a block scalar ends with a newline).
+    let petstore = &loaded.snapshot.config_maps[1];
+    assert_eq!(petstore.metadata.name.as_deref(), Some("petstore-api"));
+    assert_eq!(
+        petstore.data.as_ref().unwrap()["openapi.yaml"].trim_end(),
+        openapi_text("petstore.yaml").trim_end(),
+        "run scripts/apidesc-testdata.sh"
+    );
 }
 
 #[test]
@@ -367,6 +375,26 @@ fn the_cli_renders_and_checks_with_descriptors_from_the_manifests() {
     let (code, text) = check("web/storefront", "POST /shop.inventory.v1.Inventory/Reserve");
     assert_eq!(code, Some(1), "{text}");
     assert_eq!(check("web/ops", "POST /shop.inventory.v1.Admin/Purge").0, Some(0));
+    // OpenAPI: the Petstore's operations, by id and by tag.
+    let http = |from: &str, call: &str| {
+        let out = Command::new(bin)
+            .args(["check", "--manifests"])
+            .arg(&shop)
+            .args(["--from", from, "--to", "shop/petstore", call])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert_eq!(http("web/storefront", "GET /api/v3/pet/10").0, Some(0));
+    assert_eq!(http("web/storefront", "POST /api/v3/store/order").0, Some(0));
+    assert_eq!(http("web/storefront", "DELETE /api/v3/pet/10").0, Some(1));
+    assert_eq!(http("web/ops", "DELETE /api/v3/pet/10").0, Some(0));
+    // Concrete paths before templates: no DELETE on /pet/findByStatus.
+    assert_eq!(http("web/ops", "GET /api/v3/pet/findByStatus").0, Some(0));
+    let (code, text) = http("web/ops", "DELETE /api/v3/pet/findByStatus");
+    assert_eq!(code, Some(1), "{text}");
+    // Not under the document's base path.
+    assert_eq!(http("web/ops", "GET /pet/10").0, Some(1));
 }
 
 // ---- OpenAPI documents: tests/data/openapi (sources and licenses in its README.md).
@@ -519,7 +547,9 @@ fn openapi_entries_derive_to_method_and_path_entries() {
     assert_eq!(
         rule_to(&d),
         json!([
-            {"methods": ["DELETE", "GET"], "paths": ["/api/v3/pet/{*}"], "ports": [8080]},
+            // OpenAPI matches concrete paths first: /pet/findByStatus is not /pet/{petId}.
+            {"methods": ["DELETE", "GET"], "paths": ["/api/v3/pet/{*}"],
+             "notPaths": ["/api/v3/pet/findByStatus", "/api/v3/pet/findByTags"], "ports": [8080]},
             {"methods": ["GET"], "paths": ["/api/v3/pet/findByStatus"], "ports": [8080]},
             {"methods": ["PUT"], "paths": ["/api/v3/pet"], "ports": [8080]}
         ])

@@ -505,13 +505,43 @@ impl OpenApi {
     }
 }
 
-/// The `to` entries of the filter's configuration that admit exactly
-/// `operations`: `(methods, paths)` pairs, the paths of each pair sharing
-/// the same methods, so that no pair admits a method on a path the document
-/// does not give it. Sorted, deterministic.
-pub fn method_paths(operations: &[&Operation]) -> Vec<(Vec<String>, Vec<String>)> {
+/// One `to` entry of the filter's configuration for selected operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodPaths {
+    /// The methods, sorted.
+    pub methods: Vec<String>,
+    /// The path patterns whose selected operations have exactly these
+    /// methods, sorted.
+    pub paths: Vec<String>,
+    /// The document's concrete paths that a template of `paths` also
+    /// matches: OpenAPI matches a concrete path before a template
+    /// (`/pet/findByStatus` is not `/pet/{petId}`), so the template must
+    /// not admit them. Sorted; empty when none.
+    pub not_paths: Vec<String>,
+}
+
+/// Whether the template `template` (segments of `{*}` and literals) matches
+/// the concrete path `path`.
+fn template_matches(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some("{*}"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The `to` entries of the filter's configuration that admit exactly the
+/// `selected` operations of `doc`: the paths of each entry share the same
+/// methods, so that no entry admits a method on a path the document does
+/// not give it, and a template does not admit the document's concrete paths
+/// it overlaps. Sorted, deterministic.
+pub fn method_paths(doc: &OpenApi, selected: &[&Operation]) -> Vec<MethodPaths> {
     let mut by_pattern: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for op in operations {
+    for op in selected {
         for p in &op.patterns {
             by_pattern.entry(p).or_default().insert(&op.method);
         }
@@ -521,7 +551,32 @@ pub fn method_paths(operations: &[&Operation]) -> Vec<(Vec<String>, Vec<String>)
         let methods: Vec<String> = methods.into_iter().map(str::to_string).collect();
         by_methods.entry(methods).or_default().push(pattern.to_string());
     }
-    by_methods.into_iter().collect()
+    let concrete: BTreeSet<&str> = doc
+        .operations
+        .iter()
+        .flat_map(|o| o.patterns.iter())
+        .map(String::as_str)
+        .filter(|p| !p.contains('{') && !p.starts_with("regex:"))
+        .collect();
+    by_methods
+        .into_iter()
+        .map(|(methods, paths)| {
+            let not_paths = concrete
+                .iter()
+                .filter(|c| {
+                    paths
+                        .iter()
+                        .any(|t| t.contains("{*}") && !t.starts_with("regex:") && template_matches(t, c))
+                })
+                .map(|c| c.to_string())
+                .collect();
+            MethodPaths {
+                methods,
+                paths,
+                not_paths,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -654,8 +709,12 @@ components:
     fn entries_group_paths_by_their_exact_methods() {
         let doc = doc();
         let all = doc.select(Selection::Operations(&names(&["*"]))).unwrap();
+        let entries: Vec<(Vec<String>, Vec<String>)> = method_paths(&doc, &all)
+            .into_iter()
+            .map(|e| (e.methods, e.paths))
+            .collect();
         assert_eq!(
-            method_paths(&all),
+            entries,
             [
                 (names(&["DELETE"]), names(&["/orders/{*}"])),
                 (
@@ -669,6 +728,28 @@ components:
                 (names(&["GET", "POST"]), names(&["/orders/v2/orders"])),
             ]
         );
+    }
+
+    #[test]
+    fn templates_do_not_admit_the_concrete_paths_they_overlap() {
+        let doc = OpenApi::parse(
+            "openapi: 3.0.0\npaths:\n  /pet/{petId}: {get: {operationId: get}, delete: {operationId: del}}\n  \
+             /pet/findByStatus: {get: {operationId: find}}\n  /pet/{petId}/photo: {get: {operationId: photo}}\n",
+        )
+        .unwrap();
+        let ops = names(&["del"]);
+        let entries = method_paths(&doc, &doc.select(Selection::Operations(&ops)).unwrap());
+        assert_eq!(
+            entries,
+            [MethodPaths {
+                methods: names(&["DELETE"]),
+                paths: names(&["/pet/{*}"]),
+                not_paths: names(&["/pet/findByStatus"]),
+            }]
+        );
+        assert!(template_matches("/a/{*}/b", "/a/x/b"));
+        assert!(!template_matches("/a/{*}/b", "/a//b"));
+        assert!(!template_matches("/a/{*}", "/a/x/b"));
     }
 
     #[test]

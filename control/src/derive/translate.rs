@@ -466,11 +466,12 @@ impl Translator<'_> {
             .select(selection)
             .map_err(|e| invalid(format!("{field}.openapi.{}: {e}", e.field())))?;
         let base = self.operation(op, field)?;
-        Ok(method_paths(&selected)
+        Ok(method_paths(doc, &selected)
             .into_iter()
-            .map(|(methods, paths)| config::Operation {
-                methods: Some(methods),
-                paths: Some(paths),
+            .map(|e| config::Operation {
+                methods: Some(e.methods),
+                paths: Some(e.paths),
+                not_paths: (!e.not_paths.is_empty()).then_some(e.not_paths),
                 ..base.clone()
             })
             .collect())
