@@ -90,6 +90,7 @@ build-wasm:
 bench:
 	scripts/bench-engine.sh
 	$(CARGO) bench -p meshward-control --bench derive --profile profiling
+	$(CARGO) bench -p meshward-control --bench apidesc --profile profiling
 
 ## Side-by-side load runs in real Envoys (docs/benchmarks.md; about 25 minutes with
 ## the defaults): router only, RBAC, RBAC matcher tree, no-op wasm, meshward,

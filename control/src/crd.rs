@@ -190,6 +190,31 @@ pub struct AllowlistOperation {
     /// `methods`, `paths` or `notPaths`; combines with hosts and ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcMethods>,
+    /// Operations of an OpenAPI 3.0/3.1 document: each admits its method on
+    /// its path template under its servers' base paths. Cannot be combined
+    /// with `methods`, `paths`, `notPaths` or `grpc`; combines with hosts and
+    /// ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<OpenApiOperations>,
+}
+
+/// Operations of an OpenAPI document, by operationId or by tag.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenApiOperations {
+    /// The document (YAML or JSON) in the `data` of a ConfigMap of the
+    /// Allowlist's namespace labelled `meshward.io/api-description: "true"`.
+    pub api: ApiRef,
+    /// operationIds, `METHOD /path` (as the document writes the path), or
+    /// `["*"]` for every operation. Exactly one of `operations` and `tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub operations: Option<Vec<String>>,
+    /// Every operation carrying any of these tags. Exactly one of
+    /// `operations` and `tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub tags: Option<Vec<String>>,
 }
 
 /// Methods of one gRPC service.
@@ -201,8 +226,48 @@ pub struct GrpcMethods {
     #[schemars(length(min = 1))]
     pub service: String,
     /// Method names (`GetItem`), or `["*"]` for every method of the service.
+    /// With `api`, `["*"]` expands to the service's methods (sorted) and
+    /// every name must be a method of the service.
     #[schemars(length(min = 1))]
     pub methods: Vec<String>,
+    /// The service's protobuf descriptors: a `FileDescriptorSet` in the
+    /// `binaryData` of a ConfigMap of the Allowlist's namespace labelled
+    /// `meshward.io/api-description: "true"`. Absent = names are not checked
+    /// and `["*"]` admits any method of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiRef>,
+    /// Only methods whose descriptor declares this `idempotency_level`:
+    /// `NO_SIDE_EFFECTS` (reads), or `IDEMPOTENT` (which includes
+    /// `NO_SIDE_EFFECTS`). `["*"]` expands to those methods; a named method of
+    /// another level is an error. Needs `api`. Absent = any level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_level: Option<IdempotencyLevel>,
+}
+
+/// A key of a ConfigMap in the Allowlist's namespace that holds an API
+/// description. The ConfigMap must carry the label
+/// `meshward.io/api-description: "true"`: the control service reads no other.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiRef {
+    /// The ConfigMap's name.
+    #[schemars(length(min = 1))]
+    pub config_map: String,
+    /// The key (of `binaryData` for a descriptor set, of `data` for an
+    /// OpenAPI document).
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// A protobuf method's `idempotency_level`, as a `grpc` entry selects by it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum IdempotencyLevel {
+    /// Methods without side effects (reads).
+    #[serde(rename = "NO_SIDE_EFFECTS")]
+    NoSideEffects,
+    /// Idempotent methods, those without side effects included.
+    #[serde(rename = "IDEMPOTENT")]
+    Idempotent,
 }
 
 /// A port of a Service in the Allowlist's namespace.

@@ -5,6 +5,7 @@
 //! filter's plugin configuration, one Istio `WasmPlugin` per enabled
 //! namespace (several when its configuration exceeds the size budget).
 //!
+//! * [`apidesc`] — API descriptions (protobuf descriptor sets, OpenAPI documents) that `to` entries name.
 //! * [`cli`] — the command line: clap types and the command handlers.
 //! * [`crd`] — the `Allowlist` custom resource, and the CRD generated from it.
 //! * [`derive`](mod@derive) — the pure derivation: snapshot in, desired objects out.
@@ -22,6 +23,7 @@
 //! ([`meshward_filter::Engine`]), so what the control service accepts, the
 //! sidecars accept.
 
+pub mod apidesc;
 pub mod cli;
 pub mod crd;
 pub mod derive;

@@ -23,8 +23,10 @@
 //! * the same object defined twice is refused, naming both places;
 //! * a directory without manifests is refused.
 //!
-//! Documents of other kinds (ConfigMaps, Istio resources, ...) are listed in
-//! [`Loaded::ignored`]. Every problem is collected before loading fails, so
+//! ConfigMaps are read, and those labelled
+//! [`API_LABEL`](crate::apidesc::API_LABEL) hold the API descriptions
+//! Allowlists name, as in the cluster. Documents of other kinds (Secrets,
+//! Istio resources, ...) are listed in [`Loaded::ignored`]. Every problem is collected before loading fails, so
 //! one run reports them all.
 
 use std::collections::BTreeMap;
@@ -657,7 +659,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The kinds derivation reads: `(apiVersion, kind)`.
-pub const READ_KINDS: [(&str, &str); 8] = [
+pub const READ_KINDS: [(&str, &str); 9] = [
     ("v1", "Namespace"),
     ("v1", "Pod"),
     ("v1", "ServiceAccount"),
@@ -665,6 +667,7 @@ pub const READ_KINDS: [(&str, &str); 8] = [
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
     ("apps/v1", "DaemonSet"),
+    ("v1", "ConfigMap"),
     ("meshward.io/v1alpha1", "Allowlist"),
 ];
 
@@ -835,6 +838,7 @@ impl Loader {
             "Deployment" => strict(v).map(|o| s.deployments.push(o)),
             "StatefulSet" => strict(v).map(|o| s.stateful_sets.push(o)),
             "DaemonSet" => strict(v).map(|o| s.daemon_sets.push(o)),
+            "ConfigMap" => strict(v).map(|o| s.config_maps.push(o)),
             _ => strict::<Allowlist>(v).map(|o| s.allowlists.push(o)),
         }
     }
@@ -901,7 +905,10 @@ mod tests {
         assert!(p[0].contains("Deployment is read as apiVersion apps/v1"), "{p:?}");
         let p = problems("metadata: {name: a}\n");
         assert!(p[0].contains("apiVersion and kind are required"), "{p:?}");
-        let loaded = load_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\n").unwrap();
+        let loaded = load_text(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\n",
+        )
+        .unwrap();
         assert_eq!(loaded.ignored.len(), 2);
         assert_eq!(loaded.ignored[1].at.line, 5);
     }

@@ -419,6 +419,8 @@ fn documented_permissions() -> BTreeSet<(String, String, String)> {
     };
     let read = ["get", "list", "watch"];
     add("", &["namespaces", "pods", "services", "serviceaccounts"], &read);
+    // API descriptions; the watch selects meshward.io/api-description=true.
+    add("", &["configmaps"], &["list", "watch"]);
     // Sidecar logs for learn and replay in the cluster.
     add("", &["pods/log"], &["get"]);
     add("apps", &["deployments", "statefulsets", "daemonsets"], &read);
@@ -456,11 +458,15 @@ fn the_cluster_role_grants_exactly_the_documented_permissions() {
             assert!(!name.contains('*'), "wildcard `{name}` in the ClusterRole");
         }
         assert!(
-            !resources
-                .iter()
-                .any(|r| r.starts_with("secrets") || r.starts_with("configmaps")),
-            "the service reads no secrets or configmaps: {resources:?}"
+            !resources.iter().any(|r| r.starts_with("secrets")),
+            "the service reads no secrets: {resources:?}"
         );
+        // ConfigMaps: only listed and watched (with a label selector, which
+        // RBAC cannot express), never read one by one.
+        if resources.iter().any(|r| r.starts_with("configmaps")) {
+            assert_eq!(resources, ["configmaps"]);
+            assert_eq!(rule.verbs, ["list", "watch"], "{resources:?}");
+        }
         for g in &groups {
             for r in &resources {
                 for v in &rule.verbs {

@@ -452,6 +452,101 @@ async fn an_allowlist_that_turns_invalid_keeps_its_last_valid_version_in_force()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_descriptor_config_map_re_derives_and_unlabelled_ones_are_not_held() {
+    let descriptors = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/apidesc/inventory.binpb"
+    ))
+    .unwrap();
+    let fake = FakeApi::start().await;
+    seed(&fake, "shop", Some("enabled"));
+    put(
+        &fake,
+        mk_config_map(
+            "shop",
+            "inventory-api",
+            true,
+            &[("inventory.binpb", descriptors.clone())],
+            &[],
+        ),
+    );
+    // What every namespace has: never listed by the service.
+    put(
+        &fake,
+        mk_config_map(
+            "shop",
+            "kube-root-ca.crt",
+            false,
+            &[],
+            &[("ca.crt", "-----BEGIN CERTIFICATE-----")],
+        ),
+    );
+    put(
+        &fake,
+        mk_allowlist(
+            "shop",
+            "api",
+            json!({"selector": {"matchLabels": {"app": "api"}}, "rules": [{
+                "from": [{"workloads": {"selector": {"matchLabels": {"app": "frontend"}}}}],
+                "to": [{"grpc": {"service": "shop.inventory.v1.Inventory", "methods": ["*"],
+                                 "api": {"configMap": "inventory-api", "key": "inventory.binpb"}}}]
+            }]}),
+        ),
+    );
+    let svc = start(&fake).await;
+    let methods = |p: &Value| p["spec"]["pluginConfig"]["policies"][0]["rules"][0]["to"][0]["grpc"]["methods"].clone();
+    eventually("methods from the descriptors", || async {
+        plugin(&fake, "shop").filter(|p| methods(p) == json!(["GetItem", "ListItems", "Reserve"]))
+    })
+    .await;
+
+    // New descriptors: GetItem renamed. The WasmPlugin follows.
+    let mut renamed = descriptors.clone();
+    let at = renamed.windows(9).position(|w| w == b"\x0a\x07GetItem").unwrap();
+    renamed[at + 2..at + 9].copy_from_slice(b"GetItam");
+    put(
+        &fake,
+        mk_config_map("shop", "inventory-api", true, &[("inventory.binpb", renamed)], &[]),
+    );
+    eventually("methods from the new descriptors", || async {
+        plugin(&fake, "shop").filter(|p| methods(p) == json!(["GetItam", "ListItems", "Reserve"]))
+    })
+    .await;
+
+    // Only labelled ConfigMaps are listed, so only one is held.
+    let selectors = fake.list_selectors("configmaps");
+    assert!(!selectors.is_empty());
+    assert!(
+        selectors
+            .iter()
+            .all(|s| s.as_deref() == Some("meshward.io/api-description=true")),
+        "{selectors:?}"
+    );
+    let m = metrics(&svc.base).await;
+    assert!(code_has(&m, "meshward_control_objects{kind=\"ConfigMap\"} 1"), "{m}");
+
+    // Descriptors gone: the Allowlist says why, its last valid version stays.
+    fake.remove("ConfigMap", "shop", "inventory-api");
+    let c = eventually("Ready=False", || async {
+        ready(&fake, "shop", "api").filter(|c| c["status"] == "False")
+    })
+    .await;
+    assert_eq!(c["reason"], "UnresolvedApi", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rules[0].to[0].grpc.api: no ConfigMap shop/inventory-api"),
+        "{c}"
+    );
+    assert_eq!(
+        methods(&plugin(&fake, "shop").unwrap()),
+        json!(["GetItam", "ListItems", "Reserve"])
+    );
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_other_managers_add_do_not_cause_rewrites() {
     let fake = FakeApi::start().await;
     seed(&fake, "shop", Some("enabled"));

@@ -13,6 +13,8 @@
 //!        workloads ─▶ pods / pod templates ─▶ service accounts ─▶ principals   (workloads.rs)
 //!        serviceAccounts ns/name ─▶ principals                                 (translate.rs)
 //!        servicePorts ─▶ Service ─▶ targetPort (named: via the pods' containers)
+//!        grpc.api, openapi.api ─▶ labelled ConfigMap ─▶ methods checked / expanded,
+//!          operations ─▶ (methods, paths) entries                              (translate.rs, apidesc)
 //!        invalid ─▶ its last valid version (the WasmPlugins in force), else a placeholder
 //!                                                                               (fallback.rs)
 //!   ─▶ WasmPlugin `meshward` per enabled namespace; over Settings::budget_bytes:

@@ -16,8 +16,11 @@ use meshward_filter::config::{self, PluginConfig, Policy};
 use meshward_filter::{ConfigError, Engine, Mode};
 
 use super::workloads::{selected, service_port};
+use crate::apidesc::openapi::{method_paths, Selection};
+use crate::apidesc::{self, Idempotency};
 use crate::crd::{
-    AllowlistAction, AllowlistMode, AllowlistOperation, AllowlistSource, AllowlistSpec, Resolved, WorkloadSelector,
+    AllowlistAction, AllowlistMode, AllowlistOperation, AllowlistSource, AllowlistSpec, GrpcMethods, IdempotencyLevel,
+    OpenApiOperations, Resolved, WorkloadSelector,
 };
 use crate::state::{ClusterState, StoredAllowlist};
 
@@ -48,6 +51,14 @@ pub enum InvalidReason {
     /// A `grpc` entry is invalid (a service or method name, an empty list,
     /// or `methods`, `paths` or `notPaths` beside it).
     InvalidGrpc,
+    /// A `grpc.api` or `openapi.api` reference cannot be used: no such
+    /// labelled ConfigMap or key, a key of the wrong kind, or one that does
+    /// not decode as a `FileDescriptorSet` or parse as an OpenAPI document.
+    UnresolvedApi,
+    /// An `openapi` entry is invalid: an unknown operation or tag, both or
+    /// neither of `operations` and `tags`, or `methods`, `paths`, `notPaths`
+    /// or `grpc` beside it.
+    InvalidOpenApi,
     /// Anything else the engine refuses (an empty entry, a size limit).
     Invalid,
 }
@@ -67,12 +78,17 @@ impl InvalidReason {
             Self::InvalidName => "InvalidName",
             Self::InvalidPort => "InvalidPort",
             Self::InvalidGrpc => "InvalidGrpc",
+            Self::UnresolvedApi => "UnresolvedApi",
+            Self::InvalidOpenApi => "InvalidOpenApi",
             Self::Invalid => "Invalid",
         }
     }
 
     /// The reason for an error of the engine, from the field it names.
     fn of(e: &ConfigError) -> Self {
+        if e.field().contains(".openapi") {
+            return Self::InvalidOpenApi;
+        }
         let conflicting_to = matches!(e, ConfigError::ConflictingFields { .. }) && e.field().contains(".to[");
         if matches!(e, ConfigError::InvalidGrpcName { .. }) || conflicting_to || e.field().contains(".grpc") {
             return Self::InvalidGrpc;
@@ -119,11 +135,48 @@ impl Invalid {
     }
 
     /// An error of the engine on a one-policy configuration, with the field
-    /// path made relative to the Allowlist's spec.
-    fn from_engine(e: &ConfigError) -> Self {
+    /// path made relative to the Allowlist's spec (`origins` maps each
+    /// rule's `to` entries of the configuration to the Allowlist's).
+    fn from_engine(e: &ConfigError, origins: &[Vec<Origin>]) -> Self {
         let field = e.field();
         let field = field.strip_prefix("policies[0].").unwrap_or(field);
-        Self::new(InvalidReason::of(e), format!("{field}: {}", e.detail()))
+        let field = remap(field, origins);
+        let reason = if field.contains(".openapi") {
+            InvalidReason::InvalidOpenApi
+        } else {
+            InvalidReason::of(e)
+        };
+        Self::new(reason, format!("{field}: {}", e.detail()))
+    }
+}
+
+/// Which `to` entry of the Allowlist a `to` entry of the configuration
+/// comes from.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    /// Its index in the Allowlist's rule.
+    index: usize,
+    /// It is one of the entries an `openapi` entry expands to.
+    openapi: bool,
+}
+
+/// `rules[r].to[k]...` of the configuration as a field of the Allowlist:
+/// `rules[r].to[K]...`, or `rules[r].to[K].openapi` for an expanded entry.
+fn remap(field: &str, origins: &[Vec<Origin>]) -> String {
+    let parse = || -> Option<(usize, usize, &str)> {
+        let rest = field.strip_prefix("rules[")?;
+        let (r, rest) = rest.split_once(']')?;
+        let rest = rest.strip_prefix(".to[")?;
+        let (k, rest) = rest.split_once(']')?;
+        Some((r.parse().ok()?, k.parse().ok()?, rest))
+    };
+    let Some((r, k, rest)) = parse() else {
+        return field.to_string();
+    };
+    match origins.get(r).and_then(|o| o.get(k)) {
+        Some(Origin { index, openapi: true }) => format!("rules[{r}].to[{index}].openapi"),
+        Some(Origin { index, openapi: false }) => format!("rules[{r}].to[{index}]{rest}"),
+        None => field.to_string(),
     }
 }
 
@@ -215,6 +268,7 @@ impl Translator<'_> {
         }
         let mut principals_seen = BTreeSet::new();
         let mut rules = Vec::with_capacity(a.spec.rules.len());
+        let mut origins = Vec::with_capacity(a.spec.rules.len());
         for (ri, rule) in a.spec.rules.iter().enumerate() {
             let from = match &rule.from {
                 None => None,
@@ -228,16 +282,38 @@ impl Translator<'_> {
                     Some(out)
                 }
             };
+            let mut origin = Vec::new();
             let to = match &rule.to {
                 None => None,
                 Some(ops) => {
                     let mut out = Vec::with_capacity(ops.len());
                     for (oi, op) in ops.iter().enumerate() {
-                        out.push(self.operation(op, &format!("rules[{ri}].to[{oi}]"))?);
+                        let field = format!("rules[{ri}].to[{oi}]");
+                        match &op.openapi {
+                            None => {
+                                out.push(self.operation(op, &field)?);
+                                origin.push(Origin {
+                                    index: oi,
+                                    openapi: false,
+                                });
+                            }
+                            Some(o) => {
+                                let expanded = self.openapi(op, o, &field)?;
+                                origin.extend(std::iter::repeat_n(
+                                    Origin {
+                                        index: oi,
+                                        openapi: true,
+                                    },
+                                    expanded.len(),
+                                ));
+                                out.extend(expanded);
+                            }
+                        }
                     }
                     Some(out)
                 }
             };
+            origins.push(origin);
             rules.push(config::Rule {
                 name: rule.name.clone(),
                 from,
@@ -270,7 +346,7 @@ impl Translator<'_> {
         };
         match Engine::compile(&single) {
             Ok(_) => Ok(policy),
-            Err(e) => Err(Invalid::from_engine(&e)),
+            Err(e) => Err(Invalid::from_engine(&e, &origins)),
         }
     }
 
@@ -342,6 +418,10 @@ impl Translator<'_> {
             list.sort_unstable();
             list.dedup();
         }
+        let grpc = match &op.grpc {
+            Some(g) => Some(self.grpc(g, &format!("{field}.grpc"))?),
+            None => None,
+        };
         Ok(config::Operation {
             methods: op.methods.clone(),
             not_methods: op.not_methods.clone(),
@@ -351,10 +431,104 @@ impl Translator<'_> {
             not_hosts: op.not_hosts.clone(),
             ports,
             not_ports: op.not_ports.clone(),
-            grpc: op.grpc.as_ref().map(|g| config::GrpcMethods {
+            grpc,
+        })
+    }
+
+    /// The `to` entries of the configuration an `openapi` entry stands for:
+    /// one per set of methods, with the path patterns of the operations that
+    /// have exactly those methods, and the entry's hosts and ports.
+    fn openapi(
+        &self,
+        op: &AllowlistOperation,
+        o: &OpenApiOperations,
+        field: &str,
+    ) -> Result<Vec<config::Operation>, Invalid> {
+        let invalid = |m: String| Invalid::new(InvalidReason::InvalidOpenApi, m);
+        let beside: Vec<&str> = [
+            ("methods", op.methods.is_some()),
+            ("paths", op.paths.is_some()),
+            ("notPaths", op.not_paths.is_some()),
+            ("grpc", op.grpc.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !beside.is_empty() {
+            return Err(invalid(format!(
+                "{field}: openapi sets the methods and paths; remove {} from this entry (hosts and ports combine)",
+                beside.join(", ")
+            )));
+        }
+        let selection = match (&o.operations, &o.tags) {
+            (Some(ops), None) => Selection::Operations(ops),
+            (None, Some(tags)) => Selection::Tags(tags),
+            _ => {
+                return Err(invalid(format!(
+                "{field}.openapi: set exactly one of operations (operationIds, \"METHOD /path\" or [\"*\"]) and tags"
+            )))
+            }
+        };
+        let (Selection::Operations(list) | Selection::Tags(list)) = selection;
+        if list.is_empty() {
+            return Err(invalid(format!("{field}.openapi: an empty list admits nothing")));
+        }
+        let namespace = self.state.namespace(self.ns);
+        let doc = apidesc::document(
+            |name| namespace.and_then(|n| n.config_map(name)),
+            self.ns,
+            &o.api.config_map,
+            &o.api.key,
+        )
+        .map_err(|e| Invalid::new(InvalidReason::UnresolvedApi, format!("{field}.openapi.api: {e}")))?;
+        let selected = doc
+            .select(selection)
+            .map_err(|e| invalid(format!("{field}.openapi.{}: {e}", e.field())))?;
+        let base = self.operation(op, field)?;
+        Ok(method_paths(doc, &selected)
+            .into_iter()
+            .map(|e| config::Operation {
+                methods: Some(e.methods),
+                paths: Some(e.paths),
+                not_paths: (!e.not_paths.is_empty()).then_some(e.not_paths),
+                ..base.clone()
+            })
+            .collect())
+    }
+
+    /// A `grpc` entry, its methods checked against (and `["*"]` expanded
+    /// from) its descriptors when it names them.
+    fn grpc(&self, g: &GrpcMethods, field: &str) -> Result<config::GrpcMethods, Invalid> {
+        let Some(api) = &g.api else {
+            if g.idempotency_level.is_some() {
+                return Err(Invalid::new(
+                    InvalidReason::InvalidGrpc,
+                    format!("{field}.idempotencyLevel: needs api (the descriptors that say which methods are of that level)"),
+                ));
+            }
+            return Ok(config::GrpcMethods {
                 service: g.service.clone(),
                 methods: g.methods.clone(),
-            }),
+            });
+        };
+        let namespace = self.state.namespace(self.ns);
+        let descriptors = apidesc::descriptors(
+            |name| namespace.and_then(|n| n.config_map(name)),
+            self.ns,
+            &api.config_map,
+            &api.key,
+        )
+        .map_err(|e| Invalid::new(InvalidReason::UnresolvedApi, format!("{field}.api: {e}")))?;
+        let wanted = g.idempotency_level.map(|l| match l {
+            IdempotencyLevel::NoSideEffects => Idempotency::NoSideEffects,
+            IdempotencyLevel::Idempotent => Idempotency::Idempotent,
+        });
+        let methods = descriptors
+            .select(&g.service, &g.methods, wanted)
+            .map_err(|e| Invalid::new(InvalidReason::InvalidGrpc, format!("{field}.{}: {e}", e.field())))?;
+        Ok(config::GrpcMethods {
+            service: g.service.clone(),
+            methods,
         })
     }
 }

@@ -20,10 +20,11 @@ use kube::{Api, Client};
 use tokio::task::JoinSet;
 
 use super::Shared;
+use crate::apidesc::API_LABEL;
 use crate::derive::MANAGED_BY;
 use crate::state::wire::{
-    AllowlistWire, DaemonSet, Deployment, NamespaceWire, PodWire, ServiceAccountWire, ServiceWire, StatefulSet,
-    WasmPluginWire, Watched,
+    AllowlistWire, ConfigMapWire, DaemonSet, Deployment, NamespaceWire, PodWire, ServiceAccountWire, ServiceWire,
+    StatefulSet, WasmPluginWire, Watched,
 };
 use crate::state::{Interner, Kind, Object};
 
@@ -116,6 +117,11 @@ pub fn start(client: &Client, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
     spawn::<AllowlistWire>(tasks, Api::all(client.clone()), all, shared);
     let owned = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     spawn::<WasmPluginWire>(tasks, Api::all(client.clone()), owned, shared);
+    // Only the ConfigMaps that hold API descriptions: every namespace has
+    // some (`kube-root-ca.crt`, application configuration) that derivation
+    // never reads.
+    let described = watcher::Config::default().labels(&format!("{}={}", API_LABEL.0, API_LABEL.1));
+    spawn::<ConfigMapWire>(tasks, Api::all(client.clone()), described, shared);
 }
 
 /// Backoff between a failed list or watch and the next full re-list.

@@ -22,7 +22,10 @@
 //!   an Allowlist's status counts the pods its selectors match;
 //!   a pod event that changes nothing derivation reads → nothing;
 //! * an owned WasmPlugin, or only an Allowlist's status → planning only;
-//! * a ServiceAccount → nothing (derivation never reads them; `lint` does).
+//! * a ServiceAccount → nothing (derivation never reads them; `lint` does);
+//! * a ConfigMap labelled [`API_LABEL`](crate::apidesc::API_LABEL) in `A`
+//!   whose parsed keys changed → `A` if an Allowlist of `A` names it (`grpc.api`, `openapi.api`),
+//!   else nothing.
 
 pub mod objects;
 pub mod snapshot;
@@ -30,6 +33,8 @@ pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+
+use crate::apidesc::ApiConfigMap;
 
 pub use objects::{
     foreign_appliers, managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort,
@@ -60,11 +65,13 @@ pub enum Kind {
     Allowlist,
     /// `extensions.istio.io/v1alpha1` WasmPlugin (those meshward owns).
     WasmPlugin,
+    /// `v1` ConfigMap (those labelled [`API_LABEL`](crate::apidesc::API_LABEL)).
+    ConfigMap,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Namespace,
         Self::Pod,
         Self::Deployment,
@@ -74,6 +81,7 @@ impl Kind {
         Self::ServiceAccount,
         Self::Allowlist,
         Self::WasmPlugin,
+        Self::ConfigMap,
     ];
 
     /// The kind's name.
@@ -88,6 +96,7 @@ impl Kind {
             Self::ServiceAccount => "ServiceAccount",
             Self::Allowlist => "Allowlist",
             Self::WasmPlugin => "WasmPlugin",
+            Self::ConfigMap => "ConfigMap",
         }
     }
 
@@ -130,6 +139,8 @@ pub enum Body {
     Allowlist(StoredAllowlist),
     /// A WasmPlugin meshward owns.
     WasmPlugin(OwnedPlugin),
+    /// A ConfigMap labelled [`API_LABEL`](crate::apidesc::API_LABEL), its keys parsed.
+    ConfigMap(Arc<ApiConfigMap>),
 }
 
 /// Shares equal [`Workload`]s among objects before they reach the state: a
@@ -166,6 +177,7 @@ impl Body {
             Self::ServiceAccount => Kind::ServiceAccount,
             Self::Allowlist(_) => Kind::Allowlist,
             Self::WasmPlugin(_) => Kind::WasmPlugin,
+            Self::ConfigMap(_) => Kind::ConfigMap,
         }
     }
 }
@@ -213,6 +225,8 @@ pub struct NamespaceState {
     allowlists: BTreeMap<Box<str>, StoredAllowlist>,
     /// Owned WasmPlugins by name.
     plugins: BTreeMap<Box<str>, OwnedPlugin>,
+    /// Labelled ConfigMaps by name, parsed.
+    config_maps: BTreeMap<Box<str>, Arc<ApiConfigMap>>,
     /// The namespaces whose workloads this namespace's Allowlists select.
     refs: BTreeSet<String>,
 }
@@ -285,6 +299,26 @@ impl NamespaceState {
         self.plugins.get(name)
     }
 
+    /// A labelled ConfigMap by name, its keys parsed.
+    pub fn config_map(&self, name: &str) -> Option<&ApiConfigMap> {
+        self.config_maps.get(name).map(|c| &**c)
+    }
+
+    /// Whether an Allowlist of the namespace names the ConfigMap `name` as an
+    /// API description.
+    fn references_config_map(&self, name: &str) -> bool {
+        self.allowlists
+            .values()
+            .flat_map(|a| a.spec.rules.iter())
+            .flat_map(|r| r.to.iter().flatten())
+            .flat_map(|op| {
+                let grpc = op.grpc.as_ref().and_then(|g| g.api.as_ref());
+                let openapi = op.openapi.as_ref().map(|o| &o.api);
+                grpc.into_iter().chain(openapi)
+            })
+            .any(|api| api.config_map == name)
+    }
+
     fn is_empty(&self) -> bool {
         self.namespace.is_none()
             && self.pods.is_empty()
@@ -293,6 +327,7 @@ impl NamespaceState {
             && self.service_accounts.is_empty()
             && self.allowlists.is_empty()
             && self.plugins.is_empty()
+            && self.config_maps.is_empty()
     }
 
     /// Adds one pod or template with `w`; whether `w` is new to the namespace.
@@ -483,6 +518,13 @@ impl ClusterState {
                 }
                 (before.is_none(), false)
             }
+            Body::ConfigMap(cm) => {
+                let before = state.config_maps.insert(name.as_str().into(), cm.clone());
+                if before.as_ref() != Some(&cm) && state.references_config_map(&name) {
+                    changes.derive.insert(namespace.clone());
+                }
+                (before.is_none(), false)
+            }
         };
         if added {
             self.count(kind, true);
@@ -551,6 +593,13 @@ impl ClusterState {
                 }
                 None => (false, false),
             },
+            Kind::ConfigMap => {
+                let removed = state.config_maps.remove(name).is_some();
+                if removed && state.references_config_map(name) {
+                    changes.derive.insert(namespace.to_string());
+                }
+                (removed, false)
+            }
         };
         if removed {
             self.count(kind, false);
@@ -600,6 +649,7 @@ impl ClusterState {
                 Kind::ServiceAccount => s.service_accounts.iter().map(|k| &**k).collect(),
                 Kind::Allowlist => s.allowlists.keys().map(|k| &**k).collect(),
                 Kind::WasmPlugin => s.plugins.keys().map(|k| &**k).collect(),
+                Kind::ConfigMap => s.config_maps.keys().map(|k| &**k).collect(),
             };
             out.extend(names.into_iter().map(|n| (ns.clone(), n.to_string())));
         }

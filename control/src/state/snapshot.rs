@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use meshward_filter::config::PluginConfig;
 use serde::Serialize;
 
@@ -37,6 +37,9 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Allowlists.
     pub allowlists: Vec<Allowlist>,
+    /// ConfigMaps; only those labelled
+    /// [`API_LABEL`](crate::apidesc::API_LABEL) are read (API descriptions).
+    pub config_maps: Vec<ConfigMap>,
     /// The configuration in force: namespace → the `pluginConfig`s of the
     /// WasmPlugins meshward owns there (`meshward`, `meshward-1`, ...).
     /// Offline rendering leaves it empty; derivation falls back on it so that
@@ -67,6 +70,7 @@ impl Snapshot {
         add::<wire::ServiceAccountWire, _>(&mut state, &self.service_accounts);
         add::<wire::ServiceWire, _>(&mut state, &self.services);
         add::<wire::AllowlistWire, _>(&mut state, &self.allowlists);
+        add::<wire::ConfigMapWire, _>(&mut state, &self.config_maps);
         let labels = BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())]);
         for (ns, configs) in &self.previous {
             for (i, config) in configs.iter().enumerate() {

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use crate::apidesc::{ApiConfigMap, API_LABEL};
+
 use super::objects::{
     foreign_appliers, managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort,
     TemplateKind, Workload,
@@ -451,6 +453,55 @@ impl Watched for WasmPluginWire {
                 uid: self.metadata.uid,
                 resource_version: self.metadata.resource_version,
             }),
+        })
+    }
+}
+
+/// A ConfigMap labelled [`API_LABEL`]: its keys, parsed into API
+/// descriptions as they arrive ([`ApiConfigMap::parse`]); the bytes are not
+/// kept. A ConfigMap without the label is not an object of the state (the
+/// service's watch selects the label; manifests hold any ConfigMap).
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapWire {
+    #[serde(deserialize_with = "slim_meta", default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    binary_data: BTreeMap<String, k8s_openapi::ByteString>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+}
+resource!(
+    ConfigMapWire,
+    "ConfigMap",
+    "",
+    "v1",
+    "configmaps",
+    NamespaceResourceScope
+);
+
+impl Watched for ConfigMapWire {
+    const KIND: Kind = Kind::ConfigMap;
+
+    fn into_object(self) -> Option<Object> {
+        let (namespace, name) = named(&self.metadata)?;
+        let labelled = self
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(API_LABEL.0))
+            .is_some_and(|v| v == API_LABEL.1);
+        if !labelled {
+            return None;
+        }
+        let parsed = ApiConfigMap::parse(
+            self.binary_data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())),
+            self.data.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        Some(Object {
+            namespace,
+            name,
+            body: Body::ConfigMap(Arc::new(parsed)),
         })
     }
 }

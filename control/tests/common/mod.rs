@@ -4,7 +4,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use meshward_control::crd::Allowlist;
 use meshward_control::derive::Settings;
 use meshward_control::state::Snapshot;
@@ -58,6 +58,32 @@ pub fn mk_allowlist(ns: &str, name: &str, spec: Value) -> Allowlist {
         "metadata": {"name": name, "namespace": ns, "generation": 3}, "spec": spec
     }))
     .unwrap()
+}
+
+/// A ConfigMap with `binary` keys in `binaryData` and `text` keys in
+/// `data`; `labelled` = carrying `meshward.io/api-description: "true"`.
+pub fn mk_config_map(
+    ns: &str,
+    name: &str,
+    labelled: bool,
+    binary: &[(&str, Vec<u8>)],
+    text: &[(&str, &str)],
+) -> ConfigMap {
+    let labels = if labelled {
+        json!({"meshward.io/api-description": "true"})
+    } else {
+        json!({})
+    };
+    let mut cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns, "labels": labels}})).unwrap();
+    cm.binary_data = Some(
+        binary
+            .iter()
+            .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.clone())))
+            .collect(),
+    );
+    cm.data = Some(text.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    cm
 }
 
 /// The Allowlist `shop/api` the service tests change: `frontend` may `GET`

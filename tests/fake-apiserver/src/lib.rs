@@ -176,6 +176,8 @@ struct Inner {
     logs: BTreeMap<(String, String, String), Vec<(SystemTime, String)>>,
     /// Every log read: (namespace, pod, query).
     log_reads: Vec<LogRead>,
+    /// Every list: (plural, its `labelSelector`).
+    lists: Vec<(String, Option<String>)>,
 }
 
 /// A read of a pod container's log the fake received.
@@ -541,6 +543,17 @@ impl FakeApi {
     pub fn set_log_at(&self, namespace: &str, pod: &str, container: &str, lines: Vec<(SystemTime, String)>) {
         let key = (namespace.to_string(), pod.to_string(), container.to_string());
         self.lock().logs.insert(key, lines);
+    }
+
+    /// The `labelSelector` of every list of `plural` received, in order
+    /// (`None`: the list selected no label).
+    pub fn list_selectors(&self, plural: &str) -> Vec<Option<String>> {
+        self.lock()
+            .lists
+            .iter()
+            .filter(|(p, _)| p == plural)
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     /// Every read of a pod's log so far, in order.
@@ -1022,7 +1035,7 @@ fn parse_continue(token: &str) -> Option<(String, String)> {
 }
 
 fn list(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Response {
-    let inner = fake.lock();
+    let mut inner = fake.lock();
     if inner.broken.contains(&target.plural) {
         return status(
             500,
@@ -1050,6 +1063,7 @@ fn list(fake: &FakeApi, target: &Target, query: &HashMap<String, String>) -> Res
         None => Bound::Included((plural.clone(), String::new(), String::new())),
     };
     let selector = query.get("labelSelector");
+    inner.lists.push((plural.clone(), selector.cloned()));
     let mut items: Vec<&Bytes> = Vec::new();
     let mut last: Option<&Key> = None;
     let mut more = false;
