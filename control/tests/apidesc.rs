@@ -329,6 +329,39 @@ fn the_committed_descriptors_are_what_the_proto_compiles_to() {
         openapi_text("petstore.yaml").trim_end(),
         "run scripts/apidesc-testdata.sh"
     );
+    // examples/api-descriptions: its own copy of the .proto (comments aside,
+    // the same API) compiles to the bytes its ConfigMap carries, and its
+    // Petstore ConfigMap holds the document.
+    let example = root().join("examples/api-descriptions");
+    let status = Command::new(&python)
+        .current_dir(&example)
+        .args(["-m", "grpc_tools.protoc", "-I.", "--include_imports"])
+        .arg(format!("--descriptor_set_out={}", out.display()))
+        .arg("inventory.proto")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let compiled = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let loaded = meshward_control::manifests::load(&[example], "cluster.local").unwrap();
+    let by_name = |name: &str| {
+        loaded
+            .snapshot
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .unwrap()
+    };
+    assert_eq!(
+        by_name("inventory-api").binary_data.as_ref().unwrap()["inventory.binpb"].0,
+        compiled,
+        "examples/api-descriptions: run scripts/apidesc-testdata.sh"
+    );
+    assert_eq!(
+        by_name("petstore-api").data.as_ref().unwrap()["openapi.yaml"].trim_end(),
+        openapi_text("petstore.yaml").trim_end(),
+        "examples/api-descriptions: run scripts/apidesc-testdata.sh"
+    );
 }
 
 #[test]
