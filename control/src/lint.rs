@@ -558,3 +558,32 @@ pub fn api_findings(
     findings.dedup();
     findings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apidesc::openapi::pattern;
+
+    #[test]
+    fn samples_are_requests_the_operations_patterns_admit() {
+        assert_eq!(sample(&pattern("/api/v3", "/pet/{petId}")), "/api/v3/pet/1");
+        assert_eq!(sample(&pattern("", "/store/inventory")), "/store/inventory");
+        // Parameters inside a segment, and escaped literals, in a regular expression.
+        let p = pattern("/2.0", "/files/{file_id}/thumbnail.{extension}");
+        assert!(p.starts_with("regex:"), "{p}");
+        assert_eq!(sample(&p), "/2.0/files/1/thumbnail.1");
+        assert_eq!(sample(&pattern("", "/v1/{name}:cancel")), "/v1/1:cancel");
+        // Each sample is admitted by its own pattern, as the engine judges.
+        for p in [p, pattern("/api/v3", "/pet/{petId}"), pattern("", "/v1/{name}:cancel")] {
+            let mut ev = probe(vec![Rule {
+                to: Some(vec![config::Operation {
+                    paths: Some(vec![p.clone()]),
+                    ..config::Operation::default()
+                }]),
+                ..Rule::default()
+            }])
+            .unwrap();
+            assert!(admits(&mut ev, "GET", &sample(&p), false), "{p}");
+        }
+    }
+}
