@@ -329,6 +329,39 @@ fn the_committed_descriptors_are_what_the_proto_compiles_to() {
         openapi_text("petstore.yaml").trim_end(),
         "run scripts/apidesc-testdata.sh"
     );
+    // examples/api-descriptions: its own copy of the .proto (comments aside,
+    // the same API) compiles to the bytes its ConfigMap carries, and its
+    // Petstore ConfigMap holds the document.
+    let example = root().join("examples/api-descriptions");
+    let status = Command::new(&python)
+        .current_dir(&example)
+        .args(["-m", "grpc_tools.protoc", "-I.", "--include_imports"])
+        .arg(format!("--descriptor_set_out={}", out.display()))
+        .arg("inventory.proto")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let compiled = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let loaded = meshward_control::manifests::load(&[example], "cluster.local").unwrap();
+    let by_name = |name: &str| {
+        loaded
+            .snapshot
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .unwrap()
+    };
+    assert_eq!(
+        by_name("inventory-api").binary_data.as_ref().unwrap()["inventory.binpb"].0,
+        compiled,
+        "examples/api-descriptions: run scripts/apidesc-testdata.sh"
+    );
+    assert_eq!(
+        by_name("petstore-api").data.as_ref().unwrap()["openapi.yaml"].trim_end(),
+        openapi_text("petstore.yaml").trim_end(),
+        "examples/api-descriptions: run scripts/apidesc-testdata.sh"
+    );
 }
 
 #[test]
@@ -715,4 +748,213 @@ fn a_document_config_map_change_re_derives_a_namespace_whose_openapi_entry_names
         .unwrap()
         .unwrap();
     assert_eq!(state.apply(object).derive.iter().collect::<Vec<_>>(), ["shop"]);
+}
+
+/// `obj` with `meshward.io/api-description: value` in its annotations.
+fn annotated<T: serde::Serialize + serde::de::DeserializeOwned>(obj: T, value: &str) -> T {
+    let mut v = serde_json::to_value(obj).unwrap();
+    v["metadata"]["annotations"] = json!({"meshward.io/api-description": value});
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn described_workloads_come_from_deployment_and_service_annotations() {
+    use meshward_control::apidesc::described_workloads;
+    let mut s = snapshot();
+    s.deployments = vec![
+        annotated(
+            mk_deployment("shop", "inventory", json!({"app": "inventory"}), "inventory"),
+            "apis/inventory.binpb, apis/petstore.yaml,nokey",
+        ),
+        mk_deployment("shop", "petstore", json!({"app": "petstore"}), "petstore"),
+        mk_deployment("shop", "plain", json!({"app": "plain"}), "plain"),
+        // Same labels, other namespace: a Service of shop does not select it.
+        mk_deployment("web", "petstore", json!({"app": "petstore"}), "petstore"),
+    ];
+    s.services = vec![
+        annotated(
+            mk_service("shop", "petstore", json!({"app": "petstore"}), json!([{"port": 80}])),
+            "apis/petstore.yaml",
+        ),
+        // Also names the inventory's description: kept once, from the Deployment.
+        annotated(
+            mk_service("shop", "inventory", json!({"app": "inventory"}), json!([{"port": 80}])),
+            "apis/inventory.binpb",
+        ),
+        // Without a selector, a Service selects nothing.
+        annotated(
+            mk_service("shop", "headless", json!(null), json!([{"port": 80}])),
+            "apis/x.yaml",
+        ),
+    ];
+    let (described, bad) = described_workloads(&s);
+    let got: Vec<(String, Vec<(String, String)>)> = described
+        .iter()
+        .map(|d| {
+            (
+                format!("{} {}/{}", d.kind.as_str(), d.namespace, d.name),
+                d.apis.iter().map(|(a, by)| (a.to_string(), by.clone())).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "Deployment shop/inventory".to_string(),
+                vec![
+                    (
+                        "apis/inventory.binpb".to_string(),
+                        "Deployment shop/inventory".to_string()
+                    ),
+                    (
+                        "apis/petstore.yaml".to_string(),
+                        "Deployment shop/inventory".to_string()
+                    ),
+                ]
+            ),
+            (
+                "Deployment shop/petstore".to_string(),
+                vec![("apis/petstore.yaml".to_string(), "Service shop/petstore".to_string())]
+            ),
+        ]
+    );
+    assert_eq!(bad.len(), 1);
+    assert_eq!(
+        bad[0].to_string(),
+        "Deployment shop/inventory: metadata.annotations[meshward.io/api-description]: \"nokey\" is not <configmap>/<key>"
+    );
+}
+
+/// Namespace `shop` with `apis` (the inventory descriptors, the Petstore
+/// document), Deployments `inventory` and `petstore`, and `allowlists`.
+fn described_shop(petstore_annotation: Option<&str>, allowlists: Vec<(&str, Value)>) -> Snapshot {
+    let mut s = with_documents(json!({"paths": ["/x"]}));
+    s.pods.clear();
+    let petstore = mk_deployment("shop", "petstore", json!({"app": "petstore"}), "petstore");
+    s.deployments = vec![
+        mk_deployment("shop", "inventory", json!({"app": "inventory"}), "inventory"),
+        match petstore_annotation {
+            Some(a) => annotated(petstore, a),
+            None => petstore,
+        },
+    ];
+    s.allowlists = allowlists
+        .into_iter()
+        .map(|(name, spec)| mk_allowlist("shop", name, spec))
+        .collect();
+    s
+}
+
+fn lint_lines(s: &Snapshot) -> Vec<String> {
+    meshward_control::lint::lint_snapshot(s, &settings())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn lint_reports_unreachable_operations_of_described_workloads() {
+    let inventory = json!({"selector": {"matchLabels": {"app": "inventory"}}, "rules": [{
+        "from": [{"principals": ["cluster.local/ns/web/sa/storefront"]}],
+        "to": [{"grpc": {"service": "shop.inventory.v1.Inventory", "methods": ["GetItem", "ListItems"],
+                 "api": {"configMap": "apis", "key": "inventory.binpb"}}}]
+    }]});
+    let petstore = json!({"selector": {"matchLabels": {"app": "petstore"}}, "rules": [
+        {"from": [{"principals": ["cluster.local/ns/web/sa/storefront"]}],
+         "to": [{"methods": ["GET"], "paths": ["/api/v3/pet/{*}", "/api/v3/store/*", "/api/v3/user/{*}"]}]},
+        // Callers that are a selector matching nothing admit nobody: no operation counts as reachable.
+        {"from": [{"workloads": {"selector": {"matchLabels": {"app": "ghost"}}}}],
+         "to": [{"paths": ["/api/v3/pet"]}]}
+    ]});
+    let s = described_shop(
+        Some("apis/petstore.yaml"),
+        vec![("inventory", inventory.clone()), ("petstore", petstore)],
+    );
+    let lines = lint_lines(&s);
+    // gRPC: only the service the entry names (not Admin, which no annotation names).
+    assert!(
+        lines.contains(
+            &"Deployment shop/inventory: apis/inventory.binpb: 1 of 3 operations unreachable, no rule admits them: \
+          shop.inventory.v1.Inventory/Reserve"
+                .to_string()
+        ),
+        "{lines:#?}"
+    );
+    // OpenAPI: GET on the hand-written templates reaches the GET operations,
+    // and /api/v3/pet/{*} also admits GET /api/v3/pet/findByStatus, as the
+    // filter would (the engine judges).
+    let unreachable = lines
+        .iter()
+        .find(|l| l.starts_with("Deployment shop/petstore: apis/petstore.yaml: "))
+        .unwrap();
+    assert_eq!(
+        unreachable,
+        "Deployment shop/petstore: apis/petstore.yaml: 11 of 19 operations unreachable, no rule admits them: \
+         addPet, createUser, createUsersWithListInput, deleteOrder, deletePet, deleteUser, placeOrder, updatePet, \
+         updatePetWithForm, updateUser, uploadFile"
+    );
+    // A rule without `to` admits every operation: nothing is unreachable.
+    let open = json!({"selector": {"matchLabels": {"app": "petstore"}}, "rules": [
+        {"from": [{"principals": ["cluster.local/ns/web/sa/storefront"]}]}]});
+    let s = described_shop(
+        Some("apis/petstore.yaml"),
+        vec![("inventory", inventory.clone()), ("petstore", open)],
+    );
+    assert!(!lint_lines(&s).iter().any(|l| l.starts_with("Deployment shop/petstore")));
+    // Without the annotation and without an openapi entry, petstore has no description.
+    let paths = json!({"selector": {"matchLabels": {"app": "petstore"}}, "rules": [
+        {"to": [{"methods": ["GET"], "paths": ["/api/v3/pet/{*}"]}]}]});
+    let s = described_shop(None, vec![("inventory", inventory), ("petstore", paths)]);
+    assert!(!lint_lines(&s).iter().any(|l| l.contains("apis/petstore.yaml")));
+}
+
+#[test]
+fn lint_reports_paths_that_match_no_documented_operation() {
+    let petstore = json!({"selector": {"matchLabels": {"app": "petstore"}}, "rules": [
+        {"to": [{"paths": [
+            "/api/v3/store/order/10",      // a concrete path of the template /store/order/{orderId}
+            "/api/v3/pet/*",               // a prefix that admits /pet/{petId}
+            "/api/v3/pets",                // nothing: the document says /pet
+            "/api/v3/user/{*}/avatar",     // nothing
+            "regex:/api/v3/store/inv.*"    // admits /store/inventory
+        ]}]},
+        {"to": [{"openapi": {"api": {"configMap": "apis", "key": "petstore.yaml"}, "tags": ["user"]}}]}
+    ]});
+    let s = described_shop(None, vec![("petstore", petstore.clone())]);
+    let found: Vec<String> = lint_lines(&s)
+        .into_iter()
+        .filter(|l| l.starts_with("Allowlist shop/petstore"))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "Allowlist shop/petstore: rules[0].to[0].paths[2]: /api/v3/pets matches no operation of the API \
+             descriptions of Deployment shop/petstore",
+            "Allowlist shop/petstore: rules[0].to[0].paths[3]: /api/v3/user/{*}/avatar matches no operation of \
+             the API descriptions of Deployment shop/petstore",
+        ]
+    );
+    // An Allowlist that also selects an undescribed workload (here
+    // `inventory`) may mean its paths for that one: not judged.
+    let everywhere = json!({"rules": [{"to": [{"paths": ["/api/v3/pets"]}]}]});
+    let s = described_shop(Some("apis/petstore.yaml"), vec![("petstore", everywhere)]);
+    assert!(!lint_lines(&s).iter().any(|l| l.contains("matches no operation")));
+}
+
+#[test]
+fn lint_reports_annotations_that_name_no_description() {
+    let s = described_shop(Some("apis/missing.yaml,nope"), vec![]);
+    let lines = lint_lines(&s);
+    assert!(lines.contains(
+        &"Deployment shop/petstore: metadata.annotations[meshward.io/api-description]: \"nope\" is not <configmap>/<key>"
+            .to_string()
+    ), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "Deployment shop/petstore: metadata.annotations[meshward.io/api-description]: apis/missing.yaml: \
+         ConfigMap shop/apis has no key missing.yaml"
+        )),
+        "{lines:#?}"
+    );
 }

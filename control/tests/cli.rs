@@ -1306,7 +1306,12 @@ spec:
         .current_dir(&d)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "no findings\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no findings\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success());
     let out = bin()
         .args([
@@ -1347,4 +1352,49 @@ spec:
     // Manifests that cannot be read are bad input.
     let (code, _, _) = import(&d, &["authz.yaml", "--manifests", "missing"]);
     assert_eq!(code, Some(2));
+}
+
+#[test]
+fn lint_reports_api_descriptions_findings_and_is_clean_once_they_are_fixed() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/api-descriptions");
+    let out = bin()
+        .args(["lint", "-o", "json", "--manifests"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"findings": [
+            {"object": "Allowlist shop/petstore",
+             "message": "rules[2].to[0].paths[0]: /api/v3/pets/* matches no operation of the API descriptions of Deployment shop/petstore"},
+            {"object": "Deployment shop/inventory",
+             "message": "inventory-api/inventory.binpb: 1 of 5 operations unreachable, no rule admits them: shop.inventory.v1.Admin/Purge"},
+        ]})
+    );
+    // Purge admitted to ops and the legacy path written as the document's
+    // template: nothing left to report.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&example).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("methods: [Restock]", "methods: [Restock, Purge]")
+                .replace("paths: [/api/v3/pets/*]", "paths: [\"/api/v3/pet/{*}\"]");
+            files.push((name, text));
+        }
+    }
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let fixed = dir("lint-apis-fixed", &files);
+    let out = bin().args(["lint", "--manifests"]).arg(&fixed).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no findings\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
 }

@@ -221,8 +221,21 @@ fn check(doc: &Doc, istio: &BTreeMap<(String, String), Value>, allowlist_schema:
     }
 }
 
-/// The data keys a ConfigMap here may carry, and what checks them.
+/// The data keys a ConfigMap here may carry, and what checks them. One
+/// labelled `meshward.io/api-description: "true"` holds API descriptions:
+/// OpenAPI documents in `data`, descriptor sets in `binaryData`, each read as
+/// meshward reads it.
 fn config_map(v: &Value) -> Result<(), String> {
+    if v["metadata"]["labels"]["meshward.io/api-description"] == "true" {
+        let cm = manifests::strict::<k8s_openapi::api::core::v1::ConfigMap>(v).map_err(|e| e.to_string())?;
+        for (key, text) in cm.data.iter().flatten() {
+            meshward_control::apidesc::OpenApi::parse(text).map_err(|e| format!("data.{key}: {e}"))?;
+        }
+        for (key, bytes) in cm.binary_data.iter().flatten() {
+            meshward_control::apidesc::GrpcApi::decode(&bytes.0).map_err(|e| format!("binaryData.{key}: {e}"))?;
+        }
+        return Ok(());
+    }
     for (key, text) in v["data"].as_object().into_iter().flatten() {
         match key.as_str() {
             // Envoy bootstrap override (sidecar.istio.io/bootstrapOverride):

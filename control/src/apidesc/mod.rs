@@ -15,6 +15,12 @@
 //! tags and path patterns. Nothing else (messages, schemas, descriptions) is
 //! kept.
 //!
+//! Which workloads serve which description: those an Allowlist naming it
+//! selects, and those [`described_workloads`] finds through the annotation
+//! [`API_ANNOTATION`] (`meshward.io/api-description: <configmap>/<key>,...`)
+//! on their Deployment, StatefulSet or DaemonSet or on a Service selecting
+//! them. `lint` reports the operations of those descriptions no rule admits.
+//!
 //! ```text
 //! ConfigMap (labelled) ──▶ ApiConfigMap: key ─▶ ApiKey
 //!   binaryData[key] ─▶ FileDescriptorSet (prost-types) ─▶ GrpcApi: service ─▶ [method, idempotency]
@@ -27,9 +33,15 @@ pub mod grpc;
 pub mod openapi;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
+
+use crate::derive::selects;
+use crate::state::{Snapshot, TemplateKind};
 
 pub use grpc::{GrpcApi, GrpcMethod, Idempotency};
 pub use openapi::OpenApi;
@@ -235,4 +247,153 @@ pub fn document<'a>(
             Err(ApiError::NotText { namespace, name, key })
         }
     }
+}
+
+/// The annotation that says which API descriptions a workload serves, on a
+/// Deployment, StatefulSet or DaemonSet, or on a Service (for the workloads
+/// it selects): `<configmap>/<key>`, several separated by commas. The
+/// ConfigMap is a [labelled](API_LABEL) one of the object's namespace.
+pub const API_ANNOTATION: &str = "meshward.io/api-description";
+
+/// A key of a labelled ConfigMap, as the annotation names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DescriptionRef {
+    /// The ConfigMap's name.
+    pub config_map: String,
+    /// The key.
+    pub key: String,
+}
+
+impl fmt::Display for DescriptionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.config_map, self.key)
+    }
+}
+
+/// A workload (the pod template of a Deployment, StatefulSet or DaemonSet)
+/// whose annotation, or a Service's that selects it, names API descriptions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DescribedWorkload {
+    /// The namespace.
+    pub namespace: String,
+    /// The kind owning the pod template.
+    pub kind: TemplateKind,
+    /// The owner's name.
+    pub name: String,
+    /// The descriptions, sorted, each once, with the first object whose
+    /// annotation names it (`Deployment shop/petstore`, `Service shop/petstore`).
+    pub apis: BTreeMap<DescriptionRef, String>,
+}
+
+/// An annotation entry that is not `<configmap>/<key>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Error)]
+#[error("{object}: metadata.annotations[{API_ANNOTATION}]: {entry:?} is not <configmap>/<key>")]
+pub struct BadAnnotation {
+    /// `Kind namespace/name` of the annotated object.
+    pub object: String,
+    /// The entry as written.
+    pub entry: String,
+}
+
+/// The workloads of `snapshot` that carry [`API_ANNOTATION`] on their
+/// Deployment, StatefulSet or DaemonSet, or whose pod template labels a
+/// Service with the annotation selects (a Service without a selector selects
+/// nothing), sorted by namespace, kind and name; and the annotation entries
+/// that are not `<configmap>/<key>`. Whether the ConfigMap and key exist is
+/// not checked here: [`descriptors`] and [`document`] say.
+pub fn described_workloads(snapshot: &Snapshot) -> (Vec<DescribedWorkload>, Vec<BadAnnotation>) {
+    fn template_labels(t: Option<&PodTemplateSpec>) -> Option<&BTreeMap<String, String>> {
+        t.and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.as_ref())
+    }
+    let mut bad = Vec::new();
+    let mut parse = |object: String, annotations: Option<&BTreeMap<String, String>>| -> Vec<(DescriptionRef, String)> {
+        let Some(value) = annotations.and_then(|a| a.get(API_ANNOTATION)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in value.split(',').map(str::trim) {
+            match entry.split_once('/') {
+                Some((cm, key)) if !cm.is_empty() && !key.is_empty() && !key.contains('/') => out.push((
+                    DescriptionRef {
+                        config_map: cm.into(),
+                        key: key.into(),
+                    },
+                    object.clone(),
+                )),
+                _ => bad.push(BadAnnotation {
+                    object: object.clone(),
+                    entry: entry.into(),
+                }),
+            }
+        }
+        out
+    };
+    // (namespace, kind, name) → (template labels, descriptions).
+    type Templates =
+        BTreeMap<(String, TemplateKind, String), (BTreeMap<String, String>, Vec<(DescriptionRef, String)>)>;
+    let mut templates: Templates = BTreeMap::new();
+    let mut add = |kind: TemplateKind, meta: &ObjectMeta, labels: Option<&BTreeMap<String, String>>| {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let apis = parse(format!("{} {ns}/{name}", kind.as_str()), meta.annotations.as_ref());
+        templates.insert((ns, kind, name), (labels.cloned().unwrap_or_default(), apis));
+    };
+    for d in &snapshot.deployments {
+        add(
+            TemplateKind::Deployment,
+            &d.metadata,
+            template_labels(d.spec.as_ref().map(|s| &s.template)),
+        );
+    }
+    for s in &snapshot.stateful_sets {
+        add(
+            TemplateKind::StatefulSet,
+            &s.metadata,
+            template_labels(s.spec.as_ref().map(|s| &s.template)),
+        );
+    }
+    for d in &snapshot.daemon_sets {
+        add(
+            TemplateKind::DaemonSet,
+            &d.metadata,
+            template_labels(d.spec.as_ref().map(|s| &s.template)),
+        );
+    }
+    for svc in &snapshot.services {
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let apis = parse(format!("Service {ns}/{name}"), svc.metadata.annotations.as_ref());
+        let selector = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .filter(|s| !s.is_empty());
+        let (false, Some(selector)) = (apis.is_empty(), selector) else {
+            continue;
+        };
+        for ((tns, _, _), (labels, described)) in templates.iter_mut() {
+            if *tns == ns && selects(selector, Some(labels)) {
+                described.extend(apis.iter().cloned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((namespace, kind, name), (_, described)) in templates {
+        if described.is_empty() {
+            continue;
+        }
+        let mut apis = BTreeMap::new();
+        for (api, object) in described {
+            apis.entry(api).or_insert(object);
+        }
+        out.push(DescribedWorkload {
+            namespace,
+            kind,
+            name,
+            apis,
+        });
+    }
+    bad.sort();
+    bad.dedup();
+    (out, bad)
 }

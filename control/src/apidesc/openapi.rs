@@ -514,9 +514,10 @@ pub struct MethodPaths {
     /// methods, sorted.
     pub paths: Vec<String>,
     /// The document's concrete paths that a template of `paths` also
-    /// matches: OpenAPI matches a concrete path before a template
-    /// (`/pet/findByStatus` is not `/pet/{petId}`), so the template must
-    /// not admit them. Sorted; empty when none.
+    /// matches and that `paths` does not hold itself: OpenAPI matches a
+    /// concrete path before a template (`/pet/findByStatus` is not
+    /// `/pet/{petId}`), so the template must not admit them. Sorted; empty
+    /// when none.
     pub not_paths: Vec<String>,
 }
 
@@ -564,9 +565,11 @@ pub fn method_paths(doc: &OpenApi, selected: &[&Operation]) -> Vec<MethodPaths> 
             let not_paths = concrete
                 .iter()
                 .filter(|c| {
-                    paths
-                        .iter()
-                        .any(|t| t.contains("{*}") && !t.starts_with("regex:") && template_matches(t, c))
+                    // A concrete path this entry admits on its own stays admitted.
+                    !paths.iter().any(|p| p == *c)
+                        && paths
+                            .iter()
+                            .any(|t| t.contains("{*}") && !t.starts_with("regex:") && template_matches(t, c))
                 })
                 .map(|c| c.to_string())
                 .collect();
@@ -745,6 +748,18 @@ components:
                 methods: names(&["DELETE"]),
                 paths: names(&["/pet/{*}"]),
                 not_paths: names(&["/pet/findByStatus"]),
+            }]
+        );
+        // Selected with the template and the same methods, the concrete path
+        // is in the same entry: it must not be excluded from it.
+        let ops = names(&["get", "find"]);
+        let entries = method_paths(&doc, &doc.select(Selection::Operations(&ops)).unwrap());
+        assert_eq!(
+            entries,
+            [MethodPaths {
+                methods: names(&["GET"]),
+                paths: names(&["/pet/findByStatus", "/pet/{*}"]),
+                not_paths: Vec::new(),
             }]
         );
         assert!(template_matches("/a/{*}/b", "/a/x/b"));

@@ -304,7 +304,7 @@ struct FindingReport<'a> {
 
 fn lint(inputs: &[PathBuf], trust_domain: &str, output: Format) -> Result<ExitCode, CliError> {
     let loaded = manifests::load(inputs, trust_domain)?;
-    let findings = lint::lint(&loaded.snapshot.to_state(), &offline_settings());
+    let findings = lint::lint_snapshot(&loaded.snapshot, &offline_settings());
     match output {
         Format::Text => {
             for f in &findings {

@@ -96,7 +96,9 @@ pub enum Command {
         request: String,
     },
     /// Report invalid Allowlists, selectors that match nothing, missing service
-    /// accounts and unprotected workloads. Exit status 1 if anything is found.
+    /// accounts, unprotected workloads, and, for workloads serving API
+    /// descriptions, operations no rule admits and paths matching no
+    /// documented operation. Exit status 1 if anything is found.
     Lint {
         /// Kubernetes YAML or JSON: files, directories or `-`. Repeatable.
         #[arg(long, required = true, num_args = 1..)]
