@@ -514,9 +514,10 @@ pub struct MethodPaths {
     /// methods, sorted.
     pub paths: Vec<String>,
     /// The document's concrete paths that a template of `paths` also
-    /// matches: OpenAPI matches a concrete path before a template
-    /// (`/pet/findByStatus` is not `/pet/{petId}`), so the template must
-    /// not admit them. Sorted; empty when none.
+    /// matches and that `paths` does not hold itself: OpenAPI matches a
+    /// concrete path before a template (`/pet/findByStatus` is not
+    /// `/pet/{petId}`), so the template must not admit them. Sorted; empty
+    /// when none.
     pub not_paths: Vec<String>,
 }
 
@@ -561,8 +562,11 @@ pub fn method_paths(doc: &OpenApi, selected: &[&Operation]) -> Vec<MethodPaths> 
     by_methods
         .into_iter()
         .map(|(methods, paths)| {
+            // A concrete path of the entry itself is admitted with the same
+            // methods: excluding it would deny an operation selected.
             let not_paths = concrete
                 .iter()
+                .filter(|c| !paths.iter().any(|p| p == *c))
                 .filter(|c| {
                     paths
                         .iter()
@@ -745,6 +749,18 @@ components:
                 methods: names(&["DELETE"]),
                 paths: names(&["/pet/{*}"]),
                 not_paths: names(&["/pet/findByStatus"]),
+            }]
+        );
+        // Selected together, the concrete path stays admitted: it is not
+        // excluded from the entry that holds it.
+        let ops = names(&["get", "find"]);
+        let entries = method_paths(&doc, &doc.select(Selection::Operations(&ops)).unwrap());
+        assert_eq!(
+            entries,
+            [MethodPaths {
+                methods: names(&["GET"]),
+                paths: names(&["/pet/findByStatus", "/pet/{*}"]),
+                not_paths: Vec::new(),
             }]
         );
         assert!(template_matches("/a/{*}/b", "/a/x/b"));
