@@ -34,9 +34,18 @@ use thiserror::Error;
 pub use grpc::{GrpcApi, GrpcMethod, Idempotency};
 pub use openapi::OpenApi;
 
+use crate::derive::selects;
+use crate::state::{ClusterState, TemplateKind};
+
 /// The label (key, value) a ConfigMap must carry for meshward to read it as
 /// API descriptions.
 pub const API_LABEL: (&str, &str) = ("meshward.io/api-description", "true");
+
+/// The annotation of a Deployment, StatefulSet, DaemonSet or Service naming
+/// the API descriptions its workloads serve: `<configmap>/<key>`, several
+/// separated by commas (`inventory-api/inventory.binpb, petstore-api/openapi.yaml`).
+/// The ConfigMaps are labelled ConfigMaps of the object's namespace.
+pub const API_ANNOTATION: &str = "meshward.io/api-description";
 
 /// One key of a labelled ConfigMap, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +138,12 @@ pub enum ApiError {
         name: String,
         /// The key.
         key: String,
+    },
+    /// An item of [`API_ANNOTATION`] is not `<configmap>/<key>`.
+    #[error("{item:?} is not <configmap>/<key>")]
+    Annotation {
+        /// The item, trimmed.
+        item: String,
     },
     /// The key does not decode as a `FileDescriptorSet`, or does not parse
     /// as an OpenAPI document.
@@ -234,5 +249,216 @@ pub fn document<'a>(
             let (namespace, name, key) = at();
             Err(ApiError::NotText { namespace, name, key })
         }
+    }
+}
+
+/// A parsed API description, as a workload's annotation finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api<'a> {
+    /// A descriptor set (a key of `binaryData`).
+    Grpc(&'a Arc<GrpcApi>),
+    /// An OpenAPI document (a key of `data`).
+    OpenApi(&'a Arc<OpenApi>),
+}
+
+/// One API description a workload carries, through [`API_ANNOTATION`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described<'a> {
+    /// The object whose annotation names it: `Deployment/orders`,
+    /// `Service/orders`.
+    pub source: String,
+    /// The ConfigMap's name (empty when the item is malformed).
+    pub config_map: String,
+    /// The key (empty when the item is malformed).
+    pub key: String,
+    /// The description, or why it cannot be used.
+    pub api: Result<Api<'a>, ApiError>,
+}
+
+/// A workload that carries API descriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedWorkload<'a> {
+    /// The kind of the object owning the pod template.
+    pub kind: TemplateKind,
+    /// Its name: what request log lines say in `workload`.
+    pub name: String,
+    /// Its descriptions: those its own annotation names, then those of the
+    /// Services selecting its pod template (Services by name), each
+    /// (ConfigMap, key) once.
+    pub apis: Vec<Described<'a>>,
+}
+
+/// The `(configmap, key)` items of an [`API_ANNOTATION`] value; a malformed
+/// item is an error naming it.
+fn annotation_items(value: &str) -> Vec<Result<(String, String), ApiError>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(|item| match item.split_once('/') {
+            Some((cm, key)) if !cm.is_empty() && !key.is_empty() && !key.contains('/') => {
+                Ok((cm.to_string(), key.to_string()))
+            }
+            _ => Err(ApiError::Annotation { item: item.to_string() }),
+        })
+        .collect()
+}
+
+/// The workloads of `namespace` that carry API descriptions: each
+/// Deployment, StatefulSet and DaemonSet (by kind, then name) whose own
+/// metadata, or the metadata of a Service selecting its pod template, has
+/// [`API_ANNOTATION`], with the descriptions resolved against the labelled
+/// ConfigMaps of `namespace` in `state`. Workloads without any are left out;
+/// bare Pods are not considered. Deterministic.
+pub fn described_workloads<'a>(state: &'a ClusterState, namespace: &str) -> Vec<DescribedWorkload<'a>> {
+    let Some(ns) = state.namespace(namespace) else {
+        return Vec::new();
+    };
+    let resolve = |cm: &str, key: &str| -> Result<Api<'a>, ApiError> {
+        match lookup(|n| ns.config_map(n), namespace, cm, key)? {
+            ApiKey::Descriptors(_) => descriptors(|n| ns.config_map(n), namespace, cm, key).map(Api::Grpc),
+            ApiKey::Document(_) => document(|n| ns.config_map(n), namespace, cm, key).map(Api::OpenApi),
+        }
+    };
+    let mut out = Vec::new();
+    for (kind, name, workload) in ns.templates() {
+        let Some(workload) = workload else { continue };
+        let own = ns
+            .template_api_descriptions(kind, name)
+            .map(|v| (format!("{}/{name}", kind.as_str()), v));
+        let services = ns
+            .services()
+            .filter(|(_, s)| !s.selector.is_empty() && selects(&s.selector, Some(&workload.labels)))
+            .filter_map(|(n, s)| s.api_descriptions.as_deref().map(|v| (format!("Service/{n}"), v)));
+        let mut apis: Vec<Described<'a>> = Vec::new();
+        for (source, value) in own.into_iter().chain(services) {
+            for item in annotation_items(value) {
+                let described = match item {
+                    Ok((config_map, key)) => {
+                        if apis.iter().any(|d| d.config_map == config_map && d.key == key) {
+                            continue;
+                        }
+                        let api = resolve(&config_map, &key);
+                        Described {
+                            source: source.clone(),
+                            config_map,
+                            key,
+                            api,
+                        }
+                    }
+                    Err(e) => Described {
+                        source: source.clone(),
+                        config_map: String::new(),
+                        key: String::new(),
+                        api: Err(e),
+                    },
+                };
+                apis.push(described);
+            }
+        }
+        if !apis.is_empty() {
+            out.push(DescribedWorkload {
+                kind,
+                name: name.to_string(),
+                apis,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(docs: &str) -> ClusterState {
+        let sources = [crate::manifests::Source {
+            name: "m.yaml".into(),
+            text: docs.into(),
+        }];
+        crate::manifests::load_sources(&sources, "cluster.local")
+            .unwrap()
+            .snapshot
+            .to_state()
+    }
+
+    #[test]
+    fn workloads_carry_the_descriptions_of_their_annotation_and_their_services() {
+        let s = state(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: orders
+  namespace: shop
+  annotations: {meshward.io/api-description: "apis/orders.yaml, bad, apis/missing.yaml", other: x}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template: {metadata: {labels: {app: orders}}, spec: {containers: []}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: plain, namespace: shop}
+spec:
+  selector: {matchLabels: {app: plain}}
+  template: {metadata: {labels: {app: plain}}, spec: {containers: []}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: orders
+  namespace: shop
+  annotations: {meshward.io/api-description: "apis/orders.yaml,nope/x"}
+spec: {selector: {app: orders}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: apis, namespace: shop, labels: {meshward.io/api-description: "true"}}
+data:
+  orders.yaml: "openapi: 3.0.0\npaths: {/orders: {get: {operationId: list}}}\n"
+"#,
+        );
+        let described = described_workloads(&s, "shop");
+        assert_eq!(described.len(), 1, "{described:?}");
+        let w = &described[0];
+        assert_eq!((w.kind, w.name.as_str()), (TemplateKind::Deployment, "orders"));
+        let summary: Vec<(String, String, String, Result<usize, String>)> = w
+            .apis
+            .iter()
+            .map(|d| {
+                let api = match &d.api {
+                    Ok(Api::OpenApi(doc)) => Ok(doc.operations().len()),
+                    Ok(Api::Grpc(_)) => Ok(0),
+                    Err(e) => Err(e.to_string()),
+                };
+                (d.source.clone(), d.config_map.clone(), d.key.clone(), api)
+            })
+            .collect();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            summary,
+            [
+                (s("Deployment/orders"), s("apis"), s("orders.yaml"), Ok(1)),
+                (
+                    s("Deployment/orders"),
+                    s(""),
+                    s(""),
+                    Err(s("\"bad\" is not <configmap>/<key>"))
+                ),
+                (
+                    s("Deployment/orders"),
+                    s("apis"),
+                    s("missing.yaml"),
+                    Err(s("ConfigMap shop/apis has no key missing.yaml (has: orders.yaml)"))
+                ),
+                (
+                    s("Service/orders"),
+                    s("nope"),
+                    s("x"),
+                    Err(s("no ConfigMap shop/nope labelled meshward.io/api-description=true \
+                         (meshward reads only ConfigMaps with that label)"))
+                ),
+            ]
+        );
     }
 }

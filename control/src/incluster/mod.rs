@@ -26,6 +26,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::derive::{derive_namespace, Settings};
+use crate::learn::described::Apis;
 use crate::learn::logs::{read_text, At, LogStats, Record};
 use crate::learn::{Learner, NotLearned, Options, Proposal};
 use crate::replay::{Replayer, Report};
@@ -84,13 +85,16 @@ pub struct Learned {
     pub other_namespace: u64,
 }
 
-/// Reads the lines `read` hands over, learning from those of namespace `ns`.
+/// Reads the lines `read` hands over, learning from those of namespace `ns`;
+/// the workloads `apis` describes are learned in terms of their operations
+/// ([`Apis::of`] the same state, taken before reading).
 pub fn observe<E>(
     ns: &str,
     options: Options,
+    apis: Apis,
     read: impl FnOnce(&mut dyn FnMut(Record, At)) -> Result<LogStats, E>,
 ) -> Result<Observed, E> {
-    let mut learner = Learner::new(options);
+    let mut learner = Learner::with_apis(options, apis);
     let mut other = 0;
     let stats = {
         let mut each = of_namespace(ns, &mut other, |r, at| learner.observe(r, at));

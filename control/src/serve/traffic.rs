@@ -32,6 +32,7 @@ use super::Shared;
 use crate::crd::{Allowlist, AllowlistMode};
 use crate::incluster::podlogs::{self, Limits, SidecarLogs};
 use crate::incluster::{self, Observed};
+use crate::learn::described::Apis;
 use crate::learn::logs::LogStats;
 use crate::learn::Options;
 use crate::replay::Report;
@@ -396,7 +397,10 @@ pub(super) async fn learn(
     let namespace = ns.clone();
     let (learned, logs) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let observed: Observed = match incluster::observe(&namespace, options, |each| {
+        // The API descriptions of the namespace's workloads (shared, parsed
+        // ConfigMaps), taken before the lines are read.
+        let apis = worker.read_state(|state| Apis::of(state, Some(&namespace)));
+        let observed: Observed = match incluster::observe(&namespace, options, apis, |each| {
             Ok::<_, std::convert::Infallible>(logs.read(each))
         }) {
             Ok(o) => o,
