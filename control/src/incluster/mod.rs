@@ -380,6 +380,52 @@ spec:
         replay(state, "shop", settings, |each| Ok::<_, ()>(read_lines(lines, each))).unwrap()
     }
 
+    /// The state the service holds keeps the annotation and the labelled
+    /// ConfigMap, so learning from it proposes operations, as offline.
+    #[test]
+    fn a_described_workload_is_learned_in_operations() {
+        let state = state_with(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: orders
+  namespace: shop
+  annotations: {meshward.io/api-description: apis/orders.yaml}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template: {metadata: {labels: {app: orders}}, spec: {containers: [{name: c}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: apis, namespace: shop, labels: {meshward.io/api-description: "true"}}
+data:
+  orders.yaml: "openapi: 3.0.0\npaths: {'/orders/{id}': {get: {operationId: getOrder}}}\n"
+"#,
+        );
+        let lines: Vec<String> = ["/orders/7", "/orders/7/lines"]
+            .iter()
+            .map(|p| line("shop", p).replace("api-1", "orders"))
+            .collect();
+        let apis = Apis::of(&state, Some("shop"));
+        assert!(apis.describes("shop", "orders") && apis.warnings.is_empty(), "{apis:?}");
+        let observed = observe("shop", Options::default(), apis, |each| {
+            Ok::<_, ()>(read_lines(&lines, each))
+        })
+        .unwrap();
+        let learned = observed.finish(&state);
+        let to = serde_json::to_value(&learned.proposal.allowlists[0].spec.rules[0].to).unwrap();
+        assert_eq!(
+            to,
+            json!([
+                {"openapi": {"api": {"configMap": "apis", "key": "orders.yaml"}, "operations": ["getOrder"]},
+                 "ports": [8080]},
+                {"methods": ["GET"], "paths": ["/orders/{*}/lines"], "ports": [8080]}
+            ])
+        );
+        assert_eq!(learned.proposal.undocumented.len(), 1);
+    }
+
     #[test]
     fn a_candidate_replaces_the_live_allowlist_of_its_name_and_other_namespaces_are_not_replayed() {
         let lines = [line("shop", "/b"), line("blog", "/b")];

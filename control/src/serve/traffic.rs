@@ -211,7 +211,8 @@ pub struct NotLearnedCounts {
     pub not_a_path: u64,
 }
 
-/// A (caller, method, path template) `minCount` dropped.
+/// A (caller, method, path template) `minCount` dropped, or that is no
+/// operation of its workload's API descriptions.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DroppedTraffic {
     /// `namespace/workload`.
@@ -256,6 +257,14 @@ pub struct LearnResponse {
     pub not_learned: NotLearnedCounts,
     /// What `minCount` dropped.
     pub dropped: Vec<DroppedTraffic>,
+    /// Calls to workloads with API descriptions (the annotation
+    /// `meshward.io/api-description`) that are no operation of them: the
+    /// proposal admits them by path. Sorted.
+    pub undocumented: Vec<DroppedTraffic>,
+    /// API descriptions named by an annotation that cannot be used
+    /// (`namespace/workload: source annotation: why`); their workloads are
+    /// learned by path.
+    pub api_warnings: Vec<String>,
     /// Workloads of the lines the cluster does not have: no Allowlist
     /// proposed for them.
     pub unknown_workloads: Vec<WorkloadLines>,
@@ -436,6 +445,18 @@ pub(super) async fn learn(
                 count: d.count,
             })
             .collect(),
+        undocumented: p
+            .undocumented
+            .into_iter()
+            .map(|d| DroppedTraffic {
+                workload: d.workload,
+                caller: d.caller,
+                method: d.method,
+                path: d.path,
+                count: d.count,
+            })
+            .collect(),
+        api_warnings: p.api_warnings,
         unknown_workloads: p
             .unknown_workloads
             .into_iter()
