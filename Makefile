@@ -85,12 +85,14 @@ build-wasm:
 	@ls -l target/wasm32-wasip1/release/meshward_filter.wasm target/wasm32-wasip1/release/meshward_noop_filter.wasm
 
 ## Benchmarks for docs/benchmarks.md (minutes; not part of `make test`): the engine
-## (callgrind instruction counts, wall clock natively and in V8, criterion) and
+## (callgrind instruction counts, wall clock natively and in V8, criterion; the cost of
+## `openapi` entries against hand-written paths) and
 ## the control service's derivation at cluster scale.
 bench:
 	scripts/bench-engine.sh
 	$(CARGO) bench -p meshward-control --bench derive --profile profiling
 	$(CARGO) bench -p meshward-control --bench apidesc --profile profiling
+	scripts/bench-openapi-engine.sh
 
 ## Side-by-side load runs in real Envoys (docs/benchmarks.md; about 25 minutes with
 ## the defaults): router only, RBAC, RBAC matcher tree, no-op wasm, meshward,

@@ -9,7 +9,7 @@ use meshward_filter::config::{self, Action, PluginConfig, Policy, Rule};
 use meshward_filter::{Engine, Evaluator, Mode, Request, Verdict};
 
 use crate::apidesc::{
-    self, described_workloads, list, ApiError, BadAnnotation, DescribedWorkload, DescriptionRef, API_ANNOTATION,
+    self, annotated_workloads, list, AnnotatedWorkload, ApiError, BadAnnotation, DescriptionRef, API_ANNOTATION,
 };
 use crate::crd::AllowlistAction;
 use crate::derive::{derive, selects, Desired, Settings};
@@ -150,7 +150,7 @@ pub fn lint(state: &ClusterState, settings: &Settings) -> Vec<Finding> {
 pub fn lint_snapshot(snapshot: &Snapshot, settings: &Settings) -> Vec<Finding> {
     let state = snapshot.to_state();
     let mut findings = lint(&state, settings);
-    let (described, bad) = described_workloads(snapshot);
+    let (described, bad) = annotated_workloads(&state);
     findings.extend(api_findings(&state, settings, &described, &bad));
     findings.sort();
     findings.dedup();
@@ -345,7 +345,7 @@ fn admits_nobody(from: &[config::Source]) -> bool {
 pub fn api_findings(
     state: &ClusterState,
     settings: &Settings,
-    described: &[DescribedWorkload],
+    described: &[AnnotatedWorkload],
     bad: &[BadAnnotation],
 ) -> Vec<Finding> {
     let desired: Desired = derive(state, settings, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);

@@ -758,8 +758,8 @@ fn annotated<T: serde::Serialize + serde::de::DeserializeOwned>(obj: T, value: &
 }
 
 #[test]
-fn described_workloads_come_from_deployment_and_service_annotations() {
-    use meshward_control::apidesc::described_workloads;
+fn annotated_workloads_come_from_deployment_and_service_annotations() {
+    use meshward_control::apidesc::annotated_workloads;
     let mut s = snapshot();
     s.deployments = vec![
         annotated(
@@ -787,7 +787,7 @@ fn described_workloads_come_from_deployment_and_service_annotations() {
             "apis/x.yaml",
         ),
     ];
-    let (described, bad) = described_workloads(&s);
+    let (described, bad) = annotated_workloads(&s.to_state());
     let got: Vec<(String, Vec<(String, String)>)> = described
         .iter()
         .map(|d| {

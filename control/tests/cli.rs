@@ -1398,3 +1398,182 @@ fn lint_reports_api_descriptions_findings_and_is_clean_once_they_are_fixed() {
     );
     assert!(out.status.success());
 }
+
+/// A request log line of namespace `shop` with its port and `grpc` flag.
+fn logged_call(workload: &str, principal: &str, method: &str, path: &str, port: u16, grpc: bool) -> String {
+    let line = serde_json::json!({
+        "method": method, "authority": workload, "path": path, "principal": principal, "port": port,
+        "grpc": grpc, "workload": workload, "namespace": "shop", "verdict": "allow", "mode": "audit",
+    });
+    format!("meshward.request {line}\n")
+}
+
+/// learn, for workloads that carry API descriptions (the annotation on the
+/// `inventory` Deployment, and on a Service selecting `petstore`), proposes
+/// `grpc` and `openapi` entries naming the operations called; the calls that
+/// are no operation stay paths and are listed on stderr; replay of the same
+/// logs admits every line with the proposal in place.
+#[test]
+fn learn_proposes_operations_of_api_descriptions() {
+    const STOREFRONT: &str = "cluster.local/ns/web/sa/storefront";
+    const OPS: &str = "cluster.local/ns/web/sa/ops";
+    let shop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/apidesc/shop");
+    let read = |f: &str| std::fs::read_to_string(shop.join(f)).unwrap();
+    let workloads = read("10-workloads.yaml").replace(
+        "metadata: {name: inventory, namespace: shop}\nspec:",
+        "metadata:\n  name: inventory\n  namespace: shop\n  annotations: {meshward.io/api-description: inventory-api/inventory.binpb}\nspec:",
+    );
+    assert!(workloads.contains("inventory-api/inventory.binpb"));
+    let service = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: petstore
+  namespace: shop
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+    meshward.io/api-description: " petstore-api/openapi.yaml "
+spec:
+  selector: {app: petstore}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#;
+    let mut log = String::new();
+    for (method, path) in [
+        ("GET", "/api/v3/pet/10"),
+        ("GET", "/api/v3/pet/11?x=1"),
+        ("GET", "/api/v3/pet/findByStatus?status=sold"),
+        ("POST", "/api/v3/store/order"),
+        // No operation: the template /pet/{petId} does not take the concrete
+        // path findByStatus, and /internal is not in the document.
+        ("DELETE", "/api/v3/pet/findByStatus"),
+        ("GET", "/api/v3/internal/metrics"),
+    ] {
+        log += &logged_call("petstore", STOREFRONT, method, path, 8080, false);
+    }
+    log += &logged_call("petstore", OPS, "DELETE", "/api/v3/pet/7", 8080, false);
+    for (path, grpc) in [
+        ("/shop.inventory.v1.Inventory/GetItem", true),
+        ("/shop.inventory.v1.Inventory/ListItems", true),
+        ("/shop.inventory.v1.Admin/Purge", true),
+        // Not a method of the descriptors; a plain POST is no gRPC call.
+        ("/shop.inventory.v1.Inventory/Nope", true),
+        ("/shop.inventory.v1.Inventory/Reserve", false),
+    ] {
+        log += &logged_call("inventory", STOREFRONT, "POST", path, 50051, grpc);
+    }
+    let d = dir(
+        "learn-operations",
+        &[
+            ("10-workloads.yaml", &workloads),
+            ("11-service.yaml", service),
+            ("20-inventory-api.yaml", &read("20-inventory-api.yaml")),
+            ("21-petstore-api.yaml", &read("21-petstore-api.yaml")),
+            ("calls.log", &log),
+        ],
+    );
+    let learn = || {
+        let out = bin()
+            .args(["learn", "--manifests"])
+            .arg(&d)
+            .arg("--logs")
+            .arg(d.join("calls.log"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (proposal, summary) = learn();
+    assert_eq!(learn().0, proposal, "deterministic");
+    let docs: Vec<serde_json::Value> = proposal
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    let rules = |name: &str| {
+        let a = docs.iter().find(|a| a["metadata"]["name"] == name).unwrap();
+        a["spec"]["rules"].clone()
+    };
+    assert_eq!(
+        rules("inventory"),
+        serde_json::json!([{
+            "name": "web.storefront",
+            "from": [{"serviceAccounts": ["web/storefront"]}],
+            "to": [
+                {"grpc": {"service": "shop.inventory.v1.Admin", "methods": ["Purge"],
+                          "api": {"configMap": "inventory-api", "key": "inventory.binpb"}},
+                 "ports": [50051]},
+                {"grpc": {"service": "shop.inventory.v1.Inventory", "methods": ["GetItem", "ListItems"],
+                          "api": {"configMap": "inventory-api", "key": "inventory.binpb"}},
+                 "ports": [50051]},
+                {"methods": ["POST"],
+                 "paths": ["/shop.inventory.v1.Inventory/Nope", "/shop.inventory.v1.Inventory/Reserve"],
+                 "ports": [50051]},
+            ]
+        }]),
+        "{proposal}"
+    );
+    assert_eq!(
+        rules("petstore"),
+        serde_json::json!([
+            {"name": "web.ops",
+             "from": [{"serviceAccounts": ["web/ops"]}],
+             "to": [{"openapi": {"api": {"configMap": "petstore-api", "key": "openapi.yaml"},
+                                 "operations": ["deletePet"]},
+                     "ports": [8080]}]},
+            {"name": "web.storefront",
+             "from": [{"serviceAccounts": ["web/storefront"]}],
+             "to": [
+                {"openapi": {"api": {"configMap": "petstore-api", "key": "openapi.yaml"},
+                             "operations": ["findPetsByStatus", "getPetById", "placeOrder"]},
+                 "ports": [8080]},
+                {"methods": ["DELETE"], "paths": ["/api/v3/pet/findByStatus"], "ports": [8080]},
+                {"methods": ["GET"], "paths": ["/api/v3/internal/metrics"], "ports": [8080]},
+             ]},
+        ]),
+        "{proposal}"
+    );
+    for line in [
+        "learn: 7 operations of API descriptions proposed by name",
+        "learn: no operation of the API descriptions, proposed by path: shop/inventory cluster.local/ns/web/sa/storefront POST /shop.inventory.v1.Inventory/Nope seen 1",
+        "learn: no operation of the API descriptions, proposed by path: shop/inventory cluster.local/ns/web/sa/storefront POST /shop.inventory.v1.Inventory/Reserve seen 1",
+        "learn: no operation of the API descriptions, proposed by path: shop/petstore cluster.local/ns/web/sa/storefront DELETE /api/v3/pet/findByStatus seen 1",
+        "learn: no operation of the API descriptions, proposed by path: shop/petstore cluster.local/ns/web/sa/storefront GET /api/v3/internal/metrics seen 1",
+    ] {
+        assert!(summary.contains(line), "{line}\n{summary}");
+    }
+    assert_eq!(summary.matches("proposed by path").count(), 4, "{summary}");
+    // The proposal in place: replay of the same logs admits every line, and
+    // a call outside it is still denied (the proposal is not "allow all").
+    std::fs::write(d.join("30-proposal.yaml"), &proposal).unwrap();
+    let replay = |logs: &str| {
+        let out = bin()
+            .args(["replay", "-o", "json", "--manifests"])
+            .arg(&d)
+            .args(["--logs", logs])
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), report)
+    };
+    let (status, report) = replay("calls.log");
+    assert_eq!(status, Some(0), "{report:#}");
+    assert_eq!(
+        (report["admitted"].as_u64(), report["denied"].as_u64()),
+        (Some(12), Some(0)),
+        "{report:#}"
+    );
+    assert_eq!(report["newlyDenied"].as_array().map(Vec::len), Some(0), "{report:#}");
+    let mut more = logged_call("petstore", STOREFRONT, "DELETE", "/api/v3/pet/10", 8080, false);
+    more += &logged_call("petstore", STOREFRONT, "GET", "/api/v3/pet/12", 8080, false);
+    std::fs::write(d.join("more.log"), more).unwrap();
+    let (status, report) = replay("more.log");
+    assert_eq!(status, Some(1), "{report:#}");
+    assert_eq!(
+        (report["admitted"].as_u64(), report["denied"].as_u64()),
+        (Some(1), Some(1)),
+        "{report:#}"
+    );
+}

@@ -104,7 +104,7 @@ fn apply(state: &mut ClusterState, op: &Op) -> meshward_control::state::Changes 
         Op::Template(ns, i, app, sa) => state.apply(obj(
             ns,
             format!("d{i}"),
-            Body::Template(TemplateKind::Deployment, Some(workload(app, sa))),
+            Body::Template(TemplateKind::Deployment, Some(workload(app, sa)), None),
         )),
         Op::DeleteTemplate(ns, i) => state.delete(Kind::Deployment, NAMESPACES[ns], &format!("d{i}")),
         Op::Service(ns, app, named) => state.apply(obj(
@@ -121,6 +121,7 @@ fn apply(state: &mut ClusterState, op: &Op) -> meshward_control::state::Changes 
                         TargetPort::Number(9090)
                     },
                 }],
+                api_descriptions: None,
             }),
         )),
         Op::DeleteService(ns) => state.delete(Kind::Service, NAMESPACES[ns], "svc"),

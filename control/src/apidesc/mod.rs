@@ -36,19 +36,23 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
-
-use crate::derive::selects;
-use crate::state::{Snapshot, TemplateKind};
 
 pub use grpc::{GrpcApi, GrpcMethod, Idempotency};
 pub use openapi::OpenApi;
 
+use crate::derive::selects;
+use crate::state::{ClusterState, TemplateKind};
+
 /// The label (key, value) a ConfigMap must carry for meshward to read it as
 /// API descriptions.
 pub const API_LABEL: (&str, &str) = ("meshward.io/api-description", "true");
+
+/// The annotation of a Deployment, StatefulSet, DaemonSet or Service naming
+/// the API descriptions its workloads serve: `<configmap>/<key>`, several
+/// separated by commas (`inventory-api/inventory.binpb, petstore-api/openapi.yaml`).
+/// The ConfigMaps are labelled ConfigMaps of the object's namespace.
+pub const API_ANNOTATION: &str = "meshward.io/api-description";
 
 /// One key of a labelled ConfigMap, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +145,12 @@ pub enum ApiError {
         name: String,
         /// The key.
         key: String,
+    },
+    /// An item of [`API_ANNOTATION`] is not `<configmap>/<key>`.
+    #[error("{item:?} is not <configmap>/<key>")]
+    Annotation {
+        /// The item, trimmed.
+        item: String,
     },
     /// The key does not decode as a `FileDescriptorSet`, or does not parse
     /// as an OpenAPI document.
@@ -249,12 +259,6 @@ pub fn document<'a>(
     }
 }
 
-/// The annotation that says which API descriptions a workload serves, on a
-/// Deployment, StatefulSet or DaemonSet, or on a Service (for the workloads
-/// it selects): `<configmap>/<key>`, several separated by commas. The
-/// ConfigMap is a [labelled](API_LABEL) one of the object's namespace.
-pub const API_ANNOTATION: &str = "meshward.io/api-description";
-
 /// A key of a labelled ConfigMap, as the annotation names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DescriptionRef {
@@ -270,10 +274,10 @@ impl fmt::Display for DescriptionRef {
     }
 }
 
-/// A workload (the pod template of a Deployment, StatefulSet or DaemonSet)
-/// whose annotation, or a Service's that selects it, names API descriptions.
+/// A workload whose annotation, or a Service's that selects it, names API
+/// descriptions, as `lint` reports on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DescribedWorkload {
+pub struct AnnotatedWorkload {
     /// The namespace.
     pub namespace: String,
     /// The kind owning the pod template.
@@ -295,105 +299,259 @@ pub struct BadAnnotation {
     pub entry: String,
 }
 
-/// The workloads of `snapshot` that carry [`API_ANNOTATION`] on their
-/// Deployment, StatefulSet or DaemonSet, or whose pod template labels a
-/// Service with the annotation selects (a Service without a selector selects
-/// nothing), sorted by namespace, kind and name; and the annotation entries
-/// that are not `<configmap>/<key>`. Whether the ConfigMap and key exist is
-/// not checked here: [`descriptors`] and [`document`] say.
-pub fn described_workloads(snapshot: &Snapshot) -> (Vec<DescribedWorkload>, Vec<BadAnnotation>) {
-    fn template_labels(t: Option<&PodTemplateSpec>) -> Option<&BTreeMap<String, String>> {
-        t.and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.as_ref())
-    }
-    let mut bad = Vec::new();
-    let mut parse = |object: String, annotations: Option<&BTreeMap<String, String>>| -> Vec<(DescriptionRef, String)> {
-        let Some(value) = annotations.and_then(|a| a.get(API_ANNOTATION)) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for entry in value.split(',').map(str::trim) {
-            match entry.split_once('/') {
-                Some((cm, key)) if !cm.is_empty() && !key.is_empty() && !key.contains('/') => out.push((
-                    DescriptionRef {
-                        config_map: cm.into(),
-                        key: key.into(),
-                    },
-                    object.clone(),
-                )),
-                _ => bad.push(BadAnnotation {
-                    object: object.clone(),
-                    entry: entry.into(),
-                }),
-            }
-        }
-        out
-    };
-    // (namespace, kind, name) → (template labels, descriptions).
-    type Templates =
-        BTreeMap<(String, TemplateKind, String), (BTreeMap<String, String>, Vec<(DescriptionRef, String)>)>;
-    let mut templates: Templates = BTreeMap::new();
-    let mut add = |kind: TemplateKind, meta: &ObjectMeta, labels: Option<&BTreeMap<String, String>>| {
-        let ns = meta.namespace.clone().unwrap_or_default();
-        let name = meta.name.clone().unwrap_or_default();
-        let apis = parse(format!("{} {ns}/{name}", kind.as_str()), meta.annotations.as_ref());
-        templates.insert((ns, kind, name), (labels.cloned().unwrap_or_default(), apis));
-    };
-    for d in &snapshot.deployments {
-        add(
-            TemplateKind::Deployment,
-            &d.metadata,
-            template_labels(d.spec.as_ref().map(|s| &s.template)),
-        );
-    }
-    for s in &snapshot.stateful_sets {
-        add(
-            TemplateKind::StatefulSet,
-            &s.metadata,
-            template_labels(s.spec.as_ref().map(|s| &s.template)),
-        );
-    }
-    for d in &snapshot.daemon_sets {
-        add(
-            TemplateKind::DaemonSet,
-            &d.metadata,
-            template_labels(d.spec.as_ref().map(|s| &s.template)),
-        );
-    }
-    for svc in &snapshot.services {
-        let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let apis = parse(format!("Service {ns}/{name}"), svc.metadata.annotations.as_ref());
-        let selector = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .filter(|s| !s.is_empty());
-        let (false, Some(selector)) = (apis.is_empty(), selector) else {
-            continue;
-        };
-        for ((tns, _, _), (labels, described)) in templates.iter_mut() {
-            if *tns == ns && selects(selector, Some(labels)) {
-                described.extend(apis.iter().cloned());
-            }
-        }
-    }
+/// Every workload of `state` that [`described_workloads`] finds, sorted by
+/// namespace, kind and name, with the descriptions its annotations name
+/// (whether or not they resolve: `lint` says why one does not), and the
+/// annotation entries that are not `<configmap>/<key>`.
+pub fn annotated_workloads(state: &ClusterState) -> (Vec<AnnotatedWorkload>, Vec<BadAnnotation>) {
     let mut out = Vec::new();
-    for ((namespace, kind, name), (_, described)) in templates {
-        if described.is_empty() {
-            continue;
+    let mut bad = Vec::new();
+    for (namespace, _) in state.namespaces() {
+        for w in described_workloads(state, namespace) {
+            // `Deployment/orders` → `Deployment shop/orders`.
+            let object = |source: &str| match source.split_once('/') {
+                Some((kind, name)) => format!("{kind} {namespace}/{name}"),
+                None => source.to_string(),
+            };
+            let mut apis = BTreeMap::new();
+            for d in &w.apis {
+                match &d.api {
+                    Err(ApiError::Annotation { item }) => bad.push(BadAnnotation {
+                        object: object(&d.source),
+                        entry: item.clone(),
+                    }),
+                    _ => {
+                        let key = DescriptionRef {
+                            config_map: d.config_map.clone(),
+                            key: d.key.clone(),
+                        };
+                        apis.entry(key).or_insert_with(|| object(&d.source));
+                    }
+                }
+            }
+            if !apis.is_empty() {
+                out.push(AnnotatedWorkload {
+                    namespace: namespace.to_string(),
+                    kind: w.kind,
+                    name: w.name,
+                    apis,
+                });
+            }
         }
-        let mut apis = BTreeMap::new();
-        for (api, object) in described {
-            apis.entry(api).or_insert(object);
-        }
-        out.push(DescribedWorkload {
-            namespace,
-            kind,
-            name,
-            apis,
-        });
     }
+    out.sort();
     bad.sort();
     bad.dedup();
     (out, bad)
+}
+
+/// A parsed API description, as a workload's annotation finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api<'a> {
+    /// A descriptor set (a key of `binaryData`).
+    Grpc(&'a Arc<GrpcApi>),
+    /// An OpenAPI document (a key of `data`).
+    OpenApi(&'a Arc<OpenApi>),
+}
+
+/// One API description a workload carries, through [`API_ANNOTATION`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described<'a> {
+    /// The object whose annotation names it: `Deployment/orders`,
+    /// `Service/orders`.
+    pub source: String,
+    /// The ConfigMap's name (empty when the item is malformed).
+    pub config_map: String,
+    /// The key (empty when the item is malformed).
+    pub key: String,
+    /// The description, or why it cannot be used.
+    pub api: Result<Api<'a>, ApiError>,
+}
+
+/// A workload that carries API descriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedWorkload<'a> {
+    /// The kind of the object owning the pod template.
+    pub kind: TemplateKind,
+    /// Its name: what request log lines say in `workload`.
+    pub name: String,
+    /// Its descriptions: those its own annotation names, then those of the
+    /// Services selecting its pod template (Services by name), each
+    /// (ConfigMap, key) once.
+    pub apis: Vec<Described<'a>>,
+}
+
+/// The `(configmap, key)` items of an [`API_ANNOTATION`] value; a malformed
+/// item is an error naming it.
+fn annotation_items(value: &str) -> Vec<Result<(String, String), ApiError>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(|item| match item.split_once('/') {
+            Some((cm, key)) if !cm.is_empty() && !key.is_empty() && !key.contains('/') => {
+                Ok((cm.to_string(), key.to_string()))
+            }
+            _ => Err(ApiError::Annotation { item: item.to_string() }),
+        })
+        .collect()
+}
+
+/// The workloads of `namespace` that carry API descriptions: each
+/// Deployment, StatefulSet and DaemonSet (by kind, then name) whose own
+/// metadata, or the metadata of a Service selecting its pod template, has
+/// [`API_ANNOTATION`], with the descriptions resolved against the labelled
+/// ConfigMaps of `namespace` in `state`. Workloads without any are left out;
+/// bare Pods are not considered. Deterministic.
+pub fn described_workloads<'a>(state: &'a ClusterState, namespace: &str) -> Vec<DescribedWorkload<'a>> {
+    let Some(ns) = state.namespace(namespace) else {
+        return Vec::new();
+    };
+    let resolve = |cm: &str, key: &str| -> Result<Api<'a>, ApiError> {
+        match lookup(|n| ns.config_map(n), namespace, cm, key)? {
+            ApiKey::Descriptors(_) => descriptors(|n| ns.config_map(n), namespace, cm, key).map(Api::Grpc),
+            ApiKey::Document(_) => document(|n| ns.config_map(n), namespace, cm, key).map(Api::OpenApi),
+        }
+    };
+    let mut out = Vec::new();
+    for (kind, name, workload) in ns.templates() {
+        let Some(workload) = workload else { continue };
+        let own = ns
+            .template_api_descriptions(kind, name)
+            .map(|v| (format!("{}/{name}", kind.as_str()), v));
+        let services = ns
+            .services()
+            .filter(|(_, s)| !s.selector.is_empty() && selects(&s.selector, Some(&workload.labels)))
+            .filter_map(|(n, s)| s.api_descriptions.as_deref().map(|v| (format!("Service/{n}"), v)));
+        let mut apis: Vec<Described<'a>> = Vec::new();
+        for (source, value) in own.into_iter().chain(services) {
+            for item in annotation_items(value) {
+                let described = match item {
+                    Ok((config_map, key)) => {
+                        if apis.iter().any(|d| d.config_map == config_map && d.key == key) {
+                            continue;
+                        }
+                        let api = resolve(&config_map, &key);
+                        Described {
+                            source: source.clone(),
+                            config_map,
+                            key,
+                            api,
+                        }
+                    }
+                    Err(e) => Described {
+                        source: source.clone(),
+                        config_map: String::new(),
+                        key: String::new(),
+                        api: Err(e),
+                    },
+                };
+                apis.push(described);
+            }
+        }
+        if !apis.is_empty() {
+            out.push(DescribedWorkload {
+                kind,
+                name: name.to_string(),
+                apis,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(docs: &str) -> ClusterState {
+        let sources = [crate::manifests::Source {
+            name: "m.yaml".into(),
+            text: docs.into(),
+        }];
+        crate::manifests::load_sources(&sources, "cluster.local")
+            .unwrap()
+            .snapshot
+            .to_state()
+    }
+
+    #[test]
+    fn workloads_carry_the_descriptions_of_their_annotation_and_their_services() {
+        let s = state(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: orders
+  namespace: shop
+  annotations: {meshward.io/api-description: "apis/orders.yaml, bad, apis/missing.yaml", other: x}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template: {metadata: {labels: {app: orders}}, spec: {containers: []}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: plain, namespace: shop}
+spec:
+  selector: {matchLabels: {app: plain}}
+  template: {metadata: {labels: {app: plain}}, spec: {containers: []}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: orders
+  namespace: shop
+  annotations: {meshward.io/api-description: "apis/orders.yaml,nope/x"}
+spec: {selector: {app: orders}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: apis, namespace: shop, labels: {meshward.io/api-description: "true"}}
+data:
+  orders.yaml: "openapi: 3.0.0\npaths: {/orders: {get: {operationId: list}}}\n"
+"#,
+        );
+        let described = described_workloads(&s, "shop");
+        assert_eq!(described.len(), 1, "{described:?}");
+        let w = &described[0];
+        assert_eq!((w.kind, w.name.as_str()), (TemplateKind::Deployment, "orders"));
+        let summary: Vec<(String, String, String, Result<usize, String>)> = w
+            .apis
+            .iter()
+            .map(|d| {
+                let api = match &d.api {
+                    Ok(Api::OpenApi(doc)) => Ok(doc.operations().len()),
+                    Ok(Api::Grpc(_)) => Ok(0),
+                    Err(e) => Err(e.to_string()),
+                };
+                (d.source.clone(), d.config_map.clone(), d.key.clone(), api)
+            })
+            .collect();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            summary,
+            [
+                (s("Deployment/orders"), s("apis"), s("orders.yaml"), Ok(1)),
+                (
+                    s("Deployment/orders"),
+                    s(""),
+                    s(""),
+                    Err(s("\"bad\" is not <configmap>/<key>"))
+                ),
+                (
+                    s("Deployment/orders"),
+                    s("apis"),
+                    s("missing.yaml"),
+                    Err(s("ConfigMap shop/apis has no key missing.yaml (has: orders.yaml)"))
+                ),
+                (
+                    s("Service/orders"),
+                    s("nope"),
+                    s("x"),
+                    Err(s("no ConfigMap shop/nope labelled meshward.io/api-description=true \
+                         (meshward reads only ConfigMaps with that label)"))
+                ),
+            ]
+        );
+    }
 }

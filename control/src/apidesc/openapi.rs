@@ -562,14 +562,15 @@ pub fn method_paths(doc: &OpenApi, selected: &[&Operation]) -> Vec<MethodPaths> 
     by_methods
         .into_iter()
         .map(|(methods, paths)| {
+            // A concrete path of the entry itself is admitted with the same
+            // methods: excluding it would deny an operation selected.
             let not_paths = concrete
                 .iter()
+                .filter(|c| !paths.iter().any(|p| p == *c))
                 .filter(|c| {
-                    // A concrete path this entry admits on its own stays admitted.
-                    !paths.iter().any(|p| p == *c)
-                        && paths
-                            .iter()
-                            .any(|t| t.contains("{*}") && !t.starts_with("regex:") && template_matches(t, c))
+                    paths
+                        .iter()
+                        .any(|t| t.contains("{*}") && !t.starts_with("regex:") && template_matches(t, c))
                 })
                 .map(|c| c.to_string())
                 .collect();

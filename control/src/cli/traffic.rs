@@ -28,7 +28,8 @@ pub(super) fn learn(
 ) -> Result<ExitCode, CliError> {
     let loaded = manifests::load(inputs, trust_domain)?;
     let state = loaded.snapshot.to_state();
-    let mut learner = learn::Learner::new(options);
+    let apis = learn::described::Apis::of(&state, None);
+    let mut learner = learn::Learner::with_apis(options, apis);
     let stats = read_logs(logs, |record, at| learner.observe(record, at))?;
     let (learned, not_learned) = (learner.learned, learner.not_learned.clone());
     let proposal = learner.finish(&state);
@@ -70,6 +71,21 @@ fn print_learned(
         proposal.templates,
         proposal.paths
     );
+    if proposal.operations > 0 {
+        eprintln!(
+            "learn: {} operations of API descriptions proposed by name",
+            proposal.operations
+        );
+    }
+    for w in &proposal.api_warnings {
+        eprintln!("learn: API description not used, learned by path: {w}");
+    }
+    for u in &proposal.undocumented {
+        eprintln!(
+            "learn: no operation of the API descriptions, proposed by path: {} {} {} {} seen {}",
+            u.workload, u.caller, u.method, u.path, u.count
+        );
+    }
     for rule in &proposal.anonymous_rules {
         eprintln!("learn: anonymous callers (no peer certificate), review: {rule}");
     }
@@ -165,11 +181,12 @@ pub(super) fn learn_in_cluster(
 ) -> Result<ExitCode, CliError> {
     let (state, observed) = with_cluster(async |client| {
         let state = cluster_state(&client, trust_domain, ns, "learn").await?;
+        let apis = learn::described::Apis::of(&state, Some(ns));
         let observed = if logs.is_empty() {
             let sidecars = sidecar_logs(&client, ns, since, "learn").await?;
-            incluster::observe(ns, options, |each| Ok::<_, CliError>(sidecars.read(each)))?
+            incluster::observe(ns, options, apis, |each| Ok::<_, CliError>(sidecars.read(each)))?
         } else {
-            incluster::observe(ns, options, |each| Ok::<_, CliError>(read_logs(logs, each)?))?
+            incluster::observe(ns, options, apis, |each| Ok::<_, CliError>(read_logs(logs, each)?))?
         };
         Ok((state, observed))
     })?;

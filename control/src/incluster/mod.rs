@@ -26,6 +26,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::derive::{derive_namespace, Settings};
+use crate::learn::described::Apis;
 use crate::learn::logs::{read_text, At, LogStats, Record};
 use crate::learn::{Learner, NotLearned, Options, Proposal};
 use crate::replay::{Replayer, Report};
@@ -84,13 +85,16 @@ pub struct Learned {
     pub other_namespace: u64,
 }
 
-/// Reads the lines `read` hands over, learning from those of namespace `ns`.
+/// Reads the lines `read` hands over, learning from those of namespace `ns`;
+/// the workloads `apis` describes are learned in terms of their operations
+/// ([`Apis::of`] the same state, taken before reading).
 pub fn observe<E>(
     ns: &str,
     options: Options,
+    apis: Apis,
     read: impl FnOnce(&mut dyn FnMut(Record, At)) -> Result<LogStats, E>,
 ) -> Result<Observed, E> {
-    let mut learner = Learner::new(options);
+    let mut learner = Learner::with_apis(options, apis);
     let mut other = 0;
     let stats = {
         let mut each = of_namespace(ns, &mut other, |r, at| learner.observe(r, at));
@@ -374,6 +378,52 @@ spec:
     fn replayed(state: &ClusterState, lines: &[String]) -> Replayed {
         let settings = Settings::default();
         replay(state, "shop", settings, |each| Ok::<_, ()>(read_lines(lines, each))).unwrap()
+    }
+
+    /// The state the service holds keeps the annotation and the labelled
+    /// ConfigMap, so learning from it proposes operations, as offline.
+    #[test]
+    fn a_described_workload_is_learned_in_operations() {
+        let state = state_with(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: orders
+  namespace: shop
+  annotations: {meshward.io/api-description: apis/orders.yaml}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template: {metadata: {labels: {app: orders}}, spec: {containers: [{name: c}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: apis, namespace: shop, labels: {meshward.io/api-description: "true"}}
+data:
+  orders.yaml: "openapi: 3.0.0\npaths: {'/orders/{id}': {get: {operationId: getOrder}}}\n"
+"#,
+        );
+        let lines: Vec<String> = ["/orders/7", "/orders/7/lines"]
+            .iter()
+            .map(|p| line("shop", p).replace("api-1", "orders"))
+            .collect();
+        let apis = Apis::of(&state, Some("shop"));
+        assert!(apis.describes("shop", "orders") && apis.warnings.is_empty(), "{apis:?}");
+        let observed = observe("shop", Options::default(), apis, |each| {
+            Ok::<_, ()>(read_lines(&lines, each))
+        })
+        .unwrap();
+        let learned = observed.finish(&state);
+        let to = serde_json::to_value(&learned.proposal.allowlists[0].spec.rules[0].to).unwrap();
+        assert_eq!(
+            to,
+            json!([
+                {"openapi": {"api": {"configMap": "apis", "key": "orders.yaml"}, "operations": ["getOrder"]},
+                 "ports": [8080]},
+                {"methods": ["GET"], "paths": ["/orders/{*}/lines"], "ports": [8080]}
+            ])
+        );
+        assert_eq!(learned.proposal.undocumented.len(), 1);
     }
 
     #[test]

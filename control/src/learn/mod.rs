@@ -5,8 +5,18 @@
 //!      per workload: a path Generalizer, and (caller, method, path shape) → count, ports
 //!  Learner::finish(state) ─▶ per workload in the manifests: one Allowlist
 //!      selector: the pod template's labels; one rule per caller, named after it
-//!      to: path templates grouped by (methods, ports)
+//!      to: operations of its API descriptions, then path templates grouped by
+//!          (methods, ports)
 //! ```
+//!
+//! A workload that carries API descriptions
+//! ([`API_ANNOTATION`](crate::apidesc::API_ANNOTATION)) is learned in terms of
+//! operations: [`Learner::with_apis`] judges each call with the filter's
+//! engine against the operations of its descriptions ([`described`]); a
+//! call that is an operation becomes part of a `grpc` (`service`, `methods`,
+//! `api`) or `openapi` (`api`, `operations`) entry, and a call that is none
+//! stays a path as for any workload, so the proposal admits it, and is listed
+//! in [`Proposal::undocumented`].
 //!
 //! Only traffic that reached the workload is learned (`allow`, `audit_deny`);
 //! `deny` only with [`Options::include_denied`], `reject` never (a malformed
@@ -17,6 +27,7 @@
 //! per workload ([`generalize`]); gRPC paths (`/package.Service/Method`) are
 //! kept as they are. The output is deterministic: everything is sorted.
 
+pub mod described;
 pub mod generalize;
 pub mod logs;
 
@@ -25,7 +36,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::crd::{
     Allowlist, AllowlistMode, AllowlistOperation, AllowlistRule, AllowlistSource, AllowlistSpec, Selector,
 };
+use crate::crd::{GrpcMethods, OpenApiOperations};
 use crate::state::ClusterState;
+use described::{Apis, Op};
 use generalize::{Generalizer, ANY};
 use logs::{At, Record};
 
@@ -84,6 +97,9 @@ struct Traffic {
     /// (caller, method, path shape): the shape is the path as generalized
     /// when read (ids already `{*}`), mapped again at the end.
     seen: BTreeMap<(Caller, String, String), Seen>,
+    /// (caller, description, operation) of calls that are operations of
+    /// the workload's API descriptions (indexes into its matchers).
+    ops: BTreeMap<(Caller, usize, usize), Seen>,
 }
 
 /// Lines read but not learned, by why.
@@ -101,6 +117,7 @@ pub struct NotLearned {
 #[derive(Debug, Clone)]
 pub struct Learner {
     options: Options,
+    apis: Apis,
     traffic: BTreeMap<(String, String), Traffic>,
     /// Lines learned from.
     pub learned: u64,
@@ -123,6 +140,11 @@ pub struct Dropped {
     pub count: u64,
 }
 
+/// Calls to a workload with API descriptions that match none of their
+/// operations: (workload, caller, method, path template, count), in the
+/// fields of [`Dropped`].
+pub type Undocumented = Dropped;
+
 /// What `learn` proposes, and how it got there.
 #[derive(Debug, Clone, Default)]
 pub struct Proposal {
@@ -131,6 +153,14 @@ pub struct Proposal {
     pub allowlists: Vec<Allowlist>,
     /// What `--min-count` dropped.
     pub dropped: Vec<Dropped>,
+    /// Calls to workloads with API descriptions that are none of their
+    /// operations; the proposal admits them by path. Sorted.
+    pub undocumented: Vec<Undocumented>,
+    /// API descriptions that could not be used (`namespace/workload:
+    /// source annotation: why`); their workloads are learned by path.
+    pub api_warnings: Vec<String>,
+    /// Distinct operations over all rules (per workload and description).
+    pub operations: usize,
     /// Workloads of the logs not in the manifests (`namespace/name`), with
     /// their line counts: no selector can be proposed for them.
     pub unknown_workloads: Vec<(String, u64)>,
@@ -147,10 +177,17 @@ pub struct Proposal {
 }
 
 impl Learner {
-    /// An empty learner.
+    /// An empty learner, learning every workload by path.
     pub fn new(options: Options) -> Self {
+        Self::with_apis(options, Apis::default())
+    }
+
+    /// An empty learner that learns the workloads `apis` describes in terms
+    /// of their operations.
+    pub fn with_apis(options: Options, apis: Apis) -> Self {
         Self {
             options,
+            apis,
             traffic: BTreeMap::new(),
             learned: 0,
             not_learned: NotLearned::default(),
@@ -173,8 +210,28 @@ impl Learner {
             self.not_learned.not_a_path += 1;
             return;
         }
-        let traffic = self.traffic.entry((namespace, workload)).or_default();
         let grpc = record.grpc == Some(true);
+        let at = (namespace, workload);
+        let op = self.apis.workloads.get_mut(&at).and_then(|matchers| {
+            matchers
+                .iter_mut()
+                .enumerate()
+                .find_map(|(a, m)| m.operation(&record.method, path, grpc).map(|o| (a, o)))
+        });
+        let traffic = self.traffic.entry(at).or_default();
+        if let Some((a, o)) = op {
+            let seen = traffic.ops.entry((record.principal, a, o)).or_default();
+            seen.count += 1;
+            seen.grpc = grpc;
+            match record.port {
+                Some(p) => {
+                    seen.ports.insert(p);
+                }
+                None => seen.port_unknown = true,
+            }
+            self.learned += 1;
+            return;
+        }
         let shape = if grpc {
             path.to_string()
         } else {
@@ -202,12 +259,15 @@ impl Learner {
         let mut callers = BTreeSet::new();
         let mut templates = BTreeSet::new();
         let mut paths = BTreeSet::new();
+        let mut documented = BTreeSet::new();
+        proposal.api_warnings = self.apis.warnings.clone();
         for ((ns, workload), traffic) in self.traffic {
             let Some(labels) = workload_labels(state, &ns, &workload) else {
-                let lines = traffic.seen.values().map(|s| s.count).sum();
+                let lines = traffic.seen.values().chain(traffic.ops.values()).map(|s| s.count).sum();
                 proposal.unknown_workloads.push((format!("{ns}/{workload}"), lines));
                 continue;
             };
+            let matchers = self.apis.workloads.get(&(ns.clone(), workload.clone()));
             // (caller, method, template) with everything seen of it.
             let mut by_template: BTreeMap<(Caller, String, String), Seen> = BTreeMap::new();
             for ((caller, method, shape), seen) in traffic.seen {
@@ -218,6 +278,37 @@ impl Learner {
                 };
                 let entry = by_template.entry((caller, method, template)).or_default();
                 entry.add(&seen);
+            }
+            if matchers.is_some() {
+                for ((caller, method, template), seen) in &by_template {
+                    proposal.undocumented.push(Undocumented {
+                        workload: format!("{ns}/{workload}"),
+                        caller: caller.clone().unwrap_or_else(|| "anonymous".into()),
+                        method: method.clone(),
+                        path: template.clone(),
+                        count: seen.count,
+                    });
+                }
+            }
+            // Per caller: the operations seen, with what was seen of each.
+            let mut per_caller_ops: BTreeMap<Caller, BTreeMap<(usize, usize), Seen>> = BTreeMap::new();
+            for ((caller, a, o), seen) in traffic.ops {
+                let Some(op) = matchers.and_then(|m| m.get(a)).and_then(|m| m.ops.get(o)) else {
+                    continue;
+                };
+                if seen.count < self.options.min_count {
+                    let (method, path) = op.call();
+                    proposal.dropped.push(Dropped {
+                        workload: format!("{ns}/{workload}"),
+                        caller: caller.clone().unwrap_or_else(|| "anonymous".into()),
+                        method,
+                        path,
+                        count: seen.count,
+                    });
+                    continue;
+                }
+                documented.insert((ns.clone(), workload.clone(), a, o));
+                per_caller_ops.entry(caller).or_default().insert((a, o), seen);
             }
             // Per caller: template → (methods, ports, port unknown).
             let mut per_caller: BTreeMap<Caller, BTreeMap<String, (BTreeSet<String>, Seen)>> = BTreeMap::new();
@@ -236,12 +327,15 @@ impl Learner {
                 slot.0.insert(method);
                 slot.1.add(&seen);
             }
-            if per_caller.is_empty() {
+            if per_caller.is_empty() && per_caller_ops.is_empty() {
                 continue;
             }
+            let callers_here: BTreeSet<Caller> = per_caller.keys().chain(per_caller_ops.keys()).cloned().collect();
             let mut rules = Vec::new();
             let mut names = BTreeSet::new();
-            for (caller, by_path) in per_caller {
+            for caller in callers_here {
+                let by_path = per_caller.remove(&caller).unwrap_or_default();
+                let by_op = per_caller_ops.remove(&caller).unwrap_or_default();
                 let (name, from) = caller_rule(state, caller.as_deref());
                 let name = unique(name, &mut names);
                 if caller.is_none() {
@@ -254,10 +348,12 @@ impl Learner {
                         templates.insert(t.clone());
                     }
                 }
+                let mut to = described_operations(matchers.map(Vec::as_slice).unwrap_or_default(), by_op);
+                to.extend(operations(by_path));
                 rules.push(AllowlistRule {
                     name: Some(name),
                     from,
-                    to: Some(operations(by_path)),
+                    to: Some(to),
                     when: None,
                 });
             }
@@ -276,6 +372,8 @@ impl Learner {
             proposal.allowlists.push(allowlist);
         }
         proposal.dropped.sort();
+        proposal.undocumented.sort();
+        proposal.operations = documented.len();
         proposal.callers = callers.len();
         proposal.templates = templates.len();
         proposal.paths = paths.len();
@@ -385,6 +483,57 @@ fn operations(by_path: BTreeMap<String, (BTreeSet<String>, Seen)>) -> Vec<Allowl
                 ports,
                 ..AllowlistOperation::default()
             }
+        })
+        .collect()
+}
+
+/// The `to` entries of one caller's operations: per description, a `grpc`
+/// entry per service (methods sorted) or one `openapi` entry (operations
+/// sorted), split by ports as [`operations`] splits paths.
+fn described_operations(
+    matchers: &[described::Matcher],
+    by_op: BTreeMap<(usize, usize), Seen>,
+) -> Vec<AllowlistOperation> {
+    // (description, gRPC service or none, ports) → names.
+    type Key = (usize, Option<String>, Option<Vec<u16>>);
+    let mut groups: BTreeMap<Key, BTreeSet<String>> = BTreeMap::new();
+    for ((a, o), seen) in by_op {
+        let Some(op) = matchers.get(a).and_then(|m| m.ops.get(o)) else {
+            continue;
+        };
+        let ports = (!seen.port_unknown).then(|| seen.ports.iter().copied().collect());
+        let (service, name) = match op {
+            Op::Grpc { service, method } => (Some(service.clone()), method.clone()),
+            Op::OpenApi { key, .. } => (None, key.clone()),
+        };
+        groups.entry((a, service, ports)).or_default().insert(name);
+    }
+    groups
+        .into_iter()
+        .filter_map(|((a, service, ports), names)| {
+            let api = matchers.get(a)?.api.clone();
+            let names: Vec<String> = names.into_iter().collect();
+            Some(match service {
+                Some(service) => AllowlistOperation {
+                    grpc: Some(GrpcMethods {
+                        service,
+                        methods: names,
+                        api: Some(api),
+                        idempotency_level: None,
+                    }),
+                    ports,
+                    ..AllowlistOperation::default()
+                },
+                None => AllowlistOperation {
+                    openapi: Some(OpenApiOperations {
+                        api,
+                        operations: Some(names),
+                        tags: None,
+                    }),
+                    ports,
+                    ..AllowlistOperation::default()
+                },
+            })
         })
         .collect()
 }

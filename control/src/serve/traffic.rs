@@ -32,6 +32,7 @@ use super::Shared;
 use crate::crd::{Allowlist, AllowlistMode};
 use crate::incluster::podlogs::{self, Limits, SidecarLogs};
 use crate::incluster::{self, Observed};
+use crate::learn::described::Apis;
 use crate::learn::logs::LogStats;
 use crate::learn::Options;
 use crate::replay::Report;
@@ -210,7 +211,8 @@ pub struct NotLearnedCounts {
     pub not_a_path: u64,
 }
 
-/// A (caller, method, path template) `minCount` dropped.
+/// A (caller, method, path template) `minCount` dropped, or that is no
+/// operation of its workload's API descriptions.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DroppedTraffic {
     /// `namespace/workload`.
@@ -255,6 +257,14 @@ pub struct LearnResponse {
     pub not_learned: NotLearnedCounts,
     /// What `minCount` dropped.
     pub dropped: Vec<DroppedTraffic>,
+    /// Calls to workloads with API descriptions (the annotation
+    /// `meshward.io/api-description`) that are no operation of them: the
+    /// proposal admits them by path. Sorted.
+    pub undocumented: Vec<DroppedTraffic>,
+    /// API descriptions named by an annotation that cannot be used
+    /// (`namespace/workload: source annotation: why`); their workloads are
+    /// learned by path.
+    pub api_warnings: Vec<String>,
     /// Workloads of the lines the cluster does not have: no Allowlist
     /// proposed for them.
     pub unknown_workloads: Vec<WorkloadLines>,
@@ -396,7 +406,10 @@ pub(super) async fn learn(
     let namespace = ns.clone();
     let (learned, logs) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let observed: Observed = match incluster::observe(&namespace, options, |each| {
+        // The API descriptions of the namespace's workloads (shared, parsed
+        // ConfigMaps), taken before the lines are read.
+        let apis = worker.read_state(|state| Apis::of(state, Some(&namespace)));
+        let observed: Observed = match incluster::observe(&namespace, options, apis, |each| {
             Ok::<_, std::convert::Infallible>(logs.read(each))
         }) {
             Ok(o) => o,
@@ -432,6 +445,18 @@ pub(super) async fn learn(
                 count: d.count,
             })
             .collect(),
+        undocumented: p
+            .undocumented
+            .into_iter()
+            .map(|d| DroppedTraffic {
+                workload: d.workload,
+                caller: d.caller,
+                method: d.method,
+                path: d.path,
+                count: d.count,
+            })
+            .collect(),
+        api_warnings: p.api_warnings,
         unknown_workloads: p
             .unknown_workloads
             .into_iter()

@@ -129,8 +129,9 @@ pub enum Body {
     /// A Pod.
     Pod(Arc<Workload>),
     /// The pod template of a Deployment, StatefulSet or DaemonSet (`None`
-    /// when the object has no template).
-    Template(TemplateKind, Option<Arc<Workload>>),
+    /// when the object has no template), and the object's
+    /// [`API_ANNOTATION`](crate::apidesc::API_ANNOTATION), if any.
+    Template(TemplateKind, Option<Arc<Workload>>, Option<Box<str>>),
     /// A Service.
     Service(Service),
     /// A ServiceAccount.
@@ -153,7 +154,7 @@ impl Interner {
     /// `object`, its workload shared with equal ones seen before.
     pub fn intern(&mut self, mut object: Object) -> Object {
         let slot = match &mut object.body {
-            Body::Pod(w) | Body::Template(_, Some(w)) => w,
+            Body::Pod(w) | Body::Template(_, Some(w), _) => w,
             _ => return object,
         };
         match self.0.get(&**slot) {
@@ -172,7 +173,7 @@ impl Body {
         match self {
             Self::Namespace(_) => Kind::Namespace,
             Self::Pod(_) => Kind::Pod,
-            Self::Template(kind, _) => Kind::template(*kind),
+            Self::Template(kind, _, _) => Kind::template(*kind),
             Self::Service(_) => Kind::Service,
             Self::ServiceAccount => Kind::ServiceAccount,
             Self::Allowlist(_) => Kind::Allowlist,
@@ -227,6 +228,9 @@ pub struct NamespaceState {
     plugins: BTreeMap<Box<str>, OwnedPlugin>,
     /// Labelled ConfigMaps by name, parsed.
     config_maps: BTreeMap<Box<str>, Arc<ApiConfigMap>>,
+    /// The [`API_ANNOTATION`](crate::apidesc::API_ANNOTATION) of pod
+    /// template owners that carry one.
+    template_apis: BTreeMap<(TemplateKind, Box<str>), Box<str>>,
     /// The namespaces whose workloads this namespace's Allowlists select.
     refs: BTreeSet<String>,
 }
@@ -272,6 +276,17 @@ impl NamespaceState {
     /// A Service by name.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.get(name)
+    }
+
+    /// Services by name, sorted.
+    pub fn services(&self) -> impl Iterator<Item = (&str, &Service)> + '_ {
+        self.services.iter().map(|(n, s)| (&**n, s))
+    }
+
+    /// The [`API_ANNOTATION`](crate::apidesc::API_ANNOTATION) of the
+    /// Deployment, StatefulSet or DaemonSet `name`, if it carries one.
+    pub fn template_api_descriptions(&self, kind: TemplateKind, name: &str) -> Option<&str> {
+        self.template_apis.get(&(kind, name.into())).map(|d| &**d)
     }
 
     /// Whether a ServiceAccount of that name exists.
@@ -468,8 +483,13 @@ impl ClusterState {
                     (old.is_none(), true)
                 }
             },
-            Body::Template(kind, w) => {
+            Body::Template(kind, w, described) => {
                 let key = (kind, name.as_str().into());
+                // Derivation does not read the annotation: no change to derive.
+                match described {
+                    Some(d) => state.template_apis.insert(key.clone(), d),
+                    None => state.template_apis.remove(&key),
+                };
                 match state.templates.get(&key).cloned() {
                     Some(old) if old.as_deref() == w.as_deref() => (false, false),
                     old => {
@@ -559,6 +579,7 @@ impl ClusterState {
                     Kind::StatefulSet => TemplateKind::StatefulSet,
                     _ => TemplateKind::DaemonSet,
                 };
+                state.template_apis.remove(&(tk, name.into()));
                 match state.templates.remove(&(tk, name.into())) {
                     Some(w) => {
                         if let Some(w) = w {

@@ -83,6 +83,10 @@ pub struct Service {
     pub selector: BTreeMap<String, String>,
     /// `spec.ports`.
     pub ports: Vec<ServicePort>,
+    /// `metadata.annotations["meshward.io/api-description"]`
+    /// ([`API_ANNOTATION`](crate::apidesc::API_ANNOTATION)): the API
+    /// descriptions of the workloads it selects, for `learn` and `lint`.
+    pub api_descriptions: Option<Box<str>>,
 }
 
 /// An Allowlist: its spec (the input of derivation), its generation (stamped

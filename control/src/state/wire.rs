@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::apidesc::{ApiConfigMap, API_LABEL};
+use crate::apidesc::{ApiConfigMap, API_ANNOTATION, API_LABEL};
 
 use super::objects::{
     foreign_appliers, managed_fields, NamespaceEntry, OwnedPlugin, Service, ServicePort, StoredAllowlist, TargetPort,
@@ -39,8 +39,9 @@ pub trait Watched: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned +
 }
 
 /// The metadata fields kept of every object: name, namespace, uid, resource
-/// version, generation and labels. Everything else (`managedFields` above
-/// all, annotations, owner references) is skipped while parsing.
+/// version, generation, labels, and of the annotations only
+/// [`API_ANNOTATION`]. Everything else (`managedFields` above all, the other
+/// annotations, owner references) is skipped while parsing.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct MetaWire {
@@ -50,6 +51,42 @@ struct MetaWire {
     resource_version: Option<String>,
     generation: Option<i64>,
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "api_annotation")]
+    annotations: Option<String>,
+}
+
+/// The value of [`API_ANNOTATION`] in `metadata.annotations`; the other
+/// annotations (`kubectl.kubernetes.io/last-applied-configuration` can be
+/// large) are skipped without being built.
+fn api_annotation<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of annotations")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == API_ANNOTATION {
+                    found = map.next_value::<Option<String>>()?;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    d.deserialize_option(Visit)
 }
 
 fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
@@ -61,8 +98,18 @@ fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
         resource_version: m.resource_version,
         generation: m.generation,
         labels: m.labels,
+        annotations: m.annotations.map(|a| BTreeMap::from([(API_ANNOTATION.to_string(), a)])),
         ..ObjectMeta::default()
     })
+}
+
+/// The value of [`API_ANNOTATION`] a slim `metadata` kept.
+fn api_descriptions(metadata: &ObjectMeta) -> Option<Box<str>> {
+    metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(API_ANNOTATION))
+        .map(|v| v.as_str().into())
 }
 
 /// Implements [`kube::Resource`] for a wire type with static type information.
@@ -201,6 +248,7 @@ macro_rules! template_owner {
 
             fn into_object(self) -> Option<Object> {
                 let (namespace, name) = named(&self.metadata)?;
+                let described = api_descriptions(&self.metadata);
                 let workload = self
                     .spec
                     .template
@@ -208,7 +256,7 @@ macro_rules! template_owner {
                 Some(Object {
                     namespace,
                     name,
-                    body: Body::Template($tk, workload),
+                    body: Body::Template($tk, workload, described),
                 })
             }
         }
@@ -285,6 +333,7 @@ impl Watched for ServiceWire {
         let service = Service {
             selector: self.spec.selector.unwrap_or_default(),
             ports,
+            api_descriptions: api_descriptions(&self.metadata),
         };
         Some(Object {
             namespace,
