@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use meshward_filter::config::{self, Action, PluginConfig, Policy, Rule};
-use meshward_filter::{Engine, Evaluator, Mode, Request, Verdict};
+use meshward_filter::{Engine, Evaluator, Mode, Verdict};
 
 use crate::apidesc::{
     self, annotated_workloads, list, AnnotatedWorkload, ApiError, BadAnnotation, DescriptionRef, API_ANNOTATION,
@@ -296,22 +296,10 @@ fn probe(rules: Vec<Rule>) -> Option<Evaluator> {
 /// Whether `evaluator` admits `method path` (as a gRPC call when `grpc`),
 /// from an anonymous caller on no particular host or port.
 fn admits(evaluator: &mut Evaluator, method: &str, path: &str, grpc: bool) -> bool {
-    let headers: &[(&str, &str)] = if grpc {
-        &[("content-type", "application/grpc")]
-    } else {
-        &[]
-    };
-    let request = Request {
-        connection: Default::default(),
-        method,
-        path,
-        authority: None,
-        port: None,
-        principal: None,
-        auth: None,
-        headers,
-    };
-    evaluator.evaluate(&request).verdict == Verdict::Allow
+    evaluator
+        .evaluate(&apidesc::operation_request(method, path, grpc))
+        .verdict
+        == Verdict::Allow
 }
 
 /// Whether a `from` list admits nobody (every entry a workload selector

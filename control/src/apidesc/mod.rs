@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use meshward_filter::Request;
 use thiserror::Error;
 
 pub use grpc::{GrpcApi, GrpcMethod, Idempotency};
@@ -43,6 +44,24 @@ pub use openapi::OpenApi;
 
 use crate::derive::selects;
 use crate::state::{ClusterState, TemplateKind};
+
+/// The request that stands for a call of an operation: `method path`, as a
+/// gRPC call (`content-type: application/grpc`) when `grpc`, from an
+/// anonymous caller on no particular host or port. `lint` and `learn` judge
+/// operations with it against the filter's engine.
+pub fn operation_request<'a>(method: &'a str, path: &'a str, grpc: bool) -> Request<'a> {
+    const GRPC: &[(&str, &str)] = &[("content-type", "application/grpc")];
+    Request {
+        connection: Default::default(),
+        method,
+        path,
+        authority: None,
+        port: None,
+        principal: None,
+        auth: None,
+        headers: if grpc { GRPC } else { &[] },
+    }
+}
 
 /// The label (key, value) a ConfigMap must carry for meshward to read it as
 /// API descriptions.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use meshward_filter::config::{self, Policy, Rule};
 use meshward_filter::{Action, Mode, PluginConfig};
-use meshward_filter::{Engine, Evaluator, Reason, Request};
+use meshward_filter::{Engine, Evaluator, Reason};
 
 use crate::apidesc::openapi::method_paths;
 use crate::apidesc::{described_workloads, Api};
@@ -88,21 +88,7 @@ impl Clone for Matcher {
 impl Matcher {
     /// The index of the operation `call` is, if any.
     pub fn operation(&mut self, method: &str, path: &str, grpc: bool) -> Option<usize> {
-        let headers: &[(&str, &str)] = if grpc {
-            &[("content-type", "application/grpc")]
-        } else {
-            &[]
-        };
-        let request = Request {
-            connection: Default::default(),
-            method,
-            path,
-            authority: None,
-            port: None,
-            principal: None,
-            auth: None,
-            headers,
-        };
+        let request = crate::apidesc::operation_request(method, path, grpc);
         match self.evaluator.evaluate(&request).reason {
             Reason::Matched(r) => Some(r.rule as usize),
             _ => None,
