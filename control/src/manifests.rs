@@ -320,6 +320,34 @@ pub fn load_sources(sources: &[Source], trust_domain: &str) -> Result<Loaded, Ma
     Ok(loader.loaded)
 }
 
+/// Why object `object` (`Kind namespace/name`) of `doc`, read at `at`,
+/// cannot be taken: it has no name, or `seen` (objects read so far, by the
+/// same key) holds it already. `None` when it is new.
+pub(crate) fn identity_problem(
+    doc: &Doc,
+    at: &Position,
+    object: &str,
+    name: &str,
+    seen: &BTreeMap<String, Position>,
+) -> Option<Problem> {
+    if name.is_empty() {
+        return Some(Problem::Invalid {
+            at: Position {
+                line: doc.line("metadata"),
+                ..at.clone()
+            },
+            object: object.to_string(),
+            field: "metadata.name".into(),
+            message: "required".into(),
+        });
+    }
+    seen.get(object).map(|first| Problem::Duplicate {
+        at: at.clone(),
+        first: first.clone(),
+        object: object.to_string(),
+    })
+}
+
 /// A YAML node as read: the value, and the line of every key and item.
 #[derive(Debug, Clone, Default)]
 pub struct Doc {
@@ -787,24 +815,8 @@ impl Loader {
             }
             Dispatch::Read => {}
         }
-        if name.is_empty() {
-            self.problems.push(Problem::Invalid {
-                at: Position {
-                    line: doc.line("metadata"),
-                    ..at
-                },
-                object,
-                field: "metadata.name".into(),
-                message: "required".into(),
-            });
-            return;
-        }
-        if let Some(first) = self.loaded.positions.get(&object) {
-            self.problems.push(Problem::Duplicate {
-                at,
-                first: first.clone(),
-                object,
-            });
+        if let Some(problem) = identity_problem(doc, &at, &object, &name, &self.loaded.positions) {
+            self.problems.push(problem);
             return;
         }
         // Objects without a namespace are in `default`, as kubectl places them.

@@ -169,24 +169,8 @@ impl Reader {
         let name = meta("name").unwrap_or_default().to_string();
         let ns = meta("namespace").unwrap_or("default").to_string();
         let object = format!("{kind} {ns}/{name}");
-        if name.is_empty() {
-            self.problems.push(Problem::Invalid {
-                at: Position {
-                    line: doc.line("metadata"),
-                    ..at
-                },
-                object,
-                field: "metadata.name".into(),
-                message: "required".into(),
-            });
-            return;
-        }
-        if let Some(first) = self.seen.get(&object) {
-            self.problems.push(Problem::Duplicate {
-                at,
-                first: first.clone(),
-                object,
-            });
+        if let Some(problem) = manifests::identity_problem(doc, &at, &object, &name, &self.seen) {
+            self.problems.push(problem);
             return;
         }
         self.seen.insert(object.clone(), at.clone());
